@@ -1,0 +1,5 @@
+"""``python -m rtctl`` is ``rtctl``."""
+
+from rtctl.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""``rtctl call``: one JSON-RPC call from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from rtctl.client.oneshot import call_once
+from rtctl.exceptions import ConfigError, RpcError
+from rtctl.gateway.auth import AuthConfig, Authenticator, dev_secret_path, load_or_create_dev_secret
+from rtctl.protocol import jsonrpc
+from rtctl.units import parse_duration
+
+__all__ = ["call"]
+
+_DEV_USER = "rtctl-cli"
+
+
+def _params(text: str | None) -> list[Any] | dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        params = jsonrpc.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"PARAMS_JSON is not JSON: {exc}") from None
+    if not isinstance(params, list | dict):
+        raise ConfigError("PARAMS_JSON must be a JSON array or object (JSON-RPC 2.0 §4.2)")
+    return params
+
+
+def _dev_token() -> str | None:
+    """A short-lived token from the dev secret, if `rtctl serve` made one here."""
+    if not dev_secret_path().exists():
+        return None
+    secret, _, _ = load_or_create_dev_secret()
+    return Authenticator(AuthConfig(secret=secret)).issue(sub=_DEV_USER, ttl=300)
+
+
+def call(
+    url: Annotated[str, typer.Argument(help="Gateway base URL, e.g. ws://127.0.0.1:8765 "
+                                            "(a URL with a path is used as it is).")],
+    method: Annotated[str, typer.Argument(help="Method name, e.g. sys.ping.")],
+    params: Annotated[str | None, typer.Argument(
+        metavar="[PARAMS_JSON]", help="Params as a JSON array or object, e.g. '[1, 2]'.")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="RTCTL_TOKEN", show_envvar=True,
+        help="JWT to connect with. Without it, a dev token is minted if `rtctl serve` "
+             "runs in dev mode on this machine.")] = None,
+    timeout: Annotated[str, typer.Option(help="Give up after ...")] = "10s",
+) -> None:
+    """Make one call and print its result as JSON.
+
+    Exit codes: 0 result printed; 1 the call could not be made (unreachable,
+    token refused, timeout); 2 the server answered with a JSON-RPC error, which
+    is printed as JSON on stderr.
+    """
+    try:
+        result = asyncio.run(call_once(url, method, _params(params),
+                                       token=token or _dev_token(),
+                                       timeout=parse_duration(timeout)))
+    except RpcError as exc:
+        error = jsonrpc.error_object(exc.code, exc.message, exc.data)
+        sys.stderr.write(jsonrpc.dumps(error).decode() + "\n")
+        raise typer.Exit(2) from None
+    typer.echo(jsonrpc.dumps(result).decode())

@@ -1,0 +1,179 @@
+"""``rtctl serve``: run the reference gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rtctl.cli.options import JwtSecret, dev_or_given_secret
+from rtctl.config import GatewayConfig, load_config_file, merge
+from rtctl.exceptions import ConfigError
+from rtctl.gateway.auth import AuthConfig
+from rtctl.gateway.server import Gateway
+from rtctl.router import Router
+from rtctl.units import format_duration, parse_duration, parse_size
+
+__all__ = ["load_router", "serve"]
+
+_AUTH = "Authentication"
+_LIMITS = "Limits and heartbeat"
+
+
+def load_router(spec: str) -> Router:
+    """Import ``MODULE:ATTR`` (as uvicorn does) and check it is a Router."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"--router expects MODULE:ATTR (like mygame.rpc:router), got {spec!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the game's package in the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--router: cannot import module {module_name!r}: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(
+                f"--router: module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(target, Router):
+        raise ConfigError(
+            f"--router: {spec} is a {type(target).__name__}, not an rtctl Router")
+    return target
+
+
+def _auth_config(
+    file_auth: dict[str, Any], secret: str | None, public_key: Path | None, jwks: Path | None,
+    audience: str | None, issuer: str | None, leeway: str | None,
+) -> tuple[AuthConfig, str]:
+    """Build the auth config and a one-line description of where its key came from."""
+    extra: dict[str, Any] = {
+        "audience": audience or file_auth.get("audience"),
+        "issuer": issuer or file_auth.get("issuer"),
+    }
+    if leeway is not None or "leeway" in file_auth:
+        extra["leeway"] = parse_duration(leeway) if leeway is not None else file_auth["leeway"]
+    key_path = public_key or file_auth.get("public_key")
+    jwks_path = jwks or file_auth.get("jwks")
+    secret = secret or file_auth.get("secret")
+    if sum(x is not None for x in (secret, key_path, jwks_path)) > 1:
+        raise ConfigError("give one of --jwt-secret, --jwt-public-key and --jwks, not several")
+    if key_path is not None:
+        return AuthConfig.from_public_key_file(key_path, **extra), f"public key {key_path}"
+    if jwks_path is not None:
+        return AuthConfig(jwks=str(jwks_path), **extra), f"JWKS {jwks_path}"
+    if secret is not None:
+        return AuthConfig(secret=secret, **extra), "shared secret (HS256)"
+    dev_secret, path = dev_or_given_secret(None)
+    return (AuthConfig(secret=dev_secret, **extra),
+            f"DEV MODE: random secret in {path}; mint tokens with `rtctl token --sub alice`")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(
+        help="Interface to bind. [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port to bind; 0 picks a free one. [default: 8765]")] = None,
+    router: Annotated[str | None, typer.Option(
+        help="Your game's methods: MODULE:ATTR naming an rtctl Router, "
+             "e.g. mygame.rpc:router (imported from the current directory too).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file with [server], [auth], [limits], [heartbeat]; "
+                         "flags override it.")] = None,
+    jwt_secret: JwtSecret = None,
+    jwt_public_key: Annotated[Path | None, typer.Option(
+        help="PEM public key (RSA or EC) verifying RS256/ES256 tokens.", rich_help_panel=_AUTH,
+    )] = None,
+    jwks: Annotated[Path | None, typer.Option(
+        help="JWKS file (RFC 7517); keys chosen by the token's kid.", rich_help_panel=_AUTH,
+    )] = None,
+    audience: Annotated[str | None, typer.Option(
+        help="Require this `aud` claim.", rich_help_panel=_AUTH)] = None,
+    issuer: Annotated[str | None, typer.Option(
+        help="Require this `iss` claim.", rich_help_panel=_AUTH)] = None,
+    leeway: Annotated[str | None, typer.Option(
+        help="Clock skew tolerated on exp/nbf/iat. [default: 5s]", rich_help_panel=_AUTH,
+    )] = None,
+    max_message_size: Annotated[str | None, typer.Option(
+        help="Largest message; bigger ones close with 1009. [default: 64KiB]",
+        rich_help_panel=_LIMITS)] = None,
+    max_connections: Annotated[int | None, typer.Option(
+        help="Connections this node holds; more get HTTP 503. [default: 10000]",
+        rich_help_panel=_LIMITS)] = None,
+    max_connections_per_user: Annotated[int | None, typer.Option(
+        help="Connections one user may hold; more get HTTP 429. [default: 8]",
+        rich_help_panel=_LIMITS)] = None,
+    ping_interval: Annotated[str | None, typer.Option(
+        help="WebSocket ping every ... [default: 15s]", rich_help_panel=_LIMITS)] = None,
+    ping_timeout: Annotated[str | None, typer.Option(
+        help="Close (1011) when no pong within ... [default: 10s]",
+        rich_help_panel=_LIMITS)] = None,
+    drain: Annotated[str | None, typer.Option(
+        help="On SIGTERM/SIGINT: not ready at once, close with 1001 after ... [default: 5s]",
+        rich_help_panel=_LIMITS)] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the reference gateway: WebSocket + JSON-RPC 2.0 at ws://HOST:PORT/ws.
+
+    JWT auth at the upgrade; /healthz, /readyz and /metrics on the same port.
+    With no key configured it runs in dev mode (a random secret kept in your
+    state directory, shared with `rtctl token`). Stop with Ctrl-C or SIGTERM:
+    it drains, then closes connections with 1001.
+    """
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sections = load_config_file(config) if config is not None else {}
+    auth, key_source = _auth_config(sections.get("auth", {}), jwt_secret, jwt_public_key, jwks,
+                                    audience, issuer, leeway)
+    cfg = GatewayConfig(auth=auth)
+    for section in ("server", "limits", "heartbeat"):
+        cfg = merge(cfg, section, sections.get(section, {}))
+    cfg = merge(cfg, "server", {"host": host, "port": port,
+                                "drain": parse_duration(drain) if drain else None})
+    cfg = merge(cfg, "limits", {
+        "max_message_size": parse_size(max_message_size) if max_message_size else None,
+        "max_connections": max_connections,
+        "max_connections_per_user": max_connections_per_user,
+    })
+    cfg = merge(cfg, "heartbeat", {
+        "interval": parse_duration(ping_interval) if ping_interval else None,
+        "timeout": parse_duration(ping_timeout) if ping_timeout else None,
+    })
+    game_router = load_router(router) if router else None
+    asyncio.run(_run(cfg, game_router, key_source, router))
+
+
+async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
+               router_spec: str | None) -> None:
+    gateway = Gateway(cfg, router=router)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+    print(f"rtctl gateway listening on {gateway.url}", flush=True)
+    print(f"  auth:    {key_source}", flush=True)
+    print(f"  methods: {len(gateway.router.methods)} "
+          f"({'sys.*, session.*' + (f' + {router_spec}' if router_spec else '')})", flush=True)
+    print(f"  http:    /healthz /readyz /metrics · heartbeat "
+          f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
+          f" · max message {cfg.limits.max_message_size} B", flush=True)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop() -> None:
+        if not stopping:
+            print(f"rtctl gateway draining for {format_duration(cfg.drain)}", flush=True)
+            stopping.append(loop.create_task(gateway.shutdown()))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    await gateway.wait_stopped()
+    print("rtctl gateway stopped", flush=True)

@@ -1,0 +1,37 @@
+"""Gateway URLs as people type them.
+
+Throughout rtctl a URL is the gateway's base ``ws://host:port``; the
+WebSocket endpoint ``/ws`` is appended. A URL that carries a path is used as
+it is, so any server can be named exactly.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from rtctl.exceptions import ConfigError
+
+__all__ = ["DEFAULT_ENDPOINT_PATH", "endpoint_url", "http_url"]
+
+DEFAULT_ENDPOINT_PATH = "/ws"
+
+
+def endpoint_url(url: str, *, token: str | None = None) -> str:
+    """``ws://host:port`` → ``ws://host:port/ws``, optionally with ``?token=``."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    if parts.scheme not in ("ws", "wss"):
+        raise ConfigError(f"URL {url!r} must start with ws:// or wss://")
+    if not parts.hostname:
+        raise ConfigError(f"URL {url!r} names no host (try ws://127.0.0.1:8765)")
+    path = parts.path if parts.path not in ("", "/") else DEFAULT_ENDPOINT_PATH
+    query = parts.query
+    if token is not None:
+        query = "&".join(filter(None, [query, urlencode({"token": token})]))
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def http_url(url: str, path: str) -> str:
+    """The HTTP URL of ``path`` (``/healthz``, ``/metrics``) on the gateway at ``url``."""
+    parts = urlsplit(endpoint_url(url))
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))

@@ -1,0 +1,68 @@
+"""One call, one connection: what ``rtctl call`` and scripts use.
+
+For a game, use the reconnecting client instead; this opens a WebSocket,
+sends one JSON-RPC 2.0 request, waits for its answer and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
+
+from rtctl.client.endpoint import endpoint_url
+from rtctl.exceptions import AuthError, RpcError, RtctlError
+from rtctl.gateway.auth import SUBPROTOCOL
+from rtctl.protocol import jsonrpc
+
+__all__ = ["CallFailed", "call_once"]
+
+
+class CallFailed(RtctlError):
+    """The call could not be made (refused, unreachable, timed out)."""
+
+
+async def call_once(
+    url: str,
+    method: str,
+    params: list[Any] | dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    timeout: float = 10.0,
+) -> Any:
+    """Call ``method`` and return its result; raise :class:`RpcError` for an error reply."""
+    target = endpoint_url(url)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    request = jsonrpc.encode_request(method, params, 1)
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(target, additional_headers=headers,
+                               subprotocols=[Subprotocol(SUBPROTOCOL)],
+                               compression=None, max_size=None) as ws:
+                await ws.send(jsonrpc.dumps(request), text=True)
+                while True:
+                    reply = jsonrpc.loads(await ws.recv(decode=True))
+                    if isinstance(reply, dict) and reply.get("id") == 1:
+                        break
+    except InvalidStatus as exc:
+        response = exc.response
+        try:
+            body = jsonrpc.loads(bytes(response.body)) if response.body else {}
+        except ValueError:
+            body = {}
+        if response.status_code == 401:
+            raise AuthError(body.get("reason", "unauthorized"),
+                            body.get("detail", "the gateway refused the token")) from None
+        raise CallFailed(f"{target} answered HTTP {response.status_code}: "
+                         f"{body.get('detail', response.reason_phrase)}") from None
+    except TimeoutError:
+        raise CallFailed(f"no answer from {target} within {timeout:g}s") from None
+    except OSError as exc:
+        raise CallFailed(f"cannot reach {target}: {exc.strerror or exc}") from None
+    if "error" in reply:
+        error = reply["error"]
+        raise RpcError(error.get("code", 0), error.get("message", ""), error.get("data"))
+    return reply.get("result")

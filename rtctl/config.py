@@ -1,0 +1,151 @@
+"""Gateway configuration: small frozen objects with ``DEFAULT_*`` constants.
+
+Library users and tests build a config in one line::
+
+    GatewayConfig(auth=AuthConfig(secret="s"), limits=Limits(max_connections=100))
+
+The CLI builds one from ``--config FILE.toml`` and its flags (flags win). The
+file has the sections ``[server]``, ``[auth]``, ``[limits]`` and
+``[heartbeat]``; ``docs/api.md`` lists every key. Durations and sizes accept
+units (``15s``, ``64KiB``). Only the CLI reads the environment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rtctl.exceptions import ConfigError
+from rtctl.gateway.auth import AuthConfig
+from rtctl.units import parse_duration, parse_size
+
+__all__ = [
+    "DEFAULT_DRAIN",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_USER",
+    "DEFAULT_MAX_INFLIGHT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_PATH",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
+    "DEFAULT_PORT",
+    "GatewayConfig",
+    "Heartbeat",
+    "Limits",
+    "load_config_file",
+    "merge",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_PATH = "/ws"
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024  # as Centrifugo; one game state frame fits many times
+DEFAULT_MAX_CONNECTIONS = 10_000
+DEFAULT_MAX_CONNECTIONS_PER_USER = 8  # a player's devices and tabs, not a bot farm
+DEFAULT_MAX_INFLIGHT = 64  # async calls one connection may have running at once
+DEFAULT_PING_INTERVAL = 15.0  # Nakama 15 s, Centrifugo 25 s: under most NAT idle timeouts
+DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
+DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one gateway accepts before it refuses or closes."""
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_user: int = DEFAULT_MAX_CONNECTIONS_PER_USER
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat:
+    """WebSocket ping every ``interval`` s; no pong within ``timeout`` s closes (1011)."""
+
+    interval: float = DEFAULT_PING_INTERVAL
+    timeout: float = DEFAULT_PING_TIMEOUT
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    """Everything ``rtctl serve`` needs; ``port=0`` picks a free port."""
+
+    auth: AuthConfig
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    path: str = DEFAULT_PATH
+    limits: Limits = field(default_factory=Limits)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    drain: float = DEFAULT_DRAIN
+
+
+_CONVERTERS: dict[str, Any] = {
+    "port": int,
+    "host": str,
+    "path": str,
+    "drain": parse_duration,
+    "max_message_size": parse_size,
+    "max_connections": int,
+    "max_connections_per_user": int,
+    "max_inflight": int,
+    "interval": parse_duration,
+    "timeout": parse_duration,
+    "leeway": parse_duration,
+    "secret": str,
+    "public_key": str,
+    "jwks": str,
+    "audience": str,
+    "issuer": str,
+}
+_SECTIONS = {
+    "server": {"host", "port", "path", "drain"},
+    "auth": {"secret", "public_key", "jwks", "audience", "issuer", "leeway"},
+    "limits": {f.name for f in fields(Limits)},
+    "heartbeat": {f.name for f in fields(Heartbeat)},
+}
+
+
+def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Read and check a TOML config: known sections and keys, values converted.
+
+    ``auth.public_key`` names a PEM file; it is returned as a path string.
+    """
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    checked: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if section not in _SECTIONS or not isinstance(values, Mapping):
+            known = ", ".join(f"[{name}]" for name in _SECTIONS)
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+        checked[section] = {}
+        for key, value in values.items():
+            if key not in _SECTIONS[section]:
+                known = ", ".join(sorted(_SECTIONS[section]))
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}] (known: {known})")
+            try:
+                checked[section][key] = _CONVERTERS[key](value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{path}: [{section}] {key} = {value!r} is not valid") from None
+    return checked
+
+
+def merge(config: GatewayConfig, section: str, values: Mapping[str, Any]) -> GatewayConfig:
+    """Return ``config`` with one section's values replaced (None values are skipped)."""
+    values = {key: value for key, value in values.items() if value is not None}
+    if not values:
+        return config
+    if section == "server":
+        return replace(config, **values)
+    if section == "limits":
+        return replace(config, limits=replace(config.limits, **values))
+    if section == "heartbeat":
+        return replace(config, heartbeat=replace(config.heartbeat, **values))
+    raise ConfigError(f"unknown config section {section!r}")

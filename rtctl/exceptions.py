@@ -1,0 +1,96 @@
+"""Exceptions raised by rtctl.
+
+Every error rtctl raises on purpose derives from :class:`RtctlError`, and each
+carries what the transport should answer with, so handlers raise and one place
+turns the error into a reply::
+
+    RtctlError
+    ├── ConfigError            bad configuration or command-line value
+    ├── AuthError              token refused (HTTP 401 at the upgrade)
+    ├── ConnectionRefused      limits refused a new connection (HTTP 429/503)
+    └── RpcError               a JSON-RPC 2.0 error object (JSON-RPC 2.0 §5.1)
+        ├── InvalidParams      -32602, names the offending parameter
+        └── MethodNotFound     -32601
+
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtctl.protocol.codes import ErrorCode
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ConnectionRefused",
+    "InvalidParams",
+    "MethodNotFound",
+    "RpcError",
+    "RtctlError",
+]
+
+
+class RtctlError(Exception):
+    """Root of every error rtctl raises on purpose."""
+
+
+class ConfigError(RtctlError):
+    """A configuration value is missing, malformed or contradictory."""
+
+
+class AuthError(RtctlError):
+    """A token was refused.
+
+    ``reason`` is a short machine-readable word (``missing``, ``malformed``,
+    ``expired``, ``not_yet_valid``, ``bad_signature``, ``bad_audience``,
+    ``bad_issuer``, ``bad_claims``, ``unknown_key``); ``detail`` is for people.
+    Answered with HTTP 401 at the upgrade.
+    """
+
+    http_status = 401
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ConnectionRefused(RtctlError):
+    """The gateway will not take this connection now (limits, draining)."""
+
+    def __init__(self, http_status: int, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.http_status = http_status
+        self.reason = reason
+        self.detail = detail
+
+
+class RpcError(RtctlError):
+    """An error answered as a JSON-RPC 2.0 error object (§5.1).
+
+    Game handlers raise it for application errors; codes -32000..-32099 are
+    rtctl's own (see :class:`rtctl.protocol.codes.ErrorCode`), any code outside
+    -32768..-32000 is free for the game.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = int(code)
+        self.message = message
+        self.data = data
+
+
+class InvalidParams(RpcError):
+    """The params did not bind to the method's signature (-32602)."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(ErrorCode.INVALID_PARAMS, message, data)
+
+
+class MethodNotFound(RpcError):
+    """No such method (-32601)."""
+
+    def __init__(self, method: str, why: str = "") -> None:
+        message = f"Method not found: {method}" + (f" ({why})" if why else "")
+        super().__init__(ErrorCode.METHOD_NOT_FOUND, message)

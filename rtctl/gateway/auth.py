@@ -1,0 +1,411 @@
+"""Token authentication for the WebSocket upgrade: JWTs (RFC 7519) checked once per connection.
+
+A client proves who it is with a JSON Web Token carried in the ``Authorization:
+Bearer`` header (RFC 6750 §2.1), a ``token=`` query parameter, or -- because
+browsers cannot set headers on a WebSocket -- a subprotocol
+``rtctl.bearer.<jwt>`` next to :data:`SUBPROTOCOL`. The key that verifies it is
+one of: an HS256 shared secret, a PEM public key (RS256/ES256), or a JWKS file
+(RFC 7517 §5) whose keys are picked by the token header's ``kid`` (RFC 7515
+§4.1.4).
+
+The allowed algorithms follow from the configured key, never from the token
+(RFC 8725 §2.1, §3.1): an HS256 token shown to an RSA gateway is refused, and
+``alg: none`` is always refused. ``exp``/``nbf``/``iat`` (RFC 7519 §4.1.4-§4.1.6)
+are checked with a small clock-skew leeway; ``aud`` and ``iss`` (§4.1.3, §4.1.1)
+must match when configured, and a token that names an audience is refused when
+the gateway has none (§4.1.3: "MUST be rejected"). ``sub`` (§4.1.2) is required
+and becomes the user. Every refusal is an :class:`AuthError` whose ``reason`` is
+one word and whose ``detail`` is one sentence that never quotes the token.
+
+For local play ``load_or_create_dev_secret`` keeps a random HS256 secret in the
+user's state directory so the gateway and ``rtctl token`` agree without setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeGuard
+from urllib.parse import parse_qsl
+
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.exceptions import InvalidJTIError, InvalidSubjectError
+from jwt.types import Options
+
+from rtctl.exceptions import AuthError, ConfigError
+from rtctl.units import format_duration
+
+__all__ = [
+    "DEFAULT_LEEWAY",
+    "SUBPROTOCOL",
+    "TOKEN_SUBPROTOCOL_PREFIX",
+    "AuthConfig",
+    "Authenticator",
+    "Identity",
+    "dev_secret_path",
+    "load_or_create_dev_secret",
+    "state_dir",
+    "token_from_request",
+]
+
+SUBPROTOCOL = "rtctl.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "rtctl.bearer."
+DEFAULT_LEEWAY = 5.0
+
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+_CLAIM_TYPE_ERRORS = (
+    (jwt.InvalidIssuedAtError, "iat"),
+    (InvalidSubjectError, "sub"),
+    (InvalidJTIError, "jti"),
+)
+
+_PublicKey = RSAPublicKey | EllipticCurvePublicKey
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """Where the verifying key comes from, and which claims must match.
+
+    Exactly one of ``secret`` (HS256), ``public_key`` (PEM text, RS256/ES256)
+    or ``jwks`` (path to a JWKS file, RFC 7517 §5) must be set.
+    """
+
+    secret: str | None = field(default=None, repr=False)
+    public_key: str | None = None
+    jwks: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    leeway: float = DEFAULT_LEEWAY
+
+    def __post_init__(self) -> None:
+        sources = [n for n in ("secret", "public_key", "jwks") if getattr(self, n) is not None]
+        if len(sources) != 1:
+            found = " and ".join(sources) if sources else "none"
+            raise ConfigError(
+                "authentication needs exactly one key source "
+                f"(a shared secret, a public key or a JWKS file), got {found}"
+            )
+        if getattr(self, sources[0]) == "":
+            raise ConfigError(f"the authentication {sources[0].replace('_', ' ')} is empty")
+        if not math.isfinite(self.leeway) or self.leeway < 0:
+            raise ConfigError(f"auth leeway must be zero or more seconds, got {self.leeway!r}")
+
+    @classmethod
+    def from_public_key_file(cls, path: str | os.PathLike[str], **kw: Any) -> AuthConfig:
+        """Read a PEM public key from ``path``; ``kw`` are the other fields."""
+        try:
+            pem = Path(path).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not PEM text"
+            raise ConfigError(f"cannot read the public key file {os.fspath(path)}: {why}") from None
+        _load_public_key(pem, os.fspath(path))
+        return cls(public_key=pem, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who connected: the token's ``sub``, all its claims and its expiry."""
+
+    user: str
+    claims: Mapping[str, Any]
+    expires_at: float | None
+
+
+class Authenticator:
+    """Verifies tokens against one :class:`AuthConfig`; keys are loaded once here."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        self._secret: bytes | None = None
+        self._key: _PublicKey | bytes | None = None
+        self._jwks: list[jwt.PyJWK] = []
+        self._options: Options = {"require": ["sub"]}
+        if config.secret is not None:
+            self._secret = self._key = config.secret.encode("utf-8")
+            self.algorithms: tuple[str, ...] = ("HS256",)
+        elif config.public_key is not None:
+            self._key, alg = _load_public_key(config.public_key, "the configured public key")
+            self.algorithms = (alg,)
+        else:
+            assert config.jwks is not None
+            self._jwks = _load_jwks(config.jwks)
+            self.algorithms = tuple(dict.fromkeys(k.algorithm_name for k in self._jwks))
+
+    def authenticate(self, token: str | None) -> Identity:
+        """Return who ``token`` names, or raise :class:`AuthError` saying why not."""
+        if token is None or not token.strip():
+            raise AuthError("missing", "no token was offered (use an Authorization: Bearer header)")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("malformed", "the token is not a well-formed JWT") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() == "none" or alg not in self.algorithms:
+            raise AuthError(
+                "bad_algorithm",
+                f"the token's algorithm {_short(alg)} is not allowed here "
+                f"(this gateway accepts {', '.join(self.algorithms)})",
+            )
+        key: jwt.PyJWK | _PublicKey | bytes | None = self._key
+        algorithms: Sequence[str] = self.algorithms
+        if self._jwks:
+            key = self._pick_jwk(header.get("kid"))
+            algorithms = [key.algorithm_name]
+        assert key is not None
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                options=self._options,
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                leeway=self.config.leeway,
+            )
+        except jwt.PyJWTError as exc:
+            raise self._refusal(exc, token) from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise AuthError("bad_claims", "the token's subject (sub) must be a non-empty string")
+        for name in _TIME_CLAIMS:
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not _is_number(value)):
+                raise AuthError("bad_claims", f"the token's {name} claim is not a number")
+        exp = claims.get("exp")
+        return Identity(
+            user=sub,
+            claims=MappingProxyType(claims),
+            expires_at=None if exp is None else float(exp),
+        )
+
+    def issue(
+        self,
+        *,
+        sub: str,
+        ttl: float | None,
+        claims: Mapping[str, Any] = _NO_CLAIMS,
+        now: float | None = None,
+    ) -> str:
+        """Sign an HS256 token for ``sub`` valid ``ttl`` seconds (forever when None).
+
+        ``claims`` are added last, so they may override the registered ones.
+        """
+        if self._secret is None:
+            raise ConfigError(
+                "rtctl can only sign tokens with a shared secret (HS256); this gateway "
+                "verifies with a public key or JWKS, so tokens must come from their issuer"
+            )
+        if not isinstance(sub, str) or not sub:
+            raise ConfigError("a token needs a non-empty subject (sub)")
+        if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+            raise ConfigError(f"token lifetime must be a positive number of seconds, got {ttl!r}")
+        iat = int(time.time() if now is None else now)
+        payload: dict[str, Any] = {"sub": sub, "iat": iat}
+        if ttl is not None:
+            payload["exp"] = int(iat + ttl)
+        if self.config.audience is not None:
+            payload["aud"] = self.config.audience
+        if self.config.issuer is not None:
+            payload["iss"] = self.config.issuer
+        payload.update(claims)
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+    def _pick_jwk(self, kid: Any) -> jwt.PyJWK:
+        """Choose the JWKS key the token names (RFC 7515 §4.1.4), or the only one."""
+        for key in self._jwks:
+            if kid is not None and key.key_id == kid:
+                return key
+        if len(self._jwks) == 1 and (kid is None or self._jwks[0].key_id is None):
+            return self._jwks[0]
+        if kid is None:
+            raise AuthError("unknown_key", "the token has no key id (kid) and the JWKS has several")
+        raise AuthError("unknown_key", f"no key in the JWKS has the token's key id {_short(kid)}")
+
+    def _refusal(self, exc: jwt.PyJWTError, token: str) -> AuthError:
+        """Turn a PyJWT exception into the :class:`AuthError` the gateway answers with."""
+        leeway = format_duration(self.config.leeway)
+        if isinstance(exc, jwt.ExpiredSignatureError):
+            ago = _claim_age(token, "exp")
+            when = f" {format_duration(round(ago))} ago" if ago is not None else ""
+            return AuthError("expired", f"the token expired{when} (leeway {leeway})")
+        if isinstance(exc, jwt.ImmatureSignatureError):
+            return AuthError(
+                "not_yet_valid",
+                f"the token is not valid yet (nbf or iat is more than {leeway} in the future; "
+                "check the clocks)",
+            )
+        if isinstance(exc, jwt.MissingRequiredClaimError):
+            reason = {"aud": "bad_audience", "iss": "bad_issuer"}.get(exc.claim, "bad_claims")
+            return AuthError(reason, f"the token has no {exc.claim} claim, which is required")
+        if isinstance(exc, jwt.InvalidAudienceError):
+            if self.config.audience is None:
+                why = "names an audience (aud) but this gateway is configured with none"
+            else:
+                why = f"is not for the audience {self.config.audience!r}"
+            return AuthError("bad_audience", f"the token {why}")
+        if isinstance(exc, jwt.InvalidIssuerError):
+            return AuthError(
+                "bad_issuer", f"the token's issuer (iss) is not {self.config.issuer!r}"
+            )
+        if isinstance(exc, jwt.InvalidSignatureError):
+            return AuthError("bad_signature", "the token's signature does not match the key")
+        if isinstance(exc, jwt.InvalidAlgorithmError):
+            return AuthError("bad_algorithm", "the token's algorithm does not match its key")
+        for kind, claim in _CLAIM_TYPE_ERRORS:
+            if isinstance(exc, kind):
+                return AuthError("bad_claims", f"the token's {claim} claim has the wrong type")
+        if isinstance(exc, jwt.InvalidKeyError):
+            return AuthError("bad_signature", "the configured key cannot verify this token")
+        if isinstance(exc, jwt.DecodeError) and _unverified_claims(token) is not None:
+            # Signature checked, JSON fine: a claim such as exp or nbf is not a number.
+            return AuthError("bad_claims", "the token's exp or nbf claim is not a number")
+        return AuthError("malformed", "the token could not be decoded")
+
+
+def token_from_request(
+    *, authorization: str | None, query: str, subprotocols: Sequence[str]
+) -> str | None:
+    """Find the token in a WebSocket upgrade: header, then ``token=`` query, then subprotocol."""
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    for name, value in parse_qsl(query):
+        if name == "token" and value:
+            return value
+    prefix = TOKEN_SUBPROTOCOL_PREFIX
+    for proto in subprotocols:
+        if proto.startswith(prefix) and len(proto) > len(prefix):
+            return proto[len(prefix) :]
+    return None
+
+
+def state_dir() -> Path:
+    """``$RTCTL_STATE_DIR``, else ``$XDG_STATE_HOME/rtctl``, else ``~/.local/state/rtctl``."""
+    override = os.environ.get("RTCTL_STATE_DIR")
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    # The XDG Base Directory spec says relative paths are invalid and must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "rtctl"
+
+
+def dev_secret_path() -> Path:
+    """Where the local development HS256 secret lives."""
+    return state_dir() / "dev-secret"
+
+
+def load_or_create_dev_secret() -> tuple[str, Path, bool]:
+    """Return ``(secret, path, created)``, making a 0600 secret file on first use."""
+    path = dev_secret_path()
+    existing = _read_secret(path)
+    if existing is not None:
+        return existing, path, False
+    secret = secrets.token_urlsafe(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dev-secret.")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secret + "\n")
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)  # atomic: never exposes a half-written file
+            except FileExistsError:
+                existing = _read_secret(path)  # another rtctl process got there first
+                if existing is not None:
+                    return existing, path, False
+                os.replace(tmp, path)  # the existing file was empty
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the dev secret at {path}: {exc.strerror}") from None
+    return secret, path, True
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "it is not text"
+        raise ConfigError(f"cannot read the dev secret at {path}: {why}") from None
+    return text or None
+
+
+def _load_public_key(pem: str, where: str) -> tuple[_PublicKey, str]:
+    """Parse PEM text into a key object and the algorithm it implies."""
+    if "PRIVATE KEY" in pem:
+        raise ConfigError(f"{where} is a private key; give the gateway only the public half")
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
+        raise ConfigError(f"{where} is not a PEM public key") from None
+    if isinstance(key, RSAPublicKey):
+        return key, "RS256"
+    if isinstance(key, EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
+        return key, _EC_ALGORITHMS[key.curve.name]
+    raise ConfigError(f"{where} must be an RSA or P-256/P-384/P-521 EC public key")
+
+
+def _load_jwks(path: str) -> list[jwt.PyJWK]:
+    """Read a JWK Set (RFC 7517 §5), keeping signing keys (§4.2 ``use`` not ``enc``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the JWKS file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"the JWKS file {path} is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ConfigError(f'the JWKS file {path} has no "keys" array (RFC 7517 §5)')
+    keys = [k for k in data["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+    if any("d" in k for k in keys):
+        raise ConfigError(f"the JWKS file {path} holds a private key; publish only public keys")
+    try:
+        return list(jwt.PyJWKSet(keys))
+    except jwt.PyJWTError:
+        raise ConfigError(f"the JWKS file {path} has no usable signing keys") from None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    """Quote a header value for an error sentence, cut short so it cannot carry a token."""
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "...'"
+
+
+def _unverified_claims(token: str) -> dict[str, Any] | None:
+    try:
+        return jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+
+
+def _claim_age(token: str, claim: str) -> float | None:
+    """Seconds since the time claim ``claim`` (only called after the signature checked out)."""
+    value = (_unverified_claims(token) or {}).get(claim)
+    if not _is_number(value):
+        return None
+    return max(0.0, time.time() - float(value))

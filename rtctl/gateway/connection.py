@@ -1,0 +1,114 @@
+"""One client connection: its lifecycle as a state machine, and what it carries.
+
+The states and their legal transitions are one table (:data:`TRANSITIONS`)::
+
+    CONNECTING ──► OPEN ──► CLOSING ──► CLOSED
+        │            │                    ▲
+        └────────────┴────────────────────┘
+
+A transition the table does not allow raises :class:`IllegalTransition`: that
+is a bug in the gateway, never the peer's fault. The object holds no socket:
+it talks to the driver through a :class:`Transport`, so services and tests use
+it without I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rtctl.exceptions import RtctlError
+from rtctl.gateway.auth import Identity
+from rtctl.protocol import jsonrpc
+from rtctl.router import CallContext
+
+__all__ = ["TRANSITIONS", "Connection", "ConnectionState", "IllegalTransition", "Transport"]
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"  # authenticated at the upgrade, not yet registered
+    OPEN = "open"  # registered: calls flow
+    CLOSING = "closing"  # a close was asked for (by us or the peer)
+    CLOSED = "closed"  # gone from the registry, hooks have run
+
+
+TRANSITIONS: Mapping[ConnectionState, frozenset[ConnectionState]] = {
+    ConnectionState.CONNECTING: frozenset({ConnectionState.OPEN, ConnectionState.CLOSED}),
+    ConnectionState.OPEN: frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED}),
+    ConnectionState.CLOSING: frozenset({ConnectionState.CLOSED}),
+    ConnectionState.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(RtctlError):
+    """The gateway tried a state change the table forbids."""
+
+
+class Transport(Protocol):
+    """The driver's side: how bytes leave and how the socket closes."""
+
+    def send(self, data: bytes) -> None:
+        """Queue one text message; never blocks."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2)."""
+
+
+@dataclass(eq=False, kw_only=True)
+class Connection:
+    """A live connection as services see it (it is the handler's ``ctx.peer``)."""
+
+    id: str
+    identity: Identity
+    remote_address: str | None
+    connected_at: float
+    subprotocol: str | None
+    transport: Transport
+    state: ConnectionState = ConnectionState.CONNECTING
+    session: dict[str, Any] = field(default_factory=dict)
+    close_code: int | None = None
+    close_reason: str = ""
+    _context: CallContext | None = field(default=None, repr=False)
+
+    @property
+    def context(self) -> CallContext:
+        """The :class:`CallContext` handlers receive; rebuilt when the identity changes."""
+        if self._context is None or self._context.claims is not self.identity.claims:
+            self._context = CallContext(
+                connection_id=self.id, user=self.user, claims=self.identity.claims,
+                remote_address=self.remote_address, session=self.session, peer=self)
+        return self._context
+
+    @property
+    def user(self) -> str:
+        return self.identity.user
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        return self.identity.claims
+
+    @property
+    def expires_at(self) -> float | None:
+        return self.identity.expires_at
+
+    def transition(self, new: ConnectionState) -> None:
+        """Move to ``new`` or raise :class:`IllegalTransition`."""
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(
+                f"connection {self.id}: {self.state.value} -> {new.value} is not allowed"
+            )
+        self.state = new
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification (JSON-RPC 2.0 §4.1) unless the connection is closing."""
+        if self.state is ConnectionState.OPEN:
+            self.transport.send(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with a WebSocket close code; later calls are ignored."""
+        if self.state is ConnectionState.OPEN:
+            self.transition(ConnectionState.CLOSING)
+            self.close_code, self.close_reason = code, reason
+            self.transport.close(code, reason)

@@ -1,0 +1,409 @@
+"""The gateway: a thin asyncio driver that carries JSON-RPC calls over WebSockets.
+
+It knows how to carry calls, not what they mean: ``sys.*`` and ``session.*``
+are services registered through the same :class:`~rtctl.router.Router` a game
+uses. The driver does, in order:
+
+1. at the HTTP upgrade: serve ``/healthz``, ``/readyz`` and ``/metrics``;
+   refuse other paths (404), refuse while draining (503), validate the JWT
+   (401 with a JSON reason) and the connection limits (429/503), before any
+   WebSocket exists (RFC 6455 §4.2.2 allows any non-101 answer);
+2. per connection: register it, read text messages, decode them with the pure
+   codec, route them, write replies; binary frames close with 1003, invalid
+   UTF-8 with 1007 and messages over the limit with 1009 (RFC 6455 §7.4.1);
+3. heartbeat with WebSocket ping/pong, close at token expiry (4001) unless the
+   client refreshed, and drain on shutdown, then close with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import inspect
+import itertools
+import logging
+import os
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from rtctl.config import GatewayConfig
+from rtctl.exceptions import AuthError, ConnectionRefused
+from rtctl.gateway.auth import SUBPROTOCOL, Authenticator, Identity, token_from_request
+from rtctl.gateway.connection import Connection, ConnectionState
+from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.registry import ConnectionRegistry
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode, ErrorCode
+from rtctl.router import CallContext, Reply, Router
+
+__all__ = ["ConnectHook", "DisconnectHook", "Gateway"]
+
+logger = logging.getLogger("rtctl.gateway")
+
+ConnectHook = Callable[[Connection], Awaitable[None] | None]
+DisconnectHook = Callable[[Connection, int | None, str], Awaitable[None] | None]
+
+_JSON = "application/json"
+
+
+def _http(status: int, body: bytes, content_type: str = _JSON, **extra: str) -> Response:
+    phrase = http.HTTPStatus(status).phrase
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Connection", "close"), *extra.items()])
+    return Response(status, phrase, headers, body)
+
+
+def _json_response(status: int, /, **fields: Any) -> Response:
+    return _http(status, jsonrpc.dumps(fields))
+
+
+def _select_subprotocol(
+    _ws: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``rtctl.v1`` when offered; a client that offers none still gets JSON text."""
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+class _SocketTransport:
+    """Connects a :class:`Connection` to its websocket through an outbox."""
+
+    __slots__ = ("_outbox", "_ws")
+
+    def __init__(self, ws: ServerConnection, outbox: Outbox) -> None:
+        self._ws = ws
+        self._outbox = outbox
+
+    def send(self, data: bytes) -> None:
+        self._outbox.put(data)
+
+    def close(self, code: int, reason: str) -> None:
+        asyncio.get_running_loop().create_task(self._ws.close(code, reason))
+
+
+class Gateway:
+    """One gateway node. ``async with Gateway(config) as gw:`` serves until the block ends."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        router: Router | None = None,
+        authenticator: Authenticator | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from rtctl.services.system import system_router  # services build on the gateway
+
+        self.config = config
+        self.clock = clock
+        self.authenticator = authenticator or Authenticator(config.auth)
+        self.router = Router()
+        self.router.include(system_router(self))
+        if router is not None:
+            self.router.include(router)
+        self.registry = ConnectionRegistry(config.limits)
+        self.metrics = GatewayMetrics(set(self.router.methods))
+        self._connect_hooks: list[ConnectHook] = []
+        self._disconnect_hooks: list[DisconnectHook] = []
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(3).hex()
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._server: Server | None = None
+        self._draining = False
+        self._stopped = asyncio.Event()
+        self._empty = asyncio.Event()  # set whenever the registry drains to zero
+
+    # -- lifecycle hooks --------------------------------------------------
+
+    def on_connect(self, hook: ConnectHook) -> ConnectHook:
+        """Call ``hook(connection)`` once a connection is open and registered."""
+        self._connect_hooks.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: DisconnectHook) -> DisconnectHook:
+        """Call ``hook(connection, close_code, reason)`` after a connection is gone."""
+        self._disconnect_hooks.append(hook)
+        return hook
+
+    # -- start and stop ---------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True while the gateway takes new connections (``/readyz``)."""
+        return self._server is not None and not self._draining
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the gateway is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to."""
+        return f"ws://{self.config.host}:{self.port}{self.config.path}"
+
+    async def start(self) -> None:
+        """Bind and listen; returns once the port is open."""
+        self._server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
+            compression=None,
+            max_size=self.config.limits.max_message_size,
+            ping_interval=self.config.heartbeat.interval,
+            ping_timeout=self.config.heartbeat.timeout,
+            close_timeout=2,
+            server_header="rtctl",
+        )
+
+    async def shutdown(self, drain: float | None = None) -> None:
+        """Go not-ready, refuse new upgrades, wait ``drain`` s, then close all with 1001."""
+        if self._server is None or self._draining:
+            await self._stopped.wait()
+            return
+        self._draining = True
+        drain = self.config.drain if drain is None else drain
+        logger.info("draining for %.1fs before closing %d connections", drain, len(self.registry))
+        if self.registry and drain > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._empty.wait(), drain)
+        self._server.close(code=CloseCode.GOING_AWAY, reason="gateway shutting down")
+        await self._server.wait_closed()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown(drain=0)
+
+    # -- the HTTP upgrade ---------------------------------------------------
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path = url.path
+        if path == "/healthz":
+            return _json_response(200, status="ok")
+        if path == "/readyz":
+            if self.ready:
+                return _json_response(200, status="ready", connections=len(self.registry))
+            return _json_response(503, status="draining" if self._draining else "starting")
+        if path == "/metrics":
+            return _http(200, self.metrics.render(), CONTENT_TYPE)
+        if path != self.config.path:
+            return _json_response(404, error="not_found",
+                                  detail=f"the WebSocket endpoint is {self.config.path}")
+        if self._draining:
+            self.metrics.refused.labels("draining").inc()
+            return _json_response(503, error="draining", detail="the gateway is shutting down")
+        headers = request.headers
+        offered = [p.strip() for value in headers.get_all("Sec-WebSocket-Protocol")
+                   for p in value.split(",")]
+        try:
+            identity = self.authenticator.authenticate(token_from_request(
+                authorization=headers.get("Authorization"), query=url.query,
+                subprotocols=offered))
+            self.registry.check(identity.user)
+        except AuthError as exc:
+            self.metrics.refused.labels(exc.reason).inc()
+            response = _json_response(401, error="unauthorized", reason=exc.reason,
+                                      detail=exc.detail)
+            response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", ' \
+                                                   f'error_description="{exc.reason}"'
+            return response
+        except ConnectionRefused as exc:
+            self.metrics.refused.labels(exc.reason).inc()
+            return _json_response(exc.http_status, error=exc.reason, detail=exc.detail)
+        self._identities[ws] = identity
+        return None
+
+    # -- one connection -----------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        identity = self._identities.pop(ws)
+        outbox = Outbox(self._writer(ws), on_overflow=lambda: conn.close(
+            CloseCode.SLOW_CONSUMER, "outbound queue overflowed"))
+        remote = ws.remote_address
+        conn = Connection(
+            id=f"{self._id_prefix}-{next(self._ids)}",
+            identity=identity,
+            remote_address=f"{remote[0]}:{remote[1]}" if remote else None,
+            connected_at=self.clock(),
+            subprotocol=ws.subprotocol,
+            transport=_SocketTransport(ws, outbox),
+        )
+        try:
+            self.registry.add(conn)
+        except ConnectionRefused as exc:
+            await ws.close(CloseCode.TRY_AGAIN_LATER, exc.detail[:120])
+            return
+        conn.transition(ConnectionState.OPEN)
+        self._empty.clear()
+        self.metrics.connections.inc()
+        self.metrics.connections_opened.inc()
+        self._schedule_expiry(conn)
+        try:
+            for hook in self._connect_hooks:
+                await self._run_hook(hook(conn))
+            await self._read(ws, conn)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._closed(ws, conn, outbox)
+
+    async def _read(self, ws: ServerConnection, conn: Connection) -> None:
+        metrics = self.metrics
+        inflight = asyncio.Semaphore(self.config.limits.max_inflight)
+        async for message in ws:
+            metrics.messages_in.inc()
+            if isinstance(message, bytes):
+                conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted on rtctl.v1")
+                return
+            metrics.bytes_in.inc(len(message))
+            incoming = jsonrpc.decode(message)
+            if isinstance(incoming, jsonrpc.Request):
+                started = time.perf_counter()
+                reply = self.router.handle(incoming, conn.context)
+                if inspect.isawaitable(reply):
+                    await inflight.acquire()
+                    asyncio.get_running_loop().create_task(
+                        self._finish(ws, incoming.method, started, reply, inflight))
+                    continue
+                metrics.observe_call(incoming.method, time.perf_counter() - started)
+                if reply is not None:
+                    await self._send(ws, reply)
+            elif isinstance(incoming, jsonrpc.InvalidMessage):
+                await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
+                                                          incoming.message))
+            else:
+                await inflight.acquire()
+                asyncio.get_running_loop().create_task(
+                    self._batch(ws, incoming, conn.context, inflight))
+
+    async def _finish(self, ws: ServerConnection, method: str, started: float,
+                      pending: Awaitable[Reply], inflight: asyncio.Semaphore) -> None:
+        try:
+            reply = await pending
+            self.metrics.observe_call(method, time.perf_counter() - started)
+            if reply is not None:
+                await self._send(ws, reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            inflight.release()
+
+    async def _batch(self, ws: ServerConnection, batch: jsonrpc.BatchReceived,
+                     ctx: CallContext, inflight: asyncio.Semaphore) -> None:
+        """Answer a batch (§6) with an array, or not at all if it held only notifications."""
+        try:
+            replies: list[Reply] = []
+            for item in batch.items:
+                if isinstance(item, jsonrpc.InvalidMessage):
+                    replies.append(jsonrpc.encode_error(item.id, item.code, item.message))
+                    continue
+                started = time.perf_counter()
+                reply = self.router.handle(item, ctx)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+                self.metrics.observe_call(item.method, time.perf_counter() - started)
+                replies.append(reply)
+            answers = [self._checked(reply) for reply in replies if reply is not None]
+            if answers:
+                await self._send_raw(ws, b"[" + b",".join(answers) + b"]")
+        except ConnectionClosed:
+            pass
+        finally:
+            inflight.release()
+
+    def _checked(self, reply: dict[str, Any]) -> bytes:
+        """Encode a reply; a result that is not JSON becomes -32603, logged."""
+        error = reply.get("error")
+        if error is not None:
+            self.metrics.observe_error(error["code"])
+        try:
+            return jsonrpc.dumps(reply)
+        except TypeError as exc:
+            correlation_id = os.urandom(8).hex()
+            logger.error("reply to id %r is not JSON (correlation_id=%s): %s",
+                         reply.get("id"), correlation_id, exc)
+            self.metrics.observe_error(ErrorCode.INTERNAL_ERROR)
+            return jsonrpc.dumps(jsonrpc.encode_error(
+                reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
+                {"correlation_id": correlation_id}))
+
+    async def _send(self, ws: ServerConnection, reply: dict[str, Any]) -> None:
+        await self._send_raw(ws, self._checked(reply))
+
+    async def _send_raw(self, ws: ServerConnection, data: bytes) -> None:
+        await ws.send(data, text=True)
+        self.metrics.messages_out.inc()
+        self.metrics.bytes_out.inc(len(data))
+
+    def _writer(self, ws: ServerConnection) -> Callable[[bytes], Awaitable[None]]:
+        async def write(data: bytes) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._send_raw(ws, data)
+
+        return write
+
+    async def _closed(self, ws: ServerConnection, conn: Connection, outbox: Outbox) -> None:
+        timer = self._expiry.pop(conn.id, None)
+        if timer is not None:
+            timer.cancel()
+        await outbox.close()
+        code = ws.close_code if ws.close_code is not None else conn.close_code
+        reason = ws.close_reason if ws.close_reason else conn.close_reason
+        conn.transition(ConnectionState.CLOSED)
+        self.registry.remove(conn)
+        if not self.registry:
+            self._empty.set()
+        self.metrics.connections.dec()
+        self.metrics.connections_closed.labels(str(code)).inc()
+        for hook in self._disconnect_hooks:
+            try:
+                await self._run_hook(hook(conn, code, reason or ""))
+            except Exception:
+                logger.exception("disconnect hook %r failed for %s", hook, conn.id)
+
+    @staticmethod
+    async def _run_hook(result: Awaitable[None] | None) -> None:
+        if result is not None:
+            await result
+
+    # -- token expiry ---------------------------------------------------------
+
+    def _schedule_expiry(self, conn: Connection) -> None:
+        old = self._expiry.pop(conn.id, None)
+        if old is not None:
+            old.cancel()
+        if conn.expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = conn.expires_at + self.config.auth.leeway - self.clock()
+        self._expiry[conn.id] = loop.call_later(
+            max(delay, 0), conn.close, CloseCode.TOKEN_EXPIRED, "token expired")
+
+    def reauthenticate(self, conn: Connection, identity: Identity) -> None:
+        """Adopt a refreshed identity for the same user and move the expiry timer."""
+        conn.identity = identity
+        self._schedule_expiry(conn)

@@ -1,0 +1,80 @@
+"""Every error code and close code rtctl uses, in one table.
+
+JSON-RPC 2.0 §5.1 reserves -32768..-32000; -32700..-32600 are the spec's own,
+-32000..-32099 are "implementation-defined server errors" and are rtctl's.
+WebSocket close codes 1000-2999 are RFC 6455 §7.4.1's; 4000-4999 are private
+use (RFC 6455 §7.4.2) and rtctl's are listed here. ``docs/api.md`` is checked
+against this table by the tests.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["CLOSE_DESCRIPTIONS", "ERROR_DESCRIPTIONS", "CloseCode", "ErrorCode"]
+
+
+class ErrorCode(IntEnum):
+    """JSON-RPC 2.0 error codes the gateway answers with."""
+
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+    # rtctl's own, in the implementation-defined range -32000..-32099.
+    UNAUTHORIZED = -32001
+    FORBIDDEN = -32003
+    RATE_LIMITED = -32029
+    BACKEND_UNAVAILABLE = -32050
+    OVERLOADED = -32053
+
+
+ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.PARSE_ERROR: "The message is not valid JSON. The id is null; the connection stays open.",
+    ErrorCode.INVALID_REQUEST: "The JSON is not a valid JSON-RPC 2.0 request object, or the batch is empty.",
+    ErrorCode.METHOD_NOT_FOUND: "No such method, or a reserved `rpc.*` name.",
+    ErrorCode.INVALID_PARAMS: "The params do not bind to the method's signature; the message names the parameter.",
+    ErrorCode.INTERNAL_ERROR: "The handler failed. `data.correlation_id` finds the traceback in the gateway log.",
+    ErrorCode.UNAUTHORIZED: "The token offered to `session.refresh` was refused; `data.reason` says why.",
+    ErrorCode.FORBIDDEN: "The caller's token does not allow this call (for example an admin-only method).",
+    ErrorCode.RATE_LIMITED: "Too many calls; retry after `data.retry_after_ms`.",
+    ErrorCode.BACKEND_UNAVAILABLE: "A backend the call needs (Redis, NATS) is unreachable; retry later.",
+    ErrorCode.OVERLOADED: "The connection has too many calls in flight; retry after an answer arrives.",
+}
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the gateway sends (RFC 6455 §7.4)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+    # rtctl's own, in the private range 4000-4999.
+    TOKEN_EXPIRED = 4001
+    SESSION_REPLACED = 4002
+    KICKED = 4003
+    SLOW_CONSUMER = 4008
+
+
+CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
+    CloseCode.NORMAL: "Normal closure.",
+    CloseCode.GOING_AWAY: "The gateway is shutting down (after its drain period); reconnect elsewhere.",
+    CloseCode.PROTOCOL_ERROR: "The peer broke the WebSocket protocol.",
+    CloseCode.UNSUPPORTED_DATA: "A binary frame arrived on the text subprotocol `rtctl.v1`.",
+    CloseCode.INVALID_PAYLOAD: "A text frame was not valid UTF-8.",
+    CloseCode.POLICY_VIOLATION: "The connection broke a gateway policy.",
+    CloseCode.MESSAGE_TOO_BIG: "A message exceeded the gateway's size limit (default 64 KiB).",
+    CloseCode.INTERNAL_ERROR: "The peer stopped answering pings (heartbeat timeout) or the gateway failed.",
+    CloseCode.TRY_AGAIN_LATER: "The gateway is at a connection limit; retry with backoff.",
+    CloseCode.TOKEN_EXPIRED: "The token expired and was not refreshed with `session.refresh`; reconnect with a new token.",
+    CloseCode.SESSION_REPLACED: "Another connection took over this session.",
+    CloseCode.KICKED: "An operator or the game closed this connection.",
+    CloseCode.SLOW_CONSUMER: "The client read too slowly and its outbound queue overflowed.",
+}

@@ -1,0 +1,199 @@
+"""A sans-I/O JSON-RPC 2.0 codec, exactly per the specification.
+
+Text in, events out; replies in, text out. Nothing here reads a socket or a
+clock. The edge cases the specification spells out (§4–§6) are all handled:
+
+* text that is not JSON is a Parse error (-32700) with ``"id": null`` (§5.1);
+* a value that is not a Request object is an Invalid Request (-32600) (§4);
+* an empty batch ``[]`` is answered with *one* error object, not an array (§6);
+* a batch of invalid elements is answered with an array of errors (§6);
+* notifications (no ``id`` member) are never answered, and a batch made only
+  of notifications gets no reply at all (§4.1, §6);
+* names beginning with ``rpc.`` are reserved (§4) and answered -32601.
+
+JSON is decoded with orjson; a document orjson refuses only for its own limits
+(integers beyond 64 bits) is decoded again with the standard library, so no
+valid JSON is turned away. NaN and Infinity are not JSON and stay refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import orjson
+
+from rtctl.protocol.codes import ErrorCode
+
+__all__ = [
+    "ID_NULL",
+    "BatchReceived",
+    "Incoming",
+    "InvalidMessage",
+    "Request",
+    "RequestId",
+    "decode",
+    "dumps",
+    "encode_error",
+    "encode_notification",
+    "encode_request",
+    "encode_result",
+    "error_object",
+    "loads",
+]
+
+RequestId: TypeAlias = str | int | float | None
+ID_NULL: RequestId = None
+
+_NO_ID = object()  # marks a notification: the "id" member is absent (§4.1)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A valid Request object (§4). ``is_notification`` when it had no ``id``."""
+
+    method: str
+    params: list[Any] | dict[str, Any] | None
+    id: RequestId
+    is_notification: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidMessage:
+    """Something that must be answered with an error object and nothing else."""
+
+    code: ErrorCode
+    message: str
+    id: RequestId = ID_NULL
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReceived:
+    """A non-empty batch (§6): each element a Request or an InvalidMessage."""
+
+    items: tuple[Request | InvalidMessage, ...]
+
+
+Incoming: TypeAlias = Request | InvalidMessage | BatchReceived
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode JSON; raise ``ValueError`` with orjson's or json's reason."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as first:
+        # orjson refuses integers wider than 64 bits, which JSON allows.
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except ValueError:
+            raise ValueError(str(first)) from None
+
+
+def dumps(value: Any) -> bytes:
+    """Encode JSON as UTF-8 bytes; ``TypeError`` when a value cannot be JSON."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # Integers beyond 64 bits again; anything json cannot encode raises TypeError too.
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+
+
+def _valid_id(value: Any) -> bool:
+    # bool is an int subclass in Python but not a JSON number.
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+
+
+def _request(obj: Any) -> Request | InvalidMessage:
+    """Validate one element against §4."""
+    if not isinstance(obj, dict):
+        return InvalidMessage(ErrorCode.INVALID_REQUEST, "Invalid Request: not an object")
+    raw_id = obj.get("id", _NO_ID)
+    # Echo the id when it is itself valid, so the caller can match the error;
+    # otherwise it could not be detected and is null (§5).
+    reply_id: RequestId = raw_id if raw_id is not _NO_ID and _valid_id(raw_id) else ID_NULL
+    if obj.get("jsonrpc") != "2.0":
+        return InvalidMessage(
+            ErrorCode.INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', reply_id
+        )
+    method = obj.get("method")
+    if not isinstance(method, str):
+        return InvalidMessage(
+            ErrorCode.INVALID_REQUEST, 'Invalid Request: "method" must be a string', reply_id
+        )
+    params = obj.get("params")
+    if params is not None and not isinstance(params, list | dict):
+        return InvalidMessage(
+            ErrorCode.INVALID_REQUEST,
+            'Invalid Request: "params" must be an array or an object',
+            reply_id,
+        )
+    if "params" in obj and params is None:
+        return InvalidMessage(
+            ErrorCode.INVALID_REQUEST,
+            'Invalid Request: "params" may be omitted but not null',
+            reply_id,
+        )
+    if raw_id is not _NO_ID and not _valid_id(raw_id):
+        return InvalidMessage(
+            ErrorCode.INVALID_REQUEST, 'Invalid Request: "id" must be a string, number or null'
+        )
+    is_notification = raw_id is _NO_ID
+    return Request(method, params, None if is_notification else raw_id, is_notification)
+
+
+def decode(text: str | bytes) -> Incoming:
+    """Turn one WebSocket message into what it asks for (§4, §6)."""
+    try:
+        value = loads(text)
+    except ValueError as exc:
+        return InvalidMessage(ErrorCode.PARSE_ERROR, f"Parse error: {exc}")
+    if isinstance(value, list):
+        if not value:
+            return InvalidMessage(ErrorCode.INVALID_REQUEST, "Invalid Request: empty batch")
+        return BatchReceived(tuple(_request(item) for item in value))
+    return _request(value)
+
+
+def error_object(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """The Error object of §5.1; ``data`` is omitted when None."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return error
+
+
+def encode_result(request_id: RequestId, result: Any) -> dict[str, Any]:
+    """A success Response object (§5)."""
+    return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+
+def encode_error(
+    request_id: RequestId, code: int, message: str, data: Any = None
+) -> dict[str, Any]:
+    """An error Response object (§5)."""
+    return {"jsonrpc": "2.0", "error": error_object(code, message, data), "id": request_id}
+
+
+def encode_notification(method: str, params: Any = None) -> dict[str, Any]:
+    """A Notification (§4.1): how the gateway pushes events to clients."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def encode_request(
+    method: str, params: Sequence[Any] | dict[str, Any] | None, request_id: RequestId
+) -> dict[str, Any]:
+    """A Request object (§4), as clients send it."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params if isinstance(params, dict) else list(params)
+    message["id"] = request_id
+    return message

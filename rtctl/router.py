@@ -1,0 +1,362 @@
+"""The Router: how game code and built-in services offer JSON-RPC methods.
+
+::
+
+    from rtctl import CallContext, Router, RpcError
+
+    router = Router()
+
+    @router.method("subtract")
+    def subtract(minuend: int, subtrahend: int) -> int:
+        return minuend - subtrahend
+
+    @router.method("room.kick")
+    async def kick(ctx: CallContext, user: str) -> None:
+        if ctx.claims.get("role") != "admin":
+            raise RpcError(-32003, "Forbidden")
+
+Params bind by Python's own rules (JSON-RPC 2.0 §4.2): an array binds to
+positional parameters (``*args`` welcome), an object to keyword parameters.
+Annotated parameters are checked against the JSON value; a mismatch, a missing
+or an unexpected parameter is -32602 with a message that names it. A parameter
+annotated :class:`CallContext` receives the caller's context instead of a
+param. A handler's own exception is -32603 with a correlation id that finds
+the traceback in the log; the traceback never reaches the client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import types
+import typing
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
+
+from rtctl.exceptions import InvalidParams, MethodNotFound, RpcError
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import ErrorCode
+
+__all__ = ["CallContext", "Handler", "Method", "Peer", "Reply", "Router"]
+
+logger = logging.getLogger("rtctl.router")
+
+Handler: TypeAlias = Callable[..., Any]
+Reply: TypeAlias = dict[str, Any] | None
+_Checker: TypeAlias = Callable[[Any, str], None]
+
+
+class Peer(Protocol):
+    """What a handler may do to the connection that called it."""
+
+    @property
+    def id(self) -> str: ...
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Queue a notification to this connection (never blocks)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with a WebSocket close code (RFC 6455 §7.4)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallContext:
+    """Who is calling: ask for it by annotating a parameter ``ctx: CallContext``.
+
+    ``session`` is the connection's own mutable mapping, shared by all its
+    calls: a place for per-connection game state. ``peer`` lets a handler
+    notify or close the connection.
+    """
+
+    connection_id: str
+    user: str
+    claims: Mapping[str, Any]
+    remote_address: str | None
+    session: dict[str, Any] = field(default_factory=dict)
+    peer: Peer | None = None
+
+
+# ---------------------------------------------------------------------------
+# Parameter type checks
+# ---------------------------------------------------------------------------
+
+_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean",
+          list: "array", dict: "object", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _NAMES.get(type(value), type(value).__name__)
+
+
+def _isinstance_checker(py_type: type, label: str) -> _Checker:
+    def check(value: Any, where: str) -> None:
+        # bool is an int subclass in Python, but JSON keeps them apart.
+        if not isinstance(value, py_type) or (isinstance(value, bool) and py_type is not bool):
+            raise InvalidParams(f"Invalid params: {where} must be {label}, got {_json_type(value)}")
+
+    return check
+
+
+def _float_check(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParams(f"Invalid params: {where} must be number, got {_json_type(value)}")
+
+
+def _checker(annotation: Any) -> _Checker | None:
+    """Build a checker for an annotation; None means anything goes."""
+    if annotation in (Any, inspect.Parameter.empty, object):
+        return None
+    if annotation is float:
+        return _float_check
+    if annotation is None or annotation is type(None):
+        return _isinstance_checker(type(None), "null")
+    if annotation in _NAMES:
+        return _isinstance_checker(annotation, _NAMES[annotation])
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [_checker(arg) for arg in args]
+        if any(option is None for option in options):
+            return None
+        label = " or ".join(_label(arg) for arg in args)
+
+        def check_union(value: Any, where: str) -> None:
+            for option in options:
+                try:
+                    option(value, where)  # type: ignore[misc]
+                except InvalidParams:
+                    continue
+                return
+            raise InvalidParams(f"Invalid params: {where} must be {label}, got {_json_type(value)}")
+
+        return check_union
+    if origin is typing.Literal:
+        allowed = args
+
+        def check_literal(value: Any, where: str) -> None:
+            # 1 == True in Python; a JSON literal must match in type too.
+            if not any(value == a and type(value) is type(a) for a in allowed):
+                choices = ", ".join(repr(a) for a in allowed)
+                raise InvalidParams(f"Invalid params: {where} must be one of {choices}")
+
+        return check_literal
+    if origin is list:
+        outer = _isinstance_checker(list, "array")
+        inner = _checker(args[0]) if args else None
+
+        def check_list(value: Any, where: str) -> None:
+            outer(value, where)
+            if inner is not None:
+                for index, item in enumerate(value):
+                    inner(item, f"{where}[{index}]")
+
+        return check_list
+    if origin is dict:
+        outer = _isinstance_checker(dict, "object")
+        inner = _checker(args[1]) if len(args) == 2 else None
+
+        def check_dict(value: Any, where: str) -> None:
+            outer(value, where)
+            if inner is not None:
+                for key, item in value.items():
+                    inner(item, f"{where}[{key!r}]")
+
+        return check_dict
+    raise TypeError(
+        f"rtctl cannot check parameters annotated {annotation!r}: use JSON types "
+        "(int, float, str, bool, None, list[...], dict[str, ...], Literal, unions) or Any"
+    )
+
+
+def _label(annotation: Any) -> str:
+    if annotation in _NAMES:
+        return _NAMES[annotation]
+    if annotation is float:
+        return "number"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+# ---------------------------------------------------------------------------
+# Methods
+# ---------------------------------------------------------------------------
+
+
+class Method:
+    """One registered method: the handler and how to bind params to it."""
+
+    __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "func",
+                 "is_async", "name", "raw_params")
+
+    def __init__(self, name: str, func: Handler, *, raw_params: bool = False) -> None:
+        self.name = name
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.raw_params = raw_params
+        hints = typing.get_type_hints(func)
+        signature = inspect.signature(func)
+        params = list(signature.parameters.values())
+        self._context: str | None = None
+        self._prepend_context = False
+        for index, param in enumerate(params):
+            if hints.get(param.name) is CallContext:
+                if param.kind is param.KEYWORD_ONLY:
+                    self._context = param.name
+                elif index == 0 and param.kind in (param.POSITIONAL_ONLY,
+                                                   param.POSITIONAL_OR_KEYWORD):
+                    self._context = param.name
+                    self._prepend_context = True
+                else:
+                    raise TypeError(f"{name}: the CallContext parameter must come first "
+                                    "or be keyword-only")
+        visible = [p for p in params if p.name != self._context]
+        self._signature = signature.replace(parameters=visible)
+        self._checks: list[tuple[str, inspect._ParameterKind, _Checker]] = []
+        for param in visible:
+            check = _checker(hints.get(param.name, param.annotation))
+            if check is not None:
+                self._checks.append((param.name, param.kind, check))
+
+    def bind(
+        self, params: list[Any] | dict[str, Any] | None, ctx: CallContext
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Bind JSON params by Python's rules and check annotated types (-32602)."""
+        args, kwargs = ((params,), {}) if self.raw_params else self._bind(params)
+        if self._context is not None:
+            if self._prepend_context:
+                args = (ctx, *args)
+            else:
+                kwargs[self._context] = ctx
+        return args, kwargs
+
+    def _bind(
+        self, params: list[Any] | dict[str, Any] | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        try:
+            if params is None:
+                bound = self._signature.bind()
+            elif isinstance(params, list):
+                bound = self._signature.bind(*params)
+            else:
+                bound = self._signature.bind(**params)
+        except TypeError as exc:
+            raise InvalidParams(f"Invalid params: {exc}") from None
+        arguments = bound.arguments
+        for name, kind, check in self._checks:
+            if name not in arguments:
+                continue
+            value = arguments[name]
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                for index, item in enumerate(value):
+                    check(item, f"{name}[{index}]")
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                for key, item in value.items():
+                    check(item, repr(key))
+            else:
+                check(value, repr(name))
+        return bound.args, bound.kwargs
+
+
+def _internal_error(request: jsonrpc.Request, exc: BaseException) -> Reply:
+    correlation_id = uuid.uuid4().hex[:16]
+    logger.error(
+        "handler for %r failed (correlation_id=%s)", request.method, correlation_id,
+        exc_info=exc,
+    )
+    if request.is_notification:
+        return None
+    return jsonrpc.encode_error(
+        request.id, ErrorCode.INTERNAL_ERROR, "Internal error",
+        {"correlation_id": correlation_id},
+    )
+
+
+def _rpc_error(request: jsonrpc.Request, exc: RpcError) -> Reply:
+    if request.is_notification:
+        return None
+    return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
+
+
+class Router:
+    """A table of JSON-RPC methods. Game code, services and the gateway share it."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def method(
+        self, name: str | None = None, *, raw_params: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated plain or async function as ``name``.
+
+        With ``raw_params=True`` the handler takes the params exactly as sent
+        (an array, an object or None) as its one argument, unchecked.
+        """
+
+        def register(func: Handler) -> Handler:
+            self.add_method(func, name=name, raw_params=raw_params)
+            return func
+
+        return register
+
+    def add_method(
+        self, func: Handler, *, name: str | None = None, raw_params: bool = False
+    ) -> None:
+        """Register ``func``; the name defaults to the function's own."""
+        name = name or func.__name__
+        if not name or name.startswith("rpc."):
+            raise ValueError(f"method name {name!r} is reserved by JSON-RPC 2.0 §4 "
+                             "(names beginning with 'rpc.') or empty")
+        if name in self._methods:
+            raise ValueError(f"method {name!r} is registered twice")
+        self._methods[name] = Method(name, func, raw_params=raw_params)
+
+    def include(self, other: Router) -> None:
+        """Offer every method of ``other`` here too (a name clash is an error)."""
+        for name, method in other._methods.items():
+            if name in self._methods:
+                raise ValueError(f"method {name!r} is registered twice")
+            self._methods[name] = method
+
+    @property
+    def methods(self) -> list[str]:
+        """Registered method names, sorted."""
+        return sorted(self._methods)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._methods
+
+    def handle(
+        self, request: jsonrpc.Request, ctx: CallContext
+    ) -> Reply | Awaitable[Reply]:
+        """Call the method a request names and build its Response (§5).
+
+        Returns the reply at once for plain functions (the fast path) or an
+        awaitable for async ones. Notifications return None either way.
+        """
+        method = self._methods.get(request.method)
+        try:
+            if method is None:
+                why = "reserved name" if request.method.startswith("rpc.") else ""
+                raise MethodNotFound(request.method, why)
+            args, kwargs = method.bind(request.params, ctx)
+            if method.is_async:
+                return self._finish(request, method.func(*args, **kwargs))
+            result = method.func(*args, **kwargs)
+        except RpcError as exc:
+            return _rpc_error(request, exc)
+        except Exception as exc:
+            return _internal_error(request, exc)
+        if inspect.isawaitable(result):
+            return self._finish(request, result)
+        return None if request.is_notification else jsonrpc.encode_result(request.id, result)
+
+    @staticmethod
+    async def _finish(request: jsonrpc.Request, pending: Awaitable[Any]) -> Reply:
+        try:
+            result = await pending
+        except RpcError as exc:
+            return _rpc_error(request, exc)
+        except Exception as exc:
+            return _internal_error(request, exc)
+        return None if request.is_notification else jsonrpc.encode_result(request.id, result)

@@ -1,0 +1,110 @@
+"""Forgiving parsers for the units people type: durations, sizes and rates.
+
+Durations accept ``30``, ``30s``, ``500ms``, ``2m``, ``1h``, ``250us``; sizes
+accept ``65536``, ``64KiB``, ``64KB``, ``1MB``, ``1MiB``; rates accept
+``1mbit``, ``256kbit``, ``64KB/s``. A bad value raises :class:`ConfigError`
+with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rtctl.exceptions import ConfigError
+
+__all__ = ["format_duration", "parse_duration", "parse_rate", "parse_size"]
+
+_NUMBER = r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*"
+
+_DURATION_UNITS = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "k": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "m": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+# Rates in bits per second: network people say "1mbit", storage people "64KB/s".
+_RATE_UNITS = {
+    "bit": 1,
+    "bps": 1,
+    "kbit": 1000,
+    "kbps": 1000,
+    "mbit": 1000**2,
+    "mbps": 1000**2,
+    "gbit": 1000**3,
+    "gbps": 1000**3,
+    "b/s": 8,
+    "kb/s": 8 * 1000,
+    "kib/s": 8 * 1024,
+    "mb/s": 8 * 1000**2,
+    "mib/s": 8 * 1024**2,
+}
+
+
+def _split(text: str, what: str, examples: str) -> tuple[float, str]:
+    match = re.fullmatch(_NUMBER + r"(?P<unit>[a-zA-Zµ/]*)", text.strip())
+    if match is None:
+        raise ConfigError(f"{what} {text!r} is not a number with a unit (try {examples})")
+    return float(match["num"]), match["unit"]
+
+
+def parse_duration(text: str | float) -> float:
+    """Return seconds for ``30``, ``30s``, ``500ms``, ``2m`` (a bare number is seconds)."""
+    if isinstance(text, int | float):
+        return float(text)
+    value, unit = _split(text, "duration", "30s, 500ms or 2m")
+    try:
+        return value * _DURATION_UNITS[unit.lower() if unit != "µs" else unit]
+    except KeyError:
+        raise ConfigError(
+            f"duration {text!r} has unknown unit {unit!r} (use us, ms, s, m or h)"
+        ) from None
+
+
+def parse_size(text: str | int) -> int:
+    """Return bytes for ``65536``, ``64KiB``, ``64KB``, ``1MB`` (a bare number is bytes)."""
+    if isinstance(text, int):
+        return text
+    value, unit = _split(text, "size", "65536, 64KiB or 1MB")
+    try:
+        return int(value * _SIZE_UNITS[unit.lower()])
+    except KeyError:
+        raise ConfigError(
+            f"size {text!r} has unknown unit {unit!r} (use B, KB, KiB, MB, MiB, GB or GiB)"
+        ) from None
+
+
+def parse_rate(text: str) -> float:
+    """Return bits per second for ``1mbit``, ``256kbit``, ``64KB/s``."""
+    value, unit = _split(text, "rate", "1mbit, 256kbit or 64KB/s")
+    try:
+        return value * _RATE_UNITS[unit.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"rate {text!r} has unknown unit {unit!r} (use kbit, mbit, gbit or KB/s, MB/s)"
+        ) from None
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way people read them: ``250ms``, ``15s``, ``2m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds < 120 or seconds % 60:
+        return f"{seconds:g}s"
+    return f"{seconds / 60:g}m"
