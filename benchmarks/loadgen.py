@@ -330,6 +330,11 @@ class LoadResult:
     client_cpu: float  # this process's CPU time / wall time in the window (1.0 = one core)
     server_cpu: float | None  # the same for server_pid, when given
 
+    @property
+    def messages_per_server_cpu_s(self) -> float | None:
+        """Responses per CPU-second of the server: throughput with CPU contention taken out."""
+        return self.messages / (self.server_cpu * self.seconds) if self.server_cpu else None
+
 
 def process_cpu_seconds(pid: int) -> float:
     """User plus system CPU seconds used so far by process ``pid`` (from /proc/PID/stat)."""

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS_PER_USER",
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_OUTBOX_BYTES",
     "DEFAULT_PATH",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
@@ -47,6 +48,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024  # as Centrifugo; one game state frame fits
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_MAX_CONNECTIONS_PER_USER = 8  # a player's devices and tabs, not a bot farm
 DEFAULT_MAX_INFLIGHT = 64  # async calls one connection may have running at once
+DEFAULT_MAX_OUTBOX_BYTES = 1024 * 1024  # queued notifications per connection (as Centrifugo)
 DEFAULT_PING_INTERVAL = 15.0  # Nakama 15 s, Centrifugo 25 s: under most NAT idle timeouts
 DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
 DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
@@ -60,6 +62,7 @@ class Limits:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_connections_per_user: int = DEFAULT_MAX_CONNECTIONS_PER_USER
     max_inflight: int = DEFAULT_MAX_INFLIGHT
+    max_outbox_bytes: int = DEFAULT_MAX_OUTBOX_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +95,7 @@ _CONVERTERS: dict[str, Any] = {
     "max_connections": int,
     "max_connections_per_user": int,
     "max_inflight": int,
+    "max_outbox_bytes": parse_size,
     "interval": parse_duration,
     "timeout": parse_duration,
     "leeway": parse_duration,

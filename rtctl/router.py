@@ -94,14 +94,15 @@ def _isinstance_checker(py_type: type, label: str) -> _Checker:
     def check(value: Any, where: str) -> None:
         # bool is an int subclass in Python, but JSON keeps them apart.
         if not isinstance(value, py_type) or (isinstance(value, bool) and py_type is not bool):
-            raise InvalidParams(f"Invalid params: {where} must be {label}, got {_json_type(value)}")
+            raise InvalidParams(
+                f"Invalid params: {where!r} must be {label}, got {_json_type(value)}")
 
     return check
 
 
 def _float_check(value: Any, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidParams(f"Invalid params: {where} must be number, got {_json_type(value)}")
+        raise InvalidParams(f"Invalid params: {where!r} must be number, got {_json_type(value)}")
 
 
 def _checker(annotation: Any) -> _Checker | None:
@@ -129,7 +130,8 @@ def _checker(annotation: Any) -> _Checker | None:
                 except InvalidParams:
                     continue
                 return
-            raise InvalidParams(f"Invalid params: {where} must be {label}, got {_json_type(value)}")
+            raise InvalidParams(
+                f"Invalid params: {where!r} must be {label}, got {_json_type(value)}")
 
         return check_union
     if origin is typing.Literal:
@@ -139,7 +141,7 @@ def _checker(annotation: Any) -> _Checker | None:
             # 1 == True in Python; a JSON literal must match in type too.
             if not any(value == a and type(value) is type(a) for a in allowed):
                 choices = ", ".join(repr(a) for a in allowed)
-                raise InvalidParams(f"Invalid params: {where} must be one of {choices}")
+                raise InvalidParams(f"Invalid params: {where!r} must be one of {choices}")
 
         return check_literal
     if origin is list:
@@ -252,9 +254,9 @@ class Method:
                     check(item, f"{name}[{index}]")
             elif kind is inspect.Parameter.VAR_KEYWORD:
                 for key, item in value.items():
-                    check(item, repr(key))
+                    check(item, key)
             else:
-                check(value, repr(name))
+                check(value, name)
         return bound.args, bound.kwargs
 
 

@@ -15,9 +15,7 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-__all__ = ["DEFAULT_OUTBOX_BYTES", "Outbox"]
-
-DEFAULT_OUTBOX_BYTES = 1024 * 1024  # as Centrifugo's default client queue
+__all__ = ["Outbox"]
 
 
 class Outbox:
@@ -27,7 +25,7 @@ class Outbox:
         self,
         write: Callable[[bytes], Awaitable[None]],
         *,
-        max_bytes: int = DEFAULT_OUTBOX_BYTES,
+        max_bytes: int,
         on_overflow: Callable[[], None],
     ) -> None:
         self._write = write

@@ -55,6 +55,7 @@ ConnectHook = Callable[[Connection], Awaitable[None] | None]
 DisconnectHook = Callable[[Connection, int | None, str], Awaitable[None] | None]
 
 _JSON = "application/json"
+_CLOSE_TIMEOUT = 2.0  # longest wait for a peer's closing handshake (RFC 6455 §7.1.1)
 
 
 def _http(status: int, body: bytes, content_type: str = _JSON, **extra: str) -> Response:
@@ -73,6 +74,20 @@ def _select_subprotocol(
 ) -> Subprotocol | None:
     """``rtctl.v1`` when offered; a client that offers none still gets JSON text."""
     return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+def _close_info(ws: ServerConnection) -> tuple[int, str]:
+    """Who closed, and how: the side that started the closing handshake names it.
+
+    ``ws.close_code`` reports 1006 when the peer never answered our close
+    (a dead peer after a heartbeat timeout); what we sent is the truth then.
+    """
+    sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
+    if sent is not None and (rcvd is None or not ws.protocol.close_rcvd_then_sent):
+        return sent.code, sent.reason
+    if rcvd is not None:
+        return rcvd.code, rcvd.reason
+    return CloseCode.ABNORMAL_CLOSURE, ""
 
 
 class _SocketTransport:
@@ -156,6 +171,10 @@ class Gateway:
         """The WebSocket URL clients connect to."""
         return f"ws://{self.config.host}:{self.port}{self.config.path}"
 
+    @property
+    def _close_timeout(self) -> float:
+        return min(_CLOSE_TIMEOUT, self.config.heartbeat.timeout / 2)
+
     async def start(self) -> None:
         """Bind and listen; returns once the port is open."""
         self._server = await serve(
@@ -167,8 +186,11 @@ class Gateway:
             compression=None,
             max_size=self.config.limits.max_message_size,
             ping_interval=self.config.heartbeat.interval,
-            ping_timeout=self.config.heartbeat.timeout,
-            close_timeout=2,
+            # A dead peer never closes its TCP side either: the heartbeat timeout
+            # covers the wait for the pong *and* the wait for the close, so it
+            # is gone within interval + timeout.
+            ping_timeout=self.config.heartbeat.timeout - self._close_timeout,
+            close_timeout=self._close_timeout,
             server_header="rtctl",
         )
 
@@ -241,8 +263,9 @@ class Gateway:
 
     async def _handle(self, ws: ServerConnection) -> None:
         identity = self._identities.pop(ws)
-        outbox = Outbox(self._writer(ws), on_overflow=lambda: conn.close(
-            CloseCode.SLOW_CONSUMER, "outbound queue overflowed"))
+        outbox = Outbox(self._writer(ws), max_bytes=self.config.limits.max_outbox_bytes,
+                        on_overflow=lambda: conn.close(CloseCode.SLOW_CONSUMER,
+                                                       "outbound queue overflowed"))
         remote = ws.remote_address
         conn = Connection(
             id=f"{self._id_prefix}-{next(self._ids)}",
@@ -278,6 +301,7 @@ class Gateway:
             metrics.messages_in.inc()
             if isinstance(message, bytes):
                 conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted on rtctl.v1")
+                await ws.wait_closed()  # returning now would close with 1000 instead
                 return
             metrics.bytes_in.inc(len(message))
             incoming = jsonrpc.decode(message)
@@ -296,9 +320,7 @@ class Gateway:
                 await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
                                                           incoming.message))
             else:
-                await inflight.acquire()
-                asyncio.get_running_loop().create_task(
-                    self._batch(ws, incoming, conn.context, inflight))
+                await self._batch(ws, incoming, conn.context)
 
     async def _finish(self, ws: ServerConnection, method: str, started: float,
                       pending: Awaitable[Reply], inflight: asyncio.Semaphore) -> None:
@@ -312,28 +334,28 @@ class Gateway:
         finally:
             inflight.release()
 
-    async def _batch(self, ws: ServerConnection, batch: jsonrpc.BatchReceived,
-                     ctx: CallContext, inflight: asyncio.Semaphore) -> None:
-        """Answer a batch (§6) with an array, or not at all if it held only notifications."""
-        try:
-            replies: list[Reply] = []
-            for item in batch.items:
-                if isinstance(item, jsonrpc.InvalidMessage):
-                    replies.append(jsonrpc.encode_error(item.id, item.code, item.message))
-                    continue
-                started = time.perf_counter()
-                reply = self.router.handle(item, ctx)
-                if inspect.isawaitable(reply):
-                    reply = await reply
-                self.metrics.observe_call(item.method, time.perf_counter() - started)
-                replies.append(reply)
-            answers = [self._checked(reply) for reply in replies if reply is not None]
-            if answers:
-                await self._send_raw(ws, b"[" + b",".join(answers) + b"]")
-        except ConnectionClosed:
-            pass
-        finally:
-            inflight.release()
+    async def _batch(
+        self, ws: ServerConnection, batch: jsonrpc.BatchReceived, ctx: CallContext
+    ) -> None:
+        """Answer a batch (§6) with an array, or not at all if it held only notifications.
+
+        A batch is handled in order before the next message is read: it is one
+        unit to the client, and its order of effects is the order it was sent.
+        """
+        replies: list[Reply] = []
+        for item in batch.items:
+            if isinstance(item, jsonrpc.InvalidMessage):
+                replies.append(jsonrpc.encode_error(item.id, item.code, item.message))
+                continue
+            started = time.perf_counter()
+            reply = self.router.handle(item, ctx)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            self.metrics.observe_call(item.method, time.perf_counter() - started)
+            replies.append(reply)
+        answers = [self._checked(reply) for reply in replies if reply is not None]
+        if answers:
+            await self._send_raw(ws, b"[" + b",".join(answers) + b"]")
 
     def _checked(self, reply: dict[str, Any]) -> bytes:
         """Encode a reply; a result that is not JSON becomes -32603, logged."""
@@ -371,8 +393,7 @@ class Gateway:
         if timer is not None:
             timer.cancel()
         await outbox.close()
-        code = ws.close_code if ws.close_code is not None else conn.close_code
-        reason = ws.close_reason if ws.close_reason else conn.close_reason
+        code, reason = _close_info(ws)
         conn.transition(ConnectionState.CLOSED)
         self.registry.remove(conn)
         if not self.registry:
@@ -381,7 +402,7 @@ class Gateway:
         self.metrics.connections_closed.labels(str(code)).inc()
         for hook in self._disconnect_hooks:
             try:
-                await self._run_hook(hook(conn, code, reason or ""))
+                await self._run_hook(hook(conn, code, reason))
             except Exception:
                 logger.exception("disconnect hook %r failed for %s", hook, conn.id)
 

@@ -51,6 +51,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    ABNORMAL_CLOSURE = 1006  # never sent: the TCP connection ended without a close frame
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
@@ -68,6 +69,7 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.GOING_AWAY: "The gateway is shutting down (after its drain period); reconnect elsewhere.",
     CloseCode.PROTOCOL_ERROR: "The peer broke the WebSocket protocol.",
     CloseCode.UNSUPPORTED_DATA: "A binary frame arrived on the text subprotocol `rtctl.v1`.",
+    CloseCode.ABNORMAL_CLOSURE: "Reported, never sent: the connection dropped without a closing handshake.",
     CloseCode.INVALID_PAYLOAD: "A text frame was not valid UTF-8.",
     CloseCode.POLICY_VIOLATION: "The connection broke a gateway policy.",
     CloseCode.MESSAGE_TOO_BIG: "A message exceeded the gateway's size limit (default 64 KiB).",

@@ -11,14 +11,16 @@ clock. The edge cases the specification spells out (§4–§6) are all handled:
   of notifications gets no reply at all (§4.1, §6);
 * names beginning with ``rpc.`` are reserved (§4) and answered -32601.
 
-JSON is decoded with orjson; a document orjson refuses only for its own limits
-(integers beyond 64 bits) is decoded again with the standard library, so no
-valid JSON is turned away. NaN and Infinity are not JSON and stay refused.
+JSON is decoded with orjson; a document that may hold integers beyond 64 bits
+(which orjson would turn into lossy floats) or that orjson refuses for its own
+limits is decoded with the standard library, so no valid JSON is turned away or
+altered. NaN and Infinity are not JSON and stay refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -83,14 +85,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# orjson reads integers beyond 64 bits as lossy floats; any such literal has
+# at least 19 digits in a row, so text without such a run is safe for orjson.
+_WIDE_DIGITS = re.compile(r"[0-9]{19}")
+_WIDE_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def _stdlib_loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def loads(text: str | bytes) -> Any:
     """Decode JSON; raise ``ValueError`` with orjson's or json's reason."""
+    if isinstance(text, str):
+        wide = _WIDE_DIGITS.search(text) is not None
+    else:
+        wide = _WIDE_DIGITS_BYTES.search(text) is not None
+    if wide:
+        return _stdlib_loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as first:
-        # orjson refuses integers wider than 64 bits, which JSON allows.
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            return _stdlib_loads(text)
         except ValueError:
             raise ValueError(str(first)) from None
 
@@ -101,7 +121,10 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         # Integers beyond 64 bits again; anything json cannot encode raises TypeError too.
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+        except (ValueError, RecursionError) as exc:  # NaN, a circular or too deep value
+            raise TypeError(str(exc)) from None
 
 
 def _valid_id(value: Any) -> bool:

@@ -1,0 +1,79 @@
+"""Shared fixtures: tokens, an in-process gateway on port 0, a raw client.
+
+Timing tolerances scale from one constant, ``TIMING``, so a slow CI machine
+can be given more room in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from rtctl.config import GatewayConfig, Heartbeat, Limits
+from rtctl.gateway.auth import AuthConfig, Authenticator
+from rtctl.gateway.server import Gateway
+from rtctl.protocol import jsonrpc
+from rtctl.router import Router
+
+SECRET = "test-secret-that-is-at-least-32-bytes-long"
+TIMING = float(os.environ.get("RTCTL_TEST_TIMING", "1.0"))  # scales every timeout here
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the developer's real dev secret."""
+    monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path / "state"))
+
+
+def make_token(sub: str = "alice", ttl: float | None = 3600, **claims: Any) -> str:
+    return Authenticator(AuthConfig(secret=SECRET)).issue(sub=sub, ttl=ttl, claims=claims)
+
+
+def gateway_config(**overrides: Any) -> GatewayConfig:
+    limits = overrides.pop("limits", Limits())
+    heartbeat = overrides.pop("heartbeat", Heartbeat())
+    auth = overrides.pop("auth", AuthConfig(secret=SECRET))
+    return GatewayConfig(auth=auth, port=0, limits=limits, heartbeat=heartbeat, **overrides)
+
+
+GatewayFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[GatewayFactory]:
+    """Start gateways on free ports; all are shut down after the test."""
+    started: list[Gateway] = []
+
+    async def start(router: Router | None = None, **config: Any) -> Gateway:
+        clock = config.pop("clock", time.time)
+        gateway = Gateway(gateway_config(**config), router=router, clock=clock)
+        await gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.shutdown(drain=0)
+
+
+@pytest.fixture
+async def gateway(start_gateway: GatewayFactory) -> Gateway:
+    gw: Gateway = await start_gateway()
+    return gw
+
+
+def client(url: str, token: str | None = None, **kwargs: Any) -> Any:
+    """Connect with a Bearer token (the default user is alice)."""
+    headers = {"Authorization": f"Bearer {token or make_token()}"}
+    return connect(url, additional_headers=headers, compression=None, **kwargs)
+
+
+async def rpc(ws: ClientConnection, method: str, params: Any = None, id: Any = 1) -> Any:
+    """Send one request and return the decoded reply."""
+    await ws.send(jsonrpc.dumps(jsonrpc.encode_request(method, params, id)), text=True)
+    return jsonrpc.loads(await ws.recv())

@@ -1,0 +1,113 @@
+"""Connection lifecycle: heartbeat, token expiry and refresh, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+from rtctl.config import Heartbeat
+from rtctl.gateway.auth import AuthConfig
+from rtctl.gateway.connection import Connection
+from rtctl.gateway.server import Gateway
+from rtctl.protocol.codes import CloseCode
+from tests.conftest import SECRET, TIMING, GatewayFactory, client, make_token, rpc
+from tests.gateway.test_server import aget, closed_with, refused
+
+
+async def test_silent_peer_is_removed_within_interval_plus_timeout(
+    start_gateway: GatewayFactory,
+) -> None:
+    interval, timeout = 0.2, 0.3
+    gw: Gateway = await start_gateway(heartbeat=Heartbeat(interval=interval, timeout=timeout))
+    opened: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    gone: asyncio.Future[tuple[float, int | None]] = asyncio.get_running_loop().create_future()
+    gw.on_connect(lambda conn: opened.set_result(time.monotonic()))
+    gw.on_disconnect(lambda conn, code, reason: gone.set_result((time.monotonic(), code)))
+
+    # A client that completes the upgrade by hand and then never answers a ping.
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {make_token('sleepy')}\r\n\r\n").encode())
+    status_line = await reader.readline()
+    assert b" 101 " in status_line
+    started = await asyncio.wait_for(opened, 5 * TIMING)
+    ended, code = await asyncio.wait_for(gone, 10 * TIMING)
+    writer.close()
+
+    assert code == CloseCode.INTERNAL_ERROR  # 1011, keepalive ping timeout
+    assert ended - started <= interval + timeout + 0.5 * TIMING
+    assert gw.registry.by_user("sleepy") == []
+
+
+async def test_expired_token_closes_4001_unless_refreshed(start_gateway: GatewayFactory) -> None:
+    # Tokens valid for an hour of real time; the gateway's clock says they end in 0.3 s.
+    offset = 3600 - 0.3
+    gw: Gateway = await start_gateway(auth=AuthConfig(secret=SECRET, leeway=0),
+                                      clock=lambda: time.time() + offset)
+    async with client(gw.url, make_token("erin")) as stale, \
+            client(gw.url, make_token("erin")) as fresh:
+        reply = await rpc(fresh, "session.refresh", {"token": make_token("erin", ttl=7200)})
+        assert reply["result"]["user"] == "erin"
+        code, reason = await closed_with(stale)
+        assert (code, reason) == (CloseCode.TOKEN_EXPIRED, "token expired")
+        # The refreshed connection outlived the old expiry and still answers.
+        info = (await rpc(fresh, "session.info"))["result"]
+        assert info["expires_at"] > (time.time() + 3600) * 1000
+
+
+async def test_refresh_refuses_other_users_and_bad_tokens(gateway: Gateway) -> None:
+    async with client(gateway.url, make_token("frank")) as ws:
+        other = await rpc(ws, "session.refresh", {"token": make_token("mallory")})
+        bad = await rpc(ws, "session.refresh", {"token": "garbage"}, id=2)
+        missing = await rpc(ws, "session.refresh", {}, id=3)
+    assert other["error"]["code"] == -32001
+    assert other["error"]["data"] == {"reason": "wrong_subject"}
+    assert bad["error"]["code"] == -32001
+    assert bad["error"]["data"] == {"reason": "malformed"}
+    assert missing["error"]["code"] == -32602
+    assert "'token'" in missing["error"]["message"]
+
+
+async def test_shutdown_drains_then_closes_1001(start_gateway: GatewayFactory) -> None:
+    gw: Gateway = await start_gateway()
+    closed: list[tuple[int | None, str]] = []
+
+    def record(conn: Connection, code: int | None, reason: str) -> None:
+        closed.append((code, reason))
+
+    gw.on_disconnect(record)
+    async with client(gw.url) as ws:
+        assert (await rpc(ws, "sys.ping"))["result"]["time"] > 0
+        stopping = asyncio.create_task(gw.shutdown(drain=0.5 * TIMING))
+        await asyncio.sleep(0)  # let shutdown flip readiness
+        assert not gw.ready
+        status, body = await aget(gw, "/readyz")
+        assert (status, body) == (503, b'{"status":"draining"}')
+        status, refusal = await refused(
+            gw.url, additional_headers={"Authorization": f"Bearer {make_token()}"})
+        assert (status, refusal["error"]) == (503, "draining")
+        # During the drain the open connection still works.
+        assert "result" in await rpc(ws, "sys.echo", [1])
+        code, _ = await closed_with(ws)
+    await stopping
+    assert code == CloseCode.GOING_AWAY
+    assert closed and closed[0][0] == CloseCode.GOING_AWAY
+
+
+async def test_shutdown_ends_early_when_the_last_client_leaves(
+    start_gateway: GatewayFactory,
+) -> None:
+    gw: Gateway = await start_gateway()
+    async with client(gw.url) as ws:
+        await rpc(ws, "sys.ping")
+        started = time.monotonic()
+        stopping = asyncio.create_task(gw.shutdown(drain=60))
+        await ws.close()
+    await asyncio.wait_for(stopping, 10 * TIMING)
+    assert time.monotonic() - started < 10 * TIMING
+
