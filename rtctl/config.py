@@ -119,16 +119,20 @@ def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
     ``auth.public_key`` names a PEM file; it is returned as a path string.
     """
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text (TOML must be)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     checked: dict[str, dict[str, Any]] = {}
     for section, values in raw.items():
-        if section not in _SECTIONS or not isinstance(values, Mapping):
+        if section not in _SECTIONS:
             known = ", ".join(f"[{name}]" for name in _SECTIONS)
             raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: {section} must be a section [{section}], not a value")
         checked[section] = {}
         for key, value in values.items():
             if key not in _SECTIONS[section]:

@@ -57,7 +57,9 @@ _RATE_UNITS = {
 }
 
 
-def _split(text: str, what: str, examples: str) -> tuple[float, str]:
+def _split(text: object, what: str, examples: str) -> tuple[float, str]:
+    if not isinstance(text, str):  # a bool, list or table from a TOML file, say
+        raise ConfigError(f"{what} {text!r} is not a number with a unit (try {examples})")
     match = re.fullmatch(_NUMBER + r"(?P<unit>[a-zA-Zµ/]*)", text.strip())
     if match is None:
         raise ConfigError(f"{what} {text!r} is not a number with a unit (try {examples})")
@@ -66,7 +68,7 @@ def _split(text: str, what: str, examples: str) -> tuple[float, str]:
 
 def parse_duration(text: str | float) -> float:
     """Return seconds for ``30``, ``30s``, ``500ms``, ``2m`` (a bare number is seconds)."""
-    if isinstance(text, int | float):
+    if isinstance(text, int | float) and not isinstance(text, bool):
         return float(text)
     value, unit = _split(text, "duration", "30s, 500ms or 2m")
     try:
@@ -79,7 +81,7 @@ def parse_duration(text: str | float) -> float:
 
 def parse_size(text: str | int) -> int:
     """Return bytes for ``65536``, ``64KiB``, ``64KB``, ``1MB`` (a bare number is bytes)."""
-    if isinstance(text, int):
+    if isinstance(text, int) and not isinstance(text, bool):
         return text
     value, unit = _split(text, "size", "65536, 64KiB or 1MB")
     try:

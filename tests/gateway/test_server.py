@@ -37,17 +37,19 @@ async def aget(gateway: Gateway, path: str) -> tuple[int, bytes]:
 async def refused(url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
     """Try an upgrade that must be refused; return the status and JSON body."""
     with pytest.raises(InvalidStatus) as info:
-        async with connect(url, **kwargs):
-            pass
+        await connect(url, **kwargs)
     response = info.value.response
     return response.status_code, jsonrpc.loads(bytes(response.body))
 
 
 async def closed_with(ws: Any) -> tuple[int | None, str]:
     """Read until the gateway closes; return its close code and reason."""
-    with pytest.raises(ConnectionClosed):
+    async def drain() -> None:
         while True:
             await asyncio.wait_for(ws.recv(), 10 * TIMING)
+
+    with pytest.raises(ConnectionClosed):
+        await drain()
     return ws.close_code, ws.close_reason
 
 

@@ -1,0 +1,158 @@
+"""The command line as a user meets it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
+from tests.conftest import SECRET, TIMING, client, rpc
+from tests.gateway.test_server import closed_with
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rtctl(*args: str, env: dict[str, str] | None = None,
+          timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rtctl", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout * TIMING)
+
+
+class Served:
+    """A ``rtctl serve`` subprocess and the base URL it printed."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtctl", "serve", "--port", "0", *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.banner = [self.proc.stdout.readline() for _ in range(4)]
+        assert self.banner[0].startswith("rtctl gateway listening on "), self.banner
+        self.base_url = self.banner[0].split()[-1].removesuffix("/ws")
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=15 * TIMING)
+        return out
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    environment = dict(os.environ, RTCTL_STATE_DIR=str(tmp_path / "state"))
+    environment.pop("RTCTL_JWT_SECRET", None)
+    environment.pop("RTCTL_TOKEN", None)
+    return environment
+
+
+@pytest.fixture
+def served(env: dict[str, str]) -> Iterator[Served]:
+    server = Served("--jwt-secret", SECRET, "--drain", "0", env=env)
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("nocolon", "--router expects MODULE:ATTR"),
+    ("no_such_module_xyz:router", "cannot import module 'no_such_module_xyz'"),
+    ("json:nothing_here", "module 'json' has no attribute 'nothing_here'"),
+    ("json:dumps", "json:dumps is a function, not an rtctl Router"),
+])
+def test_bad_router_is_one_clear_line_and_exit_1(
+    env: dict[str, str], spec: str, message: str
+) -> None:
+    result = rtctl("serve", "--port", "0", "--router", spec, env=env)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-message-size", "lots"], "size 'lots' is not a number"),
+    (["--ping-interval", "5 parsecs"], "duration '5 parsecs'"),
+    (["--jwt-secret", "a", "--jwks", "x.json"], "not several"),
+    (["--config", "/nonexistent/rtctl.toml"], "cannot read config file"),
+])
+def test_bad_serve_options_are_one_line(env: dict[str, str], args: list[str],
+                                        message: str) -> None:
+    result = rtctl("serve", "--port", "0", *args, env=env)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_token_prints_only_a_token_with_claims(env: dict[str, str]) -> None:
+    result = rtctl("token", "--sub", "alice", "--ttl", "2m", "--claim", "role=admin",
+                   "--claim", "level=7", "--jwt-secret", SECRET, env=env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert (claims["sub"], claims["role"], claims["level"]) == ("alice", "admin", 7)
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_dev_mode_serve_and_token_share_a_secret(env: dict[str, str]) -> None:
+    server = Served("--drain", "0", env=env)
+    try:
+        assert "DEV MODE" in server.banner[1]
+        token = rtctl("token", "--sub", "alice", env=env).stdout.strip()
+        result = rtctl("call", server.base_url, "session.info", "--token", token, env=env)
+        assert result.returncode == 0, result.stderr
+        assert jsonrpc.loads(result.stdout)["user"] == "alice"
+        # With no --token at all, `rtctl call` mints a dev token itself.
+        assert rtctl("call", server.base_url, "sys.ping", env=env).returncode == 0
+    finally:
+        server.stop()
+
+
+def test_call_prints_results_and_exits_by_outcome(served: Served, env: dict[str, str]) -> None:
+    token = rtctl("token", "--sub", "alice", "--jwt-secret", SECRET, env=env).stdout.strip()
+    ok = rtctl("call", served.base_url, "sys.echo", '{"hello": [1, 2]}', "--token", token,
+               env=env)
+    assert (ok.returncode, jsonrpc.loads(ok.stdout)) == (0, {"hello": [1, 2]})
+
+    missing = rtctl("call", served.base_url, "no.such", "--token", token, env=env)
+    assert missing.returncode == 2
+    assert jsonrpc.loads(missing.stderr)["code"] == -32601
+
+    refused = rtctl("call", served.base_url, "sys.ping", "--token", "nonsense", env=env)
+    assert refused.returncode == 1
+    assert "malformed" in refused.stderr
+
+    bad_params = rtctl("call", served.base_url, "sys.echo", "{oops", "--token", token, env=env)
+    assert bad_params.returncode == 1
+    assert "PARAMS_JSON is not JSON" in bad_params.stderr
+
+    unreachable = rtctl("call", "ws://127.0.0.1:1", "sys.ping", "--token", token, env=env)
+    assert unreachable.returncode == 1
+    assert "cannot reach" in unreachable.stderr
+
+
+async def test_sigterm_closes_open_connections_1001_and_exits_0(served: Served) -> None:
+    async with client(served.base_url + "/ws") as ws:
+        assert "result" in await rpc(ws, "sys.ping")
+        served.proc.send_signal(signal.SIGTERM)
+        code, _ = await closed_with(ws)
+    assert code == CloseCode.GOING_AWAY
+    out, _ = await asyncio.to_thread(served.proc.communicate, timeout=15 * TIMING)
+    assert served.proc.returncode == 0
+    assert "draining" in out
+    assert "stopped" in out
+
+
+def test_help_teaches(env: dict[str, str]) -> None:
+    result = rtctl("serve", "--help", env=env)
+    assert result.returncode == 0
+    for flag in ("--router", "--jwt-secret", "--jwks", "--config", "--max-message-size"):
+        assert flag in result.stdout
