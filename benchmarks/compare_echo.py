@@ -13,10 +13,12 @@ same machine, under the same load client (``loadgen.py``, run in this process):
   connections are opened; (after - before) / idle, gateway <= 1.25 x bare.
 
 The bare server is ``bare_echo.py``. The gateway is ``python -m rtctl serve``
-with a fresh random JWT secret and a token from ``python -m rtctl token``; both
-can be replaced with ``--gateway-cmd`` and ``--token-cmd``. A server command must
-exec the server itself (its PID is the one measured) and print a ``ws://`` URL
-on its first stdout line.
+with a fresh random JWT secret, its connection limits raised to what this run
+opens (all load comes from one token, i.e. one user), and a token from
+``python -m rtctl token``; both commands can be replaced with ``--gateway-cmd``
+and ``--token-cmd``. A server command must exec the server itself (its PID is the
+one measured) and print a ``ws://`` URL on its first stdout line. Servers' stderr
+is kept out of the report and attached to any error.
 
 Prints a markdown table on stdout (progress goes to stderr); ``--json FILE``
 writes the raw numbers. Exit status: 0 if both targets pass with no load errors,
@@ -36,7 +38,7 @@ import shlex
 import statistics
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -51,6 +53,7 @@ START_TIMEOUT = 30.0  # seconds for a server to print its URL
 STOP_TIMEOUT = 10.0  # seconds for a server to exit after SIGTERM
 SETTLE = 1.0  # seconds of quiet between measurements
 PRIME_CONNECTIONS = 10  # opened and closed before the memory baseline is read
+TAIL_BYTES = 4096  # of a server's stderr, shown when something fails
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,21 @@ def bare_spec() -> ServerSpec:
     return ServerSpec("bare", [sys.executable, str(script), "--host", "127.0.0.1", "--port", "0"])
 
 
-async def gateway_spec(command: list[str] | None, token_command: list[str] | None) -> ServerSpec:
+async def gateway_spec(
+    command: list[str] | None, token_command: list[str] | None, connections: int
+) -> ServerSpec:
     """The gateway, by default ``rtctl serve`` with a fresh secret and a token signed with it.
 
-    ``command`` replaces the serve command; ``token_command`` replaces the token
-    command, and an empty one means no token.
+    All load comes from one user (one token), so the default command raises the
+    gateway's connection limits to ``connections``. ``command`` replaces the serve
+    command; ``token_command`` replaces the token command, and an empty one means
+    no token.
     """
     secret = secrets.token_urlsafe(32)
     if command is None:
         command = [sys.executable, "-m", "rtctl", "serve", "--host", "127.0.0.1", "--port", "0"]
-        command += ["--jwt-secret", secret]
+        command += ["--jwt-secret", secret, "--max-connections", str(connections)]
+        command += ["--max-connections-per-user", str(connections)]
     if token_command is None:
         token_command = [sys.executable, "-m", "rtctl", "token", "--sub", "bench"]
         token_command += ["--jwt-secret", secret]
@@ -123,33 +131,55 @@ async def gateway_spec(command: list[str] | None, token_command: list[str] | Non
     return ServerSpec("gateway", command, urlencode({"token": token}))
 
 
-async def _discard(stream: asyncio.StreamReader) -> None:
-    """Keep reading a server's stdout so it never blocks on a full pipe."""
-    while await stream.read(65536):
-        pass
+class _Tail:
+    """Reads a server's pipe to the end, so it never blocks, keeping the last bytes."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.data = b""
+        self.task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self.data = (self.data + chunk)[-TAIL_BYTES:]
 
 
 @asynccontextmanager
 async def running(spec: ServerSpec) -> AsyncIterator[Server]:
-    """Start ``spec`` as a subprocess, wait for its URL, and stop it on exit."""
+    """Start ``spec`` as a subprocess, wait for its URL, and stop it on exit.
+
+    The server's stderr is kept out of the report; its end is attached to any
+    error raised while the server runs.
+    """
+    pipe = asyncio.subprocess.PIPE
     process = await asyncio.create_subprocess_exec(
-        *spec.command, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+        *spec.command, cwd=ROOT, stdout=pipe, stderr=pipe
     )
     assert process.stdout is not None
-    drain: asyncio.Task[None] | None = None
+    assert process.stderr is not None
+    stderr = _Tail(process.stderr)
+    stdout: _Tail | None = None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
         match = re.search(r"ws://\S+", line.decode(errors="replace"))
         if match is None:
             raise RuntimeError(
-                f"{spec.name}: expected a ws:// URL on the first stdout line of "
-                f"{shlex.join(spec.command)!r}, got {line!r}"
+                f"{spec.name}: no ws:// URL on the first stdout line of "
+                f"{shlex.join(spec.command)!r} (got {line!r}; waited up to {START_TIMEOUT:g} s)"
             )
-        drain = asyncio.create_task(_discard(process.stdout))
+        stdout = _Tail(process.stdout)
         url = match.group()
         if spec.query:
             url += ("&" if "?" in url else "?") + spec.query
         yield Server(spec, process, url)
+    except Exception as exc:
+        with suppress(TimeoutError):  # give a failing server a moment to write its error
+            await asyncio.wait_for(asyncio.shield(stderr.task), 1.0)
+        if stderr.data:
+            exc.add_note(f"{spec.name} stderr ends with:\n{stderr.data.decode(errors='replace')}")
+        raise
     finally:
         if process.returncode is None:
             process.terminate()
@@ -158,8 +188,9 @@ async def running(spec: ServerSpec) -> AsyncIterator[Server]:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        if drain is not None:
-            await drain
+        await stderr.task
+        if stdout is not None:
+            await stdout.task
 
 
 def _log(message: str) -> None:
@@ -240,6 +271,10 @@ def summarize(
     }
 
 
+def _rounds(results: Sequence[LoadResult]) -> str:
+    return ", ".join(f"{r.messages_per_s:,.0f} ({r.server_cpu:.2f})" for r in results)
+
+
 def render_markdown(
     command: str,
     args: argparse.Namespace,
@@ -287,11 +322,8 @@ def render_markdown(
         f"| load errors (total) | {sum(r.errors for r in bare)} "
         f"| {sum(r.errors for r in gateway)} | | 0 | {verdict(not summary['load_errors'])} |",
         "",
-        "Rounds, msg/s: bare "
-        + ", ".join(f"{r.messages_per_s:,.0f}" for r in bare)
-        + "; gateway "
-        + ", ".join(f"{r.messages_per_s:,.0f}" for r in gateway)
-        + ".",
+        "Rounds, msg/s (server CPU in cores; well under 1.0 means the machine was busy "
+        f"with other work): bare {_rounds(bare)}; gateway {_rounds(gateway)}.",
     ]
     return "\n".join(lines)
 
@@ -329,7 +361,9 @@ async def main() -> int:
     args = parse_args()
     command = shlex.join(["python", *sys.argv])
     raise_nofile_limit()  # for the idle connections, here and in the servers started later
-    specs = [bare_spec(), await gateway_spec(args.gateway_cmd, args.token_cmd)]
+    most_connections = max(args.connections, args.idle) + PRIME_CONNECTIONS
+    gateway = await gateway_spec(args.gateway_cmd, args.token_cmd, most_connections)
+    specs = [bare_spec(), gateway]
     throughput = await measure_throughput(specs, args)
     memory = {spec.name: await measure_memory(spec, args.idle) for spec in specs}
     summary = summarize(throughput, memory)

@@ -18,7 +18,8 @@ asyncio Protocols:
 The load is a closed loop: each connection keeps ``window`` requests outstanding
 and sends one more per response. Responses on one connection come back in order,
 so a FIFO of send times gives each message's latency. Only messages received after
-the warm-up are counted.
+the warm-up are counted. Since replies are counted unread, each run first checks
+one reply with the ``websockets`` client (an error reply must not pass as speed).
 
 Library use: :func:`run_load` for a throughput run, :func:`idle_connections` to
 hold N open, idle connections (to measure a server's memory per connection).
@@ -43,9 +44,13 @@ from dataclasses import asdict, dataclass, field
 from itertools import repeat
 from urllib.parse import urlsplit
 
+from websockets.asyncio.client import connect
+
 __all__ = [
+    "EchoError",
     "HandshakeError",
     "LoadResult",
+    "check_echo",
     "idle_connections",
     "parse_seconds",
     "process_cpu_seconds",
@@ -60,10 +65,15 @@ _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _CLOSE_NORMAL = (1000).to_bytes(2, "big")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame before aborting
+_CHECK_TIMEOUT = 10.0  # seconds for check_echo's whole exchange
 
 
 class HandshakeError(ConnectionError):
     """The server did not accept the WebSocket upgrade."""
+
+
+class EchoError(RuntimeError):
+    """The server's reply to a request does not echo it."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,29 @@ def request_payload(payload_bytes: int) -> bytes:
     """The JSON-RPC ``sys.echo`` request whose string parameter is ``payload_bytes`` long."""
     request = {"jsonrpc": "2.0", "method": "sys.echo", "params": ["x" * payload_bytes], "id": 1}
     return json.dumps(request, separators=(",", ":")).encode()
+
+
+async def check_echo(url: str, payload_bytes: int) -> None:
+    """Send one request with the ``websockets`` client and check that the reply echoes it.
+
+    The load counts replies without reading them, so a server answering every
+    request with a JSON-RPC error would look fast; this catches that once per run.
+    Accepted replies: the request itself (a bare echo) or a JSON-RPC response
+    whose result is the request's params. Notifications (no ``id``) are skipped.
+    """
+    request = request_payload(payload_bytes).decode()
+    params = json.loads(request)["params"]
+    async with asyncio.timeout(_CHECK_TIMEOUT), connect(url, compression=None) as ws:
+        await ws.send(request)
+        while True:
+            reply = await ws.recv()
+            if reply == request:
+                return
+            message = json.loads(reply)
+            if isinstance(message, dict) and "id" in message:
+                break
+    if message.get("result") != params:
+        raise EchoError(f"{url} did not echo the request; it replied {reply[:300]!r}")
 
 
 def _masked_frame(opcode: int, payload: bytes) -> bytes:
@@ -359,11 +392,13 @@ async def run_load(
 ) -> LoadResult:
     """Drive ``url`` with a closed loop of echo requests and measure it.
 
-    All connections are opened first; then each sends ``window`` requests and
+    The reply to one request is checked first (:func:`check_echo`). Then all
+    connections are opened; each sends ``window`` requests and
     replaces each response with a new request. Counting starts ``warmup`` seconds
     after the first send and lasts ``duration`` seconds. ``server_pid`` adds the
     server's CPU use over the same window to the result.
     """
+    await check_echo(url, payload_bytes)
     stats = _Stats()
     payload = request_payload(payload_bytes)
     conns = await _open(url, connections, stats, concurrency=100)

@@ -204,7 +204,7 @@ def test_decode_parse_error(text: str | bytes) -> None:
     decoded = decode(text)
     assert isinstance(decoded, InvalidMessage)
     assert decoded.code is ErrorCode.PARSE_ERROR
-    assert decoded.code == -32700
+    assert int(decoded.code) == -32700
     assert decoded.id is None
     assert decoded.message.startswith("Parse error: ")
     assert len(decoded.message) > len("Parse error: ")

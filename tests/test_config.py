@@ -1,0 +1,364 @@
+"""Tests for rtctl.config: the TOML config file and merging sections into GatewayConfig."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtctl.config import (
+    DEFAULT_DRAIN,
+    DEFAULT_HOST,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_USER,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PATH,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_PORT,
+    GatewayConfig,
+    Heartbeat,
+    Limits,
+    load_config_file,
+    merge,
+)
+from rtctl.exceptions import ConfigError
+from rtctl.gateway.auth import AuthConfig
+
+KNOWN_SECTIONS = "[server], [auth], [limits], [heartbeat]"
+
+FULL = """\
+[server]
+host = "0.0.0.0"
+port = 9000
+path = "/game"
+drain = "2s"
+
+[auth]
+secret = "s3cret"
+public_key = "keys/pub.pem"
+jwks = "keys/jwks.json"
+audience = "game"
+issuer = "https://auth.example"
+leeway = "500ms"
+
+[limits]
+max_message_size = "64KiB"
+max_connections = 500
+max_connections_per_user = 3
+max_inflight = 16
+
+[heartbeat]
+interval = "15s"
+timeout = 10
+"""
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "rtctl.toml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    assert (DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PATH) == ("127.0.0.1", 8765, "/ws")
+    assert DEFAULT_MAX_MESSAGE_SIZE == 65536
+    assert (DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_DRAIN) == (15.0, 10.0, 5.0)
+    config = GatewayConfig(auth=AuthConfig(secret="s"))
+    assert config.limits == Limits(max_message_size=65536, max_connections=10_000,
+                                   max_connections_per_user=8, max_inflight=64)
+    assert config.heartbeat == Heartbeat(interval=15.0, timeout=10.0)
+    assert (config.host, config.port, config.path, config.drain) == ("127.0.0.1", 8765,
+                                                                      "/ws", 5.0)
+
+
+def test_load_all_sections_converted(tmp_path: Path) -> None:
+    loaded = load_config_file(_write(tmp_path, FULL))
+    assert loaded == {
+        "server": {"host": "0.0.0.0", "port": 9000, "path": "/game", "drain": 2.0},
+        "auth": {
+            "secret": "s3cret",
+            "public_key": "keys/pub.pem",
+            "jwks": "keys/jwks.json",
+            "audience": "game",
+            "issuer": "https://auth.example",
+            "leeway": 0.5,
+        },
+        "limits": {
+            "max_message_size": 65536,
+            "max_connections": 500,
+            "max_connections_per_user": 3,
+            "max_inflight": 16,
+        },
+        "heartbeat": {"interval": 15.0, "timeout": 10.0},
+    }
+    assert type(loaded["heartbeat"]["timeout"]) is float
+    assert type(loaded["limits"]["max_message_size"]) is int
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("", {}, id="empty-file"),
+        pytest.param("# just a comment\n", {}, id="comment-only"),
+        pytest.param("[limits]\n", {"limits": {}}, id="empty-section"),
+        pytest.param('[heartbeat]\ninterval = "15s"\n', {"heartbeat": {"interval": 15.0}},
+                     id="15s"),
+        pytest.param('[heartbeat]\ntimeout = "250ms"\n', {"heartbeat": {"timeout": 0.25}},
+                     id="250ms"),
+        pytest.param("[heartbeat]\ninterval = 2.5\n", {"heartbeat": {"interval": 2.5}},
+                     id="float-seconds"),
+        pytest.param('[limits]\nmax_message_size = "64KiB"\n',
+                     {"limits": {"max_message_size": 65536}}, id="64KiB"),
+        pytest.param('[limits]\nmax_message_size = "1MB"\n',
+                     {"limits": {"max_message_size": 1_000_000}}, id="1MB"),
+        pytest.param("[limits]\nmax_message_size = 4096\n",
+                     {"limits": {"max_message_size": 4096}}, id="bare-bytes"),
+        pytest.param('[server]\nport = "8080"\n', {"server": {"port": 8080}}, id="port-string"),
+        pytest.param('[server]\ndrain = "1m"\n', {"server": {"drain": 60.0}}, id="drain-1m"),
+        pytest.param("server.port = 1234\n", {"server": {"port": 1234}}, id="dotted-key"),
+    ],
+)
+def test_load_values(tmp_path: Path, text: str, expected: dict[str, Any]) -> None:
+    assert load_config_file(_write(tmp_path, text)) == expected
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[database]\nurl = 'x'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: unknown section [database] (known: {KNOWN_SECTIONS})"
+
+
+def test_top_level_key_is_unknown_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, "port = 8765\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: unknown section [port] (known: {KNOWN_SECTIONS})"
+
+
+def test_known_section_given_as_value(tmp_path: Path) -> None:
+    path = _write(tmp_path, "server = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: server must be a section [server], not a value"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[server]\nhots = 'x'\n",
+                     "unknown key 'hots' in [server] (known: drain, host, path, port)",
+                     id="server-typo"),
+        pytest.param("[limits]\nmax_message = 1\n",
+                     "unknown key 'max_message' in [limits] (known: "
+                     + ", ".join(sorted(field.name for field in fields(Limits))) + ")",
+                     id="limits"),
+        pytest.param("[heartbeat]\nping = '1s'\n",
+                     "unknown key 'ping' in [heartbeat] (known: interval, timeout)",
+                     id="heartbeat"),
+        pytest.param("[auth]\nkey = 'x'\n",
+                     "unknown key 'key' in [auth] "
+                     "(known: audience, issuer, jwks, leeway, public_key, secret)",
+                     id="auth"),
+        pytest.param("[heartbeat]\nport = 1\n",
+                     "unknown key 'port' in [heartbeat] (known: interval, timeout)",
+                     id="key-of-another-section"),
+    ],
+)
+def test_unknown_key(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[server\nport = 1\n", id="unclosed-header"),
+        pytest.param("[server]\nport = \n", id="missing-value"),
+        pytest.param("[server]\nport = 1\nport = 2\n", id="duplicate-key"),
+        pytest.param("[server]\n[server]\n", id="duplicate-table"),
+        pytest.param("[server]\nhost = 'unterminated\n", id="unterminated-string"),
+    ],
+)
+def test_invalid_toml(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"config file {path} is not valid TOML: ")
+    assert len(message) > len(f"config file {path} is not valid TOML: ")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"[server]\nhost = '\xff\xfe'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"config file {path} is not UTF-8 text (TOML must be)"
+
+
+def test_utf8_is_read_as_utf8(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[auth]\naudience = 'jeu-é'\n".encode())
+    assert load_config_file(path) == {"auth": {"audience": "jeu-é"}}
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"cannot read config file {path}: No such file or directory"
+
+
+def test_directory_is_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(tmp_path)
+    assert str(caught.value) == f"cannot read config file {tmp_path}: Is a directory"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[server]\nport = 'eighty'\n", "[server] port = 'eighty' is not valid",
+                     id="port-word"),
+        pytest.param("[server]\nport = [80]\n", "[server] port = [80] is not valid",
+                     id="port-array"),
+        pytest.param("[limits]\nmax_connections = 'lots'\n",
+                     "[limits] max_connections = 'lots' is not valid", id="max-connections"),
+        pytest.param("[limits]\nmax_inflight = {a = 1}\n",
+                     "[limits] max_inflight = {'a': 1} is not valid", id="max-inflight-table"),
+    ],
+)
+def test_bad_value_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "value_text"),
+    [
+        pytest.param("[heartbeat]\ninterval = 'soon'\n", "'soon'", id="duration-word"),
+        pytest.param("[heartbeat]\ntimeout = '3 days'\n", "'3 days'", id="duration-unit"),
+        pytest.param("[heartbeat]\ninterval = true\n", "True", id="duration-bool"),
+        pytest.param("[heartbeat]\ninterval = [1]\n", "[1]", id="duration-array"),
+        pytest.param("[limits]\nmax_message_size = 'huge'\n", "'huge'", id="size-word"),
+        pytest.param("[limits]\nmax_message_size = 1.5\n", "1.5", id="size-float"),
+        pytest.param("[server]\ndrain = {s = 1}\n", "{'s': 1}", id="drain-table"),
+        pytest.param("[auth]\nleeway = '5 parsecs'\n", "'5 parsecs'", id="leeway"),
+    ],
+)
+def test_bad_unit_value_is_config_error(tmp_path: Path, text: str, value_text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(_write(tmp_path, text))
+    assert value_text in str(caught.value)
+
+
+# ---------------------------------------------------------------------------
+# merge
+# ---------------------------------------------------------------------------
+
+BASE = GatewayConfig(auth=AuthConfig(secret="s"))
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        pytest.param("server", {"host": "0.0.0.0", "port": None, "drain": 1.0},
+                     GatewayConfig(auth=AuthConfig(secret="s"), host="0.0.0.0", drain=1.0),
+                     id="server-partial"),
+        pytest.param("server", {"host": "h", "port": 1, "path": "/p", "drain": 0.0},
+                     GatewayConfig(auth=AuthConfig(secret="s"), host="h", port=1, path="/p",
+                                   drain=0.0),
+                     id="server-all-zero-drain-kept"),
+        pytest.param("server", {"port": 0},
+                     GatewayConfig(auth=AuthConfig(secret="s"), port=0),
+                     id="port-zero-kept"),
+        pytest.param("limits", {"max_message_size": 1024, "max_connections": None},
+                     GatewayConfig(auth=AuthConfig(secret="s"),
+                                   limits=Limits(max_message_size=1024)),
+                     id="limits-partial"),
+        pytest.param("limits", {"max_connections": 5, "max_connections_per_user": 1,
+                                "max_inflight": 2},
+                     GatewayConfig(auth=AuthConfig(secret="s"),
+                                   limits=Limits(max_connections=5, max_connections_per_user=1,
+                                                 max_inflight=2)),
+                     id="limits-three"),
+        pytest.param("heartbeat", {"interval": 30.0, "timeout": None},
+                     GatewayConfig(auth=AuthConfig(secret="s"),
+                                   heartbeat=Heartbeat(interval=30.0)),
+                     id="heartbeat-partial"),
+        pytest.param("heartbeat", {"interval": 1.0, "timeout": 2.0},
+                     GatewayConfig(auth=AuthConfig(secret="s"),
+                                   heartbeat=Heartbeat(interval=1.0, timeout=2.0)),
+                     id="heartbeat-all"),
+    ],
+)
+def test_merge(section: str, values: dict[str, Any], expected: GatewayConfig) -> None:
+    merged = merge(BASE, section, values)
+    assert merged == expected
+    assert GatewayConfig(auth=AuthConfig(secret="s")) == BASE  # frozen, not changed
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [
+        ("server", {}),
+        ("server", {"host": None, "port": None}),
+        ("limits", {"max_connections": None}),
+        ("heartbeat", {}),
+        ("bogus", {}),
+        ("bogus", {"x": None}),
+    ],
+)
+def test_merge_nothing_returns_same_object(section: str, values: dict[str, Any]) -> None:
+    assert merge(BASE, section, values) is BASE
+
+
+def test_merge_keeps_other_sections() -> None:
+    config = merge(BASE, "limits", {"max_inflight": 1})
+    config = merge(config, "heartbeat", {"timeout": 3.0})
+    config = merge(config, "server", {"port": 1})
+    config = merge(config, "limits", {"max_connections": 2, "max_inflight": None})
+    assert config.limits == Limits(max_inflight=1, max_connections=2)
+    assert config.heartbeat == Heartbeat(timeout=3.0)
+    assert config.port == 1
+    assert config.host == DEFAULT_HOST
+    assert config.auth == AuthConfig(secret="s")
+    assert config.limits.max_connections_per_user == DEFAULT_MAX_CONNECTIONS_PER_USER
+    assert config.limits.max_message_size == DEFAULT_MAX_MESSAGE_SIZE
+    assert config.heartbeat.interval == DEFAULT_PING_INTERVAL
+    assert config.drain == DEFAULT_DRAIN
+    assert Limits().max_connections == DEFAULT_MAX_CONNECTIONS
+    assert Limits().max_inflight == DEFAULT_MAX_INFLIGHT
+
+
+def test_merge_unknown_section() -> None:
+    with pytest.raises(ConfigError) as caught:
+        merge(BASE, "bogus", {"x": 1})
+    assert str(caught.value) == "unknown config section 'bogus'"
+
+
+def test_loaded_file_merges_into_config(tmp_path: Path) -> None:
+    loaded = load_config_file(_write(tmp_path, FULL))
+    config = BASE
+    for section in ("server", "limits", "heartbeat"):
+        config = merge(config, section, loaded[section])
+    assert config == GatewayConfig(
+        auth=AuthConfig(secret="s"),
+        host="0.0.0.0",
+        port=9000,
+        path="/game",
+        drain=2.0,
+        limits=Limits(max_message_size=65536, max_connections=500, max_connections_per_user=3,
+                      max_inflight=16),
+        heartbeat=Heartbeat(interval=15.0, timeout=10.0),
+    )
