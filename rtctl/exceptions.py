@@ -43,8 +43,8 @@ class AuthError(RtctlError):
     """A token was refused.
 
     ``reason`` is a short machine-readable word (``missing``, ``malformed``,
-    ``expired``, ``not_yet_valid``, ``bad_signature``, ``bad_audience``,
-    ``bad_issuer``, ``bad_claims``, ``unknown_key``); ``detail`` is for people.
+    ``expired``, ``not_yet_valid``, ``bad_signature``, ``bad_algorithm``,
+    ``bad_audience``, ``bad_issuer``, ``bad_claims``, ``unknown_key``); ``detail`` is for people.
     Answered with HTTP 401 at the upgrade.
     """
 

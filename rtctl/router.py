@@ -189,12 +189,11 @@ class Method:
     """One registered method: the handler and how to bind params to it."""
 
     __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "func",
-                 "is_async", "name", "raw_params")
+                 "name", "raw_params")
 
     def __init__(self, name: str, func: Handler, *, raw_params: bool = False) -> None:
         self.name = name
         self.func = func
-        self.is_async = inspect.iscoroutinefunction(func)
         self.raw_params = raw_params
         hints = typing.get_type_hints(func)
         signature = inspect.signature(func)
@@ -231,6 +230,13 @@ class Method:
             else:
                 kwargs[self._context] = ctx
         return args, kwargs
+
+    def invoke(self, params: list[Any] | dict[str, Any] | None, ctx: CallContext) -> Any:
+        """Bind and call; an async handler's coroutine is returned, not awaited."""
+        if self.raw_params and self._context is None:
+            return self.func(params)  # nothing to bind: the fast path of sys.echo
+        args, kwargs = self.bind(params, ctx)
+        return self.func(*args, **kwargs)
 
     def _bind(
         self, params: list[Any] | dict[str, Any] | None
@@ -280,23 +286,39 @@ def _rpc_error(request: jsonrpc.Request, exc: RpcError) -> Reply:
     return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
 
 
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})  # never awaitable
+
+
 class Router:
     """A table of JSON-RPC methods. Game code, services and the gateway share it."""
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
 
+    @typing.overload
+    def method(self, name: Handler, /) -> Handler: ...
+
+    @typing.overload
     def method(
-        self, name: str | None = None, *, raw_params: bool = False
-    ) -> Callable[[Handler], Handler]:
+        self, name: str | None = None, /, *, raw_params: bool = False
+    ) -> Callable[[Handler], Handler]: ...
+
+    def method(
+        self, name: str | Handler | None = None, /, *, raw_params: bool = False
+    ) -> Handler | Callable[[Handler], Handler]:
         """Register the decorated plain or async function as ``name``.
 
+        ``@router.method`` alone registers the function under its own name.
         With ``raw_params=True`` the handler takes the params exactly as sent
         (an array, an object or None) as its one argument, unchecked.
         """
+        if callable(name):
+            self.add_method(name)
+            return name
+        method_name = name
 
         def register(func: Handler) -> Handler:
-            self.add_method(func, name=name, raw_params=raw_params)
+            self.add_method(func, name=method_name, raw_params=raw_params)
             return func
 
         return register
@@ -341,17 +363,16 @@ class Router:
             if method is None:
                 why = "reserved name" if request.method.startswith("rpc.") else ""
                 raise MethodNotFound(request.method, why)
-            args, kwargs = method.bind(request.params, ctx)
-            if method.is_async:
-                return self._finish(request, method.func(*args, **kwargs))
-            result = method.func(*args, **kwargs)
+            result = method.invoke(request.params, ctx)
         except RpcError as exc:
             return _rpc_error(request, exc)
         except Exception as exc:
             return _internal_error(request, exc)
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             return self._finish(request, result)
-        return None if request.is_notification else jsonrpc.encode_result(request.id, result)
+        if request.is_notification:
+            return None
+        return {"jsonrpc": "2.0", "result": result, "id": request.id}  # encode_result, inlined
 
     @staticmethod
     async def _finish(request: jsonrpc.Request, pending: Awaitable[Any]) -> Reply:

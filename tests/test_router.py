@@ -909,3 +909,14 @@ def test_sync_handler_result_is_not_awaitable() -> None:
     reply = router.handle(_request("plain"), CTX)
     assert not inspect.isawaitable(reply)
     assert reply == _result({"a": 1})
+
+
+def test_bare_decorator_registers_under_the_function_name() -> None:
+    router = Router()
+
+    @router.method
+    def greet(name: str) -> str:
+        return f"hi {name}"
+
+    assert router.methods == ["greet"]
+    assert greet("x") == "hi x"

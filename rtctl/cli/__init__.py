@@ -1,7 +1,7 @@
 """The ``rtctl`` command line: one module per command, each a thin view.
 
 Commands parse, call the library and render. A failure is one clear line on
-stderr and exit code 1 (``rtctl call`` uses 2 for an error the server sent),
+stderr and exit code 1 (``rtctl call`` uses 3 for an error the server sent),
 never a traceback.
 """
 

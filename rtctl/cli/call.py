@@ -54,8 +54,8 @@ def call(
     """Make one call and print its result as JSON.
 
     Exit codes: 0 result printed; 1 the call could not be made (unreachable,
-    token refused, timeout); 2 the server answered with a JSON-RPC error, which
-    is printed as JSON on stderr.
+    token refused, timeout); 2 bad usage; 3 the server answered with a
+    JSON-RPC error, which is printed as JSON on stderr.
     """
     try:
         result = asyncio.run(call_once(url, method, _params(params),
@@ -64,5 +64,5 @@ def call(
     except RpcError as exc:
         error = jsonrpc.error_object(exc.code, exc.message, exc.data)
         sys.stderr.write(jsonrpc.dumps(error).decode() + "\n")
-        raise typer.Exit(2) from None
+        raise typer.Exit(3) from None
     typer.echo(jsonrpc.dumps(result).decode())

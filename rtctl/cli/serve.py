@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
@@ -24,6 +25,12 @@ __all__ = ["load_router", "serve"]
 
 _AUTH = "Authentication"
 _LIMITS = "Limits and heartbeat"
+
+
+def say(line: str) -> None:
+    """Print a status line; a closed stdout must never stop a shutdown."""
+    with contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 def load_router(spec: str) -> Router:
@@ -61,9 +68,10 @@ def _auth_config(
     }
     if leeway is not None or "leeway" in file_auth:
         extra["leeway"] = parse_duration(leeway) if leeway is not None else file_auth["leeway"]
-    key_path = public_key or file_auth.get("public_key")
-    jwks_path = jwks or file_auth.get("jwks")
-    secret = secret or file_auth.get("secret")
+    if secret is None and public_key is None and jwks is None:  # flags override the file
+        secret = file_auth.get("secret")
+        public_key, jwks = file_auth.get("public_key"), file_auth.get("jwks")
+    key_path, jwks_path = public_key, jwks
     if sum(x is not None for x in (secret, key_path, jwks_path)) > 1:
         raise ConfigError("give one of --jwt-secret, --jwt-public-key and --jwks, not several")
     if key_path is not None:
@@ -79,14 +87,14 @@ def _auth_config(
 
 def serve(
     host: Annotated[str | None, typer.Option(
-        help="Interface to bind. [default: 127.0.0.1]")] = None,
+        help="Interface to bind. (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(
-        help="Port to bind; 0 picks a free one. [default: 8765]")] = None,
+        help="Port to bind; 0 picks a free one. (default 8765)")] = None,
     router: Annotated[str | None, typer.Option(
         help="Your game's methods: MODULE:ATTR naming an rtctl Router, "
              "e.g. mygame.rpc:router (imported from the current directory too).")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML file with [server], [auth], [limits], [heartbeat]; "
+        "--config", help="TOML file with \\[server], \\[auth], \\[limits], \\[heartbeat]; "
                          "flags override it.")] = None,
     jwt_secret: JwtSecret = None,
     jwt_public_key: Annotated[Path | None, typer.Option(
@@ -100,24 +108,24 @@ def serve(
     issuer: Annotated[str | None, typer.Option(
         help="Require this `iss` claim.", rich_help_panel=_AUTH)] = None,
     leeway: Annotated[str | None, typer.Option(
-        help="Clock skew tolerated on exp/nbf/iat. [default: 5s]", rich_help_panel=_AUTH,
+        help="Clock skew tolerated on exp/nbf/iat. (default 5s)", rich_help_panel=_AUTH,
     )] = None,
     max_message_size: Annotated[str | None, typer.Option(
-        help="Largest message; bigger ones close with 1009. [default: 64KiB]",
+        help="Largest message; bigger ones close with 1009. (default 64KiB)",
         rich_help_panel=_LIMITS)] = None,
     max_connections: Annotated[int | None, typer.Option(
-        help="Connections this node holds; more get HTTP 503. [default: 10000]",
+        help="Connections this node holds; more get HTTP 503. (default 10000)",
         rich_help_panel=_LIMITS)] = None,
     max_connections_per_user: Annotated[int | None, typer.Option(
-        help="Connections one user may hold; more get HTTP 429. [default: 8]",
+        help="Connections one user may hold; more get HTTP 429. (default 8)",
         rich_help_panel=_LIMITS)] = None,
     ping_interval: Annotated[str | None, typer.Option(
-        help="WebSocket ping every ... [default: 15s]", rich_help_panel=_LIMITS)] = None,
+        help="WebSocket ping every ... (default 15s)", rich_help_panel=_LIMITS)] = None,
     ping_timeout: Annotated[str | None, typer.Option(
-        help="Close (1011) when no pong within ... [default: 10s]",
+        help="Close (1011) when no pong within ... (default 10s)",
         rich_help_panel=_LIMITS)] = None,
     drain: Annotated[str | None, typer.Option(
-        help="On SIGTERM/SIGINT: not ready at once, close with 1001 after ... [default: 5s]",
+        help="On SIGTERM/SIGINT: not ready at once, close with 1001 after ... (default 5s)",
         rich_help_panel=_LIMITS)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -153,27 +161,30 @@ def serve(
 
 async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
                router_spec: str | None) -> None:
-    gateway = Gateway(cfg, router=router)
+    try:
+        gateway = Gateway(cfg, router=router)
+    except ValueError as exc:  # a game method clashing with a built-in one
+        raise ConfigError(f"--router: {exc}") from None
     try:
         await gateway.start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
-    print(f"rtctl gateway listening on {gateway.url}", flush=True)
-    print(f"  auth:    {key_source}", flush=True)
-    print(f"  methods: {len(gateway.router.methods)} "
-          f"({'sys.*, session.*' + (f' + {router_spec}' if router_spec else '')})", flush=True)
-    print(f"  http:    /healthz /readyz /metrics · heartbeat "
-          f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
-          f" · max message {cfg.limits.max_message_size} B", flush=True)
+    say(f"rtctl gateway listening on {gateway.url}")
+    say(f"  auth:    {key_source}")
+    say(f"  methods: {len(gateway.router.methods)} "
+        f"({'sys.*, session.*' + (f' + {router_spec}' if router_spec else '')})")
+    say(f"  http:    /healthz /readyz /metrics · heartbeat "
+        f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
+        f" · max message {cfg.limits.max_message_size} B")
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 
     def stop() -> None:
         if not stopping:
-            print(f"rtctl gateway draining for {format_duration(cfg.drain)}", flush=True)
+            say(f"rtctl gateway draining for {format_duration(cfg.drain)}")
             stopping.append(loop.create_task(gateway.shutdown()))
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     await gateway.wait_stopped()
-    print("rtctl gateway stopped", flush=True)
+    say("rtctl gateway stopped")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from rtctl.exceptions import RtctlError
 from rtctl.gateway.auth import Identity
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
 from rtctl.router import CallContext
 
 __all__ = ["TRANSITIONS", "Connection", "ConnectionState", "IllegalTransition", "Transport"]
@@ -49,8 +50,8 @@ class IllegalTransition(RtctlError):
 class Transport(Protocol):
     """The driver's side: how bytes leave and how the socket closes."""
 
-    def send(self, data: bytes) -> None:
-        """Queue one text message; never blocks."""
+    def send(self, data: bytes) -> bool:
+        """Queue one text message; never blocks. False when the queue overflowed."""
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2)."""
@@ -70,16 +71,21 @@ class Connection:
     session: dict[str, Any] = field(default_factory=dict)
     close_code: int | None = None
     close_reason: str = ""
-    _context: CallContext | None = field(default=None, repr=False)
+    context: CallContext = field(init=False, repr=False)
 
-    @property
-    def context(self) -> CallContext:
-        """The :class:`CallContext` handlers receive; rebuilt when the identity changes."""
-        if self._context is None or self._context.claims is not self.identity.claims:
-            self._context = CallContext(
-                connection_id=self.id, user=self.user, claims=self.identity.claims,
-                remote_address=self.remote_address, session=self.session, peer=self)
-        return self._context
+    def __post_init__(self) -> None:
+        self.context = self._make_context()
+
+    def _make_context(self) -> CallContext:
+        """The :class:`CallContext` handlers receive (built once, not per call)."""
+        return CallContext(
+            connection_id=self.id, user=self.user, claims=self.identity.claims,
+            remote_address=self.remote_address, session=self.session, peer=self)
+
+    def reauthenticate(self, identity: Identity) -> None:
+        """Adopt a refreshed identity; the caller has checked it names the same user."""
+        self.identity = identity
+        self.context = self._make_context()
 
     @property
     def user(self) -> str:
@@ -103,8 +109,12 @@ class Connection:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (JSON-RPC 2.0 §4.1) unless the connection is closing."""
-        if self.state is ConnectionState.OPEN:
-            self.transport.send(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+        if self.state is not ConnectionState.OPEN:
+            return
+        data = jsonrpc.dumps(jsonrpc.encode_notification(method, params))
+        if not self.transport.send(data):
+            # A client this far behind is better reconnected and recovered.
+            self.close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; later calls are ignored."""

@@ -1,69 +1,126 @@
 """Prometheus metrics of one gateway, served as text at ``/metrics``.
 
+The hot path only adds to plain integers and bucket lists; the Prometheus
+families are built when ``/metrics`` is scraped. ``prometheus_client``'s own
+``Counter.inc`` takes a lock and checks its state on every call, which cost a
+measurable share of the echo throughput (see ``docs/performance.md``), while
+a gateway's counters are only ever touched from its event loop thread.
+
 Each gateway owns its registry, so several gateways in one process (tests,
-the TUI) do not mix their numbers. Per-method children are cached: the hot
-path pays one dictionary lookup, not a label resolution.
+the TUI) do not mix their numbers.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "GatewayMetrics"]
+__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "GatewayMetrics", "Histogram"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # RPC latency buckets (seconds): 50 µs to 2.5 s, denser where game calls live.
-_RPC_BUCKETS = (
+RPC_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
 
 
-class GatewayMetrics:
-    """The gateway's counters, gauges and histograms."""
+class Histogram:
+    """Cumulative-on-read bucket counts, as Prometheus histograms expose them."""
 
-    def __init__(self, known_methods: set[str] | None = None) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.connections = Gauge("rtctl_connections", "Open WebSocket connections", registry=r)
-        self.connections_opened = Counter(
-            "rtctl_connections_opened", "Connections accepted", registry=r)
-        self.connections_closed = Counter(
-            "rtctl_connections_closed", "Connections closed, by close code", ["code"], registry=r)
-        self.refused = Counter(
-            "rtctl_upgrades_refused", "Upgrades refused before a WebSocket opened, by reason",
-            ["reason"], registry=r)
-        self.messages_in = Counter(
-            "rtctl_messages_received", "WebSocket messages received", registry=r)
-        self.messages_out = Counter("rtctl_messages_sent", "WebSocket messages sent", registry=r)
-        self.bytes_in = Counter("rtctl_received_bytes", "Payload bytes received", registry=r)
-        self.bytes_out = Counter("rtctl_sent_bytes", "Payload bytes sent", registry=r)
-        self.rpc_duration = Histogram(
-            "rtctl_rpc_duration_seconds", "Time from decoded request to encoded reply, by method",
-            ["method"], buckets=_RPC_BUCKETS, registry=r)
-        self.rpc_errors = Counter(
-            "rtctl_rpc_errors", "JSON-RPC error replies, by code", ["code"], registry=r)
-        self._known = known_methods if known_methods is not None else set()
-        self._durations: dict[str, Histogram] = {}
-        self._errors: dict[int, Counter] = {}
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...] = RPC_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket (le="bound").
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        running, out = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+class GatewayMetrics:
+    """The gateway's numbers; attributes are bumped directly by the driver."""
+
+    def __init__(self, known_methods: set[str], connections: Callable[[], int]) -> None:
+        self._known = known_methods
+        self._connections = connections
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.connections_opened = 0
+        self.connections_closed: Counter[int] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.rpc_errors: Counter[int] = Counter()
+        self.calls: dict[str, Histogram] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)  # a Collector: anything with collect()
 
     def observe_call(self, method: str, seconds: float) -> None:
-        child = self._durations.get(method)
-        if child is None:
+        histogram = self.calls.get(method)
+        if histogram is None:
             label = method if method in self._known else _UNKNOWN_METHOD
-            child = self.rpc_duration.labels(label)
-            if label == method:
-                self._durations[method] = child
-        child.observe(seconds)
+            histogram = self.calls.get(label)
+            if histogram is None:
+                histogram = self.calls[label] = Histogram()
+        histogram.observe(seconds)
 
-    def observe_error(self, code: int) -> None:
-        child = self._errors.get(code)
-        if child is None:
-            child = self._errors[code] = self.rpc_errors.labels(str(code))
-        child.inc()
+    def collect(self) -> Iterator[Metric]:
+        """Build the families at scrape time (the Collector protocol)."""
+        yield GaugeMetricFamily("rtctl_connections", "Open WebSocket connections",
+                                value=self._connections())
+        yield CounterMetricFamily("rtctl_connections_opened", "Connections accepted",
+                                  value=self.connections_opened)
+        yield _labelled("rtctl_connections_closed", "Connections closed, by close code",
+                        "code", self.connections_closed)
+        yield _labelled("rtctl_upgrades_refused",
+                        "Upgrades refused before a WebSocket opened, by reason",
+                        "reason", self.refused)
+        yield CounterMetricFamily("rtctl_messages_received", "WebSocket messages received",
+                                  value=self.messages_in)
+        yield CounterMetricFamily("rtctl_messages_sent", "WebSocket messages sent",
+                                  value=self.messages_out)
+        yield CounterMetricFamily("rtctl_received_bytes", "Payload bytes received",
+                                  value=self.bytes_in)
+        yield CounterMetricFamily("rtctl_sent_bytes", "Payload bytes sent", value=self.bytes_out)
+        yield _labelled("rtctl_rpc_errors", "JSON-RPC error replies, by code", "code",
+                        self.rpc_errors)
+        family = HistogramMetricFamily(
+            "rtctl_rpc_duration_seconds",
+            "Time from decoded request to reply ready, by method", labels=["method"])
+        for method, histogram in sorted(self.calls.items()):
+            family.add_metric([method], histogram.cumulative(), histogram.total)
+        yield family
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _labelled(name: str, documentation: str, label: str,
+              values: Counter[int] | Counter[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, value in sorted(values.items(), key=lambda item: str(item[0])):
+        family.add_metric([str(key)], value)
+    return family

@@ -26,11 +26,9 @@ class Outbox:
         write: Callable[[bytes], Awaitable[None]],
         *,
         max_bytes: int,
-        on_overflow: Callable[[], None],
     ) -> None:
         self._write = write
         self._max_bytes = max_bytes
-        self._on_overflow = on_overflow
         self._queue: deque[bytes] = deque()
         self._bytes = 0
         self._wake = asyncio.Event()
@@ -44,19 +42,19 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, data: bytes) -> None:
-        """Queue ``data``; on overflow call ``on_overflow`` once and drop it."""
+    def put(self, data: bytes) -> bool:
+        """Queue ``data``; False (and nothing queued) once the bound is crossed."""
         if self.overflowed:
-            return
+            return False
         if self._bytes + len(data) > self._max_bytes:
             self.overflowed = True
-            self._on_overflow()
-            return
+            return False
         self._queue.append(data)
         self._bytes += len(data)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
         self._wake.set()
+        return True
 
     async def _drain(self) -> None:
         while True:

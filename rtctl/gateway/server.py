@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
-import inspect
 import itertools
 import logging
 import os
@@ -91,19 +90,36 @@ def _close_info(ws: ServerConnection) -> tuple[int, str]:
 
 
 class _SocketTransport:
-    """Connects a :class:`Connection` to its websocket through an outbox."""
+    """Connects a :class:`Connection` to its websocket; the outbox is made on first use.
 
-    __slots__ = ("_outbox", "_ws")
+    Most connections of a game only ever receive replies, so an idle one
+    carries no queue, no event and no writer task.
+    """
 
-    def __init__(self, ws: ServerConnection, outbox: Outbox) -> None:
+    __slots__ = ("_gateway", "_outbox", "_ws")
+
+    def __init__(self, gateway: Gateway, ws: ServerConnection) -> None:
+        self._gateway = gateway
         self._ws = ws
-        self._outbox = outbox
+        self._outbox: Outbox | None = None
 
-    def send(self, data: bytes) -> None:
-        self._outbox.put(data)
+    def send(self, data: bytes) -> bool:
+        if self._outbox is None:
+            self._outbox = Outbox(self._write,
+                                  max_bytes=self._gateway.config.limits.max_outbox_bytes)
+        return self._outbox.put(data)
+
+    async def _write(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._gateway._send_raw(self._ws, data)
 
     def close(self, code: int, reason: str) -> None:
         asyncio.get_running_loop().create_task(self._ws.close(code, reason))
+
+    async def aclose(self) -> None:
+        """Stop the writer when the connection is gone."""
+        if self._outbox is not None:
+            await self._outbox.close()
 
 
 class Gateway:
@@ -127,7 +143,7 @@ class Gateway:
         if router is not None:
             self.router.include(router)
         self.registry = ConnectionRegistry(config.limits)
-        self.metrics = GatewayMetrics(set(self.router.methods))
+        self.metrics = GatewayMetrics(set(self.router.methods), connections=self.registry.__len__)
         self._connect_hooks: list[ConnectHook] = []
         self._disconnect_hooks: list[DisconnectHook] = []
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
@@ -236,7 +252,7 @@ class Gateway:
             return _json_response(404, error="not_found",
                                   detail=f"the WebSocket endpoint is {self.config.path}")
         if self._draining:
-            self.metrics.refused.labels("draining").inc()
+            self.metrics.refused["draining"] += 1
             return _json_response(503, error="draining", detail="the gateway is shutting down")
         headers = request.headers
         offered = [p.strip() for value in headers.get_all("Sec-WebSocket-Protocol")
@@ -247,14 +263,14 @@ class Gateway:
                 subprotocols=offered))
             self.registry.check(identity.user)
         except AuthError as exc:
-            self.metrics.refused.labels(exc.reason).inc()
+            self.metrics.refused[exc.reason] += 1
             response = _json_response(401, error="unauthorized", reason=exc.reason,
                                       detail=exc.detail)
             response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", ' \
                                                    f'error_description="{exc.reason}"'
             return response
         except ConnectionRefused as exc:
-            self.metrics.refused.labels(exc.reason).inc()
+            self.metrics.refused[exc.reason] += 1
             return _json_response(exc.http_status, error=exc.reason, detail=exc.detail)
         self._identities[ws] = identity
         return None
@@ -263,9 +279,7 @@ class Gateway:
 
     async def _handle(self, ws: ServerConnection) -> None:
         identity = self._identities.pop(ws)
-        outbox = Outbox(self._writer(ws), max_bytes=self.config.limits.max_outbox_bytes,
-                        on_overflow=lambda: conn.close(CloseCode.SLOW_CONSUMER,
-                                                       "outbound queue overflowed"))
+        transport = _SocketTransport(self, ws)
         remote = ws.remote_address
         conn = Connection(
             id=f"{self._id_prefix}-{next(self._ids)}",
@@ -273,7 +287,7 @@ class Gateway:
             remote_address=f"{remote[0]}:{remote[1]}" if remote else None,
             connected_at=self.clock(),
             subprotocol=ws.subprotocol,
-            transport=_SocketTransport(ws, outbox),
+            transport=transport,
         )
         try:
             self.registry.add(conn)
@@ -282,8 +296,7 @@ class Gateway:
             return
         conn.transition(ConnectionState.OPEN)
         self._empty.clear()
-        self.metrics.connections.inc()
-        self.metrics.connections_opened.inc()
+        self.metrics.connections_opened += 1
         self._schedule_expiry(conn)
         try:
             for hook in self._connect_hooks:
@@ -292,30 +305,35 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
-            await self._closed(ws, conn, outbox)
+            await self._closed(ws, conn, transport)
 
     async def _read(self, ws: ServerConnection, conn: Connection) -> None:
         metrics = self.metrics
-        inflight = asyncio.Semaphore(self.config.limits.max_inflight)
+        inflight: asyncio.Semaphore | None = None  # made when the first async call comes
         async for message in ws:
-            metrics.messages_in.inc()
-            if isinstance(message, bytes):
+            metrics.messages_in += 1
+            if type(message) is not str:
                 conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted on rtctl.v1")
                 await ws.wait_closed()  # returning now would close with 1000 instead
                 return
-            metrics.bytes_in.inc(len(message))
+            metrics.bytes_in += len(message.encode())
             incoming = jsonrpc.decode(message)
             if isinstance(incoming, jsonrpc.Request):
                 started = time.perf_counter()
                 reply = self.router.handle(incoming, conn.context)
-                if inspect.isawaitable(reply):
+                if reply is not None and not isinstance(reply, dict):  # an async handler
+                    if inflight is None:
+                        inflight = asyncio.Semaphore(self.config.limits.max_inflight)
                     await inflight.acquire()
                     asyncio.get_running_loop().create_task(
                         self._finish(ws, incoming.method, started, reply, inflight))
                     continue
                 metrics.observe_call(incoming.method, time.perf_counter() - started)
-                if reply is not None:
-                    await self._send(ws, reply)
+                if reply is not None:  # _send_raw, inlined: this is the hot path
+                    data = self._checked(reply)
+                    await ws.send(data, text=True)
+                    metrics.messages_out += 1
+                    metrics.bytes_out += len(data)
             elif isinstance(incoming, jsonrpc.InvalidMessage):
                 await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
                                                           incoming.message))
@@ -349,7 +367,7 @@ class Gateway:
                 continue
             started = time.perf_counter()
             reply = self.router.handle(item, ctx)
-            if inspect.isawaitable(reply):
+            if reply is not None and not isinstance(reply, dict):
                 reply = await reply
             self.metrics.observe_call(item.method, time.perf_counter() - started)
             replies.append(reply)
@@ -361,14 +379,14 @@ class Gateway:
         """Encode a reply; a result that is not JSON becomes -32603, logged."""
         error = reply.get("error")
         if error is not None:
-            self.metrics.observe_error(error["code"])
+            self.metrics.rpc_errors[error["code"]] += 1
         try:
             return jsonrpc.dumps(reply)
         except TypeError as exc:
             correlation_id = os.urandom(8).hex()
             logger.error("reply to id %r is not JSON (correlation_id=%s): %s",
                          reply.get("id"), correlation_id, exc)
-            self.metrics.observe_error(ErrorCode.INTERNAL_ERROR)
+            self.metrics.rpc_errors[ErrorCode.INTERNAL_ERROR] += 1
             return jsonrpc.dumps(jsonrpc.encode_error(
                 reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
                 {"correlation_id": correlation_id}))
@@ -378,28 +396,22 @@ class Gateway:
 
     async def _send_raw(self, ws: ServerConnection, data: bytes) -> None:
         await ws.send(data, text=True)
-        self.metrics.messages_out.inc()
-        self.metrics.bytes_out.inc(len(data))
+        self.metrics.messages_out += 1
+        self.metrics.bytes_out += len(data)
 
-    def _writer(self, ws: ServerConnection) -> Callable[[bytes], Awaitable[None]]:
-        async def write(data: bytes) -> None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._send_raw(ws, data)
-
-        return write
-
-    async def _closed(self, ws: ServerConnection, conn: Connection, outbox: Outbox) -> None:
+    async def _closed(
+        self, ws: ServerConnection, conn: Connection, transport: _SocketTransport
+    ) -> None:
         timer = self._expiry.pop(conn.id, None)
         if timer is not None:
             timer.cancel()
-        await outbox.close()
+        await transport.aclose()
         code, reason = _close_info(ws)
         conn.transition(ConnectionState.CLOSED)
         self.registry.remove(conn)
         if not self.registry:
             self._empty.set()
-        self.metrics.connections.dec()
-        self.metrics.connections_closed.labels(str(code)).inc()
+        self.metrics.connections_closed[code] += 1
         for hook in self._disconnect_hooks:
             try:
                 await self._run_hook(hook(conn, code, reason))
@@ -426,5 +438,5 @@ class Gateway:
 
     def reauthenticate(self, conn: Connection, identity: Identity) -> None:
         """Adopt a refreshed identity for the same user and move the expiry timer."""
-        conn.identity = identity
+        conn.reauthenticate(identity)
         self._schedule_expiry(conn)

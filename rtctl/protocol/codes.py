@@ -25,9 +25,6 @@ class ErrorCode(IntEnum):
     # rtctl's own, in the implementation-defined range -32000..-32099.
     UNAUTHORIZED = -32001
     FORBIDDEN = -32003
-    RATE_LIMITED = -32029
-    BACKEND_UNAVAILABLE = -32050
-    OVERLOADED = -32053
 
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -37,10 +34,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_PARAMS: "The params do not bind to the method's signature; the message names the parameter.",
     ErrorCode.INTERNAL_ERROR: "The handler failed. `data.correlation_id` finds the traceback in the gateway log.",
     ErrorCode.UNAUTHORIZED: "The token offered to `session.refresh` was refused; `data.reason` says why.",
-    ErrorCode.FORBIDDEN: "The caller's token does not allow this call (for example an admin-only method).",
-    ErrorCode.RATE_LIMITED: "Too many calls; retry after `data.retry_after_ms`.",
-    ErrorCode.BACKEND_UNAVAILABLE: "A backend the call needs (Redis, NATS) is unreachable; retry later.",
-    ErrorCode.OVERLOADED: "The connection has too many calls in flight; retry after an answer arrives.",
+    ErrorCode.FORBIDDEN: "For your handlers: the caller's token does not allow this call (an admin-only method).",
 }
 
 
@@ -53,13 +47,11 @@ class CloseCode(IntEnum):
     UNSUPPORTED_DATA = 1003
     ABNORMAL_CLOSURE = 1006  # never sent: the TCP connection ended without a close frame
     INVALID_PAYLOAD = 1007
-    POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
     # rtctl's own, in the private range 4000-4999.
     TOKEN_EXPIRED = 4001
-    SESSION_REPLACED = 4002
     KICKED = 4003
     SLOW_CONSUMER = 4008
 
@@ -68,15 +60,13 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "Normal closure.",
     CloseCode.GOING_AWAY: "The gateway is shutting down (after its drain period); reconnect elsewhere.",
     CloseCode.PROTOCOL_ERROR: "The peer broke the WebSocket protocol.",
-    CloseCode.UNSUPPORTED_DATA: "A binary frame arrived on the text subprotocol `rtctl.v1`.",
+    CloseCode.UNSUPPORTED_DATA: "A binary frame arrived; rtctl.v1 (and the default) carries JSON in text frames.",
     CloseCode.ABNORMAL_CLOSURE: "Reported, never sent: the connection dropped without a closing handshake.",
     CloseCode.INVALID_PAYLOAD: "A text frame was not valid UTF-8.",
-    CloseCode.POLICY_VIOLATION: "The connection broke a gateway policy.",
     CloseCode.MESSAGE_TOO_BIG: "A message exceeded the gateway's size limit (default 64 KiB).",
     CloseCode.INTERNAL_ERROR: "The peer stopped answering pings (heartbeat timeout) or the gateway failed.",
     CloseCode.TRY_AGAIN_LATER: "The gateway is at a connection limit; retry with backoff.",
     CloseCode.TOKEN_EXPIRED: "The token expired and was not refreshed with `session.refresh`; reconnect with a new token.",
-    CloseCode.SESSION_REPLACED: "Another connection took over this session.",
-    CloseCode.KICKED: "An operator or the game closed this connection.",
+    CloseCode.KICKED: "For your handlers (`ctx.peer.close(4003, reason)`): the game or an operator closed this connection.",
     CloseCode.SLOW_CONSUMER: "The client read too slowly and its outbound queue overflowed.",
 }

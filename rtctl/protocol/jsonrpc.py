@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import orjson
 
@@ -52,9 +52,12 @@ ID_NULL: RequestId = None
 _NO_ID = object()  # marks a notification: the "id" member is absent (§4.1)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A valid Request object (§4). ``is_notification`` when it had no ``id``."""
+class Request(NamedTuple):
+    """A valid Request object (§4). ``is_notification`` when it had no ``id``.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built
+    several times faster, which the echo benchmark notices.
+    """
 
     method: str
     params: list[Any] | dict[str, Any] | None
@@ -87,8 +90,9 @@ def _reject_constant(name: str) -> Any:
 
 # orjson reads integers beyond 64 bits as lossy floats; any such literal has
 # at least 19 digits in a row, so text without such a run is safe for orjson.
-_WIDE_DIGITS = re.compile(r"[0-9]{19}")
-_WIDE_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# (Written [0-9][0-9]{18}: the same language, and faster for the re engine.)
+_WIDE_DIGITS = re.compile(r"[0-9][0-9]{18}")
+_WIDE_DIGITS_BYTES = re.compile(rb"[0-9][0-9]{18}")
 
 
 def _stdlib_loads(text: str | bytes) -> Any:
@@ -132,8 +136,27 @@ def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
+_ID_TYPES = frozenset({str, int, float, type(None)})  # exact types: a bool is no id
+_STRUCTURED = frozenset({list, dict})
+
+
 def _request(obj: Any) -> Request | InvalidMessage:
-    """Validate one element against §4."""
+    """Validate one element against §4; the common valid case is checked first."""
+    if type(obj) is dict and obj.get("jsonrpc") == "2.0":
+        method = obj.get("method")
+        params = obj.get("params", _NO_ID)
+        raw_id = obj.get("id", _NO_ID)
+        if (type(method) is str
+                and (params is _NO_ID or type(params) in _STRUCTURED)
+                and (raw_id is _NO_ID or type(raw_id) in _ID_TYPES)):
+            if raw_id is _NO_ID:
+                return Request(method, None if params is _NO_ID else params, None, True)
+            return Request(method, None if params is _NO_ID else params, raw_id, False)
+    return _invalid(obj)
+
+
+def _invalid(obj: Any) -> InvalidMessage:
+    """Say exactly what is wrong with an element that failed the fast check."""
     if not isinstance(obj, dict):
         return InvalidMessage(ErrorCode.INVALID_REQUEST, "Invalid Request: not an object")
     raw_id = obj.get("id", _NO_ID)
@@ -162,12 +185,10 @@ def _request(obj: Any) -> Request | InvalidMessage:
             'Invalid Request: "params" may be omitted but not null',
             reply_id,
         )
-    if raw_id is not _NO_ID and not _valid_id(raw_id):
-        return InvalidMessage(
-            ErrorCode.INVALID_REQUEST, 'Invalid Request: "id" must be a string, number or null'
-        )
-    is_notification = raw_id is _NO_ID
-    return Request(method, params, None if is_notification else raw_id, is_notification)
+    # What is left to fail the fast check is the id itself.
+    return InvalidMessage(
+        ErrorCode.INVALID_REQUEST, 'Invalid Request: "id" must be a string, number or null'
+    )
 
 
 def decode(text: str | bytes) -> Incoming:

@@ -66,6 +66,7 @@ def served(env: dict[str, str]) -> Iterator[Served]:
     ("no_such_module_xyz:router", "cannot import module 'no_such_module_xyz'"),
     ("json:nothing_here", "module 'json' has no attribute 'nothing_here'"),
     ("json:dumps", "json:dumps is a function, not an rtctl Router"),
+    ("tests.fixtures.clash_router:router", "method 'sys.ping' is registered twice"),
 ])
 def test_bad_router_is_one_clear_line_and_exit_1(
     env: dict[str, str], spec: str, message: str
@@ -89,6 +90,19 @@ def test_bad_serve_options_are_one_line(env: dict[str, str], args: list[str],
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_flags_override_the_config_file_key(env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "rtctl.toml"
+    config.write_text('[auth]\nsecret = "from-the-file-from-the-file-from-the"\n'
+                      '[limits]\nmax_connections = 5\n')
+    server = Served("--config", str(config), "--jwt-secret", SECRET, "--drain", "0", env=env)
+    try:
+        token = rtctl("token", "--sub", "alice", "--jwt-secret", SECRET, env=env).stdout.strip()
+        result = rtctl("call", server.base_url, "sys.ping", "--token", token, env=env)
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.stop()
 
 
 def test_token_prints_only_a_token_with_claims(env: dict[str, str]) -> None:
@@ -123,7 +137,7 @@ def test_call_prints_results_and_exits_by_outcome(served: Served, env: dict[str,
     assert (ok.returncode, jsonrpc.loads(ok.stdout)) == (0, {"hello": [1, 2]})
 
     missing = rtctl("call", served.base_url, "no.such", "--token", token, env=env)
-    assert missing.returncode == 2
+    assert missing.returncode == 3
     assert jsonrpc.loads(missing.stderr)["code"] == -32601
 
     refused = rtctl("call", served.base_url, "sys.ping", "--token", "nonsense", env=env)

@@ -1,0 +1,203 @@
+"""docs/api.md must not drift from the code it documents.
+
+The error-code and close-code tables are compared with ``rtctl.protocol.codes``
+row by row (code, name and description text verbatim, nothing extra), and the
+names the code defines (built-in methods, 401 reasons, config keys, metric
+names) must all appear in the guide.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from collections.abc import Iterator
+from enum import IntEnum
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import rtctl.gateway.auth
+import rtctl.gateway.metrics
+import rtctl.services.system
+from rtctl import config
+from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, CloseCode, ErrorCode
+from rtctl.services.system import system_router
+
+API_MD = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+
+Row = tuple[int, str, str]
+
+
+@pytest.fixture(scope="module")
+def api_md() -> str:
+    return API_MD.read_text(encoding="utf-8")
+
+
+def section(text: str, title: str) -> str:
+    """The body of the ``## title`` section, up to the next ``#`` or ``##`` heading.
+
+    Lines inside fenced code blocks are never headings (``# comment`` in a
+    Python or TOML example must not end a section).
+    """
+    body: list[str] | None = None
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,2} ", line):
+            if body is not None:
+                break
+            if line[line.index(" ") + 1 :].strip() == title:
+                body = []
+                continue
+        if body is not None:
+            body.append(line)
+    assert body is not None, f"docs/api.md has no '## {title}' section"
+    return "\n".join(body)
+
+
+def _cells(line: str) -> list[str]:
+    # Split on pipes that are not escaped (\|), then drop the outer empty cells.
+    inner = line.strip().removeprefix("|").removesuffix("|")
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
+def _unquote(cell: str) -> str:
+    return cell[1:-1] if len(cell) >= 2 and cell[0] == cell[-1] == "`" else cell
+
+
+def table_rows(body: str) -> Iterator[Row]:
+    """Rows of the first ``code | name | meaning`` table in a section."""
+    lines = [line for line in body.splitlines() if line.lstrip().startswith("|")]
+    header = next((i for i, line in enumerate(lines)
+                   if [c.lower() for c in _cells(line)] == ["code", "name", "meaning"]), None)
+    assert header is not None, "no table with the columns code | name | meaning"
+    separator = _cells(lines[header + 1])
+    assert all(re.fullmatch(r":?-{3,}:?", cell) for cell in separator), lines[header + 1]
+    for line in lines[header + 2 :]:
+        cells = _cells(line)
+        if len(cells) != 3:
+            break  # the next table in the section
+        code, name, meaning = cells
+        yield int(_unquote(code)), _unquote(name), meaning
+
+
+def expected_rows(enum: type[IntEnum], descriptions: dict[ErrorCode, str] | dict[CloseCode, str]
+                  ) -> list[Row]:
+    return [(int(member), member.name, descriptions[member]) for member in enum]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("title", "enum", "descriptions"),
+    [
+        ("Error codes", ErrorCode, ERROR_DESCRIPTIONS),
+        ("Close codes", CloseCode, CLOSE_DESCRIPTIONS),
+    ],
+)
+def test_code_table_matches_codes_py(
+    api_md: str, title: str, enum: type[IntEnum],
+    descriptions: dict[ErrorCode, str] | dict[CloseCode, str],
+) -> None:
+    # Every member needs a description in the first place, or the table has a hole.
+    assert set(descriptions) == set(enum), f"{enum.__name__} members without a description"
+    documented = list(table_rows(section(api_md, title)))
+    expected = expected_rows(enum, descriptions)
+
+    by_code = {code: (name, meaning) for code, name, meaning in documented}
+    assert len(by_code) == len(documented), f"{title}: a code is listed twice"
+    for code, name, meaning in expected:
+        assert code in by_code, f"{title}: {code} {name} is missing from docs/api.md"
+        assert by_code[code] == (name, meaning), (
+            f"{title}: row {code} differs from codes.py\n"
+            f"  doc:  {by_code[code]}\n  code: {(name, meaning)}")
+    extra = sorted(set(by_code) - {code for code, _, _ in expected})
+    assert not extra, f"{title}: docs/api.md lists codes that codes.py does not: {extra}"
+    assert documented == expected, f"{title}: rows are not in the order of {enum.__name__}"
+
+
+def test_table_parser_sees_escaped_pipes_and_stops_at_the_table_end() -> None:
+    body = ("| code | name | meaning |\n|---|---|---|\n| 1 | `A` | x \\| y |\n"
+            "\ntext\n| other | table |\n|---|---|\n")
+    assert list(table_rows(body)) == [(1, "A", "x | y")]
+
+
+def system_method_names() -> list[str]:
+    """The names the system router registers, built without a Gateway.
+
+    ``system_router`` only captures its gateway in closures, so a stub with the
+    attributes the handlers would use is enough to build the routing table.
+    """
+    stub = SimpleNamespace(clock=lambda: 0.0, registry=None, authenticator=None,
+                           reauthenticate=lambda conn, identity: None)
+    return system_router(stub).methods  # type: ignore[arg-type]
+
+
+def test_system_router_is_found() -> None:
+    names = system_method_names()
+    assert "sys.ping" in names
+    # The stub saw every registration: the module source names no other method.
+    source = inspect.getsource(rtctl.services.system)
+    assert sorted(re.findall(r'@router\.method\(\s*"([^"]+)"', source)) == names
+
+
+def test_every_built_in_method_is_documented(api_md: str) -> None:
+    body = section(api_md, "Built-in methods")
+    headings = re.findall(r"^### `([^`]+)`", body, flags=re.MULTILINE)
+    assert sorted(headings) == system_method_names(), (
+        "the '### `name`' headings under '## Built-in methods' must be exactly "
+        "the methods of rtctl.services.system")
+
+
+def auth_reasons() -> set[str]:
+    """Every ``reason`` word auth.py can put in an AuthError, found in its source.
+
+    That is the first argument of each ``AuthError(...)`` call, plus the values
+    of the claim -> reason table in ``Authenticator._refusal``.
+    """
+    tree = ast.parse(inspect.getsource(rtctl.gateway.auth))
+    reasons: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "AuthError":
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                reasons.add(first.value)
+        elif isinstance(node, ast.FunctionDef) and node.name == "_refusal":
+            for table in ast.walk(node):
+                if isinstance(table, ast.Dict):
+                    reasons.update(v.value for v in table.values
+                                   if isinstance(v, ast.Constant) and isinstance(v.value, str))
+    return reasons
+
+
+def test_every_401_reason_is_documented(api_md: str) -> None:
+    reasons = auth_reasons()
+    assert {"missing", "expired", "bad_signature"} <= reasons  # the scan works
+    body = section(api_md, "Connecting")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", body, flags=re.MULTILINE))
+    assert reasons <= documented, f"undocumented 401 reasons: {sorted(reasons - documented)}"
+    assert documented <= reasons, f"documented reasons auth.py never gives: " \
+                                  f"{sorted(documented - reasons)}"
+
+
+def test_every_config_key_is_documented(api_md: str) -> None:
+    body = section(api_md, "Limits and heartbeat")
+    sections = config._SECTIONS
+    rows = set(re.findall(r"^\| `\[(\w+)\]` \| `(\w+)` \|", body, flags=re.MULTILINE))
+    expected = {(name, key) for name, keys in sections.items() for key in keys}
+    assert rows == expected, (
+        f"config keys missing from the table: {sorted(expected - rows)}; "
+        f"documented but unknown: {sorted(rows - expected)}")
+
+
+def test_every_metric_is_documented(api_md: str) -> None:
+    source = inspect.getsource(rtctl.gateway.metrics)
+    names = set(re.findall(r'"(rtctl_[a-z_]+)"', source))
+    assert "rtctl_connections" in names
+    body = section(api_md, "HTTP endpoints")
+    documented = set(re.findall(r"^\| `(rtctl_[a-z_]+)` \|", body, flags=re.MULTILINE))
+    # Prometheus exposes a counter family "x" as "x_total".
+    families = {name.removesuffix("_total") for name in documented}
+    assert names <= families, f"undocumented metrics: {sorted(names - families)}"
+    assert families <= names, f"documented metrics that do not exist: {sorted(families - names)}"
