@@ -7,6 +7,7 @@ can be given more room in one place.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +23,20 @@ from rtctl.router import Router
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"
 TIMING = float(os.environ.get("RTCTL_TEST_TIMING", "1.0"))  # scales every timeout here
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_program(name: str) -> str:
+    """The path of a real program a test needs: under CI its absence fails, else skips."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/ensure-tools.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(autouse=True)
