@@ -57,7 +57,7 @@ class Transport(Protocol):
         """Start the closing handshake (RFC 6455 §7.1.2)."""
 
 
-@dataclass(eq=False, kw_only=True)
+@dataclass(eq=False, kw_only=True, slots=True)
 class Connection:
     """A live connection as services see it (it is the handler's ``ctx.peer``)."""
 
@@ -71,21 +71,25 @@ class Connection:
     session: dict[str, Any] = field(default_factory=dict)
     close_code: int | None = None
     close_reason: str = ""
-    context: CallContext = field(init=False, repr=False)
+    _context: CallContext | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.context = self._make_context()
+    @property
+    def context(self) -> CallContext:
+        """The :class:`CallContext` handlers receive, made at the first call.
 
-    def _make_context(self) -> CallContext:
-        """The :class:`CallContext` handlers receive (built once, not per call)."""
-        return CallContext(
-            connection_id=self.id, user=self.user, claims=self.identity.claims,
-            remote_address=self.remote_address, session=self.session, peer=self)
+        Idle connections are the most numerous kind; they never pay for one.
+        """
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = CallContext(
+                connection_id=self.id, user=self.user, claims=self.identity.claims,
+                remote_address=self.remote_address, session=self.session, peer=self)
+        return ctx
 
     def reauthenticate(self, identity: Identity) -> None:
         """Adopt a refreshed identity; the caller has checked it names the same user."""
         self.identity = identity
-        self.context = self._make_context()
+        self._context = None
 
     @property
     def user(self) -> str:

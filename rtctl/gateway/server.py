@@ -298,47 +298,46 @@ class Gateway:
         self._empty.clear()
         self.metrics.connections_opened += 1
         self._schedule_expiry(conn)
+        metrics = self.metrics
+        inflight: asyncio.Semaphore | None = None  # made when the first async call comes
         try:
             for hook in self._connect_hooks:
                 await self._run_hook(hook(conn))
-            await self._read(ws, conn)
+            # The read loop is inline: this frame lives as long as the connection,
+            # and one frame per idle connection is cheaper than two.
+            async for message in ws:
+                metrics.messages_in += 1
+                if type(message) is not str:
+                    conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+                    await ws.wait_closed()  # returning now would close with 1000 instead
+                    return
+                metrics.bytes_in += len(message.encode())
+                incoming = jsonrpc.decode(message)
+                if isinstance(incoming, jsonrpc.Request):
+                    started = time.perf_counter()
+                    reply = self.router.handle(incoming, conn.context)
+                    if reply is not None and not isinstance(reply, dict):  # an async handler
+                        if inflight is None:
+                            inflight = asyncio.Semaphore(self.config.limits.max_inflight)
+                        await inflight.acquire()
+                        asyncio.get_running_loop().create_task(
+                            self._finish(ws, incoming.method, started, reply, inflight))
+                        continue
+                    metrics.observe_call(incoming.method, time.perf_counter() - started)
+                    if reply is not None:  # _send_raw, inlined: this is the hot path
+                        data = self._checked(reply)
+                        await ws.send(data, text=True)
+                        metrics.messages_out += 1
+                        metrics.bytes_out += len(data)
+                elif isinstance(incoming, jsonrpc.InvalidMessage):
+                    await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
+                                                              incoming.message))
+                else:
+                    await self._batch(ws, incoming, conn.context)
         except ConnectionClosed:
             pass
         finally:
             await self._closed(ws, conn, transport)
-
-    async def _read(self, ws: ServerConnection, conn: Connection) -> None:
-        metrics = self.metrics
-        inflight: asyncio.Semaphore | None = None  # made when the first async call comes
-        async for message in ws:
-            metrics.messages_in += 1
-            if type(message) is not str:
-                conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted on rtctl.v1")
-                await ws.wait_closed()  # returning now would close with 1000 instead
-                return
-            metrics.bytes_in += len(message.encode())
-            incoming = jsonrpc.decode(message)
-            if isinstance(incoming, jsonrpc.Request):
-                started = time.perf_counter()
-                reply = self.router.handle(incoming, conn.context)
-                if reply is not None and not isinstance(reply, dict):  # an async handler
-                    if inflight is None:
-                        inflight = asyncio.Semaphore(self.config.limits.max_inflight)
-                    await inflight.acquire()
-                    asyncio.get_running_loop().create_task(
-                        self._finish(ws, incoming.method, started, reply, inflight))
-                    continue
-                metrics.observe_call(incoming.method, time.perf_counter() - started)
-                if reply is not None:  # _send_raw, inlined: this is the hot path
-                    data = self._checked(reply)
-                    await ws.send(data, text=True)
-                    metrics.messages_out += 1
-                    metrics.bytes_out += len(data)
-            elif isinstance(incoming, jsonrpc.InvalidMessage):
-                await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
-                                                          incoming.message))
-            else:
-                await self._batch(ws, incoming, conn.context)
 
     async def _finish(self, ws: ServerConnection, method: str, started: float,
                       pending: Awaitable[Reply], inflight: asyncio.Semaphore) -> None:
