@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
@@ -101,6 +106,35 @@ def test_flags_override_the_config_file_key(env: dict[str, str], tmp_path: Path)
         token = rtctl("token", "--sub", "alice", "--jwt-secret", SECRET, env=env).stdout.strip()
         result = rtctl("call", server.base_url, "sys.ping", "--token", token, env=env)
         assert result.returncode == 0, result.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("source", ["--jwt-public-key", "--jwks"])
+def test_serve_verifies_es256_tokens_from_a_pem_or_a_jwks_file(
+    env: dict[str, str], tmp_path: Path, source: str
+) -> None:
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    if source == "--jwt-public-key":
+        key_file = tmp_path / "key.pem"
+        key_file.write_bytes(private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    else:
+        jwk = json.loads(ECAlgorithm.to_jwk(private_key.public_key()))
+        key_file = tmp_path / "jwks.json"
+        key_file.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "ES256"}]}))
+    token = jwt.encode({"sub": "eve", "exp": int(time.time()) + 600}, private_key,
+                       algorithm="ES256", headers={"kid": "k1"})
+    server = Served(source, str(key_file), "--drain", "0", env=env)
+    try:
+        ok = rtctl("call", server.base_url, "session.info", "--token", token, env=env)
+        assert ok.returncode == 0, ok.stderr
+        assert jsonrpc.loads(ok.stdout)["user"] == "eve"
+        forged = jwt.encode({"sub": "eve"}, "a-shared-secret-of-thirty-two-bytes!",
+                            algorithm="HS256")
+        refused = rtctl("call", server.base_url, "sys.ping", "--token", forged, env=env)
+        assert refused.returncode == 1
+        assert "bad_algorithm" in refused.stderr
     finally:
         server.stop()
 
