@@ -138,6 +138,8 @@ def serve(
     """
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":  # one line per connection is for debugging only
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     sections = load_config_file(config) if config is not None else {}
     auth, key_source = _auth_config(sections.get("auth", {}), jwt_secret, jwt_public_key, jwks,
                                     audience, issuer, leeway)
