@@ -136,6 +136,8 @@ def serve(
     state directory, shared with `rtctl token`). Stop with Ctrl-C or SIGTERM:
     it drains, then closes connections with 1001.
     """
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":  # one line per connection is for debugging only
