@@ -1,0 +1,17 @@
+"""The examples the README points at keep working."""
+
+from __future__ import annotations
+
+from rtctl.cli.serve import load_router
+from tests.conftest import GatewayFactory, client, make_token, rpc
+
+
+async def test_game_rpc_example_serves_as_documented(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(load_router("examples.game_rpc:router"))
+    async with client(gateway.url, make_token("ann")) as ws:
+        assert (await rpc(ws, "subtract", [42, 23]))["result"] == 19
+        bought = await rpc(ws, "shop.buy", {"item": "sword", "qty": 2})
+        assert bought["result"] == {"user": "ann", "item": "sword", "qty": 2, "basket": 1}
+        refused = await rpc(ws, "shop.buy", {"item": "sword", "qty": 20})
+        assert refused["error"] == {"code": 4001, "message": "Too many at once",
+                                    "data": {"max": 10}}
