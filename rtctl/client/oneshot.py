@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from rtctl.client.endpoint import endpoint_url
+from rtctl.client.errors import classify_status, refusal
 from rtctl.exceptions import AuthError, RpcError, RtctlError
 from rtctl.gateway.auth import SUBPROTOCOL
 from rtctl.protocol import jsonrpc
@@ -48,16 +49,12 @@ async def call_once(
                     if isinstance(reply, dict) and reply.get("id") == 1:
                         break
     except InvalidStatus as exc:
-        response = exc.response
-        try:
-            body = jsonrpc.loads(bytes(response.body)) if response.body else {}
-        except ValueError:
-            body = {}
-        if response.status_code == 401:
-            raise AuthError(body.get("reason", "unauthorized"),
-                            body.get("detail", "the gateway refused the token")) from None
-        raise CallFailed(f"{target} answered HTTP {response.status_code}: "
-                         f"{body.get('detail', response.reason_phrase)}") from None
+        status, body = refusal(exc)
+        verdict = classify_status(status, body)
+        if isinstance(verdict.error, AuthError):
+            raise verdict.error from None
+        raise CallFailed(f"{target} answered HTTP {status}: "
+                         f"{body.get('detail', exc.response.reason_phrase)}") from None
     except TimeoutError:
         raise CallFailed(f"no answer from {target} within {timeout:g}s") from None
     except OSError as exc:

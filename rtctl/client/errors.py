@@ -1,0 +1,216 @@
+"""What went wrong, and what the client does about it: classification, no I/O.
+
+Every failure the client sees falls in one of four kinds, and each kind has
+one answer::
+
+    kind        examples                                    what the client does
+    TRANSPORT   refused, dropped (1006), 1001, 1011, 1013,  reconnect with backoff
+                4008, HTTP 429/503/5xx, open timeout
+    AUTH        HTTP 401 at the upgrade, close 4001         ask the token-refresh callback
+                                                            once, else stop
+    PROTOCOL    HTTP 404, close 1002/1003/1007/1009, a      report; stop when the upgrade
+                message that is not JSON-RPC 2.0            itself is wrong, else reconnect
+    SERVER      a JSON-RPC error reply (§5.1), close 4003   raise it to the caller, marked
+                                                            ``retryable`` only for the codes
+                                                            the config lists
+
+The exceptions the client raises (all :class:`rtctl.exceptions.RtctlError`)::
+
+    ClientError                    retryable: may the same thing simply be tried again?
+    ├── TransportError             the link failed; retryable
+    │   ├── ConnectionLost         an in-flight call's connection dropped: the server may
+    │   │                          or may not have run it
+    │   └── CallTimeout            no reply in time (also a TimeoutError); ``sent`` says
+    │                              whether the request ever left the send queue
+    ├── ProtocolError              the peer broke WebSocket or JSON-RPC rules, or wrong URL
+    ├── QueueFull                  the send queue refused a message (policy ``reject``)
+    │   └── MessageDropped         a queued message was pushed out (``drop_oldest``)
+    ├── Kicked                     closed with 4003 by the game or an operator
+    ├── GaveUp                     reconnection stopped after ``max_attempts``
+    ├── ClientClosed               close() was called while this was pending
+    ├── IllegalTransition          a call the current state does not allow (states.py)
+    └── ServerError                also an RpcError: a JSON-RPC error reply
+    rtctl.exceptions.AuthError     the token was refused (401 reason word, or "expired")
+
+Close codes and error codes come from :mod:`rtctl.protocol.codes`; RFC 6455
+§7.4.1 defines 1000-2999, §7.4.2 leaves 4000-4999 to rtctl.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.exceptions import InvalidStatus
+
+from rtctl.exceptions import AuthError, ConfigError, RpcError, RtctlError
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode, ErrorCode
+
+__all__ = [
+    "DEFAULT_RETRYABLE_CODES",
+    "NEVER_RETRYABLE_CODES",
+    "CallTimeout",
+    "ClientClosed",
+    "ClientError",
+    "ConnectionLost",
+    "ErrorKind",
+    "GaveUp",
+    "Kicked",
+    "MessageDropped",
+    "ProtocolError",
+    "QueueFull",
+    "ServerError",
+    "TransportError",
+    "Verdict",
+    "check_retryable_codes",
+    "classify_close",
+    "classify_status",
+    "refusal",
+    "server_error",
+]
+
+
+class ClientError(RtctlError):
+    """Root of the client's own errors."""
+
+    retryable = False
+
+
+class TransportError(ClientError):
+    """The link failed; trying again later is the cure."""
+
+    retryable = True
+
+
+class ConnectionLost(TransportError):
+    """The connection dropped while a call was in flight (at-most-once: it may have run)."""
+
+
+class CallTimeout(TransportError, TimeoutError):
+    """No reply within the call's timeout; ``sent`` is False if it never left the queue."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class ProtocolError(ClientError):
+    """The peer broke the WebSocket or JSON-RPC 2.0 rules, or the URL is not a gateway."""
+
+
+class QueueFull(ClientError):
+    """The send queue is at its bound and its policy is ``reject``."""
+
+
+class MessageDropped(QueueFull):
+    """A queued message was pushed out by a newer one (policy ``drop_oldest``)."""
+
+
+class Kicked(ClientError):
+    """The game or an operator closed this connection (4003); reconnecting would be rude."""
+
+
+class GaveUp(ClientError):
+    """Reconnection stopped after the configured number of attempts."""
+
+
+class ClientClosed(ClientError):
+    """close() was called while this call waited."""
+
+
+class ServerError(ClientError, RpcError):
+    """A JSON-RPC error reply (§5.1); ``retryable`` only for the codes the config lists."""
+
+    def __init__(self, code: int, message: str, data: Any = None, *,
+                 retryable: bool = False) -> None:
+        RpcError.__init__(self, code, message, data)
+        self.retryable = retryable
+
+
+class ErrorKind(enum.Enum):
+    TRANSPORT = "transport"
+    AUTH = "auth"
+    PROTOCOL = "protocol"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How a failure is classified, whether to reconnect, and the error to report."""
+
+    kind: ErrorKind
+    reconnect: bool
+    error: BaseException
+
+
+# JSON-RPC 2.0 §5.1: these say the request itself is wrong; sending it again cannot help.
+NEVER_RETRYABLE_CODES = frozenset({ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST,
+                                   ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS})
+# ErrorCode holds no transient code yet (no "backend unavailable"); a game lists its own.
+DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset()
+
+_RECONNECT_CLOSES = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY,
+                               CloseCode.ABNORMAL_CLOSURE, CloseCode.INTERNAL_ERROR,
+                               CloseCode.TRY_AGAIN_LATER, CloseCode.SLOW_CONSUMER})
+_PROTOCOL_CLOSES = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.UNSUPPORTED_DATA,
+                              CloseCode.INVALID_PAYLOAD, CloseCode.MESSAGE_TOO_BIG})
+
+
+def check_retryable_codes(codes: Iterable[int]) -> frozenset[int]:
+    """The configured retryable codes, refusing any that can never succeed twice."""
+    codes = frozenset(codes)
+    wrong = sorted(codes & NEVER_RETRYABLE_CODES)
+    if wrong:
+        raise ConfigError(f"error codes {wrong} mean the request is wrong; never retry them")
+    return codes
+
+
+def server_error(error: Any, retryable_codes: frozenset[int]) -> ServerError:
+    """The exception for a reply's Error object (§5.1), however malformed."""
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else 0
+    return ServerError(code, str(error.get("message", "")), error.get("data"),
+                       retryable=code in retryable_codes)
+
+
+def classify_close(code: int | None, reason: str) -> Verdict:
+    """Why the gateway closed an open connection (RFC 6455 §7.4), and what to do."""
+    text = f"closed with {code}" + (f" ({reason})" if reason else "")
+    if code == CloseCode.TOKEN_EXPIRED:
+        return Verdict(ErrorKind.AUTH, False, AuthError("expired", f"the gateway {text}"))
+    if code == CloseCode.KICKED:
+        return Verdict(ErrorKind.SERVER, False, Kicked(f"the gateway {text}"))
+    if code in _PROTOCOL_CLOSES:
+        # One bad message, not a bad link: report it, and carry on with a fresh connection.
+        return Verdict(ErrorKind.PROTOCOL, True, ProtocolError(f"the gateway {text}"))
+    if code is None or code in _RECONNECT_CLOSES or code < 4000:
+        return Verdict(ErrorKind.TRANSPORT, True, TransportError(f"the gateway {text}"))
+    # A private code rtctl does not define (a game's own): not ours to retry.
+    return Verdict(ErrorKind.SERVER, False, ClientError(f"the gateway {text}"))
+
+
+def refusal(exc: InvalidStatus) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of an upgrade the gateway refused (``{}`` if not JSON)."""
+    response = exc.response
+    try:
+        body = jsonrpc.loads(bytes(response.body)) if response.body else {}
+    except ValueError:
+        body = {}
+    return response.status_code, body if isinstance(body, dict) else {}
+
+
+def classify_status(status: int, body: dict[str, Any]) -> Verdict:
+    """Why the HTTP upgrade was refused (RFC 6455 §4.1: any answer but 101)."""
+    detail = str(body.get("detail", ""))
+    if status == 401:
+        return Verdict(ErrorKind.AUTH, False, AuthError(str(body.get("reason", "unauthorized")),
+                                                        detail or "the gateway refused the token"))
+    text = f"the gateway answered HTTP {status}" + (f": {detail}" if detail else "")
+    if status == 429 or status >= 500:
+        return Verdict(ErrorKind.TRANSPORT, True, TransportError(text))
+    return Verdict(ErrorKind.PROTOCOL, False, ProtocolError(text))
