@@ -18,7 +18,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy --strict rtctl
+	$(VENV)/bin/mypy --strict rtctl simulator
 
 tools:
 	scripts/ensure-tools.sh

@@ -66,7 +66,9 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
 
     async def start(router: Router | None = None, **config: Any) -> Gateway:
         clock = config.pop("clock", time.time)
-        gateway = Gateway(gateway_config(**config), router=router, clock=clock)
+        backends = config.pop("backends", None)
+        gateway = Gateway(gateway_config(**config), router=router, clock=clock,
+                          backends=backends)
         await gateway.start()
         started.append(gateway)
         return gateway
@@ -92,3 +94,8 @@ async def rpc(ws: ClientConnection, method: str, params: Any = None, id: Any = 1
     """Send one request and return the decoded reply."""
     await ws.send(jsonrpc.dumps(jsonrpc.encode_request(method, params, id)), text=True)
     return jsonrpc.loads(await ws.recv())
+
+
+# The real Redis and NATS servers, shared by the backend and service tests (at the
+# end: tests.servers uses TIMING and require_program from this module).
+from tests.servers import nats_server, redis_server  # noqa: E402, F401

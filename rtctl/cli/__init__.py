@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from rtctl.cli import call, serve, token
+from rtctl.cli import call, inspect, serve, simulate, token
 from rtctl.exceptions import RtctlError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("token")(token.token)
 app.command("call")(call.call)
+app.add_typer(simulate.app, name="simulate")
+app.command("inspect")(inspect.inspect)
 
 
 def fail(message: str) -> None:

@@ -8,16 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.cli.options import dev_token
 from rtctl.client.oneshot import call_once
 from rtctl.exceptions import ConfigError, RpcError
-from rtctl.gateway.auth import AuthConfig, Authenticator, dev_secret_path, load_or_create_dev_secret
 from rtctl.protocol import jsonrpc
 from rtctl.units import parse_duration
 
 __all__ = ["call"]
-
-_DEV_USER = "rtctl-cli"
-
 
 def _params(text: str | None) -> list[Any] | dict[str, Any] | None:
     if text is None:
@@ -29,14 +26,6 @@ def _params(text: str | None) -> list[Any] | dict[str, Any] | None:
     if not isinstance(params, list | dict):
         raise ConfigError("PARAMS_JSON must be a JSON array or object (JSON-RPC 2.0 §4.2)")
     return params
-
-
-def _dev_token() -> str | None:
-    """A short-lived token from the dev secret, if `rtctl serve` made one here."""
-    if not dev_secret_path().exists():
-        return None
-    secret, _, _ = load_or_create_dev_secret()
-    return Authenticator(AuthConfig(secret=secret)).issue(sub=_DEV_USER, ttl=300)
 
 
 def call(
@@ -59,7 +48,7 @@ def call(
     """
     try:
         result = asyncio.run(call_once(url, method, _params(params),
-                                       token=token or _dev_token(),
+                                       token=token or dev_token(),
                                        timeout=parse_duration(timeout)))
     except RpcError as exc:
         error = jsonrpc.error_object(exc.code, exc.message, exc.data)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from rtctl.gateway.auth import load_or_create_dev_secret
+from rtctl.gateway.auth import (
+    AuthConfig,
+    Authenticator,
+    dev_secret_path,
+    load_or_create_dev_secret,
+)
 
-__all__ = ["JwtSecret", "dev_or_given_secret"]
+__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token"]
+
+DEV_USER = "rtctl-cli"
 
 JwtSecret = Annotated[str | None, typer.Option(
     "--jwt-secret", envvar="RTCTL_JWT_SECRET", show_envvar=True,
@@ -22,3 +30,12 @@ def dev_or_given_secret(secret: str | None) -> tuple[str, Path | None]:
         return secret, None
     dev_secret, path, _ = load_or_create_dev_secret()
     return dev_secret, path
+
+
+def dev_token(claims: Mapping[str, Any] | None = None) -> str | None:
+    """A 5-minute token for :data:`DEV_USER` from the dev secret, if `rtctl serve` made one."""
+    if not dev_secret_path().exists():
+        return None
+    secret, _, _ = load_or_create_dev_secret()
+    return Authenticator(AuthConfig(secret=secret)).issue(sub=DEV_USER, ttl=300,
+                                                          claims=claims or {})

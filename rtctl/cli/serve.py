@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.backends import Backends, BackendUnavailable, connect_backends
+from rtctl.backends.base import DEFAULT_NODE_TTL
 from rtctl.cli.options import JwtSecret, dev_or_given_secret
 from rtctl.config import GatewayConfig, load_config_file, merge
 from rtctl.exceptions import ConfigError
@@ -25,6 +27,7 @@ __all__ = ["load_router", "serve"]
 
 _AUTH = "Authentication"
 _LIMITS = "Limits and heartbeat"
+_CLUSTER = "Several nodes (Redis and NATS)"
 
 
 def say(line: str) -> None:
@@ -127,6 +130,20 @@ def serve(
     drain: Annotated[str | None, typer.Option(
         help="On SIGTERM/SIGINT: not ready at once, close with 1001 after ... (default 5s)",
         rich_help_panel=_LIMITS)] = None,
+    redis: Annotated[str | None, typer.Option(
+        envvar="RTCTL_REDIS_URL", show_envvar=True, rich_help_panel=_CLUSTER,
+        help="Sessions, presence and rooms in Redis (redis://HOST:PORT/DB), shared by "
+             "every node. (default: in memory, this process only)")] = None,
+    nats: Annotated[str | None, typer.Option(
+        envvar="RTCTL_NATS_URL", show_envvar=True, rich_help_panel=_CLUSTER,
+        help="Events between nodes over NATS (nats://HOST:PORT). "
+             "(default: in process only)")] = None,
+    node_id: Annotated[str | None, typer.Option(
+        help="This node's name in the cluster. (default HOST-PID)",
+        rich_help_panel=_CLUSTER)] = None,
+    node_ttl: Annotated[str | None, typer.Option(
+        help="A node silent this long is dead; survivors end its sessions. (default 10s)",
+        rich_help_panel=_CLUSTER)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the reference gateway: WebSocket + JSON-RPC 2.0 at ws://HOST:PORT/ws.
@@ -160,26 +177,39 @@ def serve(
         "timeout": parse_duration(ping_timeout) if ping_timeout else None,
     })
     game_router = load_router(router) if router else None
-    asyncio.run(_run(cfg, game_router, key_source, router))
+    backends = connect_backends(
+        redis_url=redis, nats_url=nats, node_id=node_id,
+        node_ttl=parse_duration(node_ttl) if node_ttl else DEFAULT_NODE_TTL)
+    asyncio.run(_run(cfg, game_router, key_source, router, backends))
+
+
+def _cluster_line(backends: Backends) -> str:
+    shared = [f"{c.name} {c.url}" for c in backends.connections]
+    return (f"  cluster: node {backends.node_id} · node TTL {format_duration(backends.node_ttl)}"
+            f" · {', '.join(shared) if shared else 'memory (this process only)'}")
 
 
 async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
-               router_spec: str | None) -> None:
+               router_spec: str | None, backends: Backends) -> None:
     try:
-        gateway = Gateway(cfg, router=router)
+        gateway = Gateway(cfg, router=router, backends=backends)
     except ValueError as exc:  # a game method clashing with a built-in one
         raise ConfigError(f"--router: {exc}") from None
     try:
         await gateway.start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+    except BackendUnavailable as exc:
+        raise ConfigError(f"cannot start: {exc.message}") from None
     say(f"rtctl gateway listening on {gateway.url}")
     say(f"  auth:    {key_source}")
+    builtin = "sys.*, session.*, presence.*, room.*"
     say(f"  methods: {len(gateway.router.methods)} "
-        f"({'sys.*, session.*' + (f' + {router_spec}' if router_spec else '')})")
+        f"({builtin + (f' + {router_spec}' if router_spec else '')})")
     say(f"  http:    /healthz /readyz /metrics · heartbeat "
         f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
         f" · max message {cfg.limits.max_message_size} B")
+    say(_cluster_line(backends))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 

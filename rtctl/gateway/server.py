@@ -13,6 +13,10 @@ uses. The driver does, in order:
    UTF-8 with 1007 and messages over the limit with 1009 (RFC 6455 §7.4.1);
 3. heartbeat with WebSocket ping/pong, close at token expiry (4001) unless the
    client refreshed, and drain on shutdown, then close with 1001.
+
+Beside the game endpoint, ``/tap`` streams every upgrade refusal, connect,
+disconnect and message to admin listeners (:mod:`rtctl.gateway.tap`); while
+nobody listens, the read loop pays one ``tap.active`` check per message.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from rtctl.backends.base import Backends
 from rtctl.config import GatewayConfig
 from rtctl.exceptions import AuthError, ConnectionRefused
 from rtctl.gateway.auth import SUBPROTOCOL, Authenticator, Identity, token_from_request
@@ -42,15 +47,18 @@ from rtctl.gateway.connection import Connection, ConnectionState
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from rtctl.gateway.outbox import Outbox
 from rtctl.gateway.registry import ConnectionRegistry
+from rtctl.gateway.tap import IN, OUT, TAP_PATH, Tap, connected_event, is_admin, stream
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.router import CallContext, Reply, Router
 
-__all__ = ["ConnectHook", "DisconnectHook", "Gateway"]
+__all__ = ["ConnectHook", "DisconnectHook", "Gateway", "LifecycleHook", "ReadinessCheck"]
 
 logger = logging.getLogger("rtctl.gateway")
 
 ConnectHook = Callable[[Connection], Awaitable[None] | None]
+LifecycleHook = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], str | None]  # None when ready, else the reason
 DisconnectHook = Callable[[Connection, int | None, str], Awaitable[None] | None]
 
 _JSON = "application/json"
@@ -66,6 +74,14 @@ def _http(status: int, body: bytes, content_type: str = _JSON, **extra: str) -> 
 
 def _json_response(status: int, /, **fields: Any) -> Response:
     return _http(status, jsonrpc.dumps(fields))
+
+
+def _address(sockname: Any) -> str | None:
+    """``host:port`` of a socket address, ``[host]:port`` for IPv6."""
+    if not sockname:
+        return None
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _select_subprotocol(
@@ -132,23 +148,32 @@ class Gateway:
         router: Router | None = None,
         authenticator: Authenticator | None = None,
         clock: Callable[[], float] = time.time,
+        backends: Backends | None = None,
     ) -> None:
-        from rtctl.services.system import system_router  # services build on the gateway
+        from rtctl.backends import memory_backends
+        from rtctl.services import builtin_router  # services build on the gateway
 
         self.config = config
         self.clock = clock
         self.authenticator = authenticator or Authenticator(config.auth)
+        self.backends = backends or memory_backends(clock=clock)
+        self._connect_hooks: list[ConnectHook] = []
+        self._disconnect_hooks: list[DisconnectHook] = []
+        self._startup_hooks: list[LifecycleHook] = []
+        self._shutdown_hooks: list[LifecycleHook] = []
+        self._readiness: dict[str, ReadinessCheck] = {}
         self.router = Router()
-        self.router.include(system_router(self))
+        self.router.include(builtin_router(self))
         if router is not None:
             self.router.include(router)
         self.registry = ConnectionRegistry(config.limits)
         self.metrics = GatewayMetrics(set(self.router.methods), connections=self.registry.__len__)
-        self._connect_hooks: list[ConnectHook] = []
-        self._disconnect_hooks: list[DisconnectHook] = []
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
+        self.tap = Tap()
+        self._by_socket: dict[ServerConnection, Connection] = {}  # to label frames on the tap
+        self._listeners: weakref.WeakSet[ServerConnection] = weakref.WeakSet()  # tap upgrades
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(3).hex()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
@@ -168,6 +193,25 @@ class Gateway:
         """Call ``hook(connection, close_code, reason)`` after a connection is gone."""
         self._disconnect_hooks.append(hook)
         return hook
+
+    def on_startup(self, hook: LifecycleHook) -> LifecycleHook:
+        """Await ``hook()`` in :meth:`start`, in order, before the port opens."""
+        self._startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: LifecycleHook) -> LifecycleHook:
+        """Await ``hook()`` after the last connection closed, in reverse order."""
+        self._shutdown_hooks.append(hook)
+        return hook
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        """``/readyz`` is 503 while ``check()`` returns a reason (it must be cheap)."""
+        self._readiness[name] = check
+
+    def readiness_failures(self) -> dict[str, str]:
+        """Failing readiness checks by name: why this node should get no new players."""
+        return {name: why for name, check in self._readiness.items()
+                if (why := check()) is not None}
 
     # -- start and stop ---------------------------------------------------
 
@@ -192,7 +236,9 @@ class Gateway:
         return min(_CLOSE_TIMEOUT, self.config.heartbeat.timeout / 2)
 
     async def start(self) -> None:
-        """Bind and listen; returns once the port is open."""
+        """Run the startup hooks, then bind and listen; returns once the port is open."""
+        for hook in self._startup_hooks:
+            await hook()
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -223,6 +269,11 @@ class Gateway:
                 await asyncio.wait_for(self._empty.wait(), drain)
         self._server.close(code=CloseCode.GOING_AWAY, reason="gateway shutting down")
         await self._server.wait_closed()
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                await hook()
+            except Exception:
+                logger.exception("shutdown hook %r failed", hook)
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -243,16 +294,20 @@ class Gateway:
         if path == "/healthz":
             return _json_response(200, status="ok")
         if path == "/readyz":
-            if self.ready:
+            failing = self.readiness_failures() if self.ready else {}
+            if self.ready and not failing:
                 return _json_response(200, status="ready", connections=len(self.registry))
+            if failing:
+                return _json_response(503, status="unavailable", failing=failing)
             return _json_response(503, status="draining" if self._draining else "starting")
         if path == "/metrics":
             return _http(200, self.metrics.render(), CONTENT_TYPE)
-        if path != self.config.path:
+        if path != self.config.path and path != TAP_PATH:
             return _json_response(404, error="not_found",
                                   detail=f"the WebSocket endpoint is {self.config.path}")
         if self._draining:
             self.metrics.refused["draining"] += 1
+            self._tap_refusal(ws, path, 503, "draining")
             return _json_response(503, error="draining", detail="the gateway is shutting down")
         headers = request.headers
         offered = [p.strip() for value in headers.get_all("Sec-WebSocket-Protocol")
@@ -261,9 +316,12 @@ class Gateway:
             identity = self.authenticator.authenticate(token_from_request(
                 authorization=headers.get("Authorization"), query=url.query,
                 subprotocols=offered))
+            if path != self.config.path:
+                return self._admit_listener(ws, path, identity)
             self.registry.check(identity.user)
         except AuthError as exc:
             self.metrics.refused[exc.reason] += 1
+            self._tap_refusal(ws, path, 401, exc.reason)
             response = _json_response(401, error="unauthorized", reason=exc.reason,
                                       detail=exc.detail)
             response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", ' \
@@ -271,20 +329,43 @@ class Gateway:
             return response
         except ConnectionRefused as exc:
             self.metrics.refused[exc.reason] += 1
+            self._tap_refusal(ws, path, exc.http_status, exc.reason, identity.user)
             return _json_response(exc.http_status, error=exc.reason, detail=exc.detail)
         self._identities[ws] = identity
         return None
 
+    def _admit_listener(self, ws: ServerConnection, path: str,
+                        identity: Identity) -> Response | None:
+        """The tap is for admins: a valid token without the claim ``role=admin`` gets 403.
+
+        A listener is not a game connection: no registry entry, no limits.
+        """
+        if not is_admin(identity.claims):
+            self.metrics.refused["forbidden"] += 1
+            self._tap_refusal(ws, path, 403, "forbidden", identity.user)
+            return _json_response(403, error="forbidden",
+                                  detail="the tap needs a token with the claim role=admin")
+        self._listeners.add(ws)
+        return None
+
+    def _tap_refusal(self, ws: ServerConnection, path: str, status: int, reason: str,
+                     user: str | None = None) -> None:
+        if self.tap.active:
+            self.tap.refused(remote=_address(ws.remote_address), path=path, status=status,
+                             reason=reason, user=user)
+
     # -- one connection -----------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        if ws in self._listeners:
+            await self._serve_listener(ws)
+            return
         identity = self._identities.pop(ws)
         transport = _SocketTransport(self, ws)
-        remote = ws.remote_address
         conn = Connection(
             id=f"{self._id_prefix}-{next(self._ids)}",
             identity=identity,
-            remote_address=f"{remote[0]}:{remote[1]}" if remote else None,
+            remote_address=_address(ws.remote_address),
             connected_at=self.clock(),
             subprotocol=ws.subprotocol,
             transport=transport,
@@ -297,6 +378,10 @@ class Gateway:
         conn.transition(ConnectionState.OPEN)
         self._empty.clear()
         self.metrics.connections_opened += 1
+        self._by_socket[ws] = conn
+        tap = self.tap
+        if tap.active:
+            tap.connected(conn, local=_address(ws.local_address), path=self.config.path)
         self._schedule_expiry(conn)
         metrics = self.metrics
         inflight: asyncio.Semaphore | None = None  # made when the first async call comes
@@ -312,6 +397,8 @@ class Gateway:
                     await ws.wait_closed()  # returning now would close with 1000 instead
                     return
                 metrics.bytes_in += len(message.encode())
+                if tap.active:
+                    tap.frame(conn, IN, message)
                 incoming = jsonrpc.decode(message)
                 if isinstance(incoming, jsonrpc.Request):
                     started = time.perf_counter()
@@ -329,6 +416,8 @@ class Gateway:
                         await ws.send(data, text=True)
                         metrics.messages_out += 1
                         metrics.bytes_out += len(data)
+                        if tap.active:
+                            tap.frame(conn, OUT, data)
                 elif isinstance(incoming, jsonrpc.InvalidMessage):
                     await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
                                                               incoming.message))
@@ -397,6 +486,10 @@ class Gateway:
         await ws.send(data, text=True)
         self.metrics.messages_out += 1
         self.metrics.bytes_out += len(data)
+        if self.tap.active:
+            conn = self._by_socket.get(ws)
+            if conn is not None:
+                self.tap.frame(conn, OUT, data)
 
     async def _closed(
         self, ws: ServerConnection, conn: Connection, transport: _SocketTransport
@@ -406,6 +499,9 @@ class Gateway:
             timer.cancel()
         await transport.aclose()
         code, reason = _close_info(ws)
+        self._by_socket.pop(ws, None)
+        if self.tap.active:
+            self.tap.disconnected(conn, code, reason)
         conn.transition(ConnectionState.CLOSED)
         self.registry.remove(conn)
         if not self.registry:
@@ -416,6 +512,14 @@ class Gateway:
                 await self._run_hook(hook(conn, code, reason))
             except Exception:
                 logger.exception("disconnect hook %r failed for %s", hook, conn.id)
+
+    async def _serve_listener(self, ws: ServerConnection) -> None:
+        """Stream the tap to an admin listener; it first learns of the open connections."""
+        existing = [connected_event(conn, local=_address(sock.local_address),
+                                    path=self.config.path)
+                    for sock, conn in self._by_socket.items()]
+        with self.tap.subscribe(existing=existing) as subscription:
+            await stream(ws, subscription)
 
     @staticmethod
     async def _run_hook(result: Awaitable[None] | None) -> None:

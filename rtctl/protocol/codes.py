@@ -25,6 +25,7 @@ class ErrorCode(IntEnum):
     # rtctl's own, in the implementation-defined range -32000..-32099.
     UNAUTHORIZED = -32001
     FORBIDDEN = -32003
+    BACKEND_UNAVAILABLE = -32050
 
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -35,6 +36,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INTERNAL_ERROR: "The handler failed. `data.correlation_id` finds the traceback in the gateway log.",
     ErrorCode.UNAUTHORIZED: "The token offered to `session.refresh` was refused; `data.reason` says why.",
     ErrorCode.FORBIDDEN: "For your handlers: the caller's token does not allow this call (an admin-only method).",
+    ErrorCode.BACKEND_UNAVAILABLE: "The call needs Redis or NATS and the gateway cannot reach it; `data.backend` names which. Retry with backoff.",
 }
 
 

@@ -1,0 +1,121 @@
+"""Shared state and events for the gateway's services: memory by default, Redis and NATS.
+
+:func:`memory_backends` is the zero-configuration default (one process);
+:func:`connect_backends` builds the bundle ``rtctl serve --redis URL --nats URL``
+uses, so several gateway nodes share sessions, presence and rooms::
+
+    backends = connect_backends(redis_url="redis://127.0.0.1:6379/0",
+                                nats_url="nats://127.0.0.1:4222", node_id="gw-1")
+    async with Gateway(config, backends=backends) as gateway: ...
+
+Either URL may be left out: its part then stays in memory, on this node only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from rtctl.backends.base import (
+    DEFAULT_NODE_TTL,
+    DEFAULT_SESSION_TTL,
+    Backends,
+    BackendUnavailable,
+    EventBus,
+    Health,
+    Presence,
+    PresenceStore,
+    RoomStore,
+    SessionRecord,
+    SessionStore,
+)
+from rtctl.backends.memory import (
+    MemoryBus,
+    MemoryPresenceStore,
+    MemoryRoomStore,
+    MemorySessionStore,
+)
+from rtctl.exceptions import ConfigError
+
+__all__ = [
+    "BackendUnavailable",
+    "Backends",
+    "EventBus",
+    "Presence",
+    "PresenceStore",
+    "RoomStore",
+    "SessionRecord",
+    "SessionStore",
+    "connect_backends",
+    "default_node_id",
+    "memory_backends",
+]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_NATS_SCHEMES = ("nats", "tls")
+
+
+def default_node_id() -> str:
+    """``HOST-PID``: unique per process on a host, readable in logs and Redis."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def memory_backends(*, clock: Callable[[], float] = time.time, node_id: str | None = None,
+                    node_ttl: float = DEFAULT_NODE_TTL) -> Backends:
+    """Everything in this process: nothing to start, nothing that can fail."""
+    return Backends(sessions=MemorySessionStore(clock=clock), presence=MemoryPresenceStore(),
+                    rooms=MemoryRoomStore(), bus=MemoryBus(),
+                    node_id=node_id or default_node_id(), node_ttl=node_ttl)
+
+
+def _check_url(url: str, flag: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not (parts.hostname or parts.path):
+        raise ConfigError(f"{flag} expects a URL like {schemes[0]}://HOST:PORT, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError(f"{flag}: {url!r} has a port that is not a number") from None
+
+
+def connect_backends(*, redis_url: str | None = None, nats_url: str | None = None,
+                     node_id: str | None = None, node_ttl: float = DEFAULT_NODE_TTL,
+                     session_ttl: float = DEFAULT_SESSION_TTL, prefix: str = "rtctl") -> Backends:
+    """A bundle on Redis and/or NATS; the URLs are checked now, connected at start.
+
+    Raises :class:`ConfigError` for a URL that cannot be right, or a TTL that
+    is not positive.
+    """
+    if node_ttl <= 0 or session_ttl <= node_ttl:
+        raise ConfigError(f"--node-ttl must be positive and under the session TTL "
+                          f"({session_ttl:g}s), got {node_ttl:g}s")
+    node = node_id or default_node_id()
+    memory = memory_backends(node_id=node, node_ttl=node_ttl)
+    sessions, presence, rooms, bus = memory.sessions, memory.presence, memory.rooms, memory.bus
+    connections: list[Health] = []
+    if redis_url is not None:
+        from rtctl.backends.redis import (
+            RedisConnection,
+            RedisPresenceStore,
+            RedisRoomStore,
+            RedisSessionStore,
+        )
+
+        _check_url(redis_url, "--redis", _REDIS_SCHEMES)
+        redis = RedisConnection(redis_url, prefix=f"{prefix}:")
+        sessions, presence = RedisSessionStore(redis), RedisPresenceStore(redis)
+        rooms = RedisRoomStore(redis)
+        connections.append(redis)
+    if nats_url is not None:
+        from rtctl.backends.nats import NatsBus
+
+        _check_url(nats_url, "--nats", _NATS_SCHEMES)
+        nats_bus = NatsBus(nats_url, node_id=node)
+        bus = nats_bus
+        connections.append(nats_bus)
+    return Backends(sessions=sessions, presence=presence, rooms=rooms, bus=bus, node_id=node,
+                    node_ttl=node_ttl, session_ttl=session_ttl, subject_prefix=prefix,
+                    connections=tuple(connections))

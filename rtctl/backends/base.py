@@ -1,0 +1,221 @@
+"""What the gateway's services need from shared state, as four small interfaces.
+
+A node keeps its live connections itself; what other nodes must see goes
+through these collaborators, passed to the :class:`~rtctl.gateway.server.Gateway`
+as one :class:`Backends` bundle:
+
+* :class:`SessionStore` — one :class:`SessionRecord` per connection, with a TTL,
+  indexes by user and by node, and node heartbeats so survivors can find and
+  clean up after a node that died without warning;
+* :class:`PresenceStore` — per-user status and the set of devices (sessions)
+  that keep the user online;
+* :class:`RoomStore` — room membership by session;
+* :class:`EventBus` — fire-and-forget messages to every node (presence changes,
+  room traffic).
+
+Memory implementations (:mod:`rtctl.backends.memory`) are the default and are
+real; Redis (:mod:`rtctl.backends.redis`) and NATS (:mod:`rtctl.backends.nats`)
+carry the same contract across processes. A backend that cannot be reached
+raises :class:`BackendUnavailable` (-32050) within a bounded time, never hangs::
+
+    RpcError
+    └── BackendUnavailable     -32050, data.backend names redis / nats
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias
+
+from rtctl.exceptions import RpcError
+from rtctl.protocol.codes import ErrorCode
+
+__all__ = [
+    "DEFAULT_NODE_TTL",
+    "DEFAULT_SESSION_TTL",
+    "STATUSES",
+    "BackendUnavailable",
+    "Backends",
+    "EventBus",
+    "Health",
+    "MessageHandler",
+    "Presence",
+    "PresenceStore",
+    "RecoveryHook",
+    "RoomStore",
+    "SessionRecord",
+    "SessionStore",
+    "Status",
+    "Subscription",
+]
+
+DEFAULT_NODE_TTL = 10.0  # a dead node's sessions are cleaned up within this (issue: <= 15 s)
+DEFAULT_SESSION_TTL = 60.0  # a record not refreshed by its node for this long expires
+
+Status: TypeAlias = Literal["online", "away", "busy", "invisible"]
+STATUSES: tuple[Status, ...] = ("online", "away", "busy", "invisible")
+MessageHandler: TypeAlias = Callable[[dict[str, Any]], None]
+RecoveryHook: TypeAlias = Callable[[], None]
+
+
+class BackendUnavailable(RpcError):
+    """A call needed Redis or NATS and could not reach it in time (-32050)."""
+
+    def __init__(self, backend: str, detail: str) -> None:
+        super().__init__(ErrorCode.BACKEND_UNAVAILABLE,
+                         f"Backend unavailable: {backend} ({detail})", {"backend": backend})
+        self.backend = backend
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecord:
+    """One connection as the cluster sees it. Times are Unix epoch seconds."""
+
+    id: str
+    user: str
+    node: str
+    created_at: float
+    last_seen: float
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``session.list`` answers it (times in epoch milliseconds)."""
+        return {"id": self.id, "user": self.user, "node": self.node,
+                "created_at": round(self.created_at * 1000, 3),
+                "last_seen": round(self.last_seen * 1000, 3), "metadata": dict(self.metadata)}
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A user's stored presence: chosen status, text, devices online, last_seen (ms)."""
+
+    status: Status = "online"
+    text: str | None = None
+    devices: int = 0
+    last_seen: float | None = None
+
+    def seen(self) -> dict[str, Any]:
+        """What other users see: ``invisible`` and no devices both read as offline."""
+        if self.devices == 0 or self.status == "invisible":
+            return {"status": "offline", "last_seen": self.last_seen, "text": None}
+        return {"status": self.status, "last_seen": None, "text": self.text}
+
+
+class Health(Protocol):
+    """A backend connection whose state is known without a round trip."""
+
+    name: str
+    url: str
+
+    async def start(self) -> None:
+        """Connect; raise :class:`BackendUnavailable` if that fails."""
+
+    async def close(self) -> None: ...
+
+    def failure(self) -> str | None:
+        """None while healthy, else why not (cached; cheap enough for every probe)."""
+
+    def on_recovered(self, hook: RecoveryHook) -> None:
+        """Call ``hook()`` whenever the connection comes back after a failure."""
+
+
+class SessionStore(Protocol):
+    async def put(self, records: Sequence[SessionRecord], *, ttl: float) -> None:
+        """Store (or refresh) records for ``ttl`` s and index them by user and node."""
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def remove(self, session_id: str, *, user: str, node: str) -> None: ...
+
+    async def by_user(self, user: str) -> list[SessionRecord]:
+        """The user's unexpired sessions on every node, oldest first."""
+
+    async def by_node(self, node: str) -> dict[str, str]:
+        """Session id → user for a node; outlives the records' TTL (for cleanup)."""
+
+    async def beat(self, node: str, *, ttl: float) -> bool:
+        """Renew the node's heartbeat; False if it had lapsed (or never existed)."""
+
+    async def dead_nodes(self) -> list[str]:
+        """Known nodes whose heartbeat has lapsed."""
+
+    async def claim(self, node: str, claimant: str, *, ttl: float) -> bool:
+        """True for exactly one claimant of a dead node's cleanup within ``ttl``."""
+
+    async def forget_node(self, node: str) -> None:
+        """Drop a node and its session index (after cleanup or a clean shutdown)."""
+
+
+class PresenceStore(Protocol):
+    async def connect(self, user: str, session_id: str) -> bool:
+        """Count a device online; True if the user had none before."""
+
+    async def disconnect(self, user: str, session_id: str, *, now_ms: float) -> bool:
+        """Forget a device and stamp ``last_seen``; True if it was the user's last."""
+
+    async def set_status(self, user: str, status: Status, text: str | None, *,
+                         now_ms: float) -> None: ...
+
+    async def get(self, users: Sequence[str]) -> dict[str, Presence]:
+        """Stored presence per user; a user never seen gets ``Presence()``."""
+
+
+class RoomStore(Protocol):
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
+        """Add a session; (is this the user's first session here, members sorted)."""
+
+    async def leave(self, room: str, session_id: str, user: str) -> bool:
+        """Remove a session; True if it was the user's last session in the room."""
+
+    async def rooms_of(self, session_id: str) -> list[str]: ...
+
+
+class Subscription(Protocol):
+    async def unsubscribe(self) -> None: ...
+
+
+class EventBus(Protocol):
+    async def publish(self, subject: str, message: dict[str, Any]) -> None:
+        """Deliver to every subscriber on every node, this one included."""
+
+    async def subscribe(self, subject: str, handler: MessageHandler) -> Subscription: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backends:
+    """Everything a node shares with the cluster, and who it is there."""
+
+    sessions: SessionStore
+    presence: PresenceStore
+    rooms: RoomStore
+    bus: EventBus
+    node_id: str
+    node_ttl: float = DEFAULT_NODE_TTL
+    session_ttl: float = DEFAULT_SESSION_TTL
+    subject_prefix: str = "rtctl"
+    connections: tuple[Health, ...] = ()  # started, watched and closed with the node
+
+    def failures(self) -> dict[str, str]:
+        """Failing connections by name; empty when all are healthy."""
+        return {c.name: why for c in self.connections if (why := c.failure()) is not None}
+
+    def require_healthy(self) -> None:
+        """Fail fast (-32050) before a change that must be both stored and broadcast."""
+        for connection in self.connections:
+            why = connection.failure()
+            if why is not None:
+                raise BackendUnavailable(connection.name, why)
+
+    async def start(self) -> None:
+        for connection in self.connections:
+            await connection.start()
+
+    async def close(self) -> None:
+        for connection in reversed(self.connections):
+            await connection.close()
+
+    def on_recovered(self, hook: RecoveryHook) -> None:
+        for connection in self.connections:
+            connection.on_recovered(hook)
+

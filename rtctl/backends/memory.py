@@ -1,0 +1,186 @@
+"""The embedded backends: real in-process stores and bus, the zero-configuration default.
+
+They keep the contract of the Redis and NATS backends exactly (the same
+contract tests run over all of them), so one process can also host several
+gateways that share one :class:`~rtctl.backends.base.Backends` bundle, as the
+service tests do. TTLs are read from an injectable clock, lazily, so nothing
+runs in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from rtctl.backends.base import MessageHandler, Presence, SessionRecord, Status
+
+__all__ = ["MemoryBus", "MemoryPresenceStore", "MemoryRoomStore", "MemorySessionStore"]
+
+Clock = Callable[[], float]
+
+
+class MemorySessionStore:
+    """Session records and node heartbeats in dicts; expiry checked on read."""
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._records: dict[str, tuple[SessionRecord, float]] = {}  # id → (record, expires)
+        self._by_user: dict[str, set[str]] = {}
+        self._by_node: dict[str, dict[str, str]] = {}
+        self._beats: dict[str, float] = {}  # node → heartbeat expiry
+        self._claims: dict[str, float] = {}
+
+    async def put(self, records: Sequence[SessionRecord], *, ttl: float) -> None:
+        expires = self._clock() + ttl
+        for record in records:
+            self._records[record.id] = (record, expires)
+            self._by_user.setdefault(record.user, set()).add(record.id)
+            self._by_node.setdefault(record.node, {})[record.id] = record.user
+
+    def _live(self, session_id: str) -> SessionRecord | None:
+        entry = self._records.get(session_id)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            del self._records[session_id]
+            return None
+        return entry[0]
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        return self._live(session_id)
+
+    async def remove(self, session_id: str, *, user: str, node: str) -> None:
+        self._records.pop(session_id, None)
+        self._by_user.get(user, set()).discard(session_id)
+        if not self._by_user.get(user, True):
+            del self._by_user[user]
+        self._by_node.get(node, {}).pop(session_id, None)
+
+    async def by_user(self, user: str) -> list[SessionRecord]:
+        ids = self._by_user.get(user, set())
+        records = [r for r in map(self._live, list(ids)) if r is not None]
+        ids.intersection_update(r.id for r in records)  # drop the expired from the index
+        return sorted(records, key=lambda r: (r.created_at, r.id))
+
+    async def by_node(self, node: str) -> dict[str, str]:
+        return dict(self._by_node.get(node, {}))
+
+    async def beat(self, node: str, *, ttl: float) -> bool:
+        now = self._clock()
+        alive = self._beats.get(node, 0.0) > now
+        self._beats[node] = now + ttl
+        return alive
+
+    async def dead_nodes(self) -> list[str]:
+        now = self._clock()
+        return sorted(node for node, expires in self._beats.items() if expires <= now)
+
+    async def claim(self, node: str, claimant: str, *, ttl: float) -> bool:
+        now = self._clock()
+        if self._claims.get(node, 0.0) > now:
+            return False
+        self._claims[node] = now + ttl
+        return True
+
+    async def forget_node(self, node: str) -> None:
+        self._beats.pop(node, None)
+        self._by_node.pop(node, None)
+
+
+class MemoryPresenceStore:
+    """Presence per user; the devices are the session ids that keep a user online."""
+
+    def __init__(self) -> None:
+        self._presence: dict[str, Presence] = {}
+        self._devices: dict[str, set[str]] = {}
+
+    def _update(self, user: str, **changes: Any) -> None:
+        devices = len(self._devices.get(user, ()))
+        self._presence[user] = replace(self._presence.get(user, Presence()), devices=devices,
+                                       **changes)
+
+    async def connect(self, user: str, session_id: str) -> bool:
+        devices = self._devices.setdefault(user, set())
+        first = not devices
+        devices.add(session_id)
+        self._update(user)
+        return first
+
+    async def disconnect(self, user: str, session_id: str, *, now_ms: float) -> bool:
+        devices = self._devices.get(user, set())
+        had = session_id in devices
+        devices.discard(session_id)
+        if not devices:
+            self._devices.pop(user, None)
+        self._update(user, last_seen=now_ms)
+        return had and not devices
+
+    async def set_status(self, user: str, status: Status, text: str | None, *,
+                         now_ms: float) -> None:
+        self._update(user, status=status, text=text,
+                     **({"last_seen": now_ms} if status == "invisible" else {}))
+
+    async def get(self, users: Sequence[str]) -> dict[str, Presence]:
+        return {user: self._presence.get(user, Presence()) for user in users}
+
+
+class MemoryRoomStore:
+    """Room → session → user, and each session's rooms."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, str]] = {}
+        self._of: dict[str, set[str]] = {}
+
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
+        members = self._rooms.setdefault(room, {})
+        first = user not in members.values()
+        members[session_id] = user
+        self._of.setdefault(session_id, set()).add(room)
+        return first, sorted(set(members.values()))
+
+    async def leave(self, room: str, session_id: str, user: str) -> bool:
+        members = self._rooms.get(room, {})
+        was = members.pop(session_id, None) is not None
+        if not members:
+            self._rooms.pop(room, None)
+        rooms = self._of.get(session_id, set())
+        rooms.discard(room)
+        if not rooms:
+            self._of.pop(session_id, None)
+        return was and user not in members.values()
+
+    async def rooms_of(self, session_id: str) -> list[str]:
+        return sorted(self._of.get(session_id, ()))
+
+
+class _MemorySubscription:
+    def __init__(self, bus: MemoryBus, subject: str, handler: MessageHandler) -> None:
+        self._bus, self._subject, self._handler = bus, subject, handler
+
+    async def unsubscribe(self) -> None:
+        handlers = self._bus._handlers.get(self._subject, [])
+        if self._handler in handlers:
+            handlers.remove(self._handler)
+
+
+class MemoryBus:
+    """Subjects to handlers in one process; delivery is scheduled, never inline.
+
+    Handlers run on a later loop iteration, as they would from a network bus,
+    so a publisher never re-enters its own subscriber.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[MessageHandler]] = {}
+
+    async def publish(self, subject: str, message: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for handler in list(self._handlers.get(subject, ())):
+            loop.call_soon(handler, message)
+
+    async def subscribe(self, subject: str, handler: MessageHandler) -> _MemorySubscription:
+        self._handlers.setdefault(subject, []).append(handler)
+        return _MemorySubscription(self, subject, handler)

@@ -1,0 +1,293 @@
+"""Sessions, presence and rooms in Redis, through redis-py's asyncio client.
+
+Several gateways share one Redis. Every key starts with a prefix (default
+``rtctl:``) followed by a kind and one name, so names containing ``:`` never
+collide; ``docs/integration.md`` lists the keys, types and TTLs. Changes that
+must be seen together run in one ``MULTI`` transaction.
+
+Failure is bounded: sockets time out after ``timeout`` s, a broken pooled
+connection is retried once, and any connection error becomes
+:class:`~rtctl.backends.base.BackendUnavailable`. A monitor task pings every
+``probe`` s so :meth:`RedisConnection.failure` answers ``/readyz`` from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import orjson
+from redis import exceptions as rexc
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from rtctl.backends.base import BackendUnavailable, Presence, RecoveryHook, SessionRecord, Status
+
+__all__ = ["RedisConnection", "RedisPresenceStore", "RedisRoomStore", "RedisSessionStore"]
+
+logger = logging.getLogger("rtctl.backends.redis")
+
+DEFAULT_TIMEOUT = 1.0  # a call needing a dead Redis fails within about this
+DEFAULT_PROBE = 0.5  # how often the monitor pings (readiness freshness)
+PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000  # last_seen outlives a month offline
+_ERRORS = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+
+
+class RedisConnection:
+    """One client shared by the three stores, with cached health for ``/readyz``."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "rtctl:", timeout: float = DEFAULT_TIMEOUT,
+                 probe: float = DEFAULT_PROBE) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.client: Redis = Redis.from_url(
+            url, decode_responses=True, socket_timeout=timeout,
+            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
+            health_check_interval=0)
+        self._probe = probe
+        self._failure: str | None = "not started"
+        self._hooks: list[RecoveryHook] = []
+        self._monitor: asyncio.Task[None] | None = None
+
+    def key(self, kind: str, name: str = "") -> str:
+        return f"{self.prefix}{kind}:{name}" if name else f"{self.prefix}{kind}"
+
+    async def start(self) -> None:
+        with self.guard():
+            await self.client.ping()
+        self._monitor = asyncio.get_running_loop().create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        await self.client.aclose()
+
+    def failure(self) -> str | None:
+        return self._failure
+
+    def on_recovered(self, hook: RecoveryHook) -> None:
+        self._hooks.append(hook)
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn connection errors into BackendUnavailable and keep the health state."""
+        try:
+            yield
+        except _ERRORS as exc:
+            self._mark(f"{type(exc).__name__}: {exc}"[:200])
+            raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from None
+        self._mark(None)
+
+    def _mark(self, failure: str | None) -> None:
+        was, self._failure = self._failure, failure
+        if failure is not None and was is None:
+            logger.warning("redis unreachable: %s", failure)
+        elif failure is None and was is not None:
+            logger.info("redis reachable again")
+            for hook in self._hooks:
+                hook()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe)  # a periodic probe, not synchronisation
+            with contextlib.suppress(BackendUnavailable), self.guard():
+                await self.client.ping()
+
+
+def _record(raw: dict[str, str]) -> SessionRecord | None:
+    if not raw:
+        return None
+    return SessionRecord(id=raw["id"], user=raw["user"], node=raw["node"],
+                         created_at=float(raw["created_at"]), last_seen=float(raw["last_seen"]),
+                         metadata=orjson.loads(raw.get("metadata", "{}")))
+
+
+class RedisSessionStore:
+    """``session:ID`` hashes with a TTL; ``user-sessions:`` and ``node-sessions:`` indexes."""
+
+    def __init__(self, redis: RedisConnection) -> None:
+        self._r = redis
+
+    async def put(self, records: Sequence[SessionRecord], *, ttl: float) -> None:
+        r, ms = self._r, int(ttl * 1000)
+        pipe = r.client.pipeline(transaction=True)
+        for rec in records:
+            key = r.key("session", rec.id)
+            pipe.hset(key, mapping={
+                "id": rec.id, "user": rec.user, "node": rec.node,
+                "created_at": repr(rec.created_at), "last_seen": repr(rec.last_seen),
+                "metadata": orjson.dumps(dict(rec.metadata)).decode()})
+            pipe.pexpire(key, ms)
+            pipe.sadd(r.key("user-sessions", rec.user), rec.id)
+            pipe.pexpire(r.key("user-sessions", rec.user), ms)
+            pipe.hset(r.key("node-sessions", rec.node), rec.id, rec.user)
+        with r.guard():
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        with self._r.guard():
+            raw = await self._r.client.hgetall(self._r.key("session", session_id))
+        return _record(cast(dict[str, str], raw))
+
+    async def remove(self, session_id: str, *, user: str, node: str) -> None:
+        r = self._r
+        pipe = r.client.pipeline(transaction=True)
+        pipe.delete(r.key("session", session_id))
+        pipe.srem(r.key("user-sessions", user), session_id)
+        pipe.hdel(r.key("node-sessions", node), session_id)
+        with r.guard():
+            await pipe.execute()
+
+    async def by_user(self, user: str) -> list[SessionRecord]:
+        r, index = self._r, self._r.key("user-sessions", user)
+        with r.guard():
+            ids = sorted(cast(set[str], await r.client.smembers(index)))
+            pipe = r.client.pipeline(transaction=False)
+            for session_id in ids:
+                pipe.hgetall(r.key("session", session_id))
+            found = [_record(raw) for raw in await pipe.execute()]
+            expired = [sid for sid, rec in zip(ids, found, strict=True) if rec is None]
+            if expired:
+                await r.client.srem(index, *expired)
+        records = [rec for rec in found if rec is not None]
+        return sorted(records, key=lambda rec: (rec.created_at, rec.id))
+
+    async def by_node(self, node: str) -> dict[str, str]:
+        with self._r.guard():
+            raw = await self._r.client.hgetall(self._r.key("node-sessions", node))
+        return cast(dict[str, str], raw)
+
+    async def beat(self, node: str, *, ttl: float) -> bool:
+        r = self._r
+        pipe = r.client.pipeline(transaction=True)
+        pipe.set(r.key("node", node), "1", px=int(ttl * 1000), get=True)
+        pipe.sadd(r.key("nodes"), node)
+        with r.guard():
+            previous, _ = await pipe.execute()
+        return previous is not None
+
+    async def dead_nodes(self) -> list[str]:
+        r = self._r
+        with r.guard():
+            nodes = sorted(cast(set[str], await r.client.smembers(r.key("nodes"))))
+            pipe = r.client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.exists(r.key("node", node))
+            alive = await pipe.execute()
+        return [node for node, up in zip(nodes, alive, strict=True) if not up]
+
+    async def claim(self, node: str, claimant: str, *, ttl: float) -> bool:
+        with self._r.guard():
+            return bool(await self._r.client.set(self._r.key("reap", node), claimant, nx=True,
+                                                 px=int(ttl * 1000)))
+
+    async def forget_node(self, node: str) -> None:
+        r = self._r
+        pipe = r.client.pipeline(transaction=True)
+        pipe.srem(r.key("nodes"), node)
+        pipe.delete(r.key("node-sessions", node), r.key("node", node))
+        with r.guard():
+            await pipe.execute()
+
+
+class RedisPresenceStore:
+    """``presence:USER`` hash (status, text, last_seen) and ``devices:USER`` set."""
+
+    def __init__(self, redis: RedisConnection) -> None:
+        self._r = redis
+
+    async def _devices(self, user: str, session_id: str, *, add: bool,
+                       fields: dict[Any, Any]) -> tuple[int, int]:
+        r, devices, presence = self._r, self._r.key("devices", user), self._r.key("presence", user)
+        pipe = r.client.pipeline(transaction=True)
+        (pipe.sadd if add else pipe.srem)(devices, session_id)
+        pipe.scard(devices)
+        if fields:
+            pipe.hset(presence, mapping=fields)
+        pipe.pexpire(presence, PRESENCE_RETENTION_MS)
+        with r.guard():
+            changed, count, *_ = await pipe.execute()
+        return int(changed), int(count)
+
+    async def connect(self, user: str, session_id: str) -> bool:
+        added, count = await self._devices(user, session_id, add=True, fields={})
+        return bool(added) and count == 1
+
+    async def disconnect(self, user: str, session_id: str, *, now_ms: float) -> bool:
+        removed, count = await self._devices(user, session_id, add=False,
+                                             fields={"last_seen": repr(now_ms)})
+        return bool(removed) and count == 0
+
+    async def set_status(self, user: str, status: Status, text: str | None, *,
+                         now_ms: float) -> None:
+        r, key = self._r, self._r.key("presence", user)
+        fields: dict[Any, Any] = {"status": status}
+        if status == "invisible":
+            fields["last_seen"] = repr(now_ms)
+        if text is not None:
+            fields["text"] = text
+        pipe = r.client.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        if text is None:
+            pipe.hdel(key, "text")
+        pipe.pexpire(key, PRESENCE_RETENTION_MS)
+        with r.guard():
+            await pipe.execute()
+
+    async def get(self, users: Sequence[str]) -> dict[str, Presence]:
+        r = self._r
+        pipe = r.client.pipeline(transaction=False)
+        for user in users:
+            pipe.hgetall(r.key("presence", user))
+            pipe.scard(r.key("devices", user))
+        with r.guard():
+            raw = await pipe.execute()
+        result: dict[str, Presence] = {}
+        for index, user in enumerate(users):
+            stored, devices = raw[2 * index], raw[2 * index + 1]
+            last_seen = stored.get("last_seen")
+            result[user] = Presence(status=stored.get("status", "online"),
+                                    text=stored.get("text"), devices=int(devices),
+                                    last_seen=None if last_seen is None else float(last_seen))
+        return result
+
+
+class RedisRoomStore:
+    """``room:NAME`` hash (session → user) and ``session-rooms:ID`` set."""
+
+    def __init__(self, redis: RedisConnection) -> None:
+        self._r = redis
+
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
+        r, key = self._r, self._r.key("room", room)
+        pipe = r.client.pipeline(transaction=True)
+        pipe.hvals(key)
+        pipe.hset(key, session_id, user)
+        pipe.sadd(r.key("session-rooms", session_id), room)
+        pipe.hvals(key)
+        with r.guard():
+            before, _, _, after = await pipe.execute()
+        return user not in before, sorted(set(after))
+
+    async def leave(self, room: str, session_id: str, user: str) -> bool:
+        r, key = self._r, self._r.key("room", room)
+        pipe = r.client.pipeline(transaction=True)
+        pipe.hdel(key, session_id)
+        pipe.srem(r.key("session-rooms", session_id), room)
+        pipe.hvals(key)
+        with r.guard():
+            removed, _, after = await pipe.execute()
+        return bool(removed) and user not in after
+
+    async def rooms_of(self, session_id: str) -> list[str]:
+        with self._r.guard():
+            raw = await self._r.client.smembers(self._r.key("session-rooms", session_id))
+        return sorted(cast(set[str], raw))

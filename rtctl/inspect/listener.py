@@ -1,0 +1,65 @@
+"""The client side of the tap: a gateway's events as an async iterator.
+
+The tap is a WebSocket at ``/tap`` on the gateway's own port; its token must
+carry the claim ``role=admin``. Each text message holds one or more events,
+one JSON object per line (see :mod:`rtctl.gateway.tap`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from rtctl.client.endpoint import endpoint_url
+from rtctl.client.errors import classify_status, refusal
+from rtctl.exceptions import RtctlError
+from rtctl.gateway.tap import TAP_PATH, TapEvent, event_from_json
+from rtctl.protocol import jsonrpc
+
+__all__ = ["TapUnavailable", "listen", "parse_events", "tap_url"]
+
+
+class TapUnavailable(RtctlError):
+    """The tap could not be reached, or it broke off."""
+
+
+def tap_url(url: str) -> str:
+    """``ws://host:port`` → ``ws://host:port/tap``; a URL with a path is used as it is."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path=TAP_PATH)
+    return endpoint_url(urlunsplit(parts))
+
+
+def parse_events(message: str | bytes) -> list[TapEvent]:
+    """The events of one tap message; ``ValueError`` when a line is not one."""
+    text = message.decode() if isinstance(message, bytes) else message
+    return [event_from_json(jsonrpc.loads(line)) for line in text.splitlines() if line]
+
+
+async def listen(url: str, *, token: str | None) -> AsyncGenerator[TapEvent, None]:
+    """Yield the tap's events until the gateway closes it; the first is ``Subscribed``.
+
+    A refused upgrade raises what the client SDK raises for it (an
+    :class:`~rtctl.exceptions.AuthError` for 401, a one-line error naming the
+    HTTP status otherwise); an unreachable gateway raises :class:`TapUnavailable`.
+    """
+    target = tap_url(url)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        async with connect(target, additional_headers=headers, compression=None,
+                           max_size=None) as ws:
+            async for message in ws:
+                for event in parse_events(message):
+                    yield event
+    except InvalidStatus as exc:
+        raise classify_status(*refusal(exc)).error from None
+    except ValueError as exc:
+        raise TapUnavailable(f"{target} sent something that is not a tap event: {exc}") from None
+    except ConnectionClosedError as exc:
+        raise TapUnavailable(f"the tap at {target} broke off: {exc}") from None
+    except OSError as exc:
+        raise TapUnavailable(f"cannot reach {target}: {exc.strerror or exc}") from None

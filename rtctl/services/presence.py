@@ -1,0 +1,162 @@
+"""``presence.*``: who is online, across every node, multi-device aware.
+
+A user is online while any of their sessions is (the presence store counts
+devices). They choose a status — ``online``, ``away``, ``busy`` or
+``invisible`` — with optional text; ``invisible`` and "no device" both read as
+``offline`` to others, with ``last_seen`` in Unix epoch milliseconds.
+
+Every change is written to the presence store and then published on the bus
+subject ``<prefix>.presence``; each node forwards it to its own subscribers as
+``presence.changed`` notifications, skipping what a subscriber has already
+seen. NATS core may drop messages while a node is cut off, so on resync the
+node re-announces its users and re-reads what its subscribers watch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rtctl.backends.base import Status
+from rtctl.exceptions import InvalidParams
+from rtctl.gateway.connection import Connection
+from rtctl.router import CallContext, Router
+from rtctl.services.sessions import SessionService
+
+if TYPE_CHECKING:
+    from rtctl.gateway.server import Gateway
+
+__all__ = ["MAX_TEXT", "MAX_USERS_PER_CALL", "MAX_WATCHED", "PresenceService"]
+
+logger = logging.getLogger("rtctl.presence")
+
+MAX_USERS_PER_CALL = 100
+MAX_WATCHED = 1000  # users one connection may subscribe to
+MAX_TEXT = 256  # characters of status text
+
+
+class _Watch:
+    """One connection watching one user, and the presence it was last sent."""
+
+    __slots__ = ("conn", "seen")
+
+    def __init__(self, conn: Connection, seen: dict[str, Any]) -> None:
+        self.conn, self.seen = conn, seen
+
+
+def _users(users: list[str]) -> list[str]:
+    if not users or len(users) > MAX_USERS_PER_CALL:
+        raise InvalidParams(f"Invalid params: 'users' must list 1 to {MAX_USERS_PER_CALL} users")
+    if not all(users):
+        raise InvalidParams("Invalid params: 'users' must not contain an empty name")
+    return list(dict.fromkeys(users))
+
+
+class PresenceService:
+    """Presence for one gateway: the store, the bus and this node's subscribers."""
+
+    def __init__(self, gateway: Gateway, sessions: SessionService) -> None:
+        self._gateway = gateway
+        self._backends = sessions.backends
+        self._subject = f"{self._backends.subject_prefix}.presence"
+        self._watchers: dict[str, dict[str, _Watch]] = {}  # user → conn id → watch
+        self._watching: dict[str, set[str]] = {}  # conn id → users
+        sessions.on_started(self._started)
+        sessions.on_ended(self._ended)
+        sessions.on_resync(self._resync)
+        gateway.on_startup(self._subscribe)
+        self.router = Router()
+        self.router.add_method(self.set, name="presence.set")
+        self.router.add_method(self.get, name="presence.get")
+        self.router.add_method(self.subscribe, name="presence.subscribe")
+        self.router.add_method(self.unsubscribe, name="presence.unsubscribe")
+
+    def _now_ms(self) -> float:
+        return round(self._gateway.clock() * 1000, 3)
+
+    async def _subscribe(self) -> None:
+        await self._backends.bus.subscribe(self._subject, self._deliver)
+
+    async def _announce(self, users: Sequence[str]) -> None:
+        for user, presence in (await self._backends.presence.get(users)).items():
+            await self._backends.bus.publish(self._subject, {"user": user, **presence.seen()})
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        user = message.get("user")
+        watchers = self._watchers.get(user) if isinstance(user, str) else None
+        if not watchers:
+            return
+        seen = {"status": message.get("status"), "last_seen": message.get("last_seen"),
+                "text": message.get("text")}
+        for watch in list(watchers.values()):
+            if watch.seen != seen:  # a resync or a late message repeats what it knows
+                watch.seen = seen
+                watch.conn.notify("presence.changed", {"user": user, **seen})
+
+    # -- sessions come and go ---------------------------------------------------
+
+    async def _started(self, conn: Connection) -> None:
+        if await self._backends.presence.connect(conn.user, conn.id):
+            await self._announce([conn.user])
+
+    async def _ended(self, session_id: str, user: str) -> None:
+        self._forget(session_id, None)
+        if await self._backends.presence.disconnect(user, session_id, now_ms=self._now_ms()):
+            await self._announce([user])
+
+    async def _resync(self, conns: Sequence[Connection]) -> None:
+        for conn in conns:
+            await self._backends.presence.connect(conn.user, conn.id)
+        await self._announce(list(dict.fromkeys(conn.user for conn in conns)))
+        if self._watchers:
+            for user, presence in (await self._backends.presence.get(list(self._watchers))).items():
+                self._deliver({"user": user, **presence.seen()})
+
+    def _forget(self, conn_id: str, users: Sequence[str] | None) -> None:
+        watched = self._watching.get(conn_id, set())
+        for user in list(watched) if users is None else users:
+            watched.discard(user)
+            watchers = self._watchers.get(user, {})
+            watchers.pop(conn_id, None)
+            if not watchers:
+                self._watchers.pop(user, None)
+        if not watched:
+            self._watching.pop(conn_id, None)
+
+    # -- methods -----------------------------------------------------------------
+
+    async def set(self, ctx: CallContext, status: Status,
+                  text: str | None = None) -> dict[str, Any]:
+        """``presence.set {status, text?}`` → what others now see of the caller."""
+        if text is not None and len(text) > MAX_TEXT:
+            raise InvalidParams(f"Invalid params: 'text' must be at most {MAX_TEXT} characters")
+        self._backends.require_healthy()  # store and broadcast together, or neither
+        await self._backends.presence.set_status(ctx.user, status, text, now_ms=self._now_ms())
+        await self._announce([ctx.user])
+        return (await self._backends.presence.get([ctx.user]))[ctx.user].seen()
+
+    async def get(self, users: list[str]) -> dict[str, dict[str, Any]]:
+        """``presence.get {users}`` → user → ``{status, last_seen, text}``."""
+        found = await self._backends.presence.get(_users(users))
+        return {user: presence.seen() for user, presence in found.items()}
+
+    async def subscribe(self, ctx: CallContext, users: list[str]) -> dict[str, dict[str, Any]]:
+        """``presence.subscribe {users}``: the current map, then ``presence.changed``."""
+        wanted = _users(users)
+        watched = self._watching.get(ctx.connection_id, set())
+        if len(watched | set(wanted)) > MAX_WATCHED:
+            raise InvalidParams(f"Invalid params: a connection may watch at most "
+                                f"{MAX_WATCHED} users")
+        conn = self._gateway.registry.get(ctx.connection_id)
+        assert conn is not None, "a caller is always registered"
+        current = await self.get(wanted)
+        self._watching.setdefault(conn.id, set()).update(wanted)
+        for user, seen in current.items():
+            self._watchers.setdefault(user, {})[conn.id] = _Watch(conn, seen)
+        return current
+
+    def unsubscribe(self, ctx: CallContext, users: list[str] | None = None) -> dict[str, Any]:
+        """``presence.unsubscribe {users?}`` (all when left out) → who is still watched."""
+        self._forget(ctx.connection_id, None if users is None else _users(users))
+        return {"watching": sorted(self._watching.get(ctx.connection_id, ()))}

@@ -1,0 +1,205 @@
+"""Session records, node heartbeats and cleanup after dead nodes: this node in the cluster.
+
+Every connection gets a :class:`~rtctl.backends.base.SessionRecord` in the
+session store while it lives. A background task, every ``node_ttl / 4``:
+
+* renews this node's heartbeat (kept for ``node_ttl / 2``); a heartbeat that
+  had lapsed means others may have cleaned up after us, so we resynchronise;
+* refreshes ``last_seen`` and the TTL of this node's records every
+  ``session_ttl / 3``;
+* looks for nodes whose heartbeat lapsed, and for each one this node wins the
+  claim for, ends its sessions (presence goes offline, rooms are left, the
+  notifications go out) and forgets the node. A node killed without warning
+  is thus cleaned up within ``node_ttl / 2 + node_ttl / 4 < node_ttl``.
+
+A backend that fails while a session starts or ends never costs the client its
+connection: the node marks itself out of sync and, once every backend is
+healthy again, reconciles the store with its live connections
+(:meth:`SessionService.resync`). Presence and rooms plug in through
+:meth:`~SessionService.on_started`, :meth:`~SessionService.on_ended` and
+:meth:`~SessionService.on_resync`.
+
+``session.list`` answers the caller's sessions on every node (its devices).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
+from rtctl.gateway.connection import Connection
+from rtctl.router import CallContext, Router
+
+if TYPE_CHECKING:
+    from rtctl.gateway.server import Gateway
+
+__all__ = ["EndedHook", "ResyncHook", "SessionService", "StartedHook"]
+
+logger = logging.getLogger("rtctl.sessions")
+
+StartedHook = Callable[[Connection], Awaitable[None]]
+EndedHook = Callable[[str, str], Awaitable[None]]  # (session id, user)
+ResyncHook = Callable[[Sequence[Connection]], Awaitable[None]]
+
+
+class SessionService:
+    """This node's sessions in the shared store, and the cluster's housekeeping."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self.backends: Backends = gateway.backends
+        self.node = self.backends.node_id
+        self._records: dict[str, SessionRecord] = {}  # this node's live sessions
+        self._started: list[StartedHook] = []
+        self._ended: list[EndedHook] = []
+        self._resyncs: list[ResyncHook] = []
+        self._dirty = False
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        gateway.on_connect(self._connected)
+        gateway.on_disconnect(self._disconnected)
+        gateway.on_startup(self._start)
+        gateway.on_shutdown(self._stop)
+        for connection in self.backends.connections:
+            gateway.add_readiness_check(connection.name, connection.failure)
+        self.backends.on_recovered(self.mark_out_of_sync)
+        self.router = Router()
+        self.router.add_method(self._list, name="session.list")
+
+    def on_started(self, hook: StartedHook) -> None:
+        self._started.append(hook)
+
+    def on_ended(self, hook: EndedHook) -> None:
+        """``hook(session_id, user)`` for local disconnects and dead nodes' sessions alike."""
+        self._ended.append(hook)
+
+    def on_resync(self, hook: ResyncHook) -> None:
+        self._resyncs.append(hook)
+
+    def mark_out_of_sync(self) -> None:
+        """Reconcile with the store at the next chance (a backend failed or came back)."""
+        self._dirty = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _list(self, ctx: CallContext) -> list[dict[str, Any]]:
+        return [record.to_json() for record in await self.backends.sessions.by_user(ctx.user)]
+
+    # -- connections come and go --------------------------------------------
+
+    async def _connected(self, conn: Connection) -> None:
+        record = SessionRecord(id=conn.id, user=conn.user, node=self.node,
+                               created_at=conn.connected_at, last_seen=conn.connected_at)
+        self._records[conn.id] = record
+        await self._guarded(self._announce_start(conn, record), conn.id)
+
+    async def _announce_start(self, conn: Connection, record: SessionRecord) -> None:
+        await self.backends.sessions.put([record], ttl=self.backends.session_ttl)
+        for hook in self._started:
+            await hook(conn)
+
+    async def _disconnected(self, conn: Connection, code: int | None, reason: str) -> None:
+        self._records.pop(conn.id, None)
+        await self.end(conn.id, conn.user, self.node)
+
+    async def end(self, session_id: str, user: str, node: str) -> bool:
+        """Run every ended hook, then drop the record; False (kept for a retry) on failure."""
+        ok = True
+        for hook in self._ended:
+            ok = await self._guarded(hook(session_id, user), session_id) and ok
+        if ok:
+            ok = await self._guarded(
+                self.backends.sessions.remove(session_id, user=user, node=node), session_id)
+        return ok
+
+    async def _guarded(self, step: Awaitable[None], session_id: str) -> bool:
+        try:
+            await step
+        except BackendUnavailable as exc:
+            logger.info("session %s: %s; will resynchronise", session_id, exc.message)
+        except Exception:
+            logger.exception("session %s: a session hook failed", session_id)
+        else:
+            return True
+        self.mark_out_of_sync()
+        return False
+
+    # -- the node's background work -------------------------------------------
+
+    async def _start(self) -> None:
+        await self.backends.start()
+        await self.backends.sessions.beat(self.node, ttl=self.backends.node_ttl / 2)
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(BackendUnavailable):
+            await self.backends.sessions.forget_node(self.node)
+        await self.backends.close()
+
+    async def _run(self) -> None:
+        interval = self.backends.node_ttl / 4
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time() + self.backends.session_ttl / 3
+        assert self._wake is not None
+        while True:
+            try:
+                await self.housekeeping(refresh=loop.time() >= next_refresh)
+            except BackendUnavailable as exc:
+                logger.debug("housekeeping: %s", exc.message)
+                self.mark_out_of_sync()
+            except Exception:
+                logger.exception("housekeeping failed")
+            if loop.time() >= next_refresh:
+                next_refresh = loop.time() + self.backends.session_ttl / 3
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def housekeeping(self, *, refresh: bool = False) -> None:
+        """One round: heartbeat, resync if needed, refresh records, reap dead nodes."""
+        store, backends = self.backends.sessions, self.backends
+        if not await store.beat(self.node, ttl=backends.node_ttl / 2):
+            logger.warning("node %s: heartbeat had lapsed; resynchronising", self.node)
+            self._dirty = True
+        if self._dirty and not backends.failures():
+            self._dirty = False
+            await self.resync()
+        if refresh and self._records:
+            now = self._gateway.clock()
+            self._records = {sid: replace(r, last_seen=now) for sid, r in self._records.items()}
+            await store.put(list(self._records.values()), ttl=backends.session_ttl)
+        for node in await store.dead_nodes():
+            if node != self.node and await store.claim(node, self.node, ttl=backends.node_ttl):
+                await self._reap(node)
+
+    async def _reap(self, node: str) -> None:
+        sessions = await self.backends.sessions.by_node(node)
+        logger.warning("node %s is gone: ending its %d sessions", node, len(sessions))
+        results = [await self.end(sid, user, node) for sid, user in sessions.items()]
+        if all(results):
+            await self.backends.sessions.forget_node(node)
+
+    async def resync(self) -> None:
+        """Make the store match this node's live connections, then let services catch up."""
+        stored = await self.backends.sessions.by_node(self.node)
+        for sid, user in stored.items():
+            if sid not in self._records:  # it ended while the store was unreachable
+                await self.end(sid, user, self.node)
+        if self._records:
+            await self.backends.sessions.put(list(self._records.values()),
+                                             ttl=self.backends.session_ttl)
+        live = [conn for sid in self._records
+                if (conn := self._gateway.registry.get(sid)) is not None]
+        for hook in self._resyncs:
+            await hook(live)
+        logger.info("node %s resynchronised %d sessions", self.node, len(live))

@@ -1,0 +1,153 @@
+"""One contract, every backend: the same assertions on memory, Redis and NATS.
+
+Store tests run over memory and a real Redis (``stores``); bus tests over the
+memory bus and a real NATS (``bus_backends``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from rtctl.backends import Backends, Presence, SessionRecord
+from tests.conftest import TIMING
+
+
+def record(sid: str, user: str = "alice", node: str = "n1", at: float = 1000.0,
+           **metadata: Any) -> SessionRecord:
+    return SessionRecord(id=sid, user=user, node=node, created_at=at, last_seen=at,
+                         metadata=metadata)
+
+
+async def eventually(condition: Any, timeout: float = 5.0) -> None:
+    """Await ``condition()`` until true: only for what real time decides (TTLs)."""
+    deadline = time.monotonic() + timeout * TIMING
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+# -- sessions -------------------------------------------------------------------
+
+
+async def test_sessions_are_indexed_by_user_and_node(stores: Backends) -> None:
+    s = stores.sessions
+    await s.put([record("a1", at=1.0, device="phone"), record("a2", node="n2", at=2.0),
+                  record("b1", user="bob")], ttl=30)
+    assert await s.get("a1") == record("a1", at=1.0, device="phone")
+    assert [r.id for r in await s.by_user("alice")] == ["a1", "a2"]
+    assert await s.by_node("n1") == {"a1": "alice", "b1": "bob"}
+    refreshed = SessionRecord(id="a1", user="alice", node="n1", created_at=1.0, last_seen=5.0)
+    await s.put([refreshed], ttl=30)
+    assert await s.get("a1") == refreshed
+    await s.remove("a1", user="alice", node="n1")
+    assert await s.get("a1") is None
+    assert [r.id for r in await s.by_user("alice")] == ["a2"]
+    assert await s.by_node("n1") == {"b1": "bob"}
+    await s.remove("a1", user="alice", node="n1")  # twice is harmless
+    assert await s.get("nope") is None
+
+
+async def test_a_session_expires_after_its_ttl_but_its_node_still_knows_it(
+    stores: Backends,
+) -> None:
+    s = stores.sessions
+    await s.put([record("a1")], ttl=0.2)
+    await s.put([record("a2")], ttl=30)
+
+    async def expired() -> bool:
+        return await s.get("a1") is None
+
+    await eventually(expired)
+    assert [r.id for r in await s.by_user("alice")] == ["a2"]
+    assert await s.by_node("n1") == {"a1": "alice", "a2": "alice"}  # for the cleanup
+
+
+async def test_heartbeats_find_dead_nodes_and_one_claim_wins(stores: Backends) -> None:
+    s = stores.sessions
+    assert await s.beat("n1", ttl=30) is False  # a new node
+    assert await s.beat("n1", ttl=30) is True
+    assert await s.beat("n2", ttl=0.2) is False
+    await s.put([record("x", node="n2")], ttl=30)
+
+    async def n2_dead() -> bool:
+        return await s.dead_nodes() == ["n2"]
+
+    await eventually(n2_dead)
+    assert await s.claim("n2", "n1", ttl=30) is True
+    assert await s.claim("n2", "n3", ttl=30) is False
+    await s.forget_node("n2")
+    assert await s.dead_nodes() == []
+    assert await s.by_node("n2") == {}
+    assert await s.beat("n2", ttl=30) is False  # it lapsed: it must resynchronise
+
+
+# -- presence -------------------------------------------------------------------
+
+
+async def test_presence_counts_devices_and_stamps_last_seen(stores: Backends) -> None:
+    p = stores.presence
+    assert await p.connect("alice", "s1") is True
+    assert await p.connect("alice", "s2") is False
+    assert await p.connect("alice", "s2") is False  # the same device twice
+    assert (await p.get(["alice"]))["alice"] == Presence(devices=2)
+    assert await p.disconnect("alice", "s1", now_ms=100.5) is False
+    assert await p.disconnect("alice", "s2", now_ms=200.5) is True
+    assert await p.disconnect("alice", "s2", now_ms=300.0) is False  # already gone
+    alice = (await p.get(["alice"]))["alice"]
+    assert alice.devices == 0
+    assert alice.seen() == {"status": "offline", "last_seen": 300.0, "text": None}
+    assert (await p.get(["nobody"]))["nobody"] == Presence()
+
+
+async def test_status_and_text_and_invisible(stores: Backends) -> None:
+    p = stores.presence
+    await p.connect("bob", "s1")
+    await p.set_status("bob", "busy", "in a match", now_ms=1.0)
+    assert (await p.get(["bob"]))["bob"].seen() == {"status": "busy", "last_seen": None,
+                                                    "text": "in a match"}
+    await p.set_status("bob", "away", None, now_ms=2.0)
+    assert (await p.get(["bob"]))["bob"].seen() == {"status": "away", "last_seen": None,
+                                                    "text": None}
+    await p.set_status("bob", "invisible", "hidden", now_ms=3.0)
+    bob = (await p.get(["bob"]))["bob"]
+    assert (bob.status, bob.devices) == ("invisible", 1)
+    assert bob.seen() == {"status": "offline", "last_seen": 3.0, "text": None}
+
+
+# -- rooms ----------------------------------------------------------------------
+
+
+async def test_rooms_count_users_not_sessions(stores: Backends) -> None:
+    r = stores.rooms
+    assert await r.join("lobby", "a1", "alice") == (True, ["alice"])
+    assert await r.join("lobby", "a2", "alice") == (False, ["alice"])
+    assert await r.join("lobby", "b1", "bob") == (True, ["alice", "bob"])
+    assert await r.join("arena", "a1", "alice") == (True, ["alice"])
+    assert await r.rooms_of("a1") == ["arena", "lobby"]
+    assert await r.leave("lobby", "a1", "alice") is False  # a2 is still there
+    assert await r.leave("lobby", "a2", "alice") is True
+    assert await r.leave("lobby", "a2", "alice") is False  # not a member any more
+    assert await r.rooms_of("a1") == ["arena"]
+    assert await r.join("lobby", "c1", "carol") == (True, ["bob", "carol"])
+
+
+# -- the bus --------------------------------------------------------------------
+
+
+async def test_bus_delivers_to_subscribers_until_they_unsubscribe(
+    bus_backends: Backends,
+) -> None:
+    bus = bus_backends.bus
+    first: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    second: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sub = await bus.subscribe("t.a", first.put_nowait)
+    await bus.subscribe("t.b", second.put_nowait)
+    await bus.publish("t.a", {"n": 1, "text": "é"})
+    assert await asyncio.wait_for(first.get(), 5 * TIMING) == {"n": 1, "text": "é"}
+    await sub.unsubscribe()
+    await bus.publish("t.a", {"n": 2})
+    await bus.publish("t.b", {"n": 3})  # sent after: once it is here, t.a would be too
+    assert await asyncio.wait_for(second.get(), 5 * TIMING) == {"n": 3}
+    assert first.empty()

@@ -1,0 +1,89 @@
+"""presence.* across two nodes, on memory and on Redis + NATS, over real WebSockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtctl.gateway.server import Gateway
+
+OFFLINE_NEVER_SEEN = {"status": "offline", "last_seen": None, "text": None}
+
+
+async def test_presence_changes_cross_nodes_and_last_seen_is_set_on_disconnect(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice:
+        assert await alice.result("presence.subscribe", {"users": ["bob"]}) == {
+            "bob": OFFLINE_NEVER_SEEN}
+        async with connect_player(n2, "bob") as bob:
+            assert await alice.note("presence.changed") == {
+                "user": "bob", "status": "online", "last_seen": None, "text": None}
+            assert await bob.result("presence.set", {"status": "busy", "text": "in a match"}) \
+                == {"status": "busy", "last_seen": None, "text": "in a match"}
+            assert await alice.note("presence.changed") == {
+                "user": "bob", "status": "busy", "last_seen": None, "text": "in a match"}
+            before = n1.clock() * 1000
+        gone = await alice.note("presence.changed")
+        assert (gone["user"], gone["status"], gone["text"]) == ("bob", "offline", None)
+        assert before <= gone["last_seen"] <= n1.clock() * 1000
+        async with connect_player(n2, "carol") as carol:
+            seen = await carol.result("presence.get", {"users": ["bob", "alice"]})
+        assert seen == {"bob": {"status": "offline", "last_seen": gone["last_seen"],
+                                "text": None},
+                        "alice": {"status": "online", "last_seen": None, "text": None}}
+
+
+async def test_a_user_is_online_while_any_device_is(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice:
+        await alice.result("presence.subscribe", {"users": ["bob"]})
+        async with connect_player(n2, "bob") as phone:
+            assert (await alice.note("presence.changed"))["status"] == "online"
+            async with connect_player(n1, "bob") as laptop:
+                await laptop.result("sys.ping")
+            await phone.result("presence.get", {"users": ["bob"]})
+            await alice.quiet()  # the laptop left, the phone keeps bob online
+            assert (await phone.result("session.list"))[0]["node"] == "n2"
+        assert (await alice.note("presence.changed"))["status"] == "offline"
+
+
+async def test_invisible_reads_as_offline_and_unsubscribe_stops_notifications(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice, connect_player(n2, "bob") as bob:
+        assert (await alice.result("presence.subscribe", {"users": ["bob"]}))["bob"][
+            "status"] == "online"
+        hidden = await bob.result("presence.set", {"status": "invisible"})
+        assert hidden["status"] == "offline"
+        assert await alice.note("presence.changed") == {"user": "bob", **hidden}
+        assert await alice.result("presence.unsubscribe") == {"watching": []}
+        await bob.result("presence.set", {"status": "online"})
+        await alice.quiet()
+        assert (await alice.result("presence.get", {"users": ["bob"]}))["bob"][
+            "status"] == "online"
+
+
+async def test_bad_presence_params_are_refused_and_change_nothing(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, _ = two_nodes
+    async with connect_player(n1, "bob") as bob:
+        await bob.result("presence.set", {"status": "away", "text": "brb"})
+        for method, params, words in [
+            ("presence.set", {"status": "sleeping"}, "'status' must be one of 'online'"),
+            ("presence.set", {"status": "busy", "text": "x" * 257}, "at most 256 characters"),
+            ("presence.set", {}, "missing a required argument: 'status'"),
+            ("presence.get", {"users": []}, "1 to 100 users"),
+            ("presence.get", {"users": "bob"}, "'users' must be array"),
+            ("presence.subscribe", {"users": [""]}, "empty name"),
+            ("presence.get", {"users": [f"u{i}" for i in range(101)]}, "1 to 100 users"),
+        ]:
+            error = (await bob.call(method, params))["error"]
+            assert error["code"] == -32602, (method, params, error)
+            assert words in error["message"], error
+        assert (await bob.result("presence.get", {"users": ["bob"]}))["bob"] == {
+            "status": "away", "last_seen": None, "text": "brb"}

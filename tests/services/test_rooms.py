@@ -1,0 +1,69 @@
+"""room.* across two nodes, on memory and on Redis + NATS, over real WebSockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtctl.gateway.server import Gateway
+
+
+async def test_room_messages_and_membership_cross_nodes(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice:
+        assert await alice.result("room.join", {"room": "lobby"}) == {"members": ["alice"]}
+        async with connect_player(n2, "bob") as bob:
+            assert await bob.result("room.join", ["lobby"]) == {"members": ["alice", "bob"]}
+            assert await alice.note("room.joined") == {"room": "lobby", "user": "bob"}
+            assert await bob.result("room.publish", {"room": "lobby",
+                                                     "data": {"x": 1, "say": "hi"}}) is None
+            assert await alice.note("room.message") == {
+                "room": "lobby", "from": "bob", "data": {"x": 1, "say": "hi"}}
+            await alice.result("room.publish", {"room": "lobby"})
+            assert await bob.note("room.message") == {"room": "lobby", "from": "alice",
+                                                      "data": None}
+            await bob.quiet()  # nobody hears their own message
+            await alice.quiet()
+        assert await alice.note("room.left") == {"room": "lobby", "user": "bob"}  # on disconnect
+
+
+async def test_a_second_device_is_not_news_and_leave_is_announced(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice, connect_player(n2, "bob") as phone, \
+            connect_player(n1, "bob") as laptop:
+        await alice.result("room.join", {"room": "arena:7"})
+        await phone.result("room.join", {"room": "arena:7"})
+        assert (await alice.note("room.joined"))["user"] == "bob"
+        assert await laptop.result("room.join", {"room": "arena:7"}) == {
+            "members": ["alice", "bob"]}
+        await laptop.result("room.leave", {"room": "arena:7"})
+        await alice.quiet()
+        await phone.result("room.leave", {"room": "arena:7"})
+        assert await alice.note("room.left") == {"room": "arena:7", "user": "bob"}
+        error = (await phone.call("room.publish", {"room": "arena:7", "data": 1}))["error"]
+        assert error["code"] == -32003
+
+
+async def test_bad_room_calls_are_refused_and_change_nothing(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, _ = two_nodes
+    async with connect_player(n1, "alice") as alice, connect_player(n1, "bob") as bob:
+        await bob.result("room.join", {"room": "lobby"})
+        for method, params, code, words in [
+            ("room.join", {"room": "has space"}, -32602, "'room' must be 1 to 64"),
+            ("room.join", {"room": ""}, -32602, "'room' must be 1 to 64"),
+            ("room.join", {"room": "a.b"}, -32602, "'room' must be 1 to 64"),
+            ("room.join", {"room": 7}, -32602, "'room' must be string"),
+            ("room.join", {}, -32602, "missing a required argument: 'room'"),
+            ("room.publish", {"room": "lobby", "data": 1}, -32003, "join it first"),
+            ("room.leave", {"room": "lobby"}, -32003, "join it first"),
+        ]:
+            error = (await alice.call(method, params))["error"]
+            assert (error["code"], words in error["message"]) == (code, True), error
+        await bob.quiet()  # no joined, left or message leaked out
+        assert await alice.result("room.join", {"room": "lobby"}) == {
+            "members": ["alice", "bob"]}
