@@ -9,6 +9,7 @@ from rtctl.client.calls import NotificationReceived
 from rtctl.client.connection import Client
 from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import (
+    DEFAULT_RETRYABLE_CODES,
     CallTimeout,
     ClientClosed,
     ClientError,
@@ -29,6 +30,7 @@ from rtctl.client.queue import Overflow, QueueCounters, QueueLimits
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
 
 __all__ = [
+    "DEFAULT_RETRYABLE_CODES",
     "Backoff",
     "CallTimeout",
     "Client",

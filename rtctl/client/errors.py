@@ -149,8 +149,8 @@ class Verdict:
 # JSON-RPC 2.0 §5.1: these say the request itself is wrong; sending it again cannot help.
 NEVER_RETRYABLE_CODES = frozenset({ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST,
                                    ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS})
-# ErrorCode holds no transient code yet (no "backend unavailable"); a game lists its own.
-DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset()
+# Transient by definition: the gateway could not reach Redis or NATS. A game adds its own.
+DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset({ErrorCode.BACKEND_UNAVAILABLE})
 
 _RECONNECT_CLOSES = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY,
                                CloseCode.ABNORMAL_CLOSURE, CloseCode.INTERNAL_ERROR,

@@ -10,6 +10,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
 from rtctl.client.errors import (
+    DEFAULT_RETRYABLE_CODES,
     CallTimeout,
     ClientError,
     ErrorKind,
@@ -102,6 +103,7 @@ def test_refusal_reads_the_json_body(body: bytes, expected: dict[str, Any]) -> N
 @pytest.mark.parametrize(("error", "retryable_codes", "code", "retryable"), [
     ({"code": -32601, "message": "Method not found"}, frozenset(), -32601, False),
     ({"code": 4999, "message": "busy"}, frozenset({4999}), 4999, True),
+    ({"code": -32050, "message": "Redis is down"}, DEFAULT_RETRYABLE_CODES, -32050, True),
     ({"code": 4998, "message": "no"}, frozenset({4999}), 4998, False),
     ({"code": True, "message": "odd"}, frozenset(), 0, False),
     ("not an object", frozenset(), 0, False),
