@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -66,6 +68,8 @@ async def heard(ws: Any, kind: type[TapEvent], count: int) -> list[TapEvent]:
      '{"jsonrpc":"2.0","method":"a","id":2}]', ("batch", "a,b", None, None)),
     ('[{"jsonrpc":"2.0","result":1,"id":1},{"jsonrpc":"2.0","error":{"code":-1,"message":""},'
      '"id":2}]', ("batch", None, None, -1)),
+    ('{"jsonrpc":"2.0","method":"a","id":{"x":1}}', ("invalid", None, None, None)),
+    ('{"jsonrpc":"2.0","method":"a","id":true}', ("invalid", None, None, None)),
     ("{not json", ("invalid", None, None, None)),
     ("[]", ("invalid", None, None, None)),
     ("42", ("invalid", None, None, None)),
@@ -219,3 +223,16 @@ async def test_listener_hears_open_connections_then_refusals(start_gateway: Gate
         (401, "malformed", "/ws"), (503, "too_many_connections", "/ws"),
         (403, "forbidden", TAP_PATH)]
     assert [e.user for e in seen if isinstance(e, AuthRefused)] == [None, "ops", "eve"]
+
+
+def test_every_event_and_field_is_documented() -> None:
+    from tests.test_docs import API_MD, section
+
+    body = section(API_MD.read_text(encoding="utf-8"), "Inspector tap")
+    table = re.findall(r"^\| `([a-z_]+)` \| ([^|]*) \|", body, flags=re.MULTILINE)
+    rows = {tag: cells for tag, cells in table if tag != "event"}  # not the header
+    kinds = (Subscribed, Dropped, Connected, Disconnected, AuthRefused, FrameSeen)
+    assert set(rows) == {cls.TAG for cls in kinds}
+    for cls in kinds:
+        documented = set(re.findall(r"`([a-z_]+)`", rows[cls.TAG]))
+        assert documented == {f.name for f in fields(cls)} - {"t_us"}, cls.TAG
