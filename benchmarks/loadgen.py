@@ -11,9 +11,10 @@ asyncio Protocols:
   §5.3) holding the JSON-RPC request
   ``{"jsonrpc":"2.0","method":"sys.echo","params":["xxx…"],"id":1}`` and sends
   copies of those bytes, never re-encoding or re-masking;
-* server frames are parsed down to header and length only: complete messages are
-  counted, frames split across TCP reads are reassembled, pings get a pong and a
-  close frame ends the connection.
+* server frames are parsed down to header and length only, with the simulator's
+  one flat header reader (:func:`simulator.frames.frame_bounds`, stdlib only):
+  complete messages are counted, frames split across TCP reads are reassembled,
+  pings get a pong and a close frame ends the connection.
 
 The load is a closed loop: each connection keeps ``window`` requests outstanding
 and sends one more per response. Responses on one connection come back in order,
@@ -46,6 +47,8 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
+from simulator.frames import BINARY, CLOSE, PING, PONG, TEXT, encode_frame, frame_bounds
+
 __all__ = [
     "EchoError",
     "HandshakeError",
@@ -60,8 +63,6 @@ __all__ = [
 ]
 
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
-_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _CLOSE_NORMAL = (1000).to_bytes(2, "big")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame before aborting
@@ -136,21 +137,6 @@ async def check_echo(url: str, payload_bytes: int) -> None:
         raise EchoError(f"{url} did not echo the request; it replied {reply[:300]!r}")
 
 
-def _masked_frame(opcode: int, payload: bytes) -> bytes:
-    """One final client frame: FIN, ``opcode``, a random mask and the masked payload."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((0x80 | opcode, 0x80 | length))
-    elif length < 1 << 16:
-        header = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big")
-    key = os.urandom(4)
-    mask = (key * (length // 4 + 1))[:length]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(length, "big")
-    return header + key + masked
-
-
 class _Connection(asyncio.Protocol):
     """One client WebSocket connection: upgrade, then count and answer server frames."""
 
@@ -216,7 +202,7 @@ class _Connection(asyncio.Protocol):
                     await self._drained
                 if not self._closing:
                     self._closing = True
-                    self._transport.write(_masked_frame(_OP_CLOSE, _CLOSE_NORMAL))
+                    self._transport.write(encode_frame(CLOSE, _CLOSE_NORMAL, mask=True))
                 await self.closed
         except TimeoutError:
             self._transport.abort()
@@ -254,29 +240,19 @@ class _Connection(asyncio.Protocol):
         end = len(buf)
         pos = 0
         messages = 0
-        while end - pos >= 2:
-            first, second = buf[pos], buf[pos + 1]
-            length = second & 0x7F
-            start = pos + 2
-            if length == 126:
-                start += 2
-                length = int.from_bytes(buf[pos + 2 : start], "big")
-            elif length == 127:
-                start += 8
-                length = int.from_bytes(buf[pos + 2 : start], "big")
-            if second & 0x80:  # servers must not mask, but skip a mask key if one is there
-                start += 4
-            if start + length > end:
+        while (bounds := frame_bounds(buf, pos)) is not None:
+            first, start, stop = bounds
+            if stop > end:
                 break  # the rest of this frame comes in a later read
             opcode = first & 0x0F
-            if opcode <= _OP_BINARY:
+            if opcode <= BINARY:
                 messages += first >> 7  # a message ends with its FIN frame
-            elif opcode == _OP_PING:
-                self._transport.write(_masked_frame(_OP_PONG, buf[start : start + length]))
-            elif opcode == _OP_CLOSE:
+            elif opcode == PING:
+                self._transport.write(encode_frame(PONG, buf[start:stop], mask=True))
+            elif opcode == CLOSE:
                 self._close_received(buf[start : start + 2])
                 return
-            pos = start + length
+            pos = stop
         self._buffer = buf[pos:] if pos < end else b""
         sent = self._sent
         count = min(messages, len(sent))  # messages the server pushed unasked are ignored
@@ -302,7 +278,7 @@ class _Connection(asyncio.Protocol):
         if not self._closing:  # the server closed first: answer, and count it as an error
             self._closing = True
             self._stats.errors += 1
-            self._transport.write(_masked_frame(_OP_CLOSE, code))
+            self._transport.write(encode_frame(CLOSE, code, mask=True))
         self._sending = False
         self._transport.close()
 
@@ -404,7 +380,7 @@ async def run_load(
     conns = await _open(url, connections, stats, concurrency=100)
     try:
         for connection in conns:
-            connection.start(_masked_frame(_OP_TEXT, payload), window)
+            connection.start(encode_frame(TEXT, payload, mask=True), window)
         await asyncio.sleep(warmup)
         server_cpu0 = process_cpu_seconds(server_pid) if server_pid else 0.0
         cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -44,6 +44,7 @@ class Pair:
     down: Link
     abort: Callable[[], None]
     key: tuple[int, int] = field(default=(-1, -1))
+    going_away: Callable[[], None] | None = None  # ws mode: close both sides with 1001
 
 
 class ShapingProxy(ABC):
@@ -89,6 +90,9 @@ class ShapingProxy(ABC):
 
     async def stop(self) -> None:
         """Stop listening and close connections (ws mode: with 1001), then cut what is left."""
+        for pair in list(self.pairs):
+            if pair.going_away is not None:
+                pair.going_away()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

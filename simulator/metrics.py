@@ -38,9 +38,9 @@ class ProxyMetrics:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
 
-    def passed(self, direction: str, size: int) -> None:
-        """A message that went straight through."""
-        self.messages[direction] += 1
+    def passed(self, direction: str, size: int, messages: int = 1) -> None:
+        """``messages`` of ``size`` bytes in all that went straight through."""
+        self.messages[direction] += messages
         self.bytes[direction] += size
 
     def record(self, direction: str, size: int, outcome: Outcome) -> None:

@@ -165,3 +165,73 @@ async def test_reset_outage_cuts_connections_and_refuses_new_ones(
             pass
     assert refused.value.response.status_code == 503
     assert proxy.metrics.resets == 1
+
+
+async def closing_echo(ws: ServerConnection) -> None:
+    """Echo, and close with 4000 when asked to."""
+    async for message in ws:
+        if message == "close":
+            await ws.close(4000, "asked to")
+            return
+        await ws.send(message)
+
+
+@pytest.mark.parametrize("settings", [{}, {"latency": "5ms"}])
+async def test_fragments_pings_and_close_codes_pass_through(
+        start_proxy: ProxyFactory, settings: dict[str, str]) -> None:
+    async with serve(closing_echo, "127.0.0.1", 0, compression=None) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        proxy = await start_proxy(url, **settings)
+        async with connect(proxy.url, compression=None) as ws:
+            await ws.send(["frag", "mented"])  # one message in two frames (RFC 6455 §5.4)
+            assert await ws.recv() == "fragmented"
+            async with asyncio.timeout(TIMING):
+                await (await ws.ping(b"end to end"))
+            await ws.send("close")
+            async with asyncio.timeout(2 * TIMING):
+                await ws.wait_closed()
+            assert (ws.close_code, ws.close_reason) == (4000, "asked to")
+    assert proxy.metrics.messages["up"] == 2
+    assert proxy.metrics.bytes["up"] == len("fragmented") + len("close")
+
+
+async def test_a_live_change_mid_stream_keeps_the_order(
+        echo_url: str, start_proxy: ProxyFactory) -> None:
+    proxy = await start_proxy(echo_url)
+    n = 400
+    async with connect(proxy.url, compression=None) as ws:
+        for i in range(n):
+            await ws.send(str(i))
+            if i == n // 2:
+                proxy.conditions.update({"latency": "2ms"})
+        async with asyncio.timeout(5 * TIMING):
+            got = [int(await ws.recv()) for _ in range(n)]
+    assert got == list(range(n))
+    assert proxy.metrics.delayed["up"] > 0
+    assert proxy.metrics.messages["up"] == n
+
+
+async def test_a_framing_error_fails_the_connection_with_1002(
+        echo_url: str, start_proxy: ProxyFactory) -> None:
+    proxy = await start_proxy(echo_url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    async with asyncio.timeout(2 * TIMING):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.write(b"\x81\x02hi")  # unmasked: clients must mask (RFC 6455 §5.1)
+        closing = await reader.read()
+    writer.close()
+    assert closing[:4] == b"\x88" + bytes([len(closing) - 2]) + (1002).to_bytes(2, "big")
+
+
+async def test_stopping_the_proxy_closes_with_going_away(
+        echo_url: str, start_proxy: ProxyFactory) -> None:
+    proxy = await start_proxy(echo_url)
+    async with connect(proxy.url, compression=None) as ws:
+        await round_trip(ws)
+        await proxy.stop()
+        async with asyncio.timeout(2 * TIMING):
+            await ws.wait_closed()
+        assert ws.close_code == 1001
