@@ -188,7 +188,7 @@ def _label(annotation: Any) -> str:
 class Method:
     """One registered method: the handler and how to bind params to it."""
 
-    __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "func",
+    __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "direct", "func",
                  "name", "raw_params")
 
     def __init__(self, name: str, func: Handler, *, raw_params: bool = False) -> None:
@@ -218,6 +218,8 @@ class Method:
             check = _checker(hints.get(param.name, param.annotation))
             if check is not None:
                 self._checks.append((param.name, param.kind, check))
+        # Nothing to bind: the params go in as they came (the fast path of sys.echo).
+        self.direct = raw_params and self._context is None
 
     def bind(
         self, params: list[Any] | dict[str, Any] | None, ctx: CallContext
@@ -233,8 +235,6 @@ class Method:
 
     def invoke(self, params: list[Any] | dict[str, Any] | None, ctx: CallContext) -> Any:
         """Bind and call; an async handler's coroutine is returned, not awaited."""
-        if self.raw_params and self._context is None:
-            return self.func(params)  # nothing to bind: the fast path of sys.echo
         args, kwargs = self.bind(params, ctx)
         return self.func(*args, **kwargs)
 
@@ -363,7 +363,10 @@ class Router:
             if method is None:
                 why = "reserved name" if request.method.startswith("rpc.") else ""
                 raise MethodNotFound(request.method, why)
-            result = method.invoke(request.params, ctx)
+            if method.direct:
+                result = method.func(request.params)
+            else:
+                result = method.invoke(request.params, ctx)
         except RpcError as exc:
             return _rpc_error(request, exc)
         except Exception as exc:

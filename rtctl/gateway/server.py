@@ -396,7 +396,9 @@ class Gateway:
                     conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
                     await ws.wait_closed()  # returning now would close with 1000 instead
                     return
-                metrics.bytes_in += len(message.encode())
+                # str.isascii() reads a flag; only other text needs encoding to count bytes.
+                metrics.bytes_in += (len(message) if message.isascii()
+                                     else len(message.encode()))
                 if tap.active:
                     tap.frame(conn, IN, message)
                 incoming = jsonrpc.decode(message)
