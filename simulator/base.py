@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from socket import socket
 from typing import Any, Protocol
 
+from rtctl.gateway.tap import Connected, Disconnected, Tap
 from simulator.link import Link, Outcome
 from simulator.metrics import ProxyMetrics
 from simulator.scenario import Client, Conditions, Outage
 
-__all__ = ["Pair", "ShapingProxy"]
+NO_STATUS = 1005  # RFC 6455 §7.4.1: no status code known (the proxy does not read it)
+
+__all__ = ["NO_STATUS", "Pair", "ShapingProxy", "connected_event"]
 
 
 class Listener(Protocol):
@@ -45,6 +48,13 @@ class Pair:
     abort: Callable[[], None]
     key: tuple[int, int] = field(default=(-1, -1))
     going_away: Callable[[], None] | None = None  # ws mode: close both sides with 1001
+    id: str = ""  # names the connection on the tap
+    opened_us: int = 0  # when, in Unix microseconds
+
+    @property
+    def user(self) -> str:
+        """The token's user, else the client's address: who this is on the tap."""
+        return self.client.user or self.client.address
 
 
 class ShapingProxy(ABC):
@@ -60,6 +70,7 @@ class ShapingProxy(ABC):
         self.seed = seed
         self.metrics = ProxyMetrics()
         self.pairs: set[Pair] = set()
+        self.tap = Tap()  # the same stream as the gateway's, frames annotated by their fate
         self._count = 0
         self._t0 = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,17 +145,23 @@ class ShapingProxy(ABC):
         seeds = [None, None] if self.seed is None else \
             [f"{self.seed}:{self._count}:{d}" for d in ("up", "down")]
         pair = Pair(client, Link(rng=random.Random(seeds[0]), stream=self.stream),
-                    Link(rng=random.Random(seeds[1]), stream=self.stream), abort)
+                    Link(rng=random.Random(seeds[1]), stream=self.stream), abort,
+                    id=f"sim-{self._count}", opened_us=self.tap.clock_us())
         self.refresh(pair)
         self.pairs.add(pair)
         self.metrics.connections_opened += 1
         self.metrics.connections_open += 1
+        if self.tap.active:
+            self.tap.publish(connected_event(pair))
         return pair
 
     def close_pair(self, pair: Pair) -> None:
         if pair in self.pairs:
             self.pairs.remove(pair)
             self.metrics.connections_open -= 1
+            if self.tap.active:  # the proxy relays the close frame without reading it: 1005
+                self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=pair.id,
+                                              user=pair.user, code=NO_STATUS, reason=""))
 
     def refresh(self, pair: Pair) -> None:
         """Reconfigure ``pair``'s links if the conditions changed since the last message."""
@@ -164,3 +181,11 @@ class ShapingProxy(ABC):
         outcome = link.send(size, self.elapsed())
         self.metrics.record(direction, size, outcome)
         return outcome
+
+
+def connected_event(pair: Pair) -> Connected:
+    """The tap's :class:`Connected` for a proxied connection (no path: the proxy keeps it)."""
+    client = pair.client
+    return Connected(t_us=pair.opened_us, conn=pair.id, user=pair.user,
+                     remote=f"{client.address}:{client.port}", local=None, path="",
+                     subprotocol=None)

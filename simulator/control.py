@@ -13,6 +13,8 @@ GET      /rules          the per-client rules
 PUT      /rules          ``[{"user": "bob", "settings": {"loss": "20%"}}, ...]``
 GET      /stats          the counters as JSON
 GET      /metrics        the counters for Prometheus
+GET      /tap            the tap: every connection and message, one JSON event a line,
+                         each frame annotated with what the link did to it
 =======  ==============  ===================================================
 
 An error answers 400 with ``{"error": "..."}``. :func:`request` is the client
@@ -31,7 +33,8 @@ from typing import Any
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.exceptions import ConfigError, RtctlError
-from simulator.base import ShapingProxy
+from rtctl.gateway.tap import TAP_PATH
+from simulator.base import ShapingProxy, connected_event
 from simulator.scenario import Rule, parse_outage
 
 __all__ = ["ControlServer", "request"]
@@ -71,6 +74,9 @@ class ControlServer:
             if length > _MAX_BODY:
                 raise ConfigError("request body too large")
             body = json.loads(await reader.readexactly(length)) if length else None
+            if method == "GET" and path.split("?", 1)[0] == TAP_PATH:
+                await self._stream_tap(reader, writer)
+                return
             status, content_type, payload = self.route(method, path.split("?", 1)[0], body)
         except (RtctlError, ValueError, TypeError, KeyError) as exc:
             status, content_type, payload = 400, _JSON, _dumps({"error": str(exc)})
@@ -83,6 +89,34 @@ class ControlServer:
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()
+
+    async def _stream_tap(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        """``GET /tap``: the proxy's tap events as JSON lines until the listener hangs up.
+
+        The body has no length: it ends when the connection closes (RFC 9112 §6.3).
+        """
+        proxy = self.proxy
+        existing = [connected_event(pair) for pair in proxy.pairs]
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                     b"Connection: close\r\n\r\n")
+        hangup = asyncio.ensure_future(reader.read())  # the listener says nothing until EOF
+        with proxy.tap.subscribe(existing=existing) as subscription:
+            try:
+                while not hangup.done():
+                    batch = asyncio.ensure_future(subscription.next_batch())
+                    await asyncio.wait({batch, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                    if not batch.done():
+                        batch.cancel()
+                        break
+                    writer.write(b"".join(
+                        json.dumps(event.to_json()).encode() + b"\n" for event in batch.result()))
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                hangup.cancel()
+                writer.close()
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, str, bytes]:
         """Answer one request: (status, content type, body)."""

@@ -38,9 +38,11 @@ __all__ = [
     "Frame",
     "FrameError",
     "FrameParser",
+    "apply_mask",
     "close_frame",
     "encode_frame",
     "frame_bounds",
+    "frame_payload",
 ]
 
 CONTINUATION, TEXT, BINARY = 0x0, 0x1, 0x2
@@ -182,10 +184,23 @@ def encode_frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
     if not mask:
         return header + payload
     key = os.urandom(4)
+    return header + key + apply_mask(payload, key)
+
+
+def apply_mask(data: bytes, key: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte masking ``key`` repeated (§5.3): masks and unmasks."""
+    length = len(data)
     stream = (key * (length // 4 + 1))[:length]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(
-        length, "big")
-    return header + key + masked
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(length, "big")
+
+
+def frame_payload(frame: Frame) -> bytes:
+    """The application data of ``frame``, unmasked (for the inspector, never the data path)."""
+    start = len(frame.data) - frame.length
+    payload = frame.data[start:]
+    if frame.data[1] & 0x80:  # the mask bit: the 4 bytes before the payload are the key
+        return apply_mask(payload, frame.data[start - 4:start])
+    return payload
 
 
 def close_frame(code: int, reason: str = "", *, mask: bool) -> bytes:

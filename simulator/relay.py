@@ -30,11 +30,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from rtctl.gateway.tap import IN, OUT
 from simulator.base import Pair, ShapingProxy
 from simulator.delivery import DeliveryQueue
-from simulator.frames import CLOSE, Frame, FrameError, FrameParser
+from simulator.frames import CLOSE, Frame, FrameError, FrameParser, frame_payload
+from simulator.link import Outcome
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "fate"]
 
 _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 5.0  # seconds to deliver what is in flight before a close or EOF
@@ -58,6 +60,7 @@ class Relay:
         self._straight = True  # the open message goes straight through
         self._held: list[bytes] = []  # frames of the open scheduled message
         self._size = 0  # payload bytes of the open message
+        self._tapped: list[bytes] | None = None  # its payload, unmasked, while the tap listens
 
     async def run(self) -> None:
         """Relay until EOF (passed on after what is in flight) or a close; fail on bad frames."""
@@ -100,26 +103,53 @@ class Relay:
             if frame.first:
                 self._straight = link.passthrough and self._queue.idle
                 self._size = 0
+                self._tapped = [] if proxy.tap.active else None
             self._size += frame.length
+            if self._tapped is not None:
+                self._tapped.append(frame_payload(frame))
             if self._straight:
                 out.append(frame.data)
                 if frame.fin:
                     passed += 1
                     passed_size += self._size
+                    self._tap(None)
                 continue
             self._held.append(frame.data)
             if frame.fin:
                 message = b"".join(self._held)
                 self._held.clear()
-                for packet in proxy.shape(self.pair, direction, self._size).deliveries:
+                outcome = proxy.shape(self.pair, direction, self._size)
+                for packet in outcome.deliveries:
                     self._queue.put(proxy.loop_time(packet.at), message)
+                self._tap(fate(outcome))
         if passed:
             proxy.metrics.passed(direction, passed_size, passed)
         if out:
             self.writer.write(b"".join(out))
         return close
 
+    def _tap(self, impairment: str | None) -> None:
+        """Show the finished message on the tap, with what the link did to it."""
+        if self._tapped is not None and self.proxy.tap.active:
+            self.proxy.tap.impaired_frame(self.pair, IN if self.direction == "up" else OUT,
+                                          b"".join(self._tapped), impairment)
+        self._tapped = None
+
     async def _deliver(self, message: bytes) -> None:
         with contextlib.suppress(ConnectionError):
             self.writer.write(message)
             await self.writer.drain()
+
+
+def fate(outcome: Outcome) -> str | None:
+    """What the link did to a message, in the inspector's words; None if it passed as is."""
+    if outcome.dropped:
+        return f"dropped ({outcome.dropped})"
+    parts = []
+    if outcome.delay >= 0.0005:
+        parts.append(f"delayed {outcome.delay * 1000:.0f} ms")
+    if outcome.reordered:
+        parts.append("reordered")
+    if outcome.duplicated:
+        parts.append(f"duplicated ×{len(outcome.deliveries)}")
+    return ", ".join(parts) or None

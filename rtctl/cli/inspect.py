@@ -39,7 +39,9 @@ def _sinks(viewer: Viewer, record: Path | None, pcap: Path | None,
 def inspect(
     url: Annotated[str | None, typer.Argument(
         help="Gateway base URL, e.g. ws://127.0.0.1:8765 (its tap is /tap; a URL with a "
-             "path is used as it is). Leave out with --replay.")] = None,
+             "path is used as it is), or a simulator's control API, e.g. "
+             "http://127.0.0.1:8767, to see each frame's impairment. "
+             "Leave out with --replay.")] = None,
     token: Annotated[str | None, typer.Option(
         envvar="RTCTL_TOKEN", show_envvar=True,
         help="JWT with the claim role=admin. Without it, an admin dev token is minted if "

@@ -27,8 +27,8 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -48,6 +48,7 @@ __all__ = [
     "Disconnected",
     "Dropped",
     "FrameSeen",
+    "Party",
     "Subscribed",
     "Subscription",
     "Tap",
@@ -150,16 +151,18 @@ class FrameSeen(TapEvent):
     id: jsonrpc.RequestId
     error: int | None
     payload: str
+    impairment: str | None = None  # what the simulator did to it: "delayed 52 ms", "dropped"
 
     @classmethod
     def of(cls, t_us: int, conn: str, user: str, direction: str,
-           data: str | bytes) -> FrameSeen:
+           data: str | bytes, impairment: str | None = None) -> FrameSeen:
         """Describe a message as it went over the wire."""
         text = data if isinstance(data, str) else data.decode("utf-8", "replace")
         size = len(data) if isinstance(data, bytes) else len(data.encode())
         kind, method, request_id, error = describe(text)
         return cls(t_us=t_us, conn=conn, user=user, direction=direction, size=size, kind=kind,
-                   method=method, id=request_id, error=error, payload=text)
+                   method=method, id=request_id, error=error, payload=text,
+                   impairment=impairment)
 
 
 _ID_TYPES = frozenset({str, int, float, type(None)})  # exact types: a bool is no id
@@ -175,11 +178,10 @@ def event_from_json(obj: Any) -> TapEvent:
     cls = _EVENTS.get(obj.get("event"))  # type: ignore[arg-type]
     if cls is None:
         raise ValueError(f"unknown tap event {obj.get('event')!r}")
-    names = [f.name for f in fields(cls)]
-    missing = [name for name in names if name not in obj]
+    missing = [f.name for f in fields(cls) if f.name not in obj and f.default is MISSING]
     if missing:
         raise ValueError(f"{cls.TAG} event without {', '.join(missing)}")
-    return cls(**{name: obj[name] for name in names})
+    return cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
 
 
 def describe_message(obj: Any) -> tuple[str, str | None, jsonrpc.RequestId, int | None]:
@@ -218,7 +220,19 @@ def is_admin(claims: Mapping[str, Any]) -> bool:
     return claims.get("role") == ADMIN_ROLE
 
 
-_RawFrame = tuple[int, str, str, str, str | bytes]  # what the hot path queues: FrameSeen.of's args
+# What the hot path queues: FrameSeen.of's arguments, built into an event by the listener.
+_RawFrame = (tuple[int, str, str, str, str | bytes]
+             | tuple[int, str, str, str, str | bytes, str | None])
+
+
+class Party(Protocol):
+    """Whose frame it is: a gateway :class:`Connection`, or a simulator's proxied pair."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
 
 
 class Subscription:
@@ -315,10 +329,20 @@ class Tap:
         for subscription in self._subscribers:
             subscription.offer(t_us, item)
 
-    def frame(self, conn: Connection, direction: str, data: str | bytes) -> None:
+    def frame(self, conn: Party, direction: str, data: str | bytes) -> None:
         """A text message went ``direction`` (:data:`IN` or :data:`OUT`) on ``conn``."""
         t_us = self.clock_us()
         self._publish(t_us, (t_us, conn.id, conn.user, direction, data))
+
+    def impaired_frame(self, conn: Party, direction: str, data: str | bytes,
+                       impairment: str | None) -> None:
+        """A message the simulator passed (None), delayed, duplicated or dropped."""
+        t_us = self.clock_us()
+        self._publish(t_us, (t_us, conn.id, conn.user, direction, data, impairment))
+
+    def publish(self, event: TapEvent) -> None:
+        """Any other event, built by the caller (the simulator's connections)."""
+        self._publish(event.t_us, event)
 
     def connected(self, conn: Connection, *, local: str | None, path: str) -> None:
         event = connected_event(conn, local=local, path=path, t_us=self.clock_us())

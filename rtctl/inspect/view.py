@@ -73,6 +73,8 @@ def _frame_line(row: Row, frame: FrameSeen) -> Text:
         (f"{kind:<12.12} ", _KIND_STYLE.get(frame.kind, "")),
         (f"{row.method or '':<24.24} ", "bold"),
         f"{ident:<7.7} {frame.size:>7} B {latency:>10} ",
+        (f"[{frame.impairment}] " if frame.impairment else "",
+         "bold red" if (frame.impairment or "").startswith("dropped") else "bold yellow"),
         (frame.payload[:_PREVIEW], "dim"),
     )
 
