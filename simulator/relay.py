@@ -112,7 +112,8 @@ class Relay:
                 if frame.fin:
                     passed += 1
                     passed_size += self._size
-                    self._tap(None)
+                    if self._tapped is not None:
+                        self._tap(None)
                 continue
             self._held.append(frame.data)
             if frame.fin:
@@ -121,7 +122,8 @@ class Relay:
                 outcome = proxy.shape(self.pair, direction, self._size)
                 for packet in outcome.deliveries:
                     self._queue.put(proxy.loop_time(packet.at), message)
-                self._tap(fate(outcome))
+                if self._tapped is not None:
+                    self._tap(fate(outcome))
         if passed:
             proxy.metrics.passed(direction, passed_size, passed)
         if out:
@@ -130,7 +132,7 @@ class Relay:
 
     def _tap(self, impairment: str | None) -> None:
         """Show the finished message on the tap, with what the link did to it."""
-        if self._tapped is not None and self.proxy.tap.active:
+        if self._tapped is not None and self.proxy.tap.active:  # still listening
             self.proxy.tap.impaired_frame(self.pair, IN if self.direction == "up" else OUT,
                                           b"".join(self._tapped), impairment)
         self._tapped = None
