@@ -18,13 +18,12 @@ from socket import socket
 from typing import Any, Protocol
 
 from rtctl.gateway.tap import Connected, Disconnected, Tap
+from rtctl.protocol.codes import CloseCode
 from simulator.link import Link, Outcome
 from simulator.metrics import ProxyMetrics
 from simulator.scenario import Client, Conditions, Outage
 
-NO_STATUS = 1005  # RFC 6455 §7.4.1: no status code known (the proxy does not read it)
-
-__all__ = ["NO_STATUS", "Pair", "ShapingProxy", "connected_event"]
+__all__ = ["Pair", "ShapingProxy", "connected_event"]
 
 
 class Listener(Protocol):
@@ -161,7 +160,7 @@ class ShapingProxy(ABC):
             self.metrics.connections_open -= 1
             if self.tap.active:  # the proxy relays the close frame without reading it: 1005
                 self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=pair.id,
-                                              user=pair.user, code=NO_STATUS, reason=""))
+                                              user=pair.user, code=CloseCode.NO_STATUS, reason=""))
 
     def refresh(self, pair: Pair) -> None:
         """Reconfigure ``pair``'s links if the conditions changed since the last message."""

@@ -152,7 +152,7 @@ NEVER_RETRYABLE_CODES = frozenset({ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQU
 # Transient by definition: the gateway could not reach Redis or NATS. A game adds its own.
 DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset({ErrorCode.BACKEND_UNAVAILABLE})
 
-_RECONNECT_CLOSES = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY,
+_RECONNECT_CLOSES = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS,
                                CloseCode.ABNORMAL_CLOSURE, CloseCode.INTERNAL_ERROR,
                                CloseCode.TRY_AGAIN_LATER, CloseCode.SLOW_CONSUMER})
 _PROTOCOL_CLOSES = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.UNSUPPORTED_DATA,

@@ -47,6 +47,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005  # never sent: a close without a code, or seen by a proxy that did not read it
     ABNORMAL_CLOSURE = 1006  # never sent: the TCP connection ended without a close frame
     INVALID_PAYLOAD = 1007
     MESSAGE_TOO_BIG = 1009
@@ -63,6 +64,7 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.GOING_AWAY: "The gateway is shutting down (after its drain period); reconnect elsewhere.",
     CloseCode.PROTOCOL_ERROR: "The peer broke the WebSocket protocol.",
     CloseCode.UNSUPPORTED_DATA: "A binary frame arrived; rtctl.v1 (and the default) carries JSON in text frames.",
+    CloseCode.NO_STATUS: "Reported, never sent: the close carried no code (or the simulator relayed it unread).",
     CloseCode.ABNORMAL_CLOSURE: "Reported, never sent: the connection dropped without a closing handshake.",
     CloseCode.INVALID_PAYLOAD: "A text frame was not valid UTF-8.",
     CloseCode.MESSAGE_TOO_BIG: "A message exceeded the gateway's size limit (default 64 KiB).",
