@@ -34,6 +34,7 @@ CLOSES: dict[int | None, tuple[ErrorKind, bool, type[BaseException]]] = {
     CloseCode.GOING_AWAY: (T, True, TransportError),
     CloseCode.PROTOCOL_ERROR: (P, True, ProtocolError),
     CloseCode.UNSUPPORTED_DATA: (P, True, ProtocolError),
+    CloseCode.NO_STATUS: (T, True, TransportError),
     CloseCode.ABNORMAL_CLOSURE: (T, True, TransportError),
     CloseCode.INVALID_PAYLOAD: (P, True, ProtocolError),
     CloseCode.MESSAGE_TOO_BIG: (P, True, ProtocolError),
