@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/rtctl serve
+	$(VENV)/bin/rtctl tui --demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

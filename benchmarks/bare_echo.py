@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection, serve
 
 MAX_SIZE = 64 * 1024
+Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -27,13 +29,13 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
-async def main(host: str, port: int) -> None:
-    """Serve the echo handler on ``host:port`` until SIGTERM or SIGINT."""
+async def main(host: str, port: int, handler: Handler = echo) -> None:
+    """Serve ``handler`` (the echo) on ``host:port`` until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with serve(echo, host, port, compression=None, max_size=MAX_SIZE) as server:
+    async with serve(handler, host, port, compression=None, max_size=MAX_SIZE) as server:
         bound_host, bound_port = server.sockets[0].getsockname()[:2]
         if ":" in bound_host:  # IPv6 literal
             bound_host = f"[{bound_host}]"

@@ -2,4 +2,5 @@
 
 from rtctl.cli import main
 
-main()
+if __name__ == "__main__":  # bench workers (spawn) import this module as __mp_main__
+    main()

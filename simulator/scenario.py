@@ -149,6 +149,12 @@ class Conditions:
         self.outages.append(outage)
         self.version += 1
 
+    def end_outages(self, elapsed: float) -> None:
+        """Cut short every outage in force at ``elapsed`` (a lag switch let go)."""
+        self.outages = [Outage(o.start, elapsed - o.start, o.kind)
+                        if o.start <= elapsed < o.end else o for o in self.outages]
+        self.version += 1
+
     def set_rules(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
         self.version += 1

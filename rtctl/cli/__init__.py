@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from rtctl.cli import call, inspect, serve, simulate, token
+from rtctl.cli import bench, call, inspect, profile, serve, simulate, token, tui
 from rtctl.exceptions import RtctlError
 
 __all__ = ["app", "main"]
@@ -29,6 +29,9 @@ app.command("token")(token.token)
 app.command("call")(call.call)
 app.add_typer(simulate.app, name="simulate")
 app.command("inspect")(inspect.inspect)
+app.command("bench")(bench.bench)
+app.command("profile")(profile.profile_command)
+app.command("tui")(tui.tui)
 
 
 def fail(message: str) -> None:

@@ -168,6 +168,13 @@ class Client(ClientEvents):
         if ws is not None:
             await ws.close()
 
+    async def reconnect(self) -> None:
+        """Drop the open connection so the client reconnects now; start it again if given up."""
+        if self.state is ClientState.DISCONNECTED:
+            await self.connect()
+        elif (ws := self._ws) is not None:
+            await ws.close(1000, "reconnect requested")  # a drop the client recovers from
+
     async def __aenter__(self) -> Client:
         await self.connect()
         return self

@@ -52,6 +52,23 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def quantile(self, q: float) -> float | None:
+        """The upper bound of the bucket holding quantile ``q`` (as Prometheus'
+        ``histogram_quantile`` would at best say); None while empty, inf past the last bound."""
+        total = self.count
+        if not total:
+            return None
+        rank, running = q * total, 0
+        for index, count in enumerate(self.counts):
+            running += count
+            if running >= rank and count:
+                return self.bounds[index] if index < len(self.bounds) else float("inf")
+        return float("inf")
+
     def cumulative(self) -> list[tuple[str, int]]:
         running, out = 0, []
         for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):

@@ -17,6 +17,9 @@ uses. The driver does, in order:
 Beside the game endpoint, ``/tap`` streams every upgrade refusal, connect,
 disconnect and message to admin listeners (:mod:`rtctl.gateway.tap`); while
 nobody listens, the read loop pays one ``tap.active`` check per message.
+``/profile`` (admins too) answers the sampled per-stage timings of
+:mod:`rtctl.profiler.stages`: each read loop counts down and times one message
+in ``profiler.every`` on a copy of its path, an integer decrement per message.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from rtctl.gateway.outbox import Outbox
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.gateway.tap import IN, OUT, TAP_PATH, Tap, connected_event, is_admin, stream
+from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.router import CallContext, Reply, Router
@@ -132,6 +136,10 @@ class _SocketTransport:
     def close(self, code: int, reason: str) -> None:
         asyncio.get_running_loop().create_task(self._ws.close(code, reason))
 
+    def queued(self) -> tuple[int, int] | None:
+        """Messages and bytes waiting in the outbox; None while there is no outbox."""
+        return None if self._outbox is None else (len(self._outbox), self._outbox.queued_bytes)
+
     async def aclose(self) -> None:
         """Stop the writer when the connection is gone."""
         if self._outbox is not None:
@@ -172,6 +180,7 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self.tap = Tap()
+        self.profiler = StageProfiler(known_methods=set(self.router.methods))
         self._by_socket: dict[ServerConnection, Connection] = {}  # to label frames on the tap
         self._listeners: weakref.WeakSet[ServerConnection] = weakref.WeakSet()  # tap upgrades
         self._ids = itertools.count(1)
@@ -239,6 +248,7 @@ class Gateway:
         """Run the startup hooks, then bind and listen; returns once the port is open."""
         for hook in self._startup_hooks:
             await hook()
+        self.profiler.start()
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -274,6 +284,7 @@ class Gateway:
                 await hook()
             except Exception:
                 logger.exception("shutdown hook %r failed", hook)
+        await self.profiler.stop()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -302,6 +313,8 @@ class Gateway:
             return _json_response(503, status="draining" if self._draining else "starting")
         if path == "/metrics":
             return _http(200, self.metrics.render(), CONTENT_TYPE)
+        if path == PROFILE_PATH:
+            return self._profile(request, url.query)
         if path != self.config.path and path != TAP_PATH:
             return _json_response(404, error="not_found",
                                   detail=f"the WebSocket endpoint is {self.config.path}")
@@ -348,6 +361,28 @@ class Gateway:
         self._listeners.add(ws)
         return None
 
+    def _profile(self, request: Request, query: str) -> Response:
+        """``GET /profile`` for admins: the stage table; ``?reset=1`` starts a new interval."""
+        try:
+            identity = self.authenticator.authenticate(token_from_request(
+                authorization=request.headers.get("Authorization"), query=query,
+                subprotocols=[]))
+        except AuthError as exc:
+            return _json_response(401, error="unauthorized", reason=exc.reason,
+                                  detail=exc.detail)
+        if not is_admin(identity.claims):
+            return _json_response(403, error="forbidden",
+                                  detail="the profile needs a token with the claim role=admin")
+        outboxes = [conn.transport.queued() for conn in self.registry
+                    if isinstance(conn.transport, _SocketTransport)]
+        queues = QueueDepths(
+            connections=len(self.registry), outboxes=sum(q is not None for q in outboxes),
+            queued_messages=sum(q[0] for q in outboxes if q is not None),
+            queued_bytes=sum(q[1] for q in outboxes if q is not None),
+            max_queued_messages=max((q[0] for q in outboxes if q is not None), default=0))
+        return _json_response(200, **self.profiler.snapshot(
+            queues, reset="reset=1" in query.split("&")))
+
     def _tap_refusal(self, ws: ServerConnection, path: str, status: int, reason: str,
                      user: str | None = None) -> None:
         if self.tap.active:
@@ -384,6 +419,8 @@ class Gateway:
             tap.connected(conn, local=_address(ws.local_address), path=self.config.path)
         self._schedule_expiry(conn)
         metrics = self.metrics
+        profiler = self.profiler
+        countdown = profiler.first_countdown()  # messages until the next timed one
         inflight: asyncio.Semaphore | None = None  # made when the first async call comes
         try:
             for hook in self._connect_hooks:
@@ -401,16 +438,18 @@ class Gateway:
                                      else len(message.encode()))
                 if tap.active:
                     tap.frame(conn, IN, message)
+                countdown -= 1
+                if not countdown:
+                    countdown = profiler.every
+                    inflight = await self._timed(ws, conn, message, inflight)
+                    continue
                 incoming = jsonrpc.decode(message)
                 if isinstance(incoming, jsonrpc.Request):
                     started = time.perf_counter()
                     reply = self.router.handle(incoming, conn.context)
                     if reply is not None and not isinstance(reply, dict):  # an async handler
-                        if inflight is None:
-                            inflight = asyncio.Semaphore(self.config.limits.max_inflight)
-                        await inflight.acquire()
-                        asyncio.get_running_loop().create_task(
-                            self._finish(ws, incoming.method, started, reply, inflight))
+                        inflight = await self._spawn(ws, incoming.method, started, reply,
+                                                     inflight)
                         continue
                     metrics.observe_call(incoming.method, time.perf_counter() - started)
                     if reply is not None:  # _send_raw, inlined: this is the hot path
@@ -420,27 +459,77 @@ class Gateway:
                         metrics.bytes_out += len(data)
                         if tap.active:
                             tap.frame(conn, OUT, data)
-                elif isinstance(incoming, jsonrpc.InvalidMessage):
-                    await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
-                                                              incoming.message))
                 else:
-                    await self._batch(ws, incoming, conn.context)
+                    await self._not_a_call(ws, incoming, conn.context)
         except ConnectionClosed:
             pass
         finally:
             await self._closed(ws, conn, transport)
 
+    async def _not_a_call(self, ws: ServerConnection,
+                          incoming: jsonrpc.InvalidMessage | jsonrpc.BatchReceived,
+                          ctx: CallContext) -> None:
+        if isinstance(incoming, jsonrpc.InvalidMessage):
+            await self._send(ws, jsonrpc.encode_error(incoming.id, incoming.code,
+                                                      incoming.message))
+        else:
+            await self._batch(ws, incoming, ctx)
+
+    async def _spawn(self, ws: ServerConnection, method: str, started: float,
+                     pending: Awaitable[Reply], inflight: asyncio.Semaphore | None,
+                     decode_ns: int | None = None) -> asyncio.Semaphore:
+        """Run an async handler's call as a task, at most ``max_inflight`` at a time."""
+        if inflight is None:
+            inflight = asyncio.Semaphore(self.config.limits.max_inflight)
+        await inflight.acquire()
+        asyncio.get_running_loop().create_task(
+            self._finish(ws, method, started, pending, inflight, decode_ns))
+        return inflight
+
     async def _finish(self, ws: ServerConnection, method: str, started: float,
-                      pending: Awaitable[Reply], inflight: asyncio.Semaphore) -> None:
+                      pending: Awaitable[Reply], inflight: asyncio.Semaphore,
+                      decode_ns: int | None) -> None:
         try:
             reply = await pending
-            self.metrics.observe_call(method, time.perf_counter() - started)
-            if reply is not None:
+            handler = time.perf_counter() - started
+            self.metrics.observe_call(method, handler)
+            if decode_ns is not None:
+                await self._send_timed(ws, method, (decode_ns, int(handler * 1e9)), reply)
+            elif reply is not None:
                 await self._send(ws, reply)
         except ConnectionClosed:
             pass
         finally:
             inflight.release()
+
+    async def _timed(self, ws: ServerConnection, conn: Connection, message: str,
+                     inflight: asyncio.Semaphore | None) -> asyncio.Semaphore | None:
+        """One message down the read loop's path with its stages timed (the profiler's sample)."""
+        decoding = time.perf_counter_ns()
+        incoming = jsonrpc.decode(message)
+        decode_ns = time.perf_counter_ns() - decoding
+        if not isinstance(incoming, jsonrpc.Request):
+            await self._not_a_call(ws, incoming, conn.context)
+            return inflight
+        started = time.perf_counter()
+        reply = self.router.handle(incoming, conn.context)
+        if reply is not None and not isinstance(reply, dict):
+            return await self._spawn(ws, incoming.method, started, reply, inflight, decode_ns)
+        handler = time.perf_counter() - started
+        self.metrics.observe_call(incoming.method, handler)
+        await self._send_timed(ws, incoming.method, (decode_ns, int(handler * 1e9)), reply)
+        return inflight
+
+    async def _send_timed(self, ws: ServerConnection, method: str, before: tuple[int, int],
+                          reply: Reply) -> None:
+        """Encode and write ``reply``, then record all four stages of its message."""
+        encoding = time.perf_counter_ns()
+        data = None if reply is None else self._checked(reply)
+        writing = time.perf_counter_ns()
+        if data is not None:
+            await self._send_raw(ws, data)
+        self.profiler.record(method, *before, writing - encoding,
+                             time.perf_counter_ns() - writing)
 
     async def _batch(
         self, ws: ServerConnection, batch: jsonrpc.BatchReceived, ctx: CallContext

@@ -386,3 +386,23 @@ async def test_async_context_manager(lab: Lab) -> None:
     async with Client(lab.url, token=make_token(), ping_interval=None) as client:
         assert await client.call("sys.echo", ["x"]) == ["x"]
     assert client.state is S.CLOSED
+
+
+async def test_reconnect_drops_and_comes_back(lab: Lab) -> None:
+    client = lab.client()
+    states = record_states(client)
+    await client.connect()
+    await client.reconnect()
+    await client.wait_for(S.RECONNECTING, timeout=WAIT)
+    await client.wait_for(S.CONNECTED, timeout=WAIT)
+    assert states == [S.CONNECTING, S.CONNECTED, S.RECONNECTING, S.CONNECTED]
+    assert await client.call("sys.echo", [2]) == [2]
+
+
+async def test_reconnect_starts_a_client_that_gave_up(lab: Lab) -> None:
+    client = lab.client(token="not-a-jwt")
+    with pytest.raises(AuthError):
+        await client.connect()
+    client.token = make_token()
+    await client.reconnect()
+    assert client.state is S.CONNECTED

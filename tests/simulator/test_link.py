@@ -126,6 +126,15 @@ def test_conditions_layers_phases_rules_and_outages() -> None:
     assert not conditions.resetting(36.0)
 
 
+def test_end_outages_cuts_short_only_those_in_force() -> None:
+    conditions = Conditions(outages=[Outage(0.0, 3600.0), Outage(100.0, 5.0, "reset")])
+    version = conditions.version
+    conditions.end_outages(10.0)
+    assert conditions.outages == [Outage(0.0, 10.0), Outage(100.0, 5.0, "reset")]
+    assert conditions.blackholes() == [(0.0, 10.0)]
+    assert conditions.version == version + 1
+
+
 @pytest.mark.parametrize(
     ("text", "outage"),
     [("5s@30s", Outage(30.0, 5.0)), ("3s@20s,reset", Outage(20.0, 3.0, "reset")),

@@ -1,0 +1,51 @@
+"""``--plot``: the percentile spectrum and the throughput timeline, as one PNG.
+
+The spectrum puts the percentile on a log axis of ``1 / (1 - p)`` (as
+HdrHistogram's plots do), so p99, p99.9 and p99.99 are evenly spaced and the
+tail is as readable as the median. matplotlib runs on its Agg backend: no
+display is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rtctl.bench.results import BenchResult
+
+__all__ = ["SPECTRUM", "draw"]
+
+SPECTRUM = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999)
+
+
+def draw(result: BenchResult, path: Path) -> None:
+    """Write the two panels to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (spectrum, timeline) = plt.subplots(1, 2, figsize=(12, 4.5))
+    h = result.histogram
+    points = SPECTRUM
+    x = [1 / (1 - p / 100) for p in points]
+    spectrum.plot(x, [h.percentile(p) / 1e6 for p in points], marker="o")
+    spectrum.set_xscale("log")
+    spectrum.set_xticks(x, [f"{p:g}" for p in points], rotation=45)
+    spectrum.minorticks_off()
+    spectrum.set_xlabel("percentile")
+    spectrum.set_ylabel("latency (ms)")
+    spectrum.set_title(f"{result.scenario}: latency by percentile (max {h.max / 1e6:.2f} ms)")
+    spectrum.grid(True, alpha=0.3)
+
+    seconds = list(range(len(result.timeline)))
+    timeline.bar(seconds, [s.count for s in result.timeline], color="tab:blue", alpha=0.6)
+    timeline.set_xlabel("second of the measured window")
+    timeline.set_ylabel("completed per second", color="tab:blue")
+    timeline.set_title(f"throughput {result.throughput:,.0f}/s, {result.clients} clients")
+    p99 = timeline.twinx()
+    p99.plot(seconds, [s.percentile(99) / 1e6 for s in result.timeline], color="tab:red",
+             marker=".")
+    p99.set_ylabel("p99 (ms)", color="tab:red")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,91 @@
+"""Pass/fail rules over a result, for CI: ``p99<50ms``, ``errors<0.1%``, ``throughput>20000``.
+
+Grammar (spaces allowed around the operator)::
+
+    threshold := metric op value
+    metric    := p50 | p90 | p99 | p999 | p9999 | max | mean     latency
+               | errors                                          error ratio or count
+               | throughput                                      completions per second
+    op        := < | <= | > | >=
+    value     := number [unit]
+
+A latency value takes ``us``, ``ms`` (the default) or ``s``. An ``errors``
+value with ``%`` is compared with the error ratio, without it with the count.
+``throughput`` takes a bare number, optionally ``/s``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rtctl.bench.results import BenchResult
+from rtctl.exceptions import ConfigError
+
+__all__ = ["LATENCY_METRICS", "Threshold", "Verdict", "check", "parse_threshold"]
+
+LATENCY_METRICS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_LATENCY_UNITS = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
+_PATTERN = re.compile(r"\s*(?P<metric>[a-z0-9]+)\s*(?P<op><=|>=|<|>)\s*"
+                      r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-zµ%/]*)\s*")
+_HELP = "try p99<50ms, errors<0.1% or throughput>20000"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One rule: ``metric`` (in ms, a ratio, a count or per second) ``op`` ``limit``."""
+
+    text: str
+    metric: str
+    op: str
+    limit: float
+    ratio: bool = False  # errors given in %
+
+    def measure(self, result: BenchResult) -> float:
+        if self.metric in LATENCY_METRICS:
+            return result.latency_ms()[self.metric]
+        if self.metric == "errors":
+            return result.error_ratio if self.ratio else result.error_count
+        return result.throughput
+
+    def passes(self, result: BenchResult) -> bool:
+        return _OPERATORS[self.op](self.measure(result), self.limit)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    threshold: Threshold
+    measured: float
+    passed: bool
+
+
+def parse_threshold(text: str) -> Threshold:
+    """Parse one rule; a bad one raises :class:`ConfigError` naming what is wrong."""
+    match = _PATTERN.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"threshold {text!r} is not METRIC<VALUE or METRIC>VALUE ({_HELP})")
+    metric, op, unit = match["metric"], match["op"], match["unit"]
+    value = float(match["num"])
+    if metric in LATENCY_METRICS:
+        if unit not in _LATENCY_UNITS:
+            raise ConfigError(f"threshold {text!r}: a latency is in us, ms or s")
+        return Threshold(text, metric, op, value * _LATENCY_UNITS[unit])
+    if metric == "errors":
+        if unit not in ("", "%"):
+            raise ConfigError(f"threshold {text!r}: errors are a count or a percentage")
+        return Threshold(text, metric, op, value / 100 if unit else value, ratio=bool(unit))
+    if metric == "throughput":
+        if unit not in ("", "/s"):
+            raise ConfigError(f"threshold {text!r}: throughput is messages per second")
+        return Threshold(text, metric, op, value)
+    raise ConfigError(f"threshold {text!r}: unknown metric {metric!r} "
+                      f"(use {', '.join(LATENCY_METRICS)}, errors or throughput)")
+
+
+def check(result: BenchResult, thresholds: Sequence[Threshold]) -> list[Verdict]:
+    """Each threshold with what was measured and whether it held."""
+    return [Verdict(t, t.measure(result), t.passes(result)) for t in thresholds]

@@ -1,0 +1,123 @@
+"""Read a gateway's stage profile over an interval, and show where the time went.
+
+:func:`profile` asks ``GET /profile?reset=1`` (with an admin token) to start a
+fresh interval, waits, and asks again: the second answer is that interval's
+stage table. :func:`breakdown` turns it into a rich table (each method's
+stages with their share of the sampled time); :func:`draw` into a stacked bar
+chart. Two profilers reading one gateway at once would cut each other's
+intervals short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from rtctl.client.endpoint import http_url
+from rtctl.exceptions import RtctlError
+from rtctl.profiler.stages import PROFILE_PATH, STAGES
+
+__all__ = ["ProfileFailed", "breakdown", "draw", "fetch", "profile"]
+
+_TIMEOUT = 10.0
+
+
+class ProfileFailed(RtctlError):
+    """The gateway's profile could not be read."""
+
+
+def fetch(url: str, token: str | None, *, reset: bool) -> dict[str, Any]:
+    """One ``GET /profile`` of the gateway at base ``url``."""
+    target = http_url(url, PROFILE_PATH) + ("?reset=1" if reset else "")
+    request = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}"}
+                                     if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+            document: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode("utf-8", "replace")
+        try:
+            detail = json.loads(body).get("detail", body)
+        except ValueError:
+            detail = body
+        raise ProfileFailed(f"{target} answered HTTP {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ProfileFailed(f"cannot read {target}: {getattr(exc, 'reason', exc)}") from None
+    return document
+
+
+async def profile(url: str, token: str | None, duration: float) -> dict[str, Any]:
+    """The profile of the next ``duration`` seconds."""
+    await asyncio.to_thread(fetch, url, token, reset=True)
+    await asyncio.sleep(duration)
+    return await asyncio.to_thread(fetch, url, token, reset=True)
+
+
+def _duration(us: float) -> str:
+    """Microseconds, readable: ``12.3µs``, ``616.5ms``, ``1.38s``."""
+    if us < 1_000:
+        return f"{us:.1f}µs"
+    return f"{us / 1e3:.1f}ms" if us < 1_000_000 else f"{us / 1e6:.2f}s"
+
+
+def _totals(document: dict[str, Any]) -> dict[str, float]:
+    return {method: sum(stages[s]["total_us"] for s in STAGES)
+            for method, stages in document["methods"].items()}
+
+
+def breakdown(document: dict[str, Any]) -> Group:
+    """The stage table, loop lag and queues, for the terminal."""
+    totals = _totals(document)
+    grand = sum(totals.values()) or 1.0
+    head = Text.assemble(
+        (f"{document['sampled']:,}", "bold cyan"),
+        f" messages timed in {document['seconds']:.1f}s (one in {document['every']} per "
+        "connection); share = of all sampled time")
+    table = Table(title="where the time goes (per message)", title_justify="left")
+    for name in ("method", "stage", "count", "mean", "p50", "p99", "max", "share"):
+        table.add_column(name, justify="left" if name in ("method", "stage") else "right",
+                         no_wrap=True)
+    for method in sorted(totals, key=totals.__getitem__, reverse=True):
+        for stage in STAGES:
+            row = document["methods"][method][stage]
+            table.add_row(method if stage == STAGES[0] else "", stage, f"{row['count']:,}",
+                          *(_duration(row[key]) for key in ("mean_us", "p50_us", "p99_us",
+                                                            "max_us")),
+                          f"{row['total_us'] / grand:.1%}")
+    lag, queues = document["loop_lag_ms"], document["queues"]
+    tail = Text(f"event loop lag: p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, max "
+                f"{lag['max']:.2f} ms ({lag['samples']} probes)\n"
+                f"queues: {queues['connections']} connections, {queues['outboxes']} outboxes, "
+                f"{queues['queued_messages']} messages / {queues['queued_bytes']} bytes "
+                f"waiting (most in one: {queues['max_queued_messages']})")
+    return Group(head, table, tail)
+
+
+def draw(document: dict[str, Any], path: Path) -> None:
+    """A stacked bar per method: mean µs in each stage (PNG, matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = sorted(_totals(document), key=_totals(document).__getitem__)
+    figure, axes = plt.subplots(figsize=(9, 1.2 + 0.5 * max(len(methods), 1)))
+    left = [0.0] * len(methods)
+    for stage in STAGES:
+        widths = [document["methods"][m][stage]["mean_us"] for m in methods]
+        axes.barh(methods, widths, left=left, label=stage)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    axes.set_xlabel("mean µs per message, by stage")
+    axes.set_title(f"gateway stages ({document['sampled']:,} messages sampled)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

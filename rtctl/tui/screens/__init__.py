@@ -1,0 +1,20 @@
+"""The TUI's screens, one per module; each reads the shared session on the refresh timer."""
+
+from rtctl.tui.screens.base import MODES, LiveScreen
+from rtctl.tui.screens.connection import ConnectionScreen
+from rtctl.tui.screens.dashboard import DashboardScreen
+from rtctl.tui.screens.inspector import InspectorScreen
+from rtctl.tui.screens.presence import PresenceScreen
+from rtctl.tui.screens.profiler import ProfilerScreen
+from rtctl.tui.screens.simulator import SimulatorScreen
+
+__all__ = [
+    "MODES",
+    "ConnectionScreen",
+    "DashboardScreen",
+    "InspectorScreen",
+    "LiveScreen",
+    "PresenceScreen",
+    "ProfilerScreen",
+    "SimulatorScreen",
+]

@@ -1,0 +1,92 @@
+"""Connection: the observer client's state, its last error in plain words, its latency.
+
+The reconnect button drops the connection (or starts it again after the
+client gave up) with :meth:`rtctl.client.Client.reconnect`; the state line
+shows the client's own state machine going round.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.widgets import Button, Static
+
+from rtctl.client import StateChanged, Verdict
+from rtctl.exceptions import RtctlError
+from rtctl.tui.screens.base import LiveScreen, milliseconds
+from rtctl.tui.session import Session
+
+__all__ = ["ConnectionScreen"]
+
+
+class ConnectionScreen(LiveScreen):
+    """The observer's connection, and a button to drop it."""
+
+    MODE = "connection"
+    BINDINGS: ClassVar[list[BindingType]] = [("r", "reconnect", "Reconnect")]
+
+    def body(self) -> ComposeResult:
+        yield Static(id="client")
+        yield Button("Reconnect", id="reconnect")
+        yield Static(id="history")
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.history: list[str] = []  # the last state changes, oldest first
+        self._last_problem: str | None = None
+        self._watched = False
+
+    def _watch(self) -> None:
+        """Listen to the observer's state changes and errors, once it exists."""
+        stack = self.session.stack
+        if stack is None or self._watched:
+            return
+        self._watched = True
+
+        def changed(event: StateChanged) -> None:
+            why = f" ({event.error})" if event.error else ""
+            self.history = [*self.history[-5:], f"{event.old.value} → {event.new.value}{why}"]
+
+        def failed(verdict: Verdict) -> None:
+            self._last_problem = f"{verdict.kind.value}: {verdict.error}"
+
+        stack.observer.on_state_change(changed)
+        stack.observer.on_error(failed)
+
+    def update_view(self) -> None:
+        self._watch()
+        stack = self.session.stack
+        if stack is None:
+            self.query_one("#client", Static).update(self.session.status)
+            return
+        client = stack.observer
+        stats = client.netstats()
+        error = client.last_error or self._last_problem
+        self.query_one("#client", Static).update("\n".join([
+            f"state       {client.state.value}",
+            f"endpoint    {client.url}",
+            f"latency     RTT {milliseconds(stats.rtt)}, smoothed {milliseconds(stats.srtt)}, "
+            f"min {milliseconds(stats.rtt_min)}, jitter {milliseconds(stats.jitter)}",
+            f"traffic     {stats.pings} pings answered; {stats.messages_out} messages sent, "
+            f"{stats.messages_in} received",
+            f"last error  {error or 'none'}",
+        ]))
+        self.query_one("#history", Static).update(
+            "recent changes:\n" + ("\n".join(self.history) or "none yet"))
+
+    @on(Button.Pressed, "#reconnect")
+    def action_reconnect(self) -> None:
+        self._reconnect()
+
+    @work(exclusive=True, group="reconnect")
+    async def _reconnect(self) -> None:
+        stack = self.session.stack
+        if stack is None:
+            return
+        try:
+            await stack.observer.reconnect()
+        except RtctlError as exc:
+            self._last_problem = str(exc)

@@ -1,0 +1,7 @@
+"""Widgets of the TUI, one per module; they report upward with nested Message classes."""
+
+from rtctl.tui.widgets.frame_table import FrameTable
+from rtctl.tui.widgets.impairment_form import ImpairmentForm
+from rtctl.tui.widgets.nav_bar import NavBar
+
+__all__ = ["FrameTable", "ImpairmentForm", "NavBar"]

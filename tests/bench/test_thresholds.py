@@ -1,0 +1,54 @@
+"""The threshold grammar, and verdicts over a result with known numbers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from rtctl.bench.histogram import Histogram
+from rtctl.bench.results import BenchResult
+from rtctl.bench.thresholds import check, parse_threshold
+from rtctl.exceptions import ConfigError
+
+
+def _result() -> BenchResult:
+    histogram = Histogram()
+    histogram.record_all([10_000_000] * 99 + [80_000_000])  # 99 x 10 ms, 1 x 80 ms
+    return BenchResult(scenario="echo", clients=10, workers=1, mode="closed", rate=None,
+                       duration_s=2.0, histogram=histogram, timeline=[histogram],
+                       errors=Counter({"closed": 1}), expected=101)
+
+
+@pytest.mark.parametrize(("text", "passes"), [
+    ("p50<11ms", True),
+    ("p50 < 11", True),
+    ("p50<9ms", False),
+    ("p99<0.05s", True),
+    ("max<=80ms", True),
+    ("max<80000us", False),
+    ("mean>10ms", True),
+    ("errors<1%", True),  # 1 of 101 attempts: 0.99 %
+    ("errors<0.5%", False),
+    ("errors<=1", True),
+    ("errors<1", False),
+    ("throughput>49", True),
+    ("throughput>=50/s", True),
+    ("throughput>50", False),
+])
+def test_verdicts(text: str, passes: bool) -> None:
+    [verdict] = check(_result(), [parse_threshold(text)])
+    assert verdict.passed is passes
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("p99<<5", "is not METRIC<VALUE"),
+    ("p99=5", "is not METRIC<VALUE"),
+    ("p98<5ms", "unknown metric 'p98'"),
+    ("p99<5kb", "a latency is in us, ms or s"),
+    ("errors<5ms", "count or a percentage"),
+    ("throughput>5%", "messages per second"),
+])
+def test_bad_thresholds_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_threshold(text)

@@ -1,0 +1,162 @@
+"""The app driven with Pilot at 80×24 over a small, fast demo stack.
+
+Every wait is on the app's own state (the session, the observer's netstats),
+bounded by ``TIMING``; the refresh timer runs every 200 ms here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from textual.widgets import DataTable, Input, Static
+
+from rtctl.gateway.server import Gateway
+from rtctl.gateway.tap import FrameSeen, Subscribed
+from rtctl.tui.app import DevtoolsApp
+from rtctl.tui.demo import start_demo
+from rtctl.tui.screens import (
+    ConnectionScreen,
+    DashboardScreen,
+    InspectorScreen,
+    PresenceScreen,
+    ProfilerScreen,
+    SimulatorScreen,
+)
+from rtctl.tui.stack import Stack, attach
+from rtctl.tui.widgets import FrameTable
+from tests.conftest import TIMING, make_token
+from tests.tui.conftest import FAST_DEMO, wait_until
+
+
+def demo_app(tmp_path: Path) -> DevtoolsApp:
+    return DevtoolsApp(lambda: start_demo(FAST_DEMO), refresh=0.2, export_dir=tmp_path)
+
+
+async def test_starts_fast_switches_screens_and_quits_clean(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    started = time.perf_counter()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: app.session.stack is not None, "the stack to start")
+        assert time.perf_counter() - started < 2 * TIMING  # usable within 2 s
+        stack: Stack = app.session.stack
+        assert isinstance(app.screen, DashboardScreen)
+        for key, screen in (("2", ConnectionScreen), ("3", PresenceScreen),
+                            ("4", InspectorScreen), ("5", SimulatorScreen),
+                            ("6", ProfilerScreen)):
+            await pilot.press(key)
+            assert isinstance(app.screen, screen)
+        profiler = app.screen
+        assert isinstance(profiler, ProfilerScreen)
+        await wait_until(lambda: profiler.document is not None, "the gateway's /profile")
+        assert profiler.document is not None
+        assert "methods" in profiler.document
+        await pilot.press("1")
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.click(".nav-bar", offset=(20, 0))  # " 2 Connection "
+        assert isinstance(app.screen, ConnectionScreen)
+        await pilot.press("q")
+    assert stack.gateway is not None
+    assert not stack.gateway.ready
+    assert stack.proxy is not None
+    assert not stack.proxy.pairs
+    await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_inspector_filters_and_exports(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, InspectorScreen)
+        await wait_until(lambda: any(isinstance(r.event, FrameSeen) and r.method == "sys.ping"
+                                     for r in screen.shown_rows()), "a ping on the tap")
+        await pilot.press("slash", *"method=room.*")
+        assert screen.query_one("#filter", Input).value == "method=room.*"
+        await wait_until(lambda: len(screen.shown_rows()) > 1, "room traffic")
+        shown = [r for r in screen.shown_rows() if not isinstance(r.event, Subscribed)]
+        assert shown
+        assert all((r.method or "").startswith("room.") for r in shown)
+        await pilot.press("enter", "space")  # back to the table, and pause
+        assert screen.paused
+        table = screen.query_one(FrameTable)
+        frozen, added = table.row_count, app.session.feed.added
+        await wait_until(lambda: app.session.feed.added > added + 10, "more traffic")
+        await pilot.pause()
+        assert table.row_count == frozen
+        await pilot.press("j", "x")
+        await wait_until(lambda: screen.exported == 2, "both exports to be written")
+        exported = sorted(p.suffix for p in tmp_path.iterdir())  # noqa: ASYNC240 -- a listing
+        assert exported == [".jsonl", ".pcap"]
+        await pilot.press("q")
+
+
+async def test_simulated_latency_shows_in_the_rtt(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: app.session.rtt_ms.last is not None, "a first RTT")
+        assert (app.session.rtt_ms.last or 0) < 200
+        await pilot.press("5")
+        latency = app.screen.query_one("#all Input.latency", Input)
+        latency.focus()
+        await pilot.press(*"200ms", "enter", "escape", "1")
+        assert isinstance(app.screen, DashboardScreen)
+        await wait_until(lambda: (app.session.rtt_ms.last or 0) >= 400,
+                         "the RTT sparkline to show 2 × 200 ms")
+        await pilot.press("l")
+        assert app.session.lag_switch
+        await pilot.press("l")
+        assert not app.session.lag_switch
+        await pilot.press("q")
+
+
+async def test_a_failed_start_says_why(tmp_path: Path) -> None:
+    app = DevtoolsApp(lambda: attach("ws://127.0.0.1:1", None, timeout=0.2), refresh=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: app.session.problem is not None, "the start to fail")
+        assert "127.0.0.1:1" in app.session.status
+        await pilot.press("q")
+
+
+async def test_connection_presence_and_loss(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: app.session.stack is not None, "the stack to start")
+        stack: Stack = app.session.stack
+        await pilot.press("3")
+        table = app.screen.query_one("#presence", DataTable)
+        await wait_until(lambda: table.row_count == len(stack.known_users), "the presence table")
+        await pilot.press("2", "r")  # drop the observer's connection: it comes back by itself
+        connection = app.screen
+        assert isinstance(connection, ConnectionScreen)
+        await wait_until(lambda: any("reconnecting → connected" in line
+                                     for line in connection.history), "a reconnect")
+        await pilot.press("5")
+        app.screen.query_one("#all Input.loss", Input).focus()
+        await pilot.press(*"100%", "enter", "escape")
+        assert stack.proxy is not None
+        await wait_until(lambda: sum(stack.proxy.metrics.dropped.values()) > 0,
+                         "the simulator to drop messages")
+        await pilot.press("1")
+        summary = str(app.screen.query_one("#summary", Static).render())
+        assert "loss 100%" in summary
+        await pilot.press("q")
+
+
+async def test_attached_to_a_running_gateway(tmp_path: Path, gateway: Gateway) -> None:
+    token = make_token("admin", role="admin")
+    app = DevtoolsApp(lambda: attach(gateway.url, token), refresh=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(lambda: app.session.stack is not None, "the observer to connect")
+        assert not app.session.stack.embedded
+        await wait_until(lambda: "admin" in app.session.feed.users, "the remote tap")
+        await pilot.press("6")
+        profiler = app.screen
+        assert isinstance(profiler, ProfilerScreen)
+        await wait_until(lambda: profiler.document is not None, "the remote /profile")
+        await pilot.press("l")  # no simulator here: a warning, nothing else
+        assert not app.session.lag_switch
+        await pilot.press("q")
+    await wait_until(lambda: len(gateway.registry) == 0, "the observer to have left")

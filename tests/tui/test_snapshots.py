@@ -1,0 +1,51 @@
+"""Snapshots of the screens that do not move on their own, at 80×24.
+
+The app runs with a start that fails on purpose, so no clock, port or traffic
+reaches the picture; the profiler is fed fixed histograms. Regenerate with
+``pytest tests/tui --snapshot-update`` after a deliberate change, and look at
+the SVGs in ``tests/tui/__snapshots__`` before committing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from rtctl.exceptions import ConfigError
+from rtctl.gateway.metrics import Histogram
+from rtctl.tui.app import DevtoolsApp
+from rtctl.tui.screens import ProfilerScreen
+from rtctl.tui.stack import Stack
+
+
+async def _no_stack() -> Stack:
+    raise ConfigError("snapshot test: nothing started")
+
+
+def _app() -> DevtoolsApp:
+    return DevtoolsApp(_no_stack, refresh=3600)  # one tick at start, then still
+
+
+def test_dashboard_without_a_stack(snap_compare: Any) -> None:
+    assert snap_compare(_app(), terminal_size=(80, 24))
+
+
+def test_simulator_form(snap_compare: Any) -> None:
+    assert snap_compare(_app(), press=["5"], terminal_size=(80, 24))
+
+
+def test_profiler_breakdown(snap_compare: Any) -> None:
+    calls = {"sys.ping": Histogram(), "room.publish": Histogram()}
+    for seconds in (0.00004, 0.00008, 0.0002, 0.0002):
+        calls["sys.ping"].observe(seconds)
+    for seconds in (0.0003, 0.0009, 0.004, 0.02, 0.3):
+        calls["room.publish"].observe(seconds)
+
+    async def feed(pilot: Pilot[None]) -> None:
+        await pilot.press("6")
+        screen = pilot.app.screen
+        assert isinstance(screen, ProfilerScreen)
+        screen.show(calls)
+
+    assert snap_compare(_app(), run_before=feed, terminal_size=(80, 24))
