@@ -11,7 +11,7 @@ from rich.console import Console
 
 from rtctl.cli.options import dev_token
 from rtctl.gateway.tap import ADMIN_ROLE
-from rtctl.profiler.report import breakdown, draw, profile
+from rtctl.profiler.report import breakdown, cpu_table, draw, profile, write_folded
 from rtctl.units import parse_duration
 
 __all__ = ["profile_command"]
@@ -26,6 +26,12 @@ def profile_command(
              "`rtctl serve` runs in dev mode on this machine.")] = None,
     chart: Annotated[Path, typer.Option(help="Where to write the chart (PNG).")]
         = Path("rtctl-profile.png"),
+    cpu: Annotated[bool, typer.Option(
+        "--cpu", help="Also sample the gateway's Python stacks (200/s) and show the hot "
+                      "functions; the stacks go to --folded for a flame graph.")] = False,
+    folded: Annotated[Path, typer.Option(
+        help="With --cpu: where to write the folded stacks (flamegraph.pl, speedscope).")]
+        = Path("rtctl-profile.folded"),
 ) -> None:
     """Profile a running gateway for a while: per-stage time by method, loop lag, queues.
 
@@ -35,7 +41,11 @@ def profile_command(
     seconds = parse_duration(duration)
     console = Console()
     with console.status(f"profiling {url} for {duration}…"):
-        document = asyncio.run(profile(url, token or dev_token({"role": ADMIN_ROLE}), seconds))
+        document = asyncio.run(profile(url, token or dev_token({"role": ADMIN_ROLE}), seconds,
+                                       cpu=cpu))
     console.print(breakdown(document))
     draw(document, chart)
     console.print(f"chart: {chart}")
+    if cpu:
+        console.print(cpu_table(document))
+        console.print(f"folded stacks: {folded} ({write_folded(document, folded)} distinct)")

@@ -30,6 +30,7 @@ import http
 import itertools
 import logging
 import os
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,7 @@ from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from rtctl.gateway.outbox import Outbox
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.gateway.tap import IN, OUT, TAP_PATH, Tap, connected_event, is_admin, stream
+from rtctl.profiler.cpu import StackSampler
 from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
@@ -181,6 +183,7 @@ class Gateway:
         )
         self.tap = Tap()
         self.profiler = StageProfiler(known_methods=set(self.router.methods))
+        self._sampler: StackSampler | None = None  # while a `rtctl profile --cpu` runs
         self._by_socket: dict[ServerConnection, Connection] = {}  # to label frames on the tap
         self._listeners: weakref.WeakSet[ServerConnection] = weakref.WeakSet()  # tap upgrades
         self._ids = itertools.count(1)
@@ -285,6 +288,8 @@ class Gateway:
             except Exception:
                 logger.exception("shutdown hook %r failed", hook)
         await self.profiler.stop()
+        if self._sampler is not None:
+            self._sampler.stop()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -380,8 +385,17 @@ class Gateway:
             queued_messages=sum(q[0] for q in outboxes if q is not None),
             queued_bytes=sum(q[1] for q in outboxes if q is not None),
             max_queued_messages=max((q[0] for q in outboxes if q is not None), default=0))
-        return _json_response(200, **self.profiler.snapshot(
-            queues, reset="reset=1" in query.split("&")))
+        params = query.split("&")
+        document = self.profiler.snapshot(queues, reset="reset=1" in params)
+        if self._sampler is not None:  # the interval a cpu profile asked for is over
+            stacks = self._sampler.stop()
+            document["cpu"] = {"interval_ms": self._sampler.interval * 1000,
+                               "samples": sum(stacks.values()), "stacks": dict(stacks)}
+            self._sampler = None
+        if "cpu=1" in params:  # process_request runs on the loop's thread: sample it
+            self._sampler = StackSampler(threading.get_ident())
+            self._sampler.start()
+        return _json_response(200, **document)
 
     def _tap_refusal(self, ws: ServerConnection, path: str, status: int, reason: str,
                      user: str | None = None) -> None:

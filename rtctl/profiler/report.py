@@ -23,9 +23,10 @@ from rich.text import Text
 
 from rtctl.client.endpoint import http_url
 from rtctl.exceptions import RtctlError
+from rtctl.profiler.cpu import hot_functions
 from rtctl.profiler.stages import PROFILE_PATH, STAGES
 
-__all__ = ["ProfileFailed", "breakdown", "draw", "fetch", "profile"]
+__all__ = ["ProfileFailed", "breakdown", "cpu_table", "draw", "fetch", "profile", "write_folded"]
 
 _TIMEOUT = 10.0
 
@@ -34,9 +35,10 @@ class ProfileFailed(RtctlError):
     """The gateway's profile could not be read."""
 
 
-def fetch(url: str, token: str | None, *, reset: bool) -> dict[str, Any]:
-    """One ``GET /profile`` of the gateway at base ``url``."""
-    target = http_url(url, PROFILE_PATH) + ("?reset=1" if reset else "")
+def fetch(url: str, token: str | None, *, reset: bool, cpu: bool = False) -> dict[str, Any]:
+    """One ``GET /profile`` of the gateway at base ``url``; ``cpu`` starts stack sampling."""
+    query = "&".join(q for q, on in (("reset=1", reset), ("cpu=1", cpu)) if on)
+    target = http_url(url, PROFILE_PATH) + (f"?{query}" if query else "")
     request = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}"}
                                      if token else {})
     try:
@@ -54,9 +56,10 @@ def fetch(url: str, token: str | None, *, reset: bool) -> dict[str, Any]:
     return document
 
 
-async def profile(url: str, token: str | None, duration: float) -> dict[str, Any]:
-    """The profile of the next ``duration`` seconds."""
-    await asyncio.to_thread(fetch, url, token, reset=True)
+async def profile(url: str, token: str | None, duration: float,
+                  *, cpu: bool = False) -> dict[str, Any]:
+    """The profile of the next ``duration`` seconds (with sampled stacks under ``cpu``)."""
+    await asyncio.to_thread(fetch, url, token, reset=True, cpu=cpu)
     await asyncio.sleep(duration)
     return await asyncio.to_thread(fetch, url, token, reset=True)
 
@@ -121,3 +124,24 @@ def draw(document: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def cpu_table(document: dict[str, Any], limit: int = 15) -> Table:
+    """The functions the loop thread was running most (self) and under (total)."""
+    cpu = document.get("cpu") or {"samples": 0, "stacks": {}, "interval_ms": 0}
+    samples = cpu["samples"] or 1
+    table = Table(title=f"CPU: {cpu['samples']:,} stack samples, one every "
+                        f"{cpu['interval_ms']:g} ms", title_justify="left")
+    table.add_column("function")
+    table.add_column("self", justify="right")
+    table.add_column("total", justify="right")
+    for name, own, total in hot_functions(cpu["stacks"], limit):
+        table.add_row(name, f"{own / samples:.1%}", f"{total / samples:.1%}")
+    return table
+
+
+def write_folded(document: dict[str, Any], path: Path) -> int:
+    """Write the sampled stacks as folded lines (flamegraph.pl, speedscope); return the count."""
+    stacks: dict[str, int] = (document.get("cpu") or {}).get("stacks", {})
+    path.write_text("".join(f"{stack} {count}\n" for stack, count in sorted(stacks.items())))
+    return len(stacks)
