@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from rtctl.cli.options import dev_token
+from rtctl.cli.options import dev_token, parse_params
 from rtctl.client.oneshot import call_once
-from rtctl.exceptions import ConfigError, RpcError
+from rtctl.exceptions import RpcError
 from rtctl.protocol import jsonrpc
 from rtctl.units import parse_duration
 
 __all__ = ["call"]
-
-def _params(text: str | None) -> list[Any] | dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        params = jsonrpc.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"PARAMS_JSON is not JSON: {exc}") from None
-    if not isinstance(params, list | dict):
-        raise ConfigError("PARAMS_JSON must be a JSON array or object (JSON-RPC 2.0 §4.2)")
-    return params
-
 
 def call(
     url: Annotated[str, typer.Argument(help="Gateway base URL, e.g. ws://127.0.0.1:8765 "
@@ -47,7 +35,7 @@ def call(
     JSON-RPC error, which is printed as JSON on stderr.
     """
     try:
-        result = asyncio.run(call_once(url, method, _params(params),
+        result = asyncio.run(call_once(url, method, parse_params(params),
                                        token=token or dev_token(),
                                        timeout=parse_duration(timeout)))
     except RpcError as exc:

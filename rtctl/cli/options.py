@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import (
     AuthConfig,
     Authenticator,
     dev_secret_path,
     load_or_create_dev_secret,
 )
+from rtctl.protocol import jsonrpc
 
-__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token"]
+__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params"]
 
 DEV_USER = "rtctl-cli"
 
@@ -39,3 +41,16 @@ def dev_token(claims: Mapping[str, Any] | None = None) -> str | None:
     secret, _, _ = load_or_create_dev_secret()
     return Authenticator(AuthConfig(secret=secret)).issue(sub=DEV_USER, ttl=300,
                                                           claims=claims or {})
+
+
+def parse_params(text: str | None) -> list[Any] | dict[str, Any] | None:
+    """JSON-RPC params typed on the command line: a JSON array or object (§4.2)."""
+    if text is None:
+        return None
+    try:
+        params = jsonrpc.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"PARAMS_JSON is not JSON: {exc}") from None
+    if not isinstance(params, list | dict):
+        raise ConfigError("PARAMS_JSON must be a JSON array or object (JSON-RPC 2.0 §4.2)")
+    return params

@@ -9,12 +9,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rtctl.cli.options import dev_token
+from rtctl.cli.options import dev_token, parse_params
 from rtctl.gateway.tap import ADMIN_ROLE
 from rtctl.profiler.report import breakdown, cpu_table, draw, profile, write_folded
+from rtctl.profiler.trace import hops_table, trace_call
+from rtctl.protocol import jsonrpc
 from rtctl.units import parse_duration
 
 __all__ = ["profile_command"]
+
+_TRACE = "Tracing one call"
 
 
 def profile_command(
@@ -32,17 +36,39 @@ def profile_command(
     folded: Annotated[Path, typer.Option(
         help="With --cpu: where to write the folded stacks (flamegraph.pl, speedscope).")]
         = Path("rtctl-profile.folded"),
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Instead: send one traced call and show its hops end to end "
+                        "(client, simulator, gateway and back).", rich_help_panel=_TRACE)] = False,
+    through: Annotated[str | None, typer.Option(
+        help="With --trace: send the call through this simulator, e.g. ws://127.0.0.1:8766.",
+        rich_help_panel=_TRACE)] = None,
+    simulator: Annotated[str | None, typer.Option(
+        help="With --trace: the simulator's control API, e.g. http://127.0.0.1:8767, "
+             "to show its hops and impairments.", rich_help_panel=_TRACE)] = None,
+    method: Annotated[str, typer.Option(
+        help="With --trace: the method to call.", rich_help_panel=_TRACE)] = "sys.echo",
+    params: Annotated[str | None, typer.Option(
+        help="With --trace: its params as JSON.", rich_help_panel=_TRACE)] = None,
 ) -> None:
     """Profile a running gateway for a while: per-stage time by method, loop lag, queues.
 
     The gateway times one message in 64 per connection all the time; this reads
     what it measured over --duration from GET /profile and writes a chart.
+    With --trace it follows one call through the simulator and the gateway instead.
     """
     seconds = parse_duration(duration)
     console = Console()
+    admin = token or dev_token({"role": ADMIN_ROLE})
+    if trace:
+        hops, result = asyncio.run(trace_call(
+            url, admin_token=admin, token=admin, method=method,
+            params=parse_params(params),
+            through=through, simulator=simulator))
+        console.print(hops_table(hops))
+        console.print(f"result: {jsonrpc.dumps(result).decode()}")
+        return
     with console.status(f"profiling {url} for {duration}…"):
-        document = asyncio.run(profile(url, token or dev_token({"role": ADMIN_ROLE}), seconds,
-                                       cpu=cpu))
+        document = asyncio.run(profile(url, admin, seconds, cpu=cpu))
     console.print(breakdown(document))
     draw(document, chart)
     console.print(f"chart: {chart}")

@@ -7,6 +7,7 @@ sends one JSON-RPC 2.0 request, waits for its answer and closes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -33,20 +34,28 @@ async def call_once(
     *,
     token: str | None = None,
     timeout: float = 10.0,
+    request_id: str | int = 1,
+    on_send: Callable[[], None] | None = None,
 ) -> Any:
-    """Call ``method`` and return its result; raise :class:`RpcError` for an error reply."""
+    """Call ``method`` and return its result; raise :class:`RpcError` for an error reply.
+
+    ``on_send`` is called once connected, right before the request is written
+    (a tracer's timestamp).
+    """
     target = endpoint_url(url)
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    request = jsonrpc.encode_request(method, params, 1)
+    request = jsonrpc.encode_request(method, params, request_id)
     try:
         async with asyncio.timeout(timeout):
             async with connect(target, additional_headers=headers,
                                subprotocols=[Subprotocol(SUBPROTOCOL)],
                                compression=None, max_size=None) as ws:
+                if on_send is not None:
+                    on_send()
                 await ws.send(jsonrpc.dumps(request), text=True)
                 while True:
                     reply = jsonrpc.loads(await ws.recv(decode=True))
-                    if isinstance(reply, dict) and reply.get("id") == 1:
+                    if isinstance(reply, dict) and reply.get("id") == request_id:
                         break
     except InvalidStatus as exc:
         status, body = refusal(exc)
