@@ -64,7 +64,7 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         for name in ("rule", "measured", "result"):
             rules.add_column(name)
         for verdict in verdicts:
-            rules.add_row(verdict.threshold.text, f"{verdict.measured:.6g}",
+            rules.add_row(verdict.threshold.text, verdict.threshold.show(verdict.measured),
                           Text("pass", "green") if verdict.passed else Text("FAIL", "bold red"))
         parts.append(rules)
     return Group(*parts)

@@ -55,6 +55,14 @@ class Threshold:
     def passes(self, result: BenchResult) -> bool:
         return _OPERATORS[self.op](self.measure(result), self.limit)
 
+    def show(self, measured: float) -> str:
+        """``measured`` in this rule's own unit: ``1.45 ms``, ``0.012%``, ``19,634/s``."""
+        if self.metric in LATENCY_METRICS:
+            return f"{measured:.3g} ms"
+        if self.metric == "errors":
+            return f"{measured * 100:.3g}%" if self.ratio else f"{measured:,.0f}"
+        return f"{measured:,.0f}/s"
+
 
 @dataclass(frozen=True)
 class Verdict:

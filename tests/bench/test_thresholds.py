@@ -52,3 +52,15 @@ def test_verdicts(text: str, passes: bool) -> None:
 def test_bad_thresholds_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_threshold(text)
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("p50<11ms", "10 ms"),
+    ("max<1s", "80 ms"),
+    ("errors<1%", "0.99%"),
+    ("errors<5", "1"),
+    ("throughput>10", "50/s"),
+])
+def test_measured_values_are_shown_in_the_rules_unit(text: str, shown: str) -> None:
+    [verdict] = check(_result(), [parse_threshold(text)])
+    assert verdict.threshold.show(verdict.measured) == shown
