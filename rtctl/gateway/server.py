@@ -30,10 +30,9 @@ import http
 import itertools
 import logging
 import os
-import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,18 +40,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.typing import Subprotocol
 
 from rtctl.backends.base import Backends
 from rtctl.config import GatewayConfig
 from rtctl.exceptions import AuthError, ConnectionRefused
-from rtctl.gateway.auth import SUBPROTOCOL, Authenticator, Identity, token_from_request
+from rtctl.gateway.auth import Authenticator, Identity, token_from_request
 from rtctl.gateway.connection import Connection, ConnectionState
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
-from rtctl.gateway.outbox import Outbox
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.gateway.tap import IN, OUT, TAP_PATH, Tap, connected_event, is_admin, stream
-from rtctl.profiler.cpu import StackSampler
+from rtctl.gateway.transport import SocketTransport, address, close_info, select_subprotocol
 from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
@@ -80,72 +77,6 @@ def _http(status: int, body: bytes, content_type: str = _JSON, **extra: str) -> 
 
 def _json_response(status: int, /, **fields: Any) -> Response:
     return _http(status, jsonrpc.dumps(fields))
-
-
-def _address(sockname: Any) -> str | None:
-    """``host:port`` of a socket address, ``[host]:port`` for IPv6."""
-    if not sockname:
-        return None
-    host, port = sockname[0], sockname[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _select_subprotocol(
-    _ws: ServerConnection, offered: Sequence[Subprotocol]
-) -> Subprotocol | None:
-    """``rtctl.v1`` when offered; a client that offers none still gets JSON text."""
-    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
-
-
-def _close_info(ws: ServerConnection) -> tuple[int, str]:
-    """Who closed, and how: the side that started the closing handshake names it.
-
-    ``ws.close_code`` reports 1006 when the peer never answered our close
-    (a dead peer after a heartbeat timeout); what we sent is the truth then.
-    """
-    sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
-    if sent is not None and (rcvd is None or not ws.protocol.close_rcvd_then_sent):
-        return sent.code, sent.reason
-    if rcvd is not None:
-        return rcvd.code, rcvd.reason
-    return CloseCode.ABNORMAL_CLOSURE, ""
-
-
-class _SocketTransport:
-    """Connects a :class:`Connection` to its websocket; the outbox is made on first use.
-
-    Most connections of a game only ever receive replies, so an idle one
-    carries no queue, no event and no writer task.
-    """
-
-    __slots__ = ("_gateway", "_outbox", "_ws")
-
-    def __init__(self, gateway: Gateway, ws: ServerConnection) -> None:
-        self._gateway = gateway
-        self._ws = ws
-        self._outbox: Outbox | None = None
-
-    def send(self, data: bytes) -> bool:
-        if self._outbox is None:
-            self._outbox = Outbox(self._write,
-                                  max_bytes=self._gateway.config.limits.max_outbox_bytes)
-        return self._outbox.put(data)
-
-    async def _write(self, data: bytes) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self._gateway._send_raw(self._ws, data)
-
-    def close(self, code: int, reason: str) -> None:
-        asyncio.get_running_loop().create_task(self._ws.close(code, reason))
-
-    def queued(self) -> tuple[int, int] | None:
-        """Messages and bytes waiting in the outbox; None while there is no outbox."""
-        return None if self._outbox is None else (len(self._outbox), self._outbox.queued_bytes)
-
-    async def aclose(self) -> None:
-        """Stop the writer when the connection is gone."""
-        if self._outbox is not None:
-            await self._outbox.close()
 
 
 class Gateway:
@@ -183,7 +114,6 @@ class Gateway:
         )
         self.tap = Tap()
         self.profiler = StageProfiler(known_methods=set(self.router.methods))
-        self._sampler: StackSampler | None = None  # while a `rtctl profile --cpu` runs
         self._by_socket: dict[ServerConnection, Connection] = {}  # to label frames on the tap
         self._listeners: weakref.WeakSet[ServerConnection] = weakref.WeakSet()  # tap upgrades
         self._ids = itertools.count(1)
@@ -257,7 +187,7 @@ class Gateway:
             self.config.host,
             self.config.port,
             process_request=self._process_request,
-            select_subprotocol=_select_subprotocol,
+            select_subprotocol=select_subprotocol,
             compression=None,
             max_size=self.config.limits.max_message_size,
             ping_interval=self.config.heartbeat.interval,
@@ -288,8 +218,6 @@ class Gateway:
             except Exception:
                 logger.exception("shutdown hook %r failed", hook)
         await self.profiler.stop()
-        if self._sampler is not None:
-            self._sampler.stop()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
@@ -379,28 +307,20 @@ class Gateway:
             return _json_response(403, error="forbidden",
                                   detail="the profile needs a token with the claim role=admin")
         outboxes = [conn.transport.queued() for conn in self.registry
-                    if isinstance(conn.transport, _SocketTransport)]
+                    if isinstance(conn.transport, SocketTransport)]
         queues = QueueDepths(
             connections=len(self.registry), outboxes=sum(q is not None for q in outboxes),
             queued_messages=sum(q[0] for q in outboxes if q is not None),
             queued_bytes=sum(q[1] for q in outboxes if q is not None),
             max_queued_messages=max((q[0] for q in outboxes if q is not None), default=0))
-        params = query.split("&")
-        document = self.profiler.snapshot(queues, reset="reset=1" in params)
-        if self._sampler is not None:  # the interval a cpu profile asked for is over
-            stacks = self._sampler.stop()
-            document["cpu"] = {"interval_ms": self._sampler.interval * 1000,
-                               "samples": sum(stacks.values()), "stacks": dict(stacks)}
-            self._sampler = None
-        if "cpu=1" in params:  # process_request runs on the loop's thread: sample it
-            self._sampler = StackSampler(threading.get_ident())
-            self._sampler.start()
-        return _json_response(200, **document)
+        params = query.split("&")  # process_request runs on the loop's thread, as it must
+        return _json_response(200, **self.profiler.snapshot(
+            queues, reset="reset=1" in params, cpu="cpu=1" in params))
 
     def _tap_refusal(self, ws: ServerConnection, path: str, status: int, reason: str,
                      user: str | None = None) -> None:
         if self.tap.active:
-            self.tap.refused(remote=_address(ws.remote_address), path=path, status=status,
+            self.tap.refused(remote=address(ws.remote_address), path=path, status=status,
                              reason=reason, user=user)
 
     # -- one connection -----------------------------------------------------
@@ -410,11 +330,11 @@ class Gateway:
             await self._serve_listener(ws)
             return
         identity = self._identities.pop(ws)
-        transport = _SocketTransport(self, ws)
+        transport = SocketTransport(self, ws, max_bytes=self.config.limits.max_outbox_bytes)
         conn = Connection(
             id=f"{self._id_prefix}-{next(self._ids)}",
             identity=identity,
-            remote_address=_address(ws.remote_address),
+            remote_address=address(ws.remote_address),
             connected_at=self.clock(),
             subprotocol=ws.subprotocol,
             transport=transport,
@@ -430,7 +350,7 @@ class Gateway:
         self._by_socket[ws] = conn
         tap = self.tap
         if tap.active:
-            tap.connected(conn, local=_address(ws.local_address), path=self.config.path)
+            tap.connected(conn, local=address(ws.local_address), path=self.config.path)
         self._schedule_expiry(conn)
         metrics = self.metrics
         profiler = self.profiler
@@ -466,7 +386,7 @@ class Gateway:
                                                      inflight)
                         continue
                     metrics.observe_call(incoming.method, time.perf_counter() - started)
-                    if reply is not None:  # _send_raw, inlined: this is the hot path
+                    if reply is not None:  # send_raw, inlined: this is the hot path
                         data = self._checked(reply)
                         await ws.send(data, text=True)
                         metrics.messages_out += 1
@@ -541,7 +461,7 @@ class Gateway:
         data = None if reply is None else self._checked(reply)
         writing = time.perf_counter_ns()
         if data is not None:
-            await self._send_raw(ws, data)
+            await self.send_raw(ws, data)
         self.profiler.record(method, *before, writing - encoding,
                              time.perf_counter_ns() - writing)
 
@@ -566,7 +486,7 @@ class Gateway:
             replies.append(reply)
         answers = [self._checked(reply) for reply in replies if reply is not None]
         if answers:
-            await self._send_raw(ws, b"[" + b",".join(answers) + b"]")
+            await self.send_raw(ws, b"[" + b",".join(answers) + b"]")
 
     def _checked(self, reply: dict[str, Any]) -> bytes:
         """Encode a reply; a result that is not JSON becomes -32603, logged."""
@@ -585,9 +505,10 @@ class Gateway:
                 {"correlation_id": correlation_id}))
 
     async def _send(self, ws: ServerConnection, reply: dict[str, Any]) -> None:
-        await self._send_raw(ws, self._checked(reply))
+        await self.send_raw(ws, self._checked(reply))
 
-    async def _send_raw(self, ws: ServerConnection, data: bytes) -> None:
+    async def send_raw(self, ws: ServerConnection, data: bytes) -> None:
+        """Write one text message to ``ws`` and count it (also the outboxes' writer)."""
         await ws.send(data, text=True)
         self.metrics.messages_out += 1
         self.metrics.bytes_out += len(data)
@@ -597,13 +518,13 @@ class Gateway:
                 self.tap.frame(conn, OUT, data)
 
     async def _closed(
-        self, ws: ServerConnection, conn: Connection, transport: _SocketTransport
+        self, ws: ServerConnection, conn: Connection, transport: SocketTransport
     ) -> None:
         timer = self._expiry.pop(conn.id, None)
         if timer is not None:
             timer.cancel()
         await transport.aclose()
-        code, reason = _close_info(ws)
+        code, reason = close_info(ws)
         self._by_socket.pop(ws, None)
         if self.tap.active:
             self.tap.disconnected(conn, code, reason)
@@ -620,7 +541,7 @@ class Gateway:
 
     async def _serve_listener(self, ws: ServerConnection) -> None:
         """Stream the tap to an admin listener; it first learns of the open connections."""
-        existing = [connected_event(conn, local=_address(sock.local_address),
+        existing = [connected_event(conn, local=address(sock.local_address),
                                     path=self.config.path)
                     for sock, conn in self._by_socket.items()]
         with self.tap.subscribe(existing=existing) as subscription:

@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from rtctl.bench.histogram import Histogram
+from rtctl.profiler.cpu import StackSampler
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -83,6 +85,7 @@ class StageProfiler:
         self._lag = Histogram()
         self._since = time.monotonic()
         self._probe: asyncio.Task[None] | None = None
+        self._sampler: StackSampler | None = None  # while a `rtctl profile --cpu` runs
 
     def first_countdown(self) -> int:
         """Where a new connection's countdown starts: anywhere in 1..every.
@@ -116,6 +119,9 @@ class StageProfiler:
             self._probe = asyncio.get_running_loop().create_task(self._measure_lag())
 
     async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,8 +134,14 @@ class StageProfiler:
             await asyncio.sleep(LAG_INTERVAL)
             self._lag.record(int((time.perf_counter() - before - LAG_INTERVAL) * 1e9))
 
-    def snapshot(self, queues: QueueDepths, *, reset: bool = False) -> dict[str, Any]:
-        """Everything so far as JSON; ``reset`` starts a new interval afterwards."""
+    def snapshot(self, queues: QueueDepths, *, reset: bool = False,
+                 cpu: bool = False) -> dict[str, Any]:
+        """Everything so far as JSON; ``reset`` starts a new interval afterwards.
+
+        A CPU sampler started by the previous read ends here and its stacks go
+        under ``cpu``; ``cpu`` starts one on the calling thread, which must be
+        the event loop's (the gateway reads its profile there).
+        """
         now = time.monotonic()
         lag = self._lag
         document = {
@@ -145,6 +157,14 @@ class StageProfiler:
                        "queued_bytes": queues.queued_bytes,
                        "max_queued_messages": queues.max_queued_messages},
         }
+        if self._sampler is not None:
+            stacks = self._sampler.stop()
+            document["cpu"] = {"interval_ms": self._sampler.interval * 1000,
+                               "samples": sum(stacks.values()), "stacks": dict(stacks)}
+            self._sampler = None
+        if cpu:
+            self._sampler = StackSampler(threading.get_ident())
+            self._sampler.start()
         if reset:
             self._samples.clear()
             self._lag = Histogram()

@@ -59,14 +59,14 @@ async def test_profile_with_cpu_reports_the_loop_threads_stacks(gateway: Gateway
     await asyncio.to_thread(fetch, gateway.url, admin, reset=True, cpu=True)
     async with client(gateway.url) as ws:
         deadline = time.monotonic() + 10 * TIMING
-        sampler = gateway._sampler  # the running sampler: wait until it has counted some
+        sampler = gateway.profiler._sampler  # the running sampler: wait for some samples
         assert sampler is not None
         while sum(sampler.stacks.values()) < 3 and time.monotonic() < deadline:
             await rpc(ws, "sys.echo", ["busy"])
     document = await asyncio.to_thread(fetch, gateway.url, admin, reset=True)
     assert document["cpu"]["samples"] >= 3
     assert any("asyncio" in stack for stack in document["cpu"]["stacks"])
-    assert gateway._sampler is None  # the read ended the interval and the sampling
+    assert gateway.profiler._sampler is None  # the read ended the interval and the sampling
 
 
 def test_rtctl_profile_cpu_writes_folded_stacks(tmp_path: Path, env: dict[str, str]) -> None:
