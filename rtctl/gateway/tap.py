@@ -165,7 +165,6 @@ class FrameSeen(TapEvent):
                    impairment=impairment)
 
 
-_ID_TYPES = frozenset({str, int, float, type(None)})  # exact types: a bool is no id
 _EVENTS: Mapping[str, type[TapEvent]] = {
     cls.TAG: cls for cls in (Subscribed, Dropped, Connected, Disconnected, AuthRefused, FrameSeen)
 }
@@ -187,7 +186,7 @@ def event_from_json(obj: Any) -> TapEvent:
 def describe_message(obj: Any) -> tuple[str, str | None, jsonrpc.RequestId, int | None]:
     """Kind, method, id and error code of one JSON-RPC 2.0 object (§4, §5)."""
     request_id = obj.get("id") if isinstance(obj, dict) else None
-    if not isinstance(obj, dict) or type(request_id) not in _ID_TYPES:
+    if not isinstance(obj, dict) or not jsonrpc.valid_id(request_id):
         return "invalid", None, None, None  # an object or a boolean id is no id (§4)
     if isinstance(obj.get("method"), str):
         kind = "request" if "id" in obj else "notification"

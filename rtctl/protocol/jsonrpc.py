@@ -44,6 +44,7 @@ __all__ = [
     "encode_result",
     "error_object",
     "loads",
+    "valid_id",
 ]
 
 RequestId: TypeAlias = str | int | float | None
@@ -125,14 +126,14 @@ def dumps(value: Any) -> bytes:
             raise TypeError(str(exc)) from None
 
 
-def _valid_id(value: Any) -> bool:
-    # bool is an int subclass in Python but not a JSON number.
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
-
-
 _new_request = functools.partial(tuple.__new__, Request)
 _ID_TYPES = frozenset({str, int, float, type(None)})  # exact types: a bool is no id
 _STRUCTURED = frozenset({list, dict})
+
+
+def valid_id(value: Any) -> bool:
+    """A string, a number or null (§4); a decoded JSON value is one of exact types."""
+    return type(value) in _ID_TYPES
 
 
 def _request(obj: Any) -> Request | InvalidMessage:
@@ -143,7 +144,7 @@ def _request(obj: Any) -> Request | InvalidMessage:
         raw_id = obj.get("id", _NO_ID)
         if (type(method) is str
                 and (params is _NO_ID or type(params) in _STRUCTURED)
-                and (raw_id is _NO_ID or type(raw_id) in _ID_TYPES)):
+                and (raw_id is _NO_ID or type(raw_id) in _ID_TYPES)):  # valid_id, inlined
             if raw_id is _NO_ID:
                 return _new_request((method, None if params is _NO_ID else params, None, True))
             return _new_request((method, None if params is _NO_ID else params, raw_id, False))
@@ -157,7 +158,7 @@ def _invalid(obj: Any) -> InvalidMessage:
     raw_id = obj.get("id", _NO_ID)
     # Echo the id when it is itself valid, so the caller can match the error;
     # otherwise it could not be detected and is null (§5).
-    reply_id: RequestId = raw_id if raw_id is not _NO_ID and _valid_id(raw_id) else ID_NULL
+    reply_id: RequestId = raw_id if raw_id is not _NO_ID and valid_id(raw_id) else ID_NULL
     if obj.get("jsonrpc") != "2.0":
         return InvalidMessage(
             ErrorCode.INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', reply_id
