@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from socket import socket
 from typing import Any, Protocol
 
-from rtctl.gateway.tap import Connected, Disconnected, Tap
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.tap import Connected, Disconnected
+from rtctl.tap import Tap
 from simulator.link import Link, Outcome
 from simulator.metrics import ProxyMetrics
 from simulator.scenario import Client, Conditions, Outage

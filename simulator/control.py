@@ -33,7 +33,7 @@ from typing import Any
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.exceptions import ConfigError, RtctlError
-from rtctl.gateway.tap import TAP_PATH
+from rtctl.protocol.tap import TAP_PATH
 from simulator.base import ShapingProxy, connected_event
 from simulator.scenario import Rule, parse_outage
 

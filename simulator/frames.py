@@ -27,6 +27,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from rtctl.protocol.codes import CloseCode
+
+_PROTOCOL_ERROR, _MESSAGE_TOO_BIG = CloseCode.PROTOCOL_ERROR, CloseCode.MESSAGE_TOO_BIG
+
 __all__ = [
     "BINARY",
     "CLOSE",
@@ -49,7 +53,6 @@ CONTINUATION, TEXT, BINARY = 0x0, 0x1, 0x2
 CLOSE, PING, PONG = 0x8, 0x9, 0xA
 _KNOWN = frozenset({CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG})
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # bytes of payload one message may carry
-_PROTOCOL_ERROR, _MESSAGE_TOO_BIG = 1002, 1009  # RFC 6455 §7.4.1
 
 
 class FrameError(Exception):

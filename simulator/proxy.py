@@ -37,7 +37,8 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.auth import token_from_request
+from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.upgrade import token_from_request
 from simulator.base import Listener, ShapingProxy
 from simulator.frames import FrameError, close_frame
 from simulator.relay import Relay
@@ -50,7 +51,6 @@ _REFUSAL_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After")
 _OPEN_TIMEOUT = 10.0
 _READ_SIZE = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
-_GOING_AWAY = 1001
 
 Upstream = tuple[asyncio.StreamReader, asyncio.StreamWriter, Subprotocol | None]
 
@@ -196,7 +196,7 @@ class WebSocketProxy(ShapingProxy):
                 side.close()
 
         pair = self.open_pair(client, abort)
-        pair.going_away = lambda: fail(FrameError(_GOING_AWAY, "rtctl simulate stopped"))
+        pair.going_away = lambda: fail(FrameError(CloseCode.GOING_AWAY, "rtctl simulate stopped"))
         try:
             await asyncio.gather(Relay(self, pair, "up", reader, up_writer, fail=fail).run(),
                                  Relay(self, pair, "down", up_reader, writer, fail=fail).run())

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from rtctl.gateway.tap import IN, OUT
+from rtctl.protocol.tap import IN, OUT
 from simulator.base import Pair, ShapingProxy
 from simulator.delivery import DeliveryQueue
 from simulator.frames import CLOSE, Frame, FrameError, FrameParser, frame_payload

@@ -25,8 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from rtctl.bench.results import Recorder
-from rtctl.gateway.auth import SUBPROTOCOL
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = ["CLOSED", "ConnectFailed", "Notification", "Session", "error_class"]
 

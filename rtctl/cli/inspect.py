@@ -12,11 +12,11 @@ import typer
 
 from rtctl.cli.options import dev_token
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import ADMIN_ROLE
 from rtctl.inspect.capture import Sink, capture, replay
 from rtctl.inspect.filters import parse_filter
 from rtctl.inspect.recorder import Recorder
 from rtctl.inspect.view import Viewer
+from rtctl.protocol.tap import ADMIN_ROLE
 from rtctl.units import parse_duration
 
 __all__ = ["inspect"]

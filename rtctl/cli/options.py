@@ -9,12 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.auth import (
-    AuthConfig,
-    Authenticator,
-    dev_secret_path,
-    load_or_create_dev_secret,
-)
+from rtctl.gateway.auth import AuthConfig, Authenticator, dev_secret_path, load_or_create_dev_secret
 from rtctl.protocol import jsonrpc
 
 __all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params"]

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 
 from rtctl.cli.options import dev_token, parse_params
-from rtctl.gateway.tap import ADMIN_ROLE
 from rtctl.profiler.report import breakdown, cpu_table, draw, profile, write_folded
 from rtctl.profiler.trace import hops_table, trace_call
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.tap import ADMIN_ROLE
 from rtctl.units import parse_duration
 
 __all__ = ["profile_command"]

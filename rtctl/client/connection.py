@@ -62,8 +62,8 @@ from rtctl.client.netstats import NetSnapshot, NetStats
 from rtctl.client.queue import QueueCounters, Queued, QueueLimits, SendQueue
 from rtctl.client.states import ACCEPTS_MESSAGES, ClientState
 from rtctl.exceptions import AuthError
-from rtctl.gateway.auth import SUBPROTOCOL
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",

@@ -17,8 +17,8 @@ from websockets.typing import Subprotocol
 from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import classify_status, refusal
 from rtctl.exceptions import AuthError, RpcError, RtctlError
-from rtctl.gateway.auth import SUBPROTOCOL
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = ["CallFailed", "call_once"]
 

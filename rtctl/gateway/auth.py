@@ -1,9 +1,8 @@
 """Token authentication for the WebSocket upgrade: JWTs (RFC 7519) checked once per connection.
 
-A client proves who it is with a JSON Web Token carried in the ``Authorization:
-Bearer`` header (RFC 6750 §2.1), a ``token=`` query parameter, or -- because
-browsers cannot set headers on a WebSocket -- a subprotocol
-``rtctl.bearer.<jwt>`` next to :data:`SUBPROTOCOL`. The key that verifies it is
+A client proves who it is with a JSON Web Token in one of the carriers of
+:mod:`rtctl.protocol.upgrade` (Bearer header, ``token=`` query, or the
+``rtctl.bearer.<jwt>`` subprotocol). The key that verifies it is
 one of: an HS256 shared secret, a PEM public key (RS256/ES256), or a JWKS file
 (RFC 7517 §5) whose keys are picked by the token header's ``kid`` (RFC 7515
 §4.1.4).
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeGuard
-from urllib.parse import parse_qsl
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -50,19 +48,14 @@ from rtctl.units import format_duration
 
 __all__ = [
     "DEFAULT_LEEWAY",
-    "SUBPROTOCOL",
-    "TOKEN_SUBPROTOCOL_PREFIX",
     "AuthConfig",
     "Authenticator",
     "Identity",
     "dev_secret_path",
     "load_or_create_dev_secret",
     "state_dir",
-    "token_from_request",
 ]
 
-SUBPROTOCOL = "rtctl.v1"
-TOKEN_SUBPROTOCOL_PREFIX = "rtctl.bearer."
 DEFAULT_LEEWAY = 5.0
 
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
@@ -276,24 +269,6 @@ class Authenticator:
             # Signature checked, JSON fine: a claim such as exp or nbf is not a number.
             return AuthError("bad_claims", "the token's exp or nbf claim is not a number")
         return AuthError("malformed", "the token could not be decoded")
-
-
-def token_from_request(
-    *, authorization: str | None, query: str, subprotocols: Sequence[str]
-) -> str | None:
-    """Find the token in a WebSocket upgrade: header, then ``token=`` query, then subprotocol."""
-    if authorization:
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    for name, value in parse_qsl(query):
-        if name == "token" and value:
-            return value
-    prefix = TOKEN_SUBPROTOCOL_PREFIX
-    for proto in subprotocols:
-        if proto.startswith(prefix) and len(proto) > len(prefix):
-            return proto[len(prefix) :]
-    return None
 
 
 def state_dir() -> Path:

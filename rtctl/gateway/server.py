@@ -44,16 +44,19 @@ from websockets.http11 import Request, Response
 from rtctl.backends.base import Backends
 from rtctl.config import GatewayConfig
 from rtctl.exceptions import AuthError, ConnectionRefused
-from rtctl.gateway.auth import Authenticator, Identity, token_from_request
+from rtctl.gateway.auth import Authenticator, Identity
 from rtctl.gateway.connection import Connection, ConnectionState
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from rtctl.gateway.registry import ConnectionRegistry
-from rtctl.gateway.tap import IN, OUT, TAP_PATH, Tap, connected_event, is_admin, stream
+from rtctl.gateway.tap import connected_event, stream
 from rtctl.gateway.transport import SocketTransport, address, close_info, select_subprotocol
 from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
+from rtctl.protocol.tap import IN, OUT, TAP_PATH, AuthRefused, Disconnected, is_admin
+from rtctl.protocol.upgrade import token_from_request
 from rtctl.router import CallContext, Reply, Router
+from rtctl.tap import Tap
 
 __all__ = ["ConnectHook", "DisconnectHook", "Gateway", "LifecycleHook", "ReadinessCheck"]
 
@@ -320,8 +323,9 @@ class Gateway:
     def _tap_refusal(self, ws: ServerConnection, path: str, status: int, reason: str,
                      user: str | None = None) -> None:
         if self.tap.active:
-            self.tap.refused(remote=address(ws.remote_address), path=path, status=status,
-                             reason=reason, user=user)
+            self.tap.publish(AuthRefused(
+                t_us=self.tap.clock_us(), remote=address(ws.remote_address), path=path,
+                status=status, reason=reason, user=user))
 
     # -- one connection -----------------------------------------------------
 
@@ -350,7 +354,8 @@ class Gateway:
         self._by_socket[ws] = conn
         tap = self.tap
         if tap.active:
-            tap.connected(conn, local=address(ws.local_address), path=self.config.path)
+            tap.publish(connected_event(conn, local=address(ws.local_address),
+                                        path=self.config.path, t_us=tap.clock_us()))
         self._schedule_expiry(conn)
         metrics = self.metrics
         profiler = self.profiler
@@ -527,7 +532,8 @@ class Gateway:
         code, reason = close_info(ws)
         self._by_socket.pop(ws, None)
         if self.tap.active:
-            self.tap.disconnected(conn, code, reason)
+            self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=conn.id, user=conn.user,
+                                          code=code, reason=reason))
         conn.transition(ConnectionState.CLOSED)
         self.registry.remove(conn)
         if not self.registry:

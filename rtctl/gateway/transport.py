@@ -16,9 +16,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from rtctl.gateway.auth import SUBPROTOCOL
 from rtctl.gateway.outbox import Outbox
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = ["SocketTransport", "Writer", "address", "close_info", "select_subprotocol"]
 

@@ -16,9 +16,9 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from rtctl.gateway.tap import Subscribed, TapEvent
 from rtctl.inspect.listener import listen
 from rtctl.inspect.recorder import read_recording
+from rtctl.protocol.tap import Subscribed, TapEvent
 
 __all__ = ["Sink", "capture", "feed", "replay"]
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import (
+from rtctl.inspect.pairing import Row
+from rtctl.protocol.tap import (
     IN,
     OUT,
     AuthRefused,
@@ -40,7 +41,6 @@ from rtctl.gateway.tap import (
     FrameSeen,
     Subscribed,
 )
-from rtctl.inspect.pairing import Row
 from rtctl.units import parse_size
 
 __all__ = ["FIELDS", "KINDS", "Filter", "parse_filter"]

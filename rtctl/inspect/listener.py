@@ -17,8 +17,8 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import classify_status, refusal
 from rtctl.exceptions import RtctlError
-from rtctl.gateway.tap import TAP_PATH, TapEvent, event_from_json
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.tap import TAP_PATH, TapEvent, event_from_json
 
 __all__ = ["TapUnavailable", "listen", "parse_events", "tap_url"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rtctl.gateway.tap import IN, OUT, Disconnected, FrameSeen, TapEvent, describe_message
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.tap import IN, OUT, Disconnected, FrameSeen, TapEvent, describe_message
 
 __all__ = ["MAX_PENDING", "Pairing", "Row"]
 

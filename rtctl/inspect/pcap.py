@@ -35,7 +35,7 @@ from scapy.packet import Packet, Raw
 from scapy.utils import EDecimal, PcapWriter
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import IN, Connected, Disconnected, FrameSeen, TapEvent
+from rtctl.protocol.tap import IN, Connected, Disconnected, FrameSeen, TapEvent
 
 __all__ = ["MSS", "PcapExporter", "accept_key", "apply_mask", "ws_frame"]
 

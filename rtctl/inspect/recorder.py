@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import TapEvent, event_from_json
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.tap import TapEvent, event_from_json
 
 __all__ = ["Recorder", "read_recording"]
 

@@ -21,7 +21,11 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from rtctl.gateway.tap import (
+from rtctl.inspect.filters import Filter, parse_filter
+from rtctl.inspect.pairing import Pairing, Row
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.tap import (
     IN,
     AuthRefused,
     Connected,
@@ -31,10 +35,6 @@ from rtctl.gateway.tap import (
     Subscribed,
     TapEvent,
 )
-from rtctl.inspect.filters import Filter, parse_filter
-from rtctl.inspect.pairing import Pairing, Row
-from rtctl.protocol import jsonrpc
-from rtctl.protocol.codes import CloseCode
 
 __all__ = ["Viewer", "plain_line", "rich_line"]
 

@@ -24,8 +24,8 @@ from rich.table import Table
 
 from rtctl.client.oneshot import call_once
 from rtctl.exceptions import RtctlError
-from rtctl.gateway.tap import IN, FrameSeen, TapEvent
 from rtctl.inspect.listener import listen
+from rtctl.protocol.tap import IN, FrameSeen, TapEvent
 
 __all__ = ["Hop", "TraceFailed", "hops_table", "trace_call"]
 

@@ -22,7 +22,7 @@ from rtctl.client import Client
 from rtctl.config import GatewayConfig
 from rtctl.gateway.auth import AuthConfig, Authenticator
 from rtctl.gateway.server import Gateway
-from rtctl.gateway.tap import ADMIN_ROLE
+from rtctl.protocol.tap import ADMIN_ROLE
 from rtctl.tui.bots import BotConfig, BotCrowd
 from rtctl.tui.stack import OBSERVER, Stack
 from simulator.proxy import WebSocketProxy

@@ -15,12 +15,12 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rtctl.gateway.tap import Connected, FrameSeen, Subscribed, TapEvent
 from rtctl.inspect.capture import Sink, feed
 from rtctl.inspect.filters import parse_filter
 from rtctl.inspect.pairing import Pairing, Row
 from rtctl.inspect.pcap import PcapExporter
 from rtctl.inspect.recorder import Recorder
+from rtctl.protocol.tap import Connected, FrameSeen, Subscribed, TapEvent
 
 __all__ = ["DEFAULT_KEEP", "SAMPLES", "Feed", "Samples", "export"]
 

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rtctl.client import Client, ClientState, TransportError, endpoint_url
 from rtctl.gateway.server import Gateway
-from rtctl.gateway.tap import TAP_PATH, Subscription, TapEvent
 from rtctl.inspect.listener import listen
+from rtctl.protocol.tap import TAP_PATH, TapEvent
+from rtctl.tap import Subscription
 from rtctl.tui.bots import BotCrowd
 from simulator.proxy import WebSocketProxy
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from rtctl.gateway.server import Gateway
-from rtctl.gateway.tap import Connected, FrameSeen
 from rtctl.inspect.recorder import read_recording
+from rtctl.protocol.tap import Connected, FrameSeen
 from tests.conftest import TIMING, client, make_token, rpc
 
 ROOT = Path(__file__).resolve().parents[2]

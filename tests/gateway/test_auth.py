@@ -23,16 +23,14 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from rtctl.exceptions import AuthError, ConfigError
 from rtctl.gateway.auth import (
     DEFAULT_LEEWAY,
-    SUBPROTOCOL,
-    TOKEN_SUBPROTOCOL_PREFIX,
     AuthConfig,
     Authenticator,
     Identity,
     dev_secret_path,
     load_or_create_dev_secret,
     state_dir,
-    token_from_request,
 )
+from rtctl.protocol.upgrade import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, token_from_request
 
 SECRET = "test-secret-that-is-comfortably-longer-than-32-bytes"
 HOUR = 3600

@@ -7,7 +7,9 @@ import re
 import pytest
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import (
+from rtctl.inspect.filters import parse_filter
+from rtctl.inspect.pairing import Row
+from rtctl.protocol.tap import (
     IN,
     OUT,
     AuthRefused,
@@ -17,8 +19,6 @@ from rtctl.gateway.tap import (
     FrameSeen,
     Subscribed,
 )
-from rtctl.inspect.filters import parse_filter
-from rtctl.inspect.pairing import Row
 
 JOIN = FrameSeen.of(1, "c-1", "alice", IN, '{"jsonrpc":"2.0","method":"room.join","id":1}')
 JOINED = FrameSeen.of(2, "c-1", "alice", OUT, '{"jsonrpc":"2.0","result":true,"id":1}')

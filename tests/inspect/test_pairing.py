@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from rtctl.gateway.tap import IN, OUT, Disconnected, FrameSeen
 from rtctl.inspect.pairing import Pairing, Row
 from rtctl.inspect.view import plain_line, rich_line
+from rtctl.protocol.tap import IN, OUT, Disconnected, FrameSeen
 
 
 def request(t: int, method: str, id: object, conn: str = "c-1") -> FrameSeen:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from rtctl import Router
-from rtctl.gateway.tap import Disconnected, FrameSeen
 from rtctl.inspect.capture import feed
 from rtctl.inspect.pcap import PcapExporter, accept_key, apply_mask, ws_frame
+from rtctl.protocol.tap import Disconnected, FrameSeen
 from tests.conftest import TIMING, GatewayFactory, client, make_token, require_program, rpc
 from tests.gateway.test_tap import until
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
 
-from rtctl.gateway.tap import IN, OUT, Connected, Disconnected, FrameSeen, Subscribed, TapEvent
 from rtctl.inspect.listener import listen
+from rtctl.protocol.tap import IN, OUT, Connected, Disconnected, FrameSeen, Subscribed, TapEvent
 from simulator.control import ControlServer
 from simulator.impairments import Packet
 from simulator.link import Outcome

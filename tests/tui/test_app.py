@@ -13,7 +13,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, Static
 
 from rtctl.gateway.server import Gateway
-from rtctl.gateway.tap import FrameSeen, Subscribed
+from rtctl.protocol.tap import FrameSeen, Subscribed
 from rtctl.tui.app import DevtoolsApp
 from rtctl.tui.demo import start_demo
 from rtctl.tui.screens import (

@@ -19,9 +19,9 @@ from textual.binding import BindingType
 from textual.widgets import Input, Static
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.tap import FrameSeen, TapEvent
 from rtctl.inspect.filters import Filter, parse_filter
 from rtctl.inspect.pairing import Row
+from rtctl.protocol.tap import FrameSeen, TapEvent
 from rtctl.tui.feed import export
 from rtctl.tui.screens.base import LiveScreen
 from rtctl.tui.session import Session

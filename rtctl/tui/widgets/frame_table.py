@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from rtctl.gateway.tap import IN, AuthRefused, Connected, Disconnected, FrameSeen
 from rtctl.inspect.pairing import Row
+from rtctl.protocol.tap import IN, AuthRefused, Connected, Disconnected, FrameSeen
 
 __all__ = ["FrameTable", "cells"]
 
