@@ -34,6 +34,8 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_PORT",
+    "DEFAULT_TRANSPORT",
+    "TRANSPORTS",
     "GatewayConfig",
     "Heartbeat",
     "Limits",
@@ -52,6 +54,8 @@ DEFAULT_MAX_OUTBOX_BYTES = 1024 * 1024  # queued notifications per connection (a
 DEFAULT_PING_INTERVAL = 15.0  # Nakama 15 s, Centrifugo 25 s: under most NAT idle timeouts
 DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
 DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
+TRANSPORTS = ("websockets", "picows")  # the drivers of rtctl.gateway.transports
+DEFAULT_TRANSPORT = "websockets"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +88,12 @@ class GatewayConfig:
     limits: Limits = field(default_factory=Limits)
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     drain: float = DEFAULT_DRAIN
+    transport: str = DEFAULT_TRANSPORT  # one of TRANSPORTS
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"unknown transport {self.transport!r} "
+                              f"(choose {' or '.join(TRANSPORTS)})")
 
 
 _CONVERTERS: dict[str, Any] = {
@@ -91,6 +101,7 @@ _CONVERTERS: dict[str, Any] = {
     "host": str,
     "path": str,
     "drain": parse_duration,
+    "transport": str,
     "max_message_size": parse_size,
     "max_connections": int,
     "max_connections_per_user": int,
@@ -106,7 +117,7 @@ _CONVERTERS: dict[str, Any] = {
     "issuer": str,
 }
 _SECTIONS = {
-    "server": {"host", "port", "path", "drain"},
+    "server": {"host", "port", "path", "drain", "transport"},
     "auth": {"secret", "public_key", "jwks", "audience", "issuer", "leeway"},
     "limits": {f.name for f in fields(Limits)},
     "heartbeat": {f.name for f in fields(Heartbeat)},

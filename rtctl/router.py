@@ -49,10 +49,16 @@ _Checker: TypeAlias = Callable[[Any, str], None]
 
 
 class Peer(Protocol):
-    """What a handler may do to the connection that called it."""
+    """What a handler or a service may know of, and do to, one live connection."""
 
     @property
     def id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def connected_at(self) -> float: ...
 
     def notify(self, method: str, params: Any = None) -> None:
         """Queue a notification to this connection (never blocks)."""
@@ -65,6 +71,10 @@ class Peer(Protocol):
 class CallContext:
     """Who is calling: ask for it by annotating a parameter ``ctx: CallContext``.
 
+    The caller's identity comes from the token checked at the upgrade:
+    ``user`` (its ``sub``), all its ``claims`` and ``expires_at`` (Unix
+    seconds, None for a token without ``exp``); then where it came from
+    (``remote_address``, the negotiated ``subprotocol``, ``connected_at``).
     ``session`` is the connection's own mutable mapping, shared by all its
     calls: a place for per-connection game state. ``peer`` lets a handler
     notify or close the connection.
@@ -74,6 +84,9 @@ class CallContext:
     user: str
     claims: Mapping[str, Any]
     remote_address: str | None
+    expires_at: float | None = None
+    subprotocol: str | None = None
+    connected_at: float = 0.0
     session: dict[str, Any] = field(default_factory=dict)
     peer: Peer | None = None
 

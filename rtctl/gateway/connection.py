@@ -56,6 +56,9 @@ class Transport(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2)."""
 
+    def queued(self) -> tuple[int, int] | None:
+        """Messages and bytes waiting to be written; None while nothing was ever queued."""
+
 
 @dataclass(eq=False, kw_only=True, slots=True)
 class Connection:
@@ -64,6 +67,7 @@ class Connection:
     id: str
     identity: Identity
     remote_address: str | None
+    local_address: str | None
     connected_at: float
     subprotocol: str | None
     transport: Transport
@@ -81,9 +85,12 @@ class Connection:
         """
         ctx = self._context
         if ctx is None:
+            identity = self.identity
             ctx = self._context = CallContext(
-                connection_id=self.id, user=self.user, claims=self.identity.claims,
-                remote_address=self.remote_address, session=self.session, peer=self)
+                connection_id=self.id, user=identity.user, claims=identity.claims,
+                expires_at=identity.expires_at, remote_address=self.remote_address,
+                subprotocol=self.subprotocol, connected_at=self.connected_at,
+                session=self.session, peer=self)
         return ctx
 
     def reauthenticate(self, identity: Identity) -> None:

@@ -6,33 +6,27 @@ rooms, a handler's ``ctx.peer.notify``) goes through the outbox, so the pusher
 never blocks on a slow client. The queue is bounded in bytes; a client that
 reads too slowly to keep it under the bound is closed with 4008 (slow consumer)
 rather than letting the gateway's memory grow: it reconnects and recovers.
+
+Sans-I/O: the transport driver drains it (a writer task, or a flush when the
+socket can take more); the queue itself only keeps order and counts bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 __all__ = ["Outbox"]
 
 
 class Outbox:
-    """A bounded byte queue drained by one lazily started writer task."""
+    """A bounded FIFO of encoded messages; once it overflows it takes nothing more."""
 
-    def __init__(
-        self,
-        write: Callable[[bytes], Awaitable[None]],
-        *,
-        max_bytes: int,
-    ) -> None:
-        self._write = write
+    __slots__ = ("_bytes", "_max_bytes", "_queue", "overflowed")
+
+    def __init__(self, *, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._queue: deque[bytes] = deque()
         self._bytes = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.overflowed = False
 
     @property
@@ -51,23 +45,17 @@ class Outbox:
             return False
         self._queue.append(data)
         self._bytes += len(data)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        self._wake.set()
         return True
 
-    async def _drain(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                data = self._queue.popleft()
-                self._bytes -= len(data)
-                await self._write(data)
+    def pop(self) -> bytes | None:
+        """The oldest message, or None when the queue is empty."""
+        if not self._queue:
+            return None
+        data = self._queue.popleft()
+        self._bytes -= len(data)
+        return data
 
-    async def close(self) -> None:
-        """Stop the writer; what is still queued is dropped with the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def clear(self) -> None:
+        """Drop what waits (the connection is gone)."""
+        self._queue.clear()
+        self._bytes = 0

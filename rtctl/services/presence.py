@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtctl.backends.base import Status
 from rtctl.exceptions import InvalidParams
-from rtctl.gateway.connection import Connection
-from rtctl.router import CallContext, Router
+from rtctl.host import Host
+from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
-
-if TYPE_CHECKING:
-    from rtctl.gateway.server import Gateway
 
 __all__ = ["MAX_TEXT", "MAX_USERS_PER_CALL", "MAX_WATCHED", "PresenceService"]
 
@@ -41,7 +38,7 @@ class _Watch:
 
     __slots__ = ("conn", "seen")
 
-    def __init__(self, conn: Connection, seen: dict[str, Any]) -> None:
+    def __init__(self, conn: Peer, seen: dict[str, Any]) -> None:
         self.conn, self.seen = conn, seen
 
 
@@ -56,8 +53,8 @@ def _users(users: list[str]) -> list[str]:
 class PresenceService:
     """Presence for one gateway: the store, the bus and this node's subscribers."""
 
-    def __init__(self, gateway: Gateway, sessions: SessionService) -> None:
-        self._gateway = gateway
+    def __init__(self, host: Host, sessions: SessionService) -> None:
+        self._host = host
         self._backends = sessions.backends
         self._subject = f"{self._backends.subject_prefix}.presence"
         self._watchers: dict[str, dict[str, _Watch]] = {}  # user → conn id → watch
@@ -65,7 +62,7 @@ class PresenceService:
         sessions.on_started(self._started)
         sessions.on_ended(self._ended)
         sessions.on_resync(self._resync)
-        gateway.on_startup(self._subscribe)
+        host.on_startup(self._subscribe)
         self.router = Router()
         self.router.add_method(self.set, name="presence.set")
         self.router.add_method(self.get, name="presence.get")
@@ -73,7 +70,7 @@ class PresenceService:
         self.router.add_method(self.unsubscribe, name="presence.unsubscribe")
 
     def _now_ms(self) -> float:
-        return round(self._gateway.clock() * 1000, 3)
+        return round(self._host.clock() * 1000, 3)
 
     async def _subscribe(self) -> None:
         await self._backends.bus.subscribe(self._subject, self._deliver)
@@ -96,7 +93,7 @@ class PresenceService:
 
     # -- sessions come and go ---------------------------------------------------
 
-    async def _started(self, conn: Connection) -> None:
+    async def _started(self, conn: Peer) -> None:
         if await self._backends.presence.connect(conn.user, conn.id):
             await self._announce([conn.user])
 
@@ -105,7 +102,7 @@ class PresenceService:
         if await self._backends.presence.disconnect(user, session_id, now_ms=self._now_ms()):
             await self._announce([user])
 
-    async def _resync(self, conns: Sequence[Connection]) -> None:
+    async def _resync(self, conns: Sequence[Peer]) -> None:
         for conn in conns:
             await self._backends.presence.connect(conn.user, conn.id)
         await self._announce(list(dict.fromkeys(conn.user for conn in conns)))
@@ -148,8 +145,8 @@ class PresenceService:
         if len(watched | set(wanted)) > MAX_WATCHED:
             raise InvalidParams(f"Invalid params: a connection may watch at most "
                                 f"{MAX_WATCHED} users")
-        conn = self._gateway.registry.get(ctx.connection_id)
-        assert conn is not None, "a caller is always registered"
+        conn = ctx.peer
+        assert conn is not None, "the gateway gives every call its caller's peer"
         current = await self.get(wanted)
         self._watching.setdefault(conn.id, set()).update(wanted)
         for user, seen in current.items():

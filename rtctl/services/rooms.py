@@ -18,17 +18,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtctl.backends.base import Subscription
 from rtctl.exceptions import InvalidParams, RpcError
-from rtctl.gateway.connection import Connection
+from rtctl.host import Host
 from rtctl.protocol.codes import ErrorCode
-from rtctl.router import CallContext, Router
+from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
-
-if TYPE_CHECKING:
-    from rtctl.gateway.server import Gateway
 
 __all__ = ["MAX_ROOMS_PER_CONNECTION", "ROOM_NAME", "RoomService"]
 
@@ -46,10 +43,10 @@ def _checked(room: str) -> str:
 class RoomService:
     """Rooms for one gateway: the store, the bus and this node's members."""
 
-    def __init__(self, gateway: Gateway, sessions: SessionService) -> None:
-        self._gateway = gateway
+    def __init__(self, host: Host, sessions: SessionService) -> None:
+        self._host = host
         self._backends = sessions.backends
-        self._local: dict[str, dict[str, Connection]] = {}  # room → conn id → conn
+        self._local: dict[str, dict[str, Peer]] = {}  # room → conn id → conn
         self._joined: dict[str, set[str]] = {}  # conn id → rooms
         self._subs: dict[str, Subscription] = {}
         sessions.on_ended(self._ended)
@@ -103,7 +100,7 @@ class RoomService:
         for room in sorted(local | set(await self._backends.rooms.rooms_of(session_id))):
             await self._leave_store(room, session_id, user)
 
-    async def _resync(self, conns: Sequence[Connection]) -> None:
+    async def _resync(self, conns: Sequence[Peer]) -> None:
         for room, members in list(self._local.items()):
             for conn in list(members.values()):
                 await self._backends.rooms.join(room, conn.id, conn.user)
@@ -117,8 +114,8 @@ class RoomService:
         if room not in mine and len(mine) >= MAX_ROOMS_PER_CONNECTION:
             raise InvalidParams(f"Invalid params: a connection may be in at most "
                                 f"{MAX_ROOMS_PER_CONNECTION} rooms")
-        conn = self._gateway.registry.get(ctx.connection_id)
-        assert conn is not None, "a caller is always registered"
+        conn = ctx.peer
+        assert conn is not None, "the gateway gives every call its caller's peer"
         self._backends.require_healthy()
         if room not in self._subs:  # before the store: no message falls in between
             self._subs[room] = await self._backends.bus.subscribe(

@@ -29,30 +29,27 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
-from rtctl.gateway.connection import Connection
-from rtctl.router import CallContext, Router
-
-if TYPE_CHECKING:
-    from rtctl.gateway.server import Gateway
+from rtctl.host import Host
+from rtctl.router import CallContext, Peer, Router
 
 __all__ = ["EndedHook", "ResyncHook", "SessionService", "StartedHook"]
 
 logger = logging.getLogger("rtctl.sessions")
 
-StartedHook = Callable[[Connection], Awaitable[None]]
+StartedHook = Callable[[Peer], Awaitable[None]]
 EndedHook = Callable[[str, str], Awaitable[None]]  # (session id, user)
-ResyncHook = Callable[[Sequence[Connection]], Awaitable[None]]
+ResyncHook = Callable[[Sequence[Peer]], Awaitable[None]]
 
 
 class SessionService:
     """This node's sessions in the shared store, and the cluster's housekeeping."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self.backends: Backends = gateway.backends
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self.backends: Backends = host.backends
         self.node = self.backends.node_id
         self._records: dict[str, SessionRecord] = {}  # this node's live sessions
         self._started: list[StartedHook] = []
@@ -61,12 +58,12 @@ class SessionService:
         self._dirty = False
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        gateway.on_connect(self._connected)
-        gateway.on_disconnect(self._disconnected)
-        gateway.on_startup(self._start)
-        gateway.on_shutdown(self._stop)
+        host.on_connect(self._connected)
+        host.on_disconnect(self._disconnected)
+        host.on_startup(self._start)
+        host.on_shutdown(self._stop)
         for connection in self.backends.connections:
-            gateway.add_readiness_check(connection.name, connection.failure)
+            host.add_readiness_check(connection.name, connection.failure)
         self.backends.on_recovered(self.mark_out_of_sync)
         self.router = Router()
         self.router.add_method(self._list, name="session.list")
@@ -92,18 +89,18 @@ class SessionService:
 
     # -- connections come and go --------------------------------------------
 
-    async def _connected(self, conn: Connection) -> None:
+    async def _connected(self, conn: Peer) -> None:
         record = SessionRecord(id=conn.id, user=conn.user, node=self.node,
                                created_at=conn.connected_at, last_seen=conn.connected_at)
         self._records[conn.id] = record
         await self._guarded(self._announce_start(conn, record), conn.id)
 
-    async def _announce_start(self, conn: Connection, record: SessionRecord) -> None:
+    async def _announce_start(self, conn: Peer, record: SessionRecord) -> None:
         await self.backends.sessions.put([record], ttl=self.backends.session_ttl)
         for hook in self._started:
             await hook(conn)
 
-    async def _disconnected(self, conn: Connection, code: int | None, reason: str) -> None:
+    async def _disconnected(self, conn: Peer, code: int | None, reason: str) -> None:
         self._records.pop(conn.id, None)
         await self.end(conn.id, conn.user, self.node)
 
@@ -175,7 +172,7 @@ class SessionService:
             self._dirty = False
             await self.resync()
         if refresh and self._records:
-            now = self._gateway.clock()
+            now = self._host.clock()
             self._records = {sid: replace(r, last_seen=now) for sid, r in self._records.items()}
             await store.put(list(self._records.values()), ttl=backends.session_ttl)
         for node in await store.dead_nodes():
@@ -199,7 +196,7 @@ class SessionService:
             await self.backends.sessions.put(list(self._records.values()),
                                              ttl=self.backends.session_ttl)
         live = [conn for sid in self._records
-                if (conn := self._gateway.registry.get(sid)) is not None]
+                if (conn := self._host.peer(sid)) is not None]
         for hook in self._resyncs:
             await hook(live)
         logger.info("node %s resynchronised %d sessions", self.node, len(live))

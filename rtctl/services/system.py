@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtctl.exceptions import AuthError, RpcError
+from rtctl.host import Host
 from rtctl.protocol.codes import ErrorCode
 from rtctl.router import CallContext, Router
-
-if TYPE_CHECKING:
-    from rtctl.gateway.server import Gateway
 
 __all__ = ["system_router"]
 
@@ -27,13 +25,13 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def system_router(gateway: Gateway) -> Router:
-    """The ``sys.*`` and ``session.*`` methods, bound to one gateway."""
+def system_router(host: Host) -> Router:
+    """The ``sys.*`` and ``session.*`` methods, bound to one host."""
     router = Router()
 
     @router.method("sys.ping")
     def ping() -> dict[str, Any]:
-        return {"time": _ms(gateway.clock())}
+        return {"time": _ms(host.clock())}
 
     @router.method("sys.echo", raw_params=True)
     def echo(params: Any) -> Any:
@@ -41,32 +39,23 @@ def system_router(gateway: Gateway) -> Router:
 
     @router.method("session.info")
     def info(ctx: CallContext) -> dict[str, Any]:
-        conn = gateway.registry.get(ctx.connection_id)
-        assert conn is not None, "a caller is always registered"
         return {
-            "connection_id": conn.id,
-            "user": conn.user,
-            "claims": dict(conn.claims),
-            "expires_at": _ms(conn.expires_at),
-            "connected_at": _ms(conn.connected_at),
-            "subprotocol": conn.subprotocol,
-            "remote_address": conn.remote_address,
+            "connection_id": ctx.connection_id,
+            "user": ctx.user,
+            "claims": dict(ctx.claims),
+            "expires_at": _ms(ctx.expires_at),
+            "connected_at": _ms(ctx.connected_at),
+            "subprotocol": ctx.subprotocol,
+            "remote_address": ctx.remote_address,
         }
 
     @router.method("session.refresh")
     def refresh(ctx: CallContext, token: str) -> dict[str, Any]:
         try:
-            identity = gateway.authenticator.authenticate(token)
+            expires_at = host.reauthenticate(ctx.connection_id, token)
         except AuthError as exc:
             raise RpcError(ErrorCode.UNAUTHORIZED, f"Token refused: {exc.detail}",
                            {"reason": exc.reason}) from None
-        if identity.user != ctx.user:
-            raise RpcError(ErrorCode.UNAUTHORIZED,
-                           "Token refused: it names another user than this connection's",
-                           {"reason": "wrong_subject"})
-        conn = gateway.registry.get(ctx.connection_id)
-        assert conn is not None, "a caller is always registered"
-        gateway.reauthenticate(conn, identity)
-        return {"user": identity.user, "expires_at": _ms(identity.expires_at)}
+        return {"user": ctx.user, "expires_at": _ms(expires_at)}
 
     return router

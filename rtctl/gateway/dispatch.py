@@ -1,0 +1,189 @@
+"""The gateway's dispatch policy, sans-I/O: one received text message in, the bytes to send out.
+
+Every transport driver calls :meth:`Dispatcher.receive` with the text of one
+WebSocket message (RFC 6455 §5.6) and writes what it returns; it calls
+:meth:`Dispatcher.sent` for every message it wrote. Nothing here touches a
+socket or awaits I/O, so the whole path -- count, tap, decode (JSON-RPC 2.0
+§4), route, call, batch (§6), encode (§5), profile -- is tested synchronously.
+
+:meth:`~Dispatcher.receive` returns one of:
+
+``None``
+    nothing to send (a notification, §4.1);
+``bytes``
+    the reply, ready to write (the fast path: a plain handler);
+:class:`Timed`
+    the reply of the one message in ``profiler.every`` whose stages are being
+    timed; the driver times its write and calls :meth:`Dispatcher.record`;
+:class:`Deferred`
+    an awaitable that resolves to one of the above: an ``async`` handler
+    (``ordered=False``: the driver runs it beside the next messages, at most
+    ``max_inflight`` at a time) or a batch (``ordered=True``: finished before
+    the next message is read, so its effects happen in the order sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from rtctl.gateway.connection import Connection
+from rtctl.gateway.metrics import GatewayMetrics
+from rtctl.profiler.stages import StageProfiler
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.tap import IN, OUT
+from rtctl.router import CallContext, Reply, Router
+from rtctl.tap import Tap
+
+__all__ = ["Deferred", "Dispatcher", "Outcome", "Sample", "Timed"]
+
+logger = logging.getLogger("rtctl.gateway")
+
+
+class Sample:
+    """The stage timings of one profiled message, in nanoseconds (see :mod:`rtctl.profiler`)."""
+
+    __slots__ = ("decode_ns", "encode_ns", "handler_ns", "method")
+
+    def __init__(self, decode_ns: int) -> None:
+        self.decode_ns = decode_ns
+        self.method = ""
+        self.handler_ns = 0
+        self.encode_ns = 0
+
+
+class Timed(NamedTuple):
+    """A profiled message's reply (None for a notification) and its timings so far."""
+
+    data: bytes | None
+    sample: Sample
+
+
+class Deferred(NamedTuple):
+    """Work the driver must await: an async handler, or a batch (``ordered``)."""
+
+    pending: Awaitable[bytes | Timed | None]
+    ordered: bool
+
+
+Outcome = bytes | Timed | Deferred | None
+
+
+class Dispatcher:
+    """From received text to reply bytes, counting, tapping and sampling on the way."""
+
+    def __init__(
+        self,
+        router: Router,
+        metrics: GatewayMetrics,
+        tap: Tap,
+        profiler: StageProfiler,
+        *,
+        perf_counter: Callable[[], float] = time.perf_counter,
+        perf_counter_ns: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self.router = router
+        self.metrics = metrics
+        self.tap = tap
+        self.profiler = profiler
+        self._perf = perf_counter
+        self._perf_ns = perf_counter_ns
+        self._countdown = profiler.first_countdown()  # messages until the next timed one
+
+    def receive(self, conn: Connection, message: str) -> Outcome:
+        """Handle one text message of ``conn``: what to write back, now or later."""
+        metrics = self.metrics
+        metrics.messages_in += 1
+        # str.isascii() reads a flag; only other text needs encoding to count bytes.
+        metrics.bytes_in += len(message) if message.isascii() else len(message.encode())
+        if self.tap.active:
+            self.tap.frame(conn, IN, message)
+        self._countdown -= 1
+        if self._countdown:
+            return self._route(jsonrpc.decode(message), conn.context, None)
+        self._countdown = self.profiler.every
+        decoding = self._perf_ns()
+        incoming = jsonrpc.decode(message)
+        return self._route(incoming, conn.context, Sample(self._perf_ns() - decoding))
+
+    def sent(self, conn: Connection, data: bytes) -> None:
+        """Count a message the driver wrote to ``conn`` (and show it on the tap)."""
+        metrics = self.metrics
+        metrics.messages_out += 1
+        metrics.bytes_out += len(data)
+        if self.tap.active:
+            self.tap.frame(conn, OUT, data)
+
+    def record(self, sample: Sample, write_ns: int) -> None:
+        """File a profiled message's four stages once the driver has written it."""
+        self.profiler.record(sample.method, sample.decode_ns, sample.handler_ns,
+                             sample.encode_ns, write_ns)
+
+    def encode(self, reply: dict[str, Any]) -> bytes:
+        """Encode a reply; a result that is not JSON becomes -32603, logged (§5.1)."""
+        error = reply.get("error")
+        if error is not None:
+            self.metrics.rpc_errors[error["code"]] += 1
+        try:
+            return jsonrpc.dumps(reply)
+        except TypeError as exc:
+            correlation_id = os.urandom(8).hex()
+            logger.error("reply to id %r is not JSON (correlation_id=%s): %s",
+                         reply.get("id"), correlation_id, exc)
+            self.metrics.rpc_errors[ErrorCode.INTERNAL_ERROR] += 1
+            return jsonrpc.dumps(jsonrpc.encode_error(
+                reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
+                {"correlation_id": correlation_id}))
+
+    # -- the path -------------------------------------------------------------
+
+    def _route(self, incoming: jsonrpc.Incoming, ctx: CallContext,
+               sample: Sample | None) -> Outcome:
+        if isinstance(incoming, jsonrpc.Request):
+            started = self._perf()
+            reply = self.router.handle(incoming, ctx)
+            if reply is not None and not isinstance(reply, dict):  # an async handler
+                return Deferred(self._finish(incoming.method, started, reply, sample), False)
+            return self._replied(incoming.method, self._perf() - started, reply, sample)
+        if isinstance(incoming, jsonrpc.InvalidMessage):
+            return self.encode(jsonrpc.encode_error(incoming.id, incoming.code,
+                                                    incoming.message))
+        return Deferred(self._batch(incoming, ctx), True)
+
+    def _replied(self, method: str, seconds: float, reply: Reply,
+                 sample: Sample | None) -> bytes | Timed | None:
+        self.metrics.observe_call(method, seconds)
+        if sample is None:
+            return None if reply is None else self.encode(reply)
+        sample.method = method
+        sample.handler_ns = int(seconds * 1e9)
+        encoding = self._perf_ns()
+        data = None if reply is None else self.encode(reply)
+        sample.encode_ns = self._perf_ns() - encoding
+        return Timed(data, sample)
+
+    async def _finish(self, method: str, started: float, pending: Awaitable[Reply],
+                      sample: Sample | None) -> bytes | Timed | None:
+        reply = await pending
+        return self._replied(method, self._perf() - started, reply, sample)
+
+    async def _batch(self, batch: jsonrpc.BatchReceived, ctx: CallContext) -> bytes | None:
+        """Answer a batch (§6) with an array, or not at all if it held only notifications."""
+        answers: list[bytes] = []
+        for item in batch.items:
+            if isinstance(item, jsonrpc.InvalidMessage):
+                answers.append(self.encode(jsonrpc.encode_error(item.id, item.code,
+                                                                item.message)))
+                continue
+            started = self._perf()
+            reply = self.router.handle(item, ctx)
+            if reply is not None and not isinstance(reply, dict):
+                reply = await reply
+            self.metrics.observe_call(item.method, self._perf() - started)
+            if reply is not None:
+                answers.append(self.encode(reply))
+        return b"[" + b",".join(answers) + b"]" if answers else None

@@ -1,0 +1,279 @@
+"""The ``websockets`` driver: the gateway's core under the ``websockets`` asyncio server.
+
+``websockets`` does the protocol work: the handshake (our answer comes from
+``process_request``), framing and reassembly, UTF-8 checks (close 1007),
+the size limit (1009), heartbeat pings with a pong timeout, and the closing
+handshake (RFC 6455 §5-§7). This driver reads each connection's messages in
+one coroutine, hands them to the :class:`~rtctl.gateway.dispatch.Dispatcher`
+and writes the replies with the socket's own backpressure; notifications wait
+in the connection's :class:`~rtctl.gateway.outbox.Outbox`, drained by a
+writer task made on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+from websockets.http11 import Response as WsResponse
+from websockets.typing import Subprotocol
+
+from rtctl.exceptions import ConnectionRefused
+from rtctl.gateway.connection import Connection
+from rtctl.gateway.dispatch import Deferred, Dispatcher, Timed
+from rtctl.gateway.http import Admission, UpgradeRequest
+from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.transports import Core
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
+from rtctl.tap import Subscription
+
+__all__ = ["WebsocketsDriver", "address", "create"]
+
+
+def address(sockname: Any) -> str | None:
+    """``host:port`` of a socket address, ``[host]:port`` for IPv6."""
+    if not sockname:
+        return None
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def close_info(ws: ServerConnection) -> tuple[int, str]:
+    """Who closed, and how: the side that started the closing handshake names it.
+
+    ``ws.close_code`` reports 1006 when the peer never answered our close
+    (a dead peer after a heartbeat timeout); what we sent is the truth then.
+    """
+    sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
+    if sent is not None and (rcvd is None or not ws.protocol.close_rcvd_then_sent):
+        return sent.code, sent.reason
+    if rcvd is not None:
+        return rcvd.code, rcvd.reason
+    return CloseCode.ABNORMAL_CLOSURE, ""
+
+
+class _SocketTransport:
+    """A :class:`Connection`'s way out: replies go straight, notifications via the outbox.
+
+    Most connections of a game only ever receive replies, so an idle one
+    carries no queue and no writer task.
+    """
+
+    __slots__ = ("_conn", "_dispatcher", "_max_bytes", "_outbox", "_wake", "_writer", "_ws")
+
+    def __init__(self, dispatcher: Dispatcher, ws: ServerConnection, *, max_bytes: int) -> None:
+        self._dispatcher = dispatcher
+        self._ws = ws
+        self._max_bytes = max_bytes
+        self._conn: Connection | None = None
+        self._outbox: Outbox | None = None
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def bind(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def send(self, data: bytes) -> bool:
+        if self._outbox is None:
+            self._outbox = Outbox(max_bytes=self._max_bytes)
+            self._wake = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(self._outbox, self._wake))
+        if not self._outbox.put(data):
+            return False
+        assert self._wake is not None
+        self._wake.set()
+        return True
+
+    async def _drain(self, outbox: Outbox, wake: asyncio.Event) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await wake.wait()
+                wake.clear()
+                while (data := outbox.pop()) is not None:
+                    await self.write(data)
+
+    async def write(self, data: bytes) -> None:
+        """Write one text message and count it."""
+        await self._ws.send(data, text=True)
+        assert self._conn is not None
+        self._dispatcher.sent(self._conn, data)
+
+    def close(self, code: int, reason: str) -> None:
+        asyncio.get_running_loop().create_task(self._ws.close(code, reason))
+
+    def queued(self) -> tuple[int, int] | None:
+        return None if self._outbox is None else (len(self._outbox), self._outbox.queued_bytes)
+
+    async def aclose(self) -> None:
+        """Stop the writer when the connection is gone."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+
+class WebsocketsDriver:
+    """Serves a :class:`Core` with ``websockets.asyncio.server``."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._server: Server | None = None
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = (
+            weakref.WeakKeyDictionary())
+
+    async def start(self) -> None:
+        config, close_timeout = self._core.config, self._core.close_timeout
+        self._server = await serve(
+            self._handle,
+            config.host,
+            config.port,
+            process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
+            compression=None,
+            max_size=config.limits.max_message_size,
+            ping_interval=config.heartbeat.interval,
+            # A dead peer never closes its TCP side either: the heartbeat timeout
+            # covers the wait for the pong *and* the wait for the close, so it
+            # is gone within interval + timeout.
+            ping_timeout=config.heartbeat.timeout - close_timeout,
+            close_timeout=close_timeout,
+            server_header="rtctl",
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the driver is not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._server is not None:
+            self._server.close(code=code, reason=reason)
+            await self._server.wait_closed()
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> WsResponse | None:
+        headers = request.headers
+        answer = self._core.front.answer(UpgradeRequest(
+            target=request.path, authorization=headers.get("Authorization"),
+            subprotocols=offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol")),
+            remote=address(ws.remote_address)))
+        if isinstance(answer, Admission):
+            self._admitted[ws] = answer
+            return None
+        return WsResponse(answer.status, answer.reason,
+                          Headers([*answer.headers, ("Connection", "close")]), answer.body)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        admission = self._admitted.pop(ws)
+        if admission.listener:
+            with self._core.tap.subscribe(existing=self._core.open_connections()) as sub:
+                await _stream(ws, sub)
+            return
+        core = self._core
+        dispatcher = core.dispatcher
+        transport = _SocketTransport(dispatcher, ws,
+                                     max_bytes=core.config.limits.max_outbox_bytes)
+        try:
+            conn = core.open(admission.identity, transport, remote=address(ws.remote_address),
+                             local=address(ws.local_address), subprotocol=ws.subprotocol)
+        except ConnectionRefused as exc:
+            await ws.close(CloseCode.TRY_AGAIN_LATER, exc.detail[:120])
+            return
+        transport.bind(conn)
+        inflight: asyncio.Semaphore | None = None  # made when the first async call comes
+        try:
+            await core.opened(conn)
+            # The read loop is inline: this frame lives as long as the connection,
+            # and one frame per idle connection is cheaper than two.
+            async for message in ws:
+                if type(message) is not str:
+                    conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+                    await ws.wait_closed()  # returning now would close with 1000 instead
+                    return
+                out = dispatcher.receive(conn, message)
+                if type(out) is bytes:  # the hot path, inlined
+                    await ws.send(out, text=True)
+                    dispatcher.sent(conn, out)
+                elif isinstance(out, Deferred):
+                    if out.ordered:
+                        await _deliver(transport, dispatcher, await out.pending)
+                        continue
+                    if inflight is None:
+                        inflight = asyncio.Semaphore(core.config.limits.max_inflight)
+                    await inflight.acquire()
+                    asyncio.get_running_loop().create_task(
+                        _finish(transport, dispatcher, out, inflight))
+                elif out is not None:
+                    await _deliver(transport, dispatcher, out)
+        except ConnectionClosed:
+            pass
+        finally:
+            await transport.aclose()
+            code, reason = close_info(ws)
+            await core.closed(conn, code, reason)
+
+
+async def _deliver(transport: _SocketTransport, dispatcher: Dispatcher,
+                   out: bytes | Timed | None) -> None:
+    """Write a reply; a profiled one has its write timed and its stages recorded."""
+    if isinstance(out, Timed):
+        writing = time.perf_counter_ns()
+        if out.data is not None:
+            await transport.write(out.data)
+        dispatcher.record(out.sample, time.perf_counter_ns() - writing)
+    elif out is not None:
+        await transport.write(out)
+
+
+async def _finish(transport: _SocketTransport, dispatcher: Dispatcher, deferred: Deferred,
+                  inflight: asyncio.Semaphore) -> None:
+    try:
+        await _deliver(transport, dispatcher, await deferred.pending)
+    except ConnectionClosed:
+        pass
+    finally:
+        inflight.release()
+
+
+def _select_subprotocol(_ws: ServerConnection,
+                        offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    chosen = select_subprotocol(offered)
+    return None if chosen is None else Subprotocol(chosen)
+
+
+async def _pump(ws: ServerConnection, subscription: Subscription) -> None:
+    while True:
+        events = await subscription.next_batch()
+        await ws.send(b"\n".join(jsonrpc.dumps(e.to_json()) for e in events), text=True)
+
+
+async def _stream(ws: ServerConnection, subscription: Subscription) -> None:
+    """Send ``subscription``'s events to a listener until either side closes.
+
+    Each WebSocket text message carries one or more events, one JSON object
+    per line. A listener has nothing to say; reading is how its close is seen.
+    """
+    pump = asyncio.get_running_loop().create_task(_pump(ws, subscription))
+    try:
+        async for _ in ws:
+            pass
+    except ConnectionClosed:
+        pass
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await pump
+
+
+def create(core: Core) -> WebsocketsDriver:
+    return WebsocketsDriver(core)
