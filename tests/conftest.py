@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from rtctl.config import GatewayConfig, Heartbeat, Limits
-from rtctl.gateway.auth import AuthConfig, Authenticator
+from rtctl.config import DEFAULT_TRANSPORT, GatewayConfig, Heartbeat, Limits
+from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
 from rtctl.protocol import jsonrpc
 from rtctl.router import Router
+from rtctl.tokens import issue_token
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"
 TIMING = float(os.environ.get("RTCTL_TEST_TIMING", "1.0"))  # scales every timeout here
@@ -46,7 +47,7 @@ def _state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_token(sub: str = "alice", ttl: float | None = 3600, **claims: Any) -> str:
-    return Authenticator(AuthConfig(secret=SECRET)).issue(sub=sub, ttl=ttl, claims=claims)
+    return issue_token(SECRET, sub=sub, ttl=ttl, claims=claims)
 
 
 def gateway_config(**overrides: Any) -> GatewayConfig:
@@ -60,11 +61,18 @@ GatewayFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def start_gateway() -> AsyncIterator[GatewayFactory]:
+def transport() -> str:
+    """The gateway's transport driver; tests/gateway and tests/services run over each."""
+    return DEFAULT_TRANSPORT
+
+
+@pytest.fixture
+async def start_gateway(transport: str) -> AsyncIterator[GatewayFactory]:
     """Start gateways on free ports; all are shut down after the test."""
     started: list[Gateway] = []
 
     async def start(router: Router | None = None, **config: Any) -> Gateway:
+        config.setdefault("transport", transport)
         clock = config.pop("clock", time.time)
         backends = config.pop("backends", None)
         gateway = Gateway(gateway_config(**config), router=router, clock=clock,

@@ -10,26 +10,27 @@ one of: an HS256 shared secret, a PEM public key (RS256/ES256), or a JWKS file
 The allowed algorithms follow from the configured key, never from the token
 (RFC 8725 §2.1, §3.1): an HS256 token shown to an RSA gateway is refused, and
 ``alg: none`` is always refused. ``exp``/``nbf``/``iat`` (RFC 7519 §4.1.4-§4.1.6)
-are checked with a small clock-skew leeway; ``aud`` and ``iss`` (§4.1.3, §4.1.1)
-must match when configured, and a token that names an audience is refused when
-the gateway has none (§4.1.3: "MUST be rejected"). ``sub`` (§4.1.2) is required
-and becomes the user. Every refusal is an :class:`AuthError` whose ``reason`` is
-one word and whose ``detail`` is one sentence that never quotes the token.
+must be numbers and are checked here, not by PyJWT, against the clock the
+gateway gives the :class:`Authenticator`, with a small clock-skew leeway: so
+tests and simulations move time for token expiry as for everything else.
+``aud`` and ``iss`` (§4.1.3, §4.1.1) must match when configured, and a token
+that names an audience is refused when the gateway has none (§4.1.3: "MUST be
+rejected"). ``sub`` (§4.1.2) is required and becomes the user. Every refusal is
+an :class:`AuthError` whose ``reason`` is one word and whose ``detail`` is one
+sentence that never quotes the token.
 
-For local play ``load_or_create_dev_secret`` keeps a random HS256 secret in the
-user's state directory so the gateway and ``rtctl token`` agree without setup.
+This module only verifies. Signing lives in :mod:`rtctl.tokens` and the dev
+secret of local play in :mod:`rtctl.cli.devsecret`; the gateway reads no
+environment variable and no file but the key files it is configured with.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -51,18 +52,13 @@ __all__ = [
     "AuthConfig",
     "Authenticator",
     "Identity",
-    "dev_secret_path",
-    "load_or_create_dev_secret",
-    "state_dir",
 ]
 
 DEFAULT_LEEWAY = 5.0
 
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _TIME_CLAIMS = ("exp", "nbf", "iat")
-_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 _CLAIM_TYPE_ERRORS = (
-    (jwt.InvalidIssuedAtError, "iat"),
     (InvalidSubjectError, "sub"),
     (InvalidJTIError, "jti"),
 )
@@ -120,16 +116,27 @@ class Identity:
 
 
 class Authenticator:
-    """Verifies tokens against one :class:`AuthConfig`; keys are loaded once here."""
+    """Verifies tokens against one :class:`AuthConfig`; keys are loaded once here.
 
-    def __init__(self, config: AuthConfig) -> None:
+    ``clock`` is the gateway's wall clock (seconds since the epoch): ``exp``,
+    ``nbf`` and ``iat`` are judged by it, so a gateway run on a fake clock
+    expires tokens on that clock too.
+    """
+
+    def __init__(self, config: AuthConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self._secret: bytes | None = None
+        self._clock = clock
         self._key: _PublicKey | bytes | None = None
         self._jwks: list[jwt.PyJWK] = []
-        self._options: Options = {"require": ["sub"]}
+        # The time claims are checked in _check_times, on self._clock.
+        self._options: Options = {
+            "require": ["sub"],
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        }
         if config.secret is not None:
-            self._secret = self._key = config.secret.encode("utf-8")
+            self._key = config.secret.encode("utf-8")
             self.algorithms: tuple[str, ...] = ("HS256",)
         elif config.public_key is not None:
             self._key, alg = _load_public_key(config.public_key, "the configured public key")
@@ -169,10 +176,9 @@ class Authenticator:
                 options=self._options,
                 audience=self.config.audience,
                 issuer=self.config.issuer,
-                leeway=self.config.leeway,
             )
         except jwt.PyJWTError as exc:
-            raise self._refusal(exc, token) from None
+            raise self._refusal(exc) from None
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthError("bad_claims", "the token's subject (sub) must be a non-empty string")
@@ -180,6 +186,7 @@ class Authenticator:
             value = claims.get(name)
             if value is not None and (isinstance(value, bool) or not _is_number(value)):
                 raise AuthError("bad_claims", f"the token's {name} claim is not a number")
+        self._check_times(claims)
         exp = claims.get("exp")
         return Identity(
             user=sub,
@@ -187,37 +194,28 @@ class Authenticator:
             expires_at=None if exp is None else float(exp),
         )
 
-    def issue(
-        self,
-        *,
-        sub: str,
-        ttl: float | None,
-        claims: Mapping[str, Any] = _NO_CLAIMS,
-        now: float | None = None,
-    ) -> str:
-        """Sign an HS256 token for ``sub`` valid ``ttl`` seconds (forever when None).
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        """Refuse a token outside its lifetime on the gateway's clock (RFC 7519 §4.1.4-§4.1.6).
 
-        ``claims`` are added last, so they may override the registered ones.
+        The leeway widens the window both ways: ``exp`` must be after ``now -
+        leeway`` and ``nbf``/``iat`` no later than ``now + leeway`` (``iat`` in
+        the future means a wrong clock somewhere). Called once the claims are
+        known to be numbers.
         """
-        if self._secret is None:
-            raise ConfigError(
-                "rtctl can only sign tokens with a shared secret (HS256); this gateway "
-                "verifies with a public key or JWKS, so tokens must come from their issuer"
+        now, leeway = self._clock(), self.config.leeway
+        starts = [claims[name] for name in ("nbf", "iat") if claims.get(name) is not None]
+        if any(start > now + leeway for start in starts):
+            raise AuthError(
+                "not_yet_valid",
+                "the token is not valid yet (nbf or iat is more than "
+                f"{format_duration(leeway)} in the future; check the clocks)",
             )
-        if not isinstance(sub, str) or not sub:
-            raise ConfigError("a token needs a non-empty subject (sub)")
-        if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
-            raise ConfigError(f"token lifetime must be a positive number of seconds, got {ttl!r}")
-        iat = int(time.time() if now is None else now)
-        payload: dict[str, Any] = {"sub": sub, "iat": iat}
-        if ttl is not None:
-            payload["exp"] = int(iat + ttl)
-        if self.config.audience is not None:
-            payload["aud"] = self.config.audience
-        if self.config.issuer is not None:
-            payload["iss"] = self.config.issuer
-        payload.update(claims)
-        return jwt.encode(payload, self._secret, algorithm="HS256")
+        exp = claims.get("exp")
+        if exp is not None and exp <= now - leeway:
+            ago = format_duration(round(now - exp))
+            raise AuthError(
+                "expired", f"the token expired {ago} ago (leeway {format_duration(leeway)})"
+            )
 
     def _pick_jwk(self, kid: Any) -> jwt.PyJWK:
         """Choose the JWKS key the token names (RFC 7515 §4.1.4), or the only one."""
@@ -230,19 +228,8 @@ class Authenticator:
             raise AuthError("unknown_key", "the token has no key id (kid) and the JWKS has several")
         raise AuthError("unknown_key", f"no key in the JWKS has the token's key id {_short(kid)}")
 
-    def _refusal(self, exc: jwt.PyJWTError, token: str) -> AuthError:
+    def _refusal(self, exc: jwt.PyJWTError) -> AuthError:
         """Turn a PyJWT exception into the :class:`AuthError` the gateway answers with."""
-        leeway = format_duration(self.config.leeway)
-        if isinstance(exc, jwt.ExpiredSignatureError):
-            ago = _claim_age(token, "exp")
-            when = f" {format_duration(round(ago))} ago" if ago is not None else ""
-            return AuthError("expired", f"the token expired{when} (leeway {leeway})")
-        if isinstance(exc, jwt.ImmatureSignatureError):
-            return AuthError(
-                "not_yet_valid",
-                f"the token is not valid yet (nbf or iat is more than {leeway} in the future; "
-                "check the clocks)",
-            )
         if isinstance(exc, jwt.MissingRequiredClaimError):
             reason = {"aud": "bad_audience", "iss": "bad_issuer"}.get(exc.claim, "bad_claims")
             return AuthError(reason, f"the token has no {exc.claim} claim, which is required")
@@ -265,66 +252,7 @@ class Authenticator:
                 return AuthError("bad_claims", f"the token's {claim} claim has the wrong type")
         if isinstance(exc, jwt.InvalidKeyError):
             return AuthError("bad_signature", "the configured key cannot verify this token")
-        if isinstance(exc, jwt.DecodeError) and _unverified_claims(token) is not None:
-            # Signature checked, JSON fine: a claim such as exp or nbf is not a number.
-            return AuthError("bad_claims", "the token's exp or nbf claim is not a number")
         return AuthError("malformed", "the token could not be decoded")
-
-
-def state_dir() -> Path:
-    """``$RTCTL_STATE_DIR``, else ``$XDG_STATE_HOME/rtctl``, else ``~/.local/state/rtctl``."""
-    override = os.environ.get("RTCTL_STATE_DIR")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    # The XDG Base Directory spec says relative paths are invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "rtctl"
-
-
-def dev_secret_path() -> Path:
-    """Where the local development HS256 secret lives."""
-    return state_dir() / "dev-secret"
-
-
-def load_or_create_dev_secret() -> tuple[str, Path, bool]:
-    """Return ``(secret, path, created)``, making a 0600 secret file on first use."""
-    path = dev_secret_path()
-    existing = _read_secret(path)
-    if existing is not None:
-        return existing, path, False
-    secret = secrets.token_urlsafe(32)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dev-secret.")
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(secret + "\n")
-            os.chmod(tmp, 0o600)
-            try:
-                os.link(tmp, path)  # atomic: never exposes a half-written file
-            except FileExistsError:
-                existing = _read_secret(path)  # another rtctl process got there first
-                if existing is not None:
-                    return existing, path, False
-                os.replace(tmp, path)  # the existing file was empty
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the dev secret at {path}: {exc.strerror}") from None
-    return secret, path, True
-
-
-def _read_secret(path: Path) -> str | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "it is not text"
-        raise ConfigError(f"cannot read the dev secret at {path}: {why}") from None
-    return text or None
 
 
 def _load_public_key(pem: str, where: str) -> tuple[_PublicKey, str]:
@@ -369,18 +297,3 @@ def _short(value: Any) -> str:
     """Quote a header value for an error sentence, cut short so it cannot carry a token."""
     text = repr(value)
     return text if len(text) <= 24 else text[:20] + "...'"
-
-
-def _unverified_claims(token: str) -> dict[str, Any] | None:
-    try:
-        return jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-
-
-def _claim_age(token: str, claim: str) -> float | None:
-    """Seconds since the time claim ``claim`` (only called after the signature checked out)."""
-    value = (_unverified_claims(token) or {}).get(claim)
-    if not _is_number(value):
-        return None
-    return max(0.0, time.time() - float(value))

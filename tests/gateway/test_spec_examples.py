@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rtctl.config import TRANSPORTS
 from rtctl.protocol import jsonrpc
 from tests.conftest import SECRET, TIMING, client
 
@@ -64,11 +65,11 @@ EXAMPLES: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def served_url() -> Iterator[str]:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def served_url(request: pytest.FixtureRequest) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtctl", "serve", "--port", "0", "--jwt-secret", SECRET,
-         "--router", "tests.fixtures.spec_router:router"],
+         "--router", "tests.fixtures.spec_router:router", "--transport", request.param],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None

@@ -14,10 +14,17 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from rtctl.backends import connect_backends, memory_backends
+from rtctl.config import TRANSPORTS
 from rtctl.gateway.server import Gateway
 from rtctl.protocol import jsonrpc
 from tests.conftest import TIMING, GatewayFactory, client, make_token
 from tests.servers import ServerProcess, unique_prefix
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test here that starts a gateway runs over each transport driver."""
+    return str(request.param)
 
 
 class Player:

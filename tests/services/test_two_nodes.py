@@ -29,11 +29,13 @@ NODE_TTL = 2.0
 class Node:
     """A ``rtctl serve`` subprocess; ``url`` is what its banner printed."""
 
-    def __init__(self, name: str, redis: ServerProcess, nats: ServerProcess) -> None:
+    def __init__(self, name: str, redis: ServerProcess, nats: ServerProcess,
+                 transport: str) -> None:
         env = dict(os.environ, RTCTL_REDIS_URL=redis.url, RTCTL_NATS_URL=nats.url)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rtctl", "serve", "--port", "0", "--jwt-secret", SECRET,
-             "--node-id", name, "--node-ttl", f"{NODE_TTL:g}s", "--drain", "0"],
+             "--node-id", name, "--transport", transport, "--node-ttl", f"{NODE_TTL:g}s",
+             "--drain", "0"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         banner = [self.proc.stdout.readline() for _ in range(5)]
@@ -58,10 +60,11 @@ def nodes() -> Iterator[list[Node]]:
 
 async def test_two_processes_share_presence_and_rooms_and_clean_up_after_sigkill(
     redis_server: ServerProcess, nats_server: ServerProcess, nodes: list[Node],
-    connect_player: Any,
+    connect_player: Any, transport: str,
 ) -> None:
     # The processes use the default key prefix, which no other test touches.
-    nodes += [Node("gw-a", redis_server, nats_server), Node("gw-b", redis_server, nats_server)]
+    nodes += [Node("gw-a", redis_server, nats_server, transport),
+              Node("gw-b", redis_server, nats_server, transport)]
     gateway_a, gateway_b = (node.url for node in nodes)
     async with connect_player(gateway_a, "alice") as alice:
         await alice.result("presence.subscribe", {"users": ["bob", "carol"]})
