@@ -17,7 +17,7 @@ The same gateway test suite runs over both (``tests/gateway``, parametrized).
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from rtctl.config import TRANSPORTS, GatewayConfig
 from rtctl.gateway.auth import Identity
@@ -27,7 +27,7 @@ from rtctl.gateway.http import Front
 from rtctl.protocol.tap import TapEvent
 from rtctl.tap import Tap
 
-__all__ = ["TRANSPORTS", "Core", "Driver", "load_driver"]
+__all__ = ["TRANSPORTS", "Core", "Driver", "address", "load_driver"]
 
 
 class Core(Protocol):
@@ -76,3 +76,11 @@ def load_driver(name: str, core: Core) -> Driver:
     module = importlib.import_module(f"rtctl.gateway.transports.{name}")
     driver: Driver = module.create(core)
     return driver
+
+
+def address(sockname: Any) -> str | None:
+    """``host:port`` of a socket address, ``[host]:port`` for IPv6."""
+    if not sockname:
+        return None
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

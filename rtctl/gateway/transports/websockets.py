@@ -17,7 +17,6 @@ import contextlib
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -31,21 +30,13 @@ from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import Deferred, Dispatcher, Timed
 from rtctl.gateway.http import Admission, UpgradeRequest
 from rtctl.gateway.outbox import Outbox
-from rtctl.gateway.transports import Core
+from rtctl.gateway.transports import Core, address
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
 from rtctl.tap import Subscription
 
-__all__ = ["WebsocketsDriver", "address", "create"]
-
-
-def address(sockname: Any) -> str | None:
-    """``host:port`` of a socket address, ``[host]:port`` for IPv6."""
-    if not sockname:
-        return None
-    host, port = sockname[0], sockname[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+__all__ = ["WebsocketsDriver", "create"]
 
 
 def close_info(ws: ServerConnection) -> tuple[int, str]:

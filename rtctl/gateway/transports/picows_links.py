@@ -1,0 +1,356 @@
+"""The picows driver's connections: a game connection's frames, and a tap listener's stream.
+
+Each upgraded connection is a :class:`picows.WSListener` whose callbacks run
+for every frame (see :mod:`rtctl.gateway.transports.picows` for the contract
+they keep). A :class:`GameLink` is also the
+:class:`~rtctl.gateway.connection.Transport` of its
+:class:`~rtctl.gateway.connection.Connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from rtctl.exceptions import ConnectionRefused
+from rtctl.gateway.auth import Identity
+from rtctl.gateway.connection import Connection
+from rtctl.gateway.dispatch import Deferred, Timed
+from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.transports import Core, address
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
+
+__all__ = ["GameLink", "Link", "Owner", "TapLink"]
+
+_TEXT, _CONTINUATION, _BINARY = WSMsgType.TEXT, WSMsgType.CONTINUATION, WSMsgType.BINARY
+_CLOSE, _PONG = WSMsgType.CLOSE, WSMsgType.PONG
+
+
+class Owner(Protocol):
+    """The driver, as its connections see it."""
+
+    core: Core
+
+    def forget(self, link: Link) -> None:
+        """``link`` is disconnected."""
+
+    def remember(self, link: Link) -> None:
+        """``link`` is connected (it gets heartbeats and is closed on shutdown)."""
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task kept until it ends."""
+
+
+def _close_info(transport: WSTransport) -> tuple[int, str]:
+    """Who closed, and how (RFC 6455 §7.1.5), as the ``websockets`` driver reports it."""
+    handshake = transport.close_handshake
+    if handshake is None:
+        return CloseCode.ABNORMAL_CLOSURE, ""
+    sent, rcvd = handshake.sent, handshake.recv
+    if sent is not None and (rcvd is None or not handshake.recv_then_sent):
+        return int(sent.code.value), sent.reason
+    if rcvd is not None:
+        code = int(rcvd.code.value)
+        return (code, rcvd.reason) if code else (CloseCode.NO_STATUS, "")
+    return CloseCode.ABNORMAL_CLOSURE, ""
+
+
+class Link(WSListener):
+    """Base of both kinds of upgraded connection: closing and close bookkeeping."""
+
+    def __init__(self, driver: Owner) -> None:
+        self.driver = driver
+        self.ws: WSTransport | None = None
+        self.paused = False
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; the TCP side goes after ``close_timeout``."""
+        ws = self.ws
+        if ws is None or ws.is_close_frame_sent or ws.is_disconnected:
+            return
+        ws.send_close(WSCloseCode(code), reason.encode())
+        self._close_timer = asyncio.get_running_loop().call_later(
+            self.driver.core.close_timeout, ws.disconnect)
+
+    def answer_close(self, ws: WSTransport, frame: WSFrame) -> None:
+        """The peer's close: echo its code unless we closed first, then hang up (§5.5.1)."""
+        if not ws.is_close_frame_sent:
+            ws.send_close(frame.get_close_code(), frame.get_close_message())
+        ws.disconnect()
+
+    def forget(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self.driver.forget(self)
+
+    def pause_writing(self) -> None:
+        """The socket's buffer is full: stop reading until the peer catches up."""
+        self.paused = True
+        if self.ws is not None:
+            self.ws.underlying_transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+
+class GameLink(Link):
+    """One game connection: frames in, the dispatcher's replies out; its Transport too."""
+
+    def __init__(self, driver: Owner, identity: Identity, subprotocol: str | None) -> None:
+        super().__init__(driver)
+        self.identity = identity
+        self.subprotocol = subprotocol
+        self.conn: Connection | None = None
+        self.waiting: deque[str] | None = deque()  # messages held while blocked; None: flowing
+        self.batching = False
+        self.inflight = 0
+        self.parts: list[bytes] | None = None  # a fragmented message so far (§5.4)
+        self.size = 0
+        self.outbox: Outbox | None = None
+        self.flushing = False  # a flush of the outbox is scheduled
+        self.pong_timer: asyncio.TimerHandle | None = None
+
+    # -- picows callbacks ---------------------------------------------------
+
+    def on_ws_connected(self, ws: WSTransport) -> None:
+        self.ws = ws
+        driver = self.driver
+        raw = ws.underlying_transport
+        try:
+            self.conn = driver.core.open(
+                self.identity, self, remote=address(raw.get_extra_info("peername")),
+                local=address(raw.get_extra_info("sockname")), subprotocol=self.subprotocol)
+        except ConnectionRefused as exc:
+            self.close(CloseCode.TRY_AGAIN_LATER, exc.detail[:120])
+            return
+        driver.remember(self)
+        self._reading(False)
+        driver.spawn(self._opened(self.conn))
+
+    def on_ws_frame(self, ws: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == _TEXT and frame.fin and self.parts is None:
+            try:
+                text = frame.get_payload_as_utf8_text()
+            except UnicodeDecodeError:
+                self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
+                return
+            if self.waiting is None:
+                self.receive(text)
+            else:
+                self.waiting.append(text)
+        elif kind == _CLOSE:
+            self.answer_close(ws, frame)
+        elif kind == _PONG:
+            if self.pong_timer is not None:
+                self.pong_timer.cancel()
+                self.pong_timer = None
+        else:
+            self._fragment(kind, frame)
+
+    def on_ws_disconnected(self, ws: WSTransport) -> None:
+        self.forget()
+        if self.pong_timer is not None:
+            self.pong_timer.cancel()
+        if self.outbox is not None:
+            self.outbox.clear()
+        if self.conn is not None:
+            code, reason = _close_info(ws)
+            self.driver.spawn(self.driver.core.closed(self.conn, code, reason))
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.outbox is not None:
+            self._flush()
+        self._reading(self.waiting is None)
+
+    # -- the Transport a Connection talks to ----------------------------------
+
+    def send(self, data: bytes) -> bool:
+        """Queue a notification; it is written once the handler that sent it returns."""
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = Outbox(max_bytes=self.driver.core.config.limits.max_outbox_bytes)
+        if not outbox.put(data):
+            return False
+        if not self.flushing and not self.paused:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self.flushing = False
+        outbox = self.outbox
+        assert outbox is not None
+        while not self.paused and (data := outbox.pop()) is not None:
+            self._write(data)
+
+    def queued(self) -> tuple[int, int] | None:
+        return None if self.outbox is None else (len(self.outbox), self.outbox.queued_bytes)
+
+    # -- messages -----------------------------------------------------------
+
+    def receive(self, text: str) -> None:
+        """Hand one message to the dispatcher and write (or schedule) what it answers."""
+        conn = self.conn
+        assert conn is not None
+        dispatcher = self.driver.core.dispatcher
+        out = dispatcher.receive(conn, text)
+        if type(out) is bytes:  # the hot path
+            assert self.ws is not None
+            self.ws.send(_TEXT, out)
+            dispatcher.sent(conn, out)
+        elif isinstance(out, Deferred):
+            if out.ordered:
+                self.batching = True
+            else:
+                self.inflight += 1
+            self._hold()
+            self.driver.spawn(self._finish(out))
+        elif out is not None:
+            self._deliver(out)
+
+    def _write(self, data: bytes) -> None:
+        ws, conn = self.ws, self.conn
+        if ws is None or conn is None or ws.is_close_frame_sent or ws.is_disconnected:
+            return
+        ws.send(_TEXT, data)
+        self.driver.core.dispatcher.sent(conn, data)
+
+    def _deliver(self, out: bytes | Timed | None) -> None:
+        if isinstance(out, Timed):
+            writing = time.perf_counter_ns()
+            if out.data is not None:
+                self._write(out.data)
+            self.driver.core.dispatcher.record(out.sample, time.perf_counter_ns() - writing)
+        elif out is not None:
+            self._write(out)
+
+    async def _opened(self, conn: Connection) -> None:
+        await self.driver.core.opened(conn)
+        self._release()
+
+    async def _finish(self, deferred: Deferred) -> None:
+        try:
+            self._deliver(await deferred.pending)
+        finally:
+            if deferred.ordered:
+                self.batching = False
+            else:
+                self.inflight -= 1
+            self._release()
+
+    def _hold(self) -> None:
+        """Stop taking messages while a batch runs or the async calls are at their limit."""
+        if self.batching or self.inflight >= self.driver.core.config.limits.max_inflight:
+            if self.waiting is None:
+                self.waiting = deque()
+            self._reading(False)
+
+    def _release(self) -> None:
+        """Take the held messages in order, until something holds them again."""
+        waiting = self.waiting
+        if waiting is None or self.batching or (
+                self.inflight >= self.driver.core.config.limits.max_inflight):
+            return
+        self.waiting = None
+        while waiting and self.waiting is None:
+            self.receive(waiting.popleft())
+        if self.waiting is not None:  # held again: the rest go first, in order
+            self.waiting.extendleft(reversed(waiting))
+        else:
+            self._reading(True)
+
+    def _reading(self, on: bool) -> None:
+        ws = self.ws
+        if ws is None or ws.is_disconnected:
+            return
+        if on and not self.paused:
+            ws.underlying_transport.resume_reading()
+        elif not on:
+            ws.underlying_transport.pause_reading()
+
+    def _fragment(self, kind: WSMsgType, frame: WSFrame) -> None:
+        """Binary, or a piece of a fragmented text message (RFC 6455 §5.4)."""
+        if kind == _BINARY:
+            self.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            return
+        if (kind == _CONTINUATION) != (self.parts is not None):
+            self.close(CloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
+            return
+        payload = frame.get_payload_as_bytes()
+        self.size += len(payload)
+        if self.size > self.driver.core.config.limits.max_message_size:
+            self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            return
+        if self.parts is None:
+            self.parts = []
+        self.parts.append(payload)
+        if not frame.fin:
+            return
+        data, self.parts, self.size = b"".join(self.parts), None, 0
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
+            return
+        if self.waiting is None:
+            self.receive(text)
+        else:
+            self.waiting.append(text)
+
+    def ping(self, wait: float) -> None:
+        """Heartbeat: ping, and close 1011 unless a pong comes within ``wait`` seconds."""
+        ws = self.ws
+        if self.pong_timer is not None or ws is None or ws.is_close_frame_sent:
+            return
+        ws.send_ping()
+        self.pong_timer = asyncio.get_running_loop().call_later(
+            wait, self.close, CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+
+class TapLink(Link):
+    """An admin listening on ``/tap``: the tap's events, one JSON object per line."""
+
+    def __init__(self, driver: Owner) -> None:
+        super().__init__(driver)
+        self.pump: asyncio.Task[None] | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def on_ws_connected(self, ws: WSTransport) -> None:
+        self.ws = ws
+        self.driver.remember(self)
+        self.pump = asyncio.get_running_loop().create_task(self._pump(ws))
+
+    def on_ws_frame(self, ws: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == _CLOSE:
+            self.answer_close(ws, frame)
+
+    def on_ws_disconnected(self, ws: WSTransport) -> None:
+        self.forget()
+        if self.pump is not None:
+            self.pump.cancel()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writable.set()
+
+    async def _pump(self, ws: WSTransport) -> None:
+        core = self.driver.core
+        with core.tap.subscribe(existing=core.open_connections()) as subscription:
+            while True:
+                events = await subscription.next_batch()
+                await self.writable.wait()
+                ws.send(_TEXT, b"\n".join(jsonrpc.dumps(e.to_json()) for e in events))
