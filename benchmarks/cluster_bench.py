@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "cluster-bench-secret-of-at-least-32-bytes"
 sys.path.insert(0, str(ROOT))
 
-from rtctl.gateway.auth import AuthConfig, Authenticator  # noqa: E402
 from rtctl.protocol import jsonrpc  # noqa: E402
+from rtctl.tokens import issue_token  # noqa: E402
 
 
 def free_port() -> int:
@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 def token(user: str) -> str:
-    return Authenticator(AuthConfig(secret=SECRET)).issue(sub=user, ttl=3600, claims={})
+    return issue_token(SECRET, sub=user, ttl=3600)
 
 
 class Processes:

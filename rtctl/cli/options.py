@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.cli.devsecret import existing_dev_secret, load_or_create_dev_secret
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.auth import AuthConfig, Authenticator, dev_secret_path, load_or_create_dev_secret
 from rtctl.protocol import jsonrpc
+from rtctl.tokens import issue_token
 
 __all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params"]
 
@@ -31,11 +32,10 @@ def dev_or_given_secret(secret: str | None) -> tuple[str, Path | None]:
 
 def dev_token(claims: Mapping[str, Any] | None = None) -> str | None:
     """A 5-minute token for :data:`DEV_USER` from the dev secret, if `rtctl serve` made one."""
-    if not dev_secret_path().exists():
+    secret = existing_dev_secret()
+    if secret is None:
         return None
-    secret, _, _ = load_or_create_dev_secret()
-    return Authenticator(AuthConfig(secret=secret)).issue(sub=DEV_USER, ttl=300,
-                                                          claims=claims or {})
+    return issue_token(secret, sub=DEV_USER, ttl=300, claims=claims or {})
 
 
 def parse_params(text: str | None) -> list[Any] | dict[str, Any] | None:

@@ -8,8 +8,8 @@ import typer
 
 from rtctl.cli.options import JwtSecret, dev_or_given_secret
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.auth import AuthConfig, Authenticator
 from rtctl.protocol import jsonrpc
+from rtctl.tokens import issue_token
 from rtctl.units import parse_duration
 
 __all__ = ["token"]
@@ -46,8 +46,8 @@ def token(
     work together with no configuration.
     """
     secret, _ = dev_or_given_secret(jwt_secret)
-    signer = Authenticator(AuthConfig(secret=secret, audience=audience, issuer=issuer))
     lifetime = None if ttl.lower() == "none" else parse_duration(ttl)
     if lifetime is not None and lifetime <= 0:
         raise ConfigError(f"--ttl must be positive, got {ttl!r}")
-    typer.echo(signer.issue(sub=sub, ttl=lifetime, claims=_claims(claim or [])))
+    typer.echo(issue_token(secret, sub=sub, ttl=lifetime, claims=_claims(claim or []),
+                           audience=audience, issuer=issuer))

@@ -1,4 +1,4 @@
-"""Tests for rtctl.gateway.auth: the JWT refusal matrix, key sources, issuing and the dev secret."""
+"""Tests for rtctl.gateway.auth: the JWT refusal matrix, key sources and the clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +24,6 @@ from rtctl.gateway.auth import (
     AuthConfig,
     Authenticator,
     Identity,
-    dev_secret_path,
-    load_or_create_dev_secret,
-    state_dir,
 )
 from rtctl.protocol.upgrade import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, token_from_request
 
@@ -157,6 +152,71 @@ def test_leeway_absorbs_clock_skew() -> None:
     assert info.value.reason == "expired"
 
 
+class FakeClock:
+    """A wall clock that moves only when told to."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+T = 1_000_000  # 1970-01-12: long expired by the real clock, so only the fake one can pass it
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T)
+
+
+@pytest.fixture
+def on_clock(clock: FakeClock) -> Authenticator:
+    return Authenticator(AuthConfig(secret=SECRET), clock=clock)
+
+
+def test_lifetime_is_judged_on_the_injected_clock(
+    clock: FakeClock, on_clock: Authenticator
+) -> None:
+    token = hs({"sub": "alice", "iat": T, "nbf": T, "exp": T + HOUR})
+    assert on_clock.authenticate(token).expires_at == T + HOUR
+    clock.now = T + HOUR + DEFAULT_LEEWAY - 1  # past exp, within the leeway
+    assert on_clock.authenticate(token).user == "alice"
+    clock.now = T + HOUR + DEFAULT_LEEWAY + 1
+    with pytest.raises(AuthError) as info:
+        on_clock.authenticate(token)
+    assert info.value.reason == "expired"
+    assert info.value.detail == "the token expired 6s ago (leeway 5s)"
+    clock.now = T - DEFAULT_LEEWAY  # before nbf and iat, within the leeway
+    assert on_clock.authenticate(token).user == "alice"
+    clock.now = T - DEFAULT_LEEWAY - 1
+    with pytest.raises(AuthError) as info:
+        on_clock.authenticate(token)
+    assert info.value.reason == "not_yet_valid"
+    assert info.value.detail == (
+        "the token is not valid yet (nbf or iat is more than 5s in the future; check the clocks)"
+    )
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_each_start_claim_is_checked_on_the_clock(on_clock: Authenticator, claim: str) -> None:
+    token = hs({"sub": "alice", claim: T + DEFAULT_LEEWAY + 1})
+    with pytest.raises(AuthError) as info:
+        on_clock.authenticate(token)
+    assert info.value.reason == "not_yet_valid"
+
+
+def test_expiry_is_exclusive_at_exp_plus_leeway(clock: FakeClock, on_clock: Authenticator) -> None:
+    """RFC 7519 §4.1.4: the current time MUST be before exp (here: exp + leeway)."""
+    token = hs({"sub": "alice", "exp": T})
+    clock.now = T + DEFAULT_LEEWAY - 0.5
+    assert on_clock.authenticate(token).user == "alice"
+    clock.now = T + DEFAULT_LEEWAY
+    with pytest.raises(AuthError) as info:
+        on_clock.authenticate(token)
+    assert info.value.reason == "expired"
+
+
 # --- refused -------------------------------------------------------------------------------
 
 Case = Callable[[Keys], str | None]
@@ -213,6 +273,9 @@ REFUSALS: list[tuple[str, str, Case, str]] = [
     ("sub-empty", "hs", lambda k: hs_aud(sub=""), "bad_claims"),
     ("exp-word", "hs", lambda k: hs_aud(exp="soon"), "bad_claims"),
     ("exp-numeric-string", "hs", lambda k: hs_aud(exp=str(NOW + HOUR)), "bad_claims"),
+    ("exp-bool", "hs", lambda k: hs_aud(exp=True), "bad_claims"),
+    ("nbf-word", "hs", lambda k: hs_aud(nbf="now"), "bad_claims"),
+    ("iat-word", "hs", lambda k: hs_aud(iat="now"), "bad_claims"),
     ("alg-none", "hs", _none_alg("none"), "bad_algorithm"),
     ("alg-None-rs", "rs", _none_alg("None"), "bad_algorithm"),
     ("hs256-to-rs256", "rs", _hmac_over_pem, "bad_algorithm"),
@@ -310,48 +373,6 @@ def test_bad_jwks_file(keys: Keys, tmp_path: Path, content: str | None) -> None:
         Authenticator(AuthConfig(jwks=str(path)))
 
 
-# --- issuing -------------------------------------------------------------------------------
-
-
-def test_issue_round_trip(auths: dict[str, Authenticator]) -> None:
-    auth = auths["hs"]
-    now = time.time()
-    ident = auth.authenticate(auth.issue(sub="bob", ttl=HOUR, claims={"role": "admin"}, now=now))
-    assert ident.user == "bob"
-    assert ident.claims["role"] == "admin"
-    assert ident.claims["aud"] == "game"
-    assert ident.claims["iss"] == "rtctl-test"
-    assert ident.claims["iat"] == int(now)
-    assert ident.expires_at == ident.claims["exp"] == int(now) + HOUR
-
-
-def test_issue_without_ttl_never_expires(auths: dict[str, Authenticator]) -> None:
-    ident = auths["hs_plain"].authenticate(auths["hs_plain"].issue(sub="bob", ttl=None))
-    assert ident.expires_at is None
-    assert "exp" not in ident.claims
-    assert "aud" not in ident.claims
-
-
-def test_issue_in_the_past_is_expired(auths: dict[str, Authenticator]) -> None:
-    token = auths["hs"].issue(sub="bob", ttl=HOUR, now=time.time() - 3 * HOUR)
-    with pytest.raises(AuthError) as info:
-        auths["hs"].authenticate(token)
-    assert info.value.reason == "expired"
-    assert token not in str(info.value)
-
-
-@pytest.mark.parametrize("auth", ["rs", "jwks"])
-def test_issue_needs_a_secret(auths: dict[str, Authenticator], auth: str) -> None:
-    with pytest.raises(ConfigError, match="shared secret"):
-        auths[auth].issue(sub="bob", ttl=HOUR)
-
-
-@pytest.mark.parametrize(("sub", "ttl"), [("", HOUR), ("bob", 0.0), ("bob", -1.0)])
-def test_issue_rejects_bad_arguments(auths: dict[str, Authenticator], sub: str, ttl: float) -> None:
-    with pytest.raises(ConfigError):
-        auths["hs"].issue(sub=sub, ttl=ttl)
-
-
 # --- finding the token ---------------------------------------------------------------------
 
 SUB = TOKEN_SUBPROTOCOL_PREFIX + "C"
@@ -381,50 +402,8 @@ def test_token_from_request(
 
 
 def test_subprotocol_carries_a_real_jwt(auths: dict[str, Authenticator]) -> None:
-    token = auths["hs"].issue(sub="carol", ttl=HOUR)
+    token = hs_aud(sub="carol")
     found = token_from_request(
         authorization=None, query="", subprotocols=[SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token]
     )
     assert auths["hs"].authenticate(found).user == "carol"
-
-
-# --- state dir and dev secret --------------------------------------------------------------
-
-
-def test_state_dir_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("RTCTL_STATE_DIR", raising=False)
-    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
-    assert state_dir() == tmp_path / "home" / ".local" / "state" / "rtctl"
-    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
-    assert state_dir() == tmp_path / "home" / ".local" / "state" / "rtctl"
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert state_dir() == tmp_path / "xdg" / "rtctl"
-    monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path / "own"))
-    assert state_dir() == tmp_path / "own"
-    assert dev_secret_path() == tmp_path / "own" / "dev-secret"
-
-
-def test_dev_secret_created_once_then_reused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path / "a" / "b"))
-    secret, path, created = load_or_create_dev_secret()
-    assert created
-    assert path == tmp_path / "a" / "b" / "dev-secret"
-    assert len(secret) >= 40
-    if os.name == "posix":
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_or_create_dev_secret() == (secret, path, False)
-    assert [p.name for p in path.parent.iterdir()] == ["dev-secret"]  # no temp files left
-    auth = Authenticator(AuthConfig(secret=secret))
-    assert auth.authenticate(auth.issue(sub="dev", ttl=60)).user == "dev"
-
-
-def test_empty_dev_secret_is_replaced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path))
-    (tmp_path / "dev-secret").write_text("\n")
-    secret, path, created = load_or_create_dev_secret()
-    assert created
-    assert secret
-    assert path.read_text().strip() == secret
