@@ -71,8 +71,10 @@ class TcpProxy(ShapingProxy):
                     writer: asyncio.StreamWriter) -> None:
         """Copy ``reader`` to ``writer`` through the link; EOF is passed on after the bytes."""
         async def deliver(data: bytes) -> None:
-            writer.write(data)
-            await writer.drain()
+            # A peer reset must not kill the queue's writer: the reader sees it and aborts.
+            with contextlib.suppress(ConnectionError):
+                writer.write(data)
+                await writer.drain()
 
         queue: DeliveryQueue[bytes] = DeliveryQueue(deliver)
         link = pair.up if direction == "up" else pair.down

@@ -125,11 +125,8 @@ class Dispatcher:
 
     def encode(self, reply: dict[str, Any]) -> bytes:
         """Encode a reply; a result that is not JSON becomes -32603, logged (§5.1)."""
-        error = reply.get("error")
-        if error is not None:
-            self.metrics.rpc_errors[error["code"]] += 1
         try:
-            return jsonrpc.dumps(reply)
+            data = jsonrpc.dumps(reply)
         except TypeError as exc:
             correlation_id = os.urandom(8).hex()
             logger.error("reply to id %r is not JSON (correlation_id=%s): %s",
@@ -138,6 +135,10 @@ class Dispatcher:
             return jsonrpc.dumps(jsonrpc.encode_error(
                 reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
                 {"correlation_id": correlation_id}))
+        error = reply.get("error")
+        if error is not None:
+            self.metrics.rpc_errors[error["code"]] += 1
+        return data
 
     # -- the path -------------------------------------------------------------
 

@@ -614,3 +614,11 @@ def test_encode_a_value_that_is_not_json(monkeypatch: pytest.MonkeyPatch, value:
     correlation_id = reply["error"]["data"]["correlation_id"]
     assert correlation_id in caplog.text  # the log line the client can quote
     assert h.metrics.rpc_errors == Counter({-32603: 1})
+
+
+def test_an_error_whose_data_is_not_json_counts_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness(monkeypatch)
+    reply = {"jsonrpc": "2.0", "error": {"code": -32001, "message": "no", "data": object()},
+             "id": 3}
+    assert orjson.loads(h.dispatcher.encode(reply))["error"]["code"] == -32603
+    assert h.metrics.rpc_errors == Counter({-32603: 1})  # not -32001 as well
