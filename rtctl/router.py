@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import types
 import typing
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 from rtctl.exceptions import InvalidParams, MethodNotFound, RpcError
+from rtctl.params import Checker, checker
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
 
@@ -45,7 +45,6 @@ logger = logging.getLogger("rtctl.router")
 
 Handler: TypeAlias = Callable[..., Any]
 Reply: TypeAlias = dict[str, Any] | None
-_Checker: TypeAlias = Callable[[Any, str], None]
 
 
 class Peer(Protocol):
@@ -62,6 +61,9 @@ class Peer(Protocol):
 
     def notify(self, method: str, params: Any = None) -> None:
         """Queue a notification to this connection (never blocks)."""
+
+    def push(self, data: bytes) -> None:
+        """Queue an already encoded notification (encode once, push to many)."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code (RFC 6455 §7.4)."""
@@ -89,108 +91,6 @@ class CallContext:
     connected_at: float = 0.0
     session: dict[str, Any] = field(default_factory=dict)
     peer: Peer | None = None
-
-
-# ---------------------------------------------------------------------------
-# Parameter type checks
-# ---------------------------------------------------------------------------
-
-_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean",
-          list: "array", dict: "object", type(None): "null"}
-
-
-def _json_type(value: Any) -> str:
-    return _NAMES.get(type(value), type(value).__name__)
-
-
-def _isinstance_checker(py_type: type, label: str) -> _Checker:
-    def check(value: Any, where: str) -> None:
-        # bool is an int subclass in Python, but JSON keeps them apart.
-        if not isinstance(value, py_type) or (isinstance(value, bool) and py_type is not bool):
-            raise InvalidParams(
-                f"Invalid params: {where!r} must be {label}, got {_json_type(value)}")
-
-    return check
-
-
-def _float_check(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidParams(f"Invalid params: {where!r} must be number, got {_json_type(value)}")
-
-
-def _checker(annotation: Any) -> _Checker | None:
-    """Build a checker for an annotation; None means anything goes."""
-    if annotation in (Any, inspect.Parameter.empty, object):
-        return None
-    if annotation is float:
-        return _float_check
-    if annotation is None or annotation is type(None):
-        return _isinstance_checker(type(None), "null")
-    if annotation in _NAMES:
-        return _isinstance_checker(annotation, _NAMES[annotation])
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [_checker(arg) for arg in args]
-        if any(option is None for option in options):
-            return None
-        label = " or ".join(_label(arg) for arg in args)
-
-        def check_union(value: Any, where: str) -> None:
-            for option in options:
-                try:
-                    option(value, where)  # type: ignore[misc]
-                except InvalidParams:
-                    continue
-                return
-            raise InvalidParams(
-                f"Invalid params: {where!r} must be {label}, got {_json_type(value)}")
-
-        return check_union
-    if origin is typing.Literal:
-        allowed = args
-
-        def check_literal(value: Any, where: str) -> None:
-            # 1 == True in Python; a JSON literal must match in type too.
-            if not any(value == a and type(value) is type(a) for a in allowed):
-                choices = ", ".join(repr(a) for a in allowed)
-                raise InvalidParams(f"Invalid params: {where!r} must be one of {choices}")
-
-        return check_literal
-    if origin is list:
-        outer = _isinstance_checker(list, "array")
-        inner = _checker(args[0]) if args else None
-
-        def check_list(value: Any, where: str) -> None:
-            outer(value, where)
-            if inner is not None:
-                for index, item in enumerate(value):
-                    inner(item, f"{where}[{index}]")
-
-        return check_list
-    if origin is dict:
-        outer = _isinstance_checker(dict, "object")
-        inner = _checker(args[1]) if len(args) == 2 else None
-
-        def check_dict(value: Any, where: str) -> None:
-            outer(value, where)
-            if inner is not None:
-                for key, item in value.items():
-                    inner(item, f"{where}[{key!r}]")
-
-        return check_dict
-    raise TypeError(
-        f"rtctl cannot check parameters annotated {annotation!r}: use JSON types "
-        "(int, float, str, bool, None, list[...], dict[str, ...], Literal, unions) or Any"
-    )
-
-
-def _label(annotation: Any) -> str:
-    if annotation in _NAMES:
-        return _NAMES[annotation]
-    if annotation is float:
-        return "number"
-    return getattr(annotation, "__name__", str(annotation))
 
 
 # ---------------------------------------------------------------------------
@@ -226,9 +126,9 @@ class Method:
                                     "or be keyword-only")
         visible = [p for p in params if p.name != self._context]
         self._signature = signature.replace(parameters=visible)
-        self._checks: list[tuple[str, inspect._ParameterKind, _Checker]] = []
+        self._checks: list[tuple[str, inspect._ParameterKind, Checker]] = []
         for param in visible:
-            check = _checker(hints.get(param.name, param.annotation))
+            check = checker(hints.get(param.name, param.annotation))
             if check is not None:
                 self._checks.append((param.name, param.kind, check))
         # Nothing to bind: the params go in as they came (the fast path of sys.echo).

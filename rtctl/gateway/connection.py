@@ -120,9 +120,13 @@ class Connection:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (JSON-RPC 2.0 §4.1) unless the connection is closing."""
+        if self.state is ConnectionState.OPEN:
+            self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+
+    def push(self, data: bytes) -> None:
+        """Send an encoded notification as it is (a room encodes once for all its members)."""
         if self.state is not ConnectionState.OPEN:
             return
-        data = jsonrpc.dumps(jsonrpc.encode_notification(method, params))
         if not self.transport.send(data):
             # A client this far behind is better reconnected and recovered.
             self.close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")

@@ -23,6 +23,7 @@ from typing import Any
 from rtctl.backends.base import Subscription
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.host import Host
+from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
@@ -72,9 +73,10 @@ class RoomService:
             method, params = f"room.{event}", {"room": room, "user": message.get("user")}
         else:
             return
+        data = jsonrpc.dumps(jsonrpc.encode_notification(method, params))  # once for all
         for conn_id, conn in list(self._local.get(room, {}).items()):
             if conn_id != sender:
-                conn.notify(method, params)
+                conn.push(data)
 
     async def _drop_local(self, room: str, conn_id: str) -> None:
         members = self._local.get(room, {})

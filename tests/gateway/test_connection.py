@@ -99,9 +99,17 @@ def test_notify_only_while_open(state: ConnectionState, sends: bool) -> None:
     transport = FakeTransport()
     conn = connection(state, transport)
     conn.notify("room.joined", {"room": "lobby"})
-    assert len(transport.sent) == int(sends)
+    conn.push(b'{"jsonrpc":"2.0","method":"room.joined"}')
+    assert len(transport.sent) == 2 * int(sends)
     assert conn.state is state
     assert transport.closed == []
+
+
+def test_push_sends_the_bytes_as_they_are() -> None:
+    transport = FakeTransport()
+    data = b'{"jsonrpc":"2.0","method":"room.message","params":{"room":"r"}}'
+    connection(OPEN, transport).push(data)
+    assert transport.sent == [data]
 
 
 @pytest.mark.parametrize(
