@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -98,11 +97,12 @@ class Result:
 
 async def measure(name: str, command: list[str], members: int, duration: float,
                   warmup: float) -> Result:
-    proc = subprocess.Popen(["taskset", "-c", "1", *command], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = await asyncio.create_subprocess_exec(
+        "taskset", "-c", "1", *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
-        url = proc.stdout.readline().split()[-1]
+        url = (await proc.stdout.readline()).decode().split()[-1]
         token = issue_token(SECRET, sub="fan", ttl=3600)
         headers = {"Authorization": f"Bearer {token}"}
         tally = Tally()
@@ -139,7 +139,7 @@ async def measure(name: str, command: list[str], members: int, duration: float,
         return Result(name, deliveries, seconds, 1e6 * cpu / deliveries, deliveries / seconds)
     finally:
         proc.terminate()
-        await asyncio.to_thread(proc.wait, 10)
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 def main() -> None:
