@@ -1,15 +1,21 @@
-"""The client half of rtctl: what a game, a bot or a tool embeds.
+"""The client half of rtctl: what a game or a bot embeds (``docs/client.md``).
 
-:class:`Client` is the reconnecting connection (see ``docs/client.md``);
-:func:`call_once` makes one call on a fresh connection and closes it.
+:class:`Client` is the reconnecting connection; the rest is what its
+options, callbacks and errors are made of. Every exception it raises is a
+:class:`ClientError`.
+
+This namespace is the game-facing API and loads no server code. Helpers only
+tools need stay in their modules: :func:`rtctl.client.oneshot.call_once` (one
+call on a fresh connection, for ``rtctl call`` and the tracer) and
+:func:`rtctl.client.endpoint.endpoint_url` (the URL rules).
 """
 
 from rtctl.client.backoff import Backoff
 from rtctl.client.calls import NotificationReceived
 from rtctl.client.connection import Client
-from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import (
     DEFAULT_RETRYABLE_CODES,
+    AuthRefused,
     CallTimeout,
     ClientClosed,
     ClientError,
@@ -25,12 +31,12 @@ from rtctl.client.errors import (
     Verdict,
 )
 from rtctl.client.netstats import NetSnapshot, SequenceGap
-from rtctl.client.oneshot import call_once
 from rtctl.client.queue import Overflow, QueueCounters, QueueLimits
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
 
 __all__ = [
     "DEFAULT_RETRYABLE_CODES",
+    "AuthRefused",
     "Backoff",
     "CallTimeout",
     "Client",
@@ -55,6 +61,4 @@ __all__ = [
     "StateChanged",
     "TransportError",
     "Verdict",
-    "call_once",
-    "endpoint_url",
 ]

@@ -13,7 +13,9 @@ errors are delivered to callbacks.
 
 It speaks rtctl.v1: the token in ``Authorization: Bearer`` (RFC 6750 §2.1) at
 the upgrade, the ``rtctl.v1`` subprotocol (RFC 6455 §1.9), one JSON-RPC 2.0
-request, notification or batch per text frame.
+request, notification or batch per text message. The WebSocket itself is a
+:class:`~rtctl.client.link.Link`: ``websockets`` by default, picows with
+``transport="picows"``; everything above it is the same code for both.
 
 Room for what comes next: the state store and prediction subscribe with
 :meth:`Client.on_notification`; recovery reads stream positions through the
@@ -32,15 +34,12 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.typing import Subprotocol
-
 from rtctl.client.backoff import Backoff, BackoffSchedule
 from rtctl.client.calls import Malformed, NotificationReceived, PendingCalls, parse_incoming
 from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import (
     DEFAULT_RETRYABLE_CODES,
+    AuthRefused,
     CallTimeout,
     ClientClosed,
     ClientError,
@@ -50,20 +49,17 @@ from rtctl.client.errors import (
     MessageDropped,
     ProtocolError,
     ServerError,
-    TransportError,
     Verdict,
     check_retryable_codes,
     classify_close,
-    classify_status,
-    refusal,
 )
 from rtctl.client.events import ClientEvents
+from rtctl.client.link import MAX_MESSAGE_BYTES, Link, LinkClosed, OpenFailed
 from rtctl.client.netstats import NetSnapshot, NetStats
 from rtctl.client.queue import QueueCounters, Queued, QueueLimits, SendQueue
 from rtctl.client.states import ACCEPTS_MESSAGES, ClientState
-from rtctl.exceptions import AuthError
+from rtctl.client.transport import TransportName, opener
 from rtctl.protocol import jsonrpc
-from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
@@ -80,13 +76,17 @@ DEFAULT_CALL_TIMEOUT = 10.0  # as `rtctl call`
 DEFAULT_OPEN_TIMEOUT = 10.0  # TCP + HTTP upgrade; a refused port fails at once anyway
 DEFAULT_PING_INTERVAL = 5.0  # a sys.ping every 5 s keeps RTT and clock offset fresh
 
-TokenRefresh = Callable[[AuthError], Awaitable[str | None] | str | None]
+TokenRefresh = Callable[[AuthRefused], Awaitable[str | None] | str | None]
 SequenceOf = Callable[[str, Any], tuple[Hashable, int] | None]
 _Params = list[Any] | dict[str, Any] | None
 
 
 class Client(ClientEvents):
-    """A JSON-RPC 2.0 client for an rtctl gateway that reconnects by itself."""
+    """A JSON-RPC 2.0 client for an rtctl gateway that reconnects by itself.
+
+    The options are described in ``docs/client.md``; ``transport`` names the
+    WebSocket library (:data:`~rtctl.client.transport.TRANSPORTS`).
+    """
 
     def __init__(
         self,
@@ -103,9 +103,11 @@ class Client(ClientEvents):
         sequence_of: SequenceOf | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        transport: TransportName = "websockets",
     ) -> None:
         super().__init__()
         self.url = endpoint_url(url)
+        self._open = opener(transport)
         self.token = token
         self._token_refresh = token_refresh
         self._schedule = BackoffSchedule(backoff or Backoff(), rng or random.Random())
@@ -118,7 +120,7 @@ class Client(ClientEvents):
         self._clock = clock
         self._stats = NetStats()
         self.last_error: BaseException | None = None
-        self._ws: ClientConnection | None = None
+        self._link: Link | None = None
         self._runner: asyncio.Task[None] | None = None
         self._refreshed = False
 
@@ -159,21 +161,21 @@ class Client(ClientEvents):
         if self.state is ClientState.CLOSED:
             return
         self._transition(ClientState.CLOSED)
-        ws, runner = self._ws, self._runner
+        link, runner = self._link, self._runner
         if runner is not None:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
         self._abandon(ClientClosed("the client was closed"))
-        if ws is not None:
-            await ws.close()
+        if link is not None:
+            await link.close()
 
     async def reconnect(self) -> None:
         """Drop the open connection so the client reconnects now; start it again if given up."""
         if self.state is ClientState.DISCONNECTED:
             await self.connect()
-        elif (ws := self._ws) is not None:
-            await ws.close(1000, "reconnect requested")  # a drop the client recovers from
+        elif (link := self._link) is not None:
+            await link.close(reason="reconnect requested")  # 1000: a drop the client recovers from
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -257,17 +259,17 @@ class Client(ClientEvents):
             self._calls.forget(ids)
 
     async def _submit(self, item: Queued) -> None:
-        ws = self._ws
-        if self.state is ClientState.CONNECTED and ws is not None and not self._queue:
-            with contextlib.suppress(ConnectionClosed):  # dropped under us: queue it
-                await self._write(ws, item)
+        link = self._link
+        if self.state is ClientState.CONNECTED and link is not None and not self._queue:
+            with contextlib.suppress(LinkClosed):  # dropped under us: queue it
+                await self._write(link, item)
                 return
         dropped = self._queue.put(item)
         for old in dropped:
             self._calls.fail(old.ids, MessageDropped("pushed out of the full send queue"))
 
-    async def _write(self, ws: ClientConnection, item: Queued) -> None:
-        await ws.send(item.data, text=True)
+    async def _write(self, link: Link, item: Queued) -> None:
+        await link.send(item.data)
         self._stats.record_out(len(item.data), self._clock())
         self._calls.mark_sent(item.ids)
 
@@ -275,47 +277,42 @@ class Client(ClientEvents):
 
     async def _run(self) -> None:
         while True:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
             try:
-                ws = await connect(self.url, additional_headers=headers,
-                                   subprotocols=[Subprotocol(SUBPROTOCOL)],
-                                   open_timeout=self._open_timeout, compression=None)
-            except InvalidStatus as exc:
-                verdict = classify_status(*refusal(exc))
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                verdict = Verdict(ErrorKind.TRANSPORT, True,
-                                  TransportError(f"cannot reach {self.url}: {exc}"))
+                link = await self._open(self.url, self.token, self._open_timeout,
+                                        MAX_MESSAGE_BYTES)
+            except OpenFailed as exc:
+                verdict = exc.verdict
             else:
-                verdict = await self._serve(ws)
+                verdict = await self._serve(link)
             if not await self._recover(verdict):
                 return
 
-    async def _serve(self, ws: ClientConnection) -> Verdict:
-        self._ws = ws
+    async def _serve(self, link: Link) -> Verdict:
+        self._link = link
         self._schedule.connected(self._clock())
         pinger: asyncio.Task[None] | None = None
         try:
             while self._queue:  # flushed before "connected", so nothing overtakes it
                 item = self._queue.popleft()
                 try:
-                    await self._write(ws, item)
-                except ConnectionClosed:
+                    await self._write(link, item)
+                except LinkClosed:
                     self._queue.putback(item)
                     raise
             self._refreshed = False
             self._transition(ClientState.CONNECTED)
             if self._ping_interval:
                 pinger = asyncio.get_running_loop().create_task(self._ping_loop())
-            async for message in ws:
-                self._received(message)
-        except ConnectionClosed:
+            while True:
+                self._received(await link.recv())
+        except LinkClosed:
             pass
         finally:
-            self._ws = None
+            self._link = None
             if pinger is not None:
                 pinger.cancel()
         self._schedule.disconnected(self._clock())
-        verdict = classify_close(ws.close_code, ws.close_reason or "")
+        verdict = classify_close(*link.closed_with)
         self._calls.lost(ConnectionLost(f"the connection dropped: {verdict.error}"))
         return verdict
 
@@ -324,14 +321,15 @@ class Client(ClientEvents):
         self._report(verdict)
         error = verdict.error
         refresh = self._token_refresh
-        if isinstance(error, AuthError) and refresh is not None and not self._refreshed:
+        if isinstance(error, AuthRefused) and refresh is not None and not self._refreshed:
             self._refreshed = True
             try:
                 token = refresh(error)
                 token = await token if inspect.isawaitable(token) else token
-            except Exception as exc:
+            except Exception as exc:  # stop on the refusal; the callback's failure is its cause
                 logger.exception("the token-refresh callback failed")
-                token, error = None, exc
+                token = None
+                error.__cause__ = exc
             if token:
                 self.token = token
                 self._move(ClientState.RECONNECTING, error)

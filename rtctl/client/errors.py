@@ -14,7 +14,9 @@ one answer::
                                                             ``retryable`` only for the codes
                                                             the config lists
 
-The exceptions the client raises (all :class:`rtctl.exceptions.RtctlError`)::
+Every exception the client raises on purpose derives from :class:`ClientError`
+(and so from :class:`rtctl.exceptions.RtctlError`), so one ``except ClientError``
+catches them all::
 
     ClientError                    retryable: may the same thing simply be tried again?
     ├── TransportError             the link failed; retryable
@@ -22,6 +24,8 @@ The exceptions the client raises (all :class:`rtctl.exceptions.RtctlError`)::
     │   │                          or may not have run it
     │   └── CallTimeout            no reply in time (also a TimeoutError); ``sent`` says
     │                              whether the request ever left the send queue
+    ├── AuthRefused                the token was refused: the 401 reason word, or "expired"
+    │                              after close 4001 (also an rtctl.exceptions.AuthError)
     ├── ProtocolError              the peer broke WebSocket or JSON-RPC rules, or wrong URL
     ├── QueueFull                  the send queue refused a message (policy ``reject``)
     │   └── MessageDropped         a queued message was pushed out (``drop_oldest``)
@@ -29,8 +33,12 @@ The exceptions the client raises (all :class:`rtctl.exceptions.RtctlError`)::
     ├── GaveUp                     reconnection stopped after ``max_attempts``
     ├── ClientClosed               close() was called while this was pending
     ├── IllegalTransition          a call the current state does not allow (states.py)
+    ├── CallFailed                 call_once could not make its call (oneshot.py, tools)
     └── ServerError                also an RpcError: a JSON-RPC error reply
-    rtctl.exceptions.AuthError     the token was refused (401 reason word, or "expired")
+
+Arguments that can never work are the caller's bug and fail before any I/O,
+as Python's own do: ``ConfigError`` from the constructors and the option
+classes, ``ValueError`` for an empty batch.
 
 Close codes and error codes come from :mod:`rtctl.protocol.codes`; RFC 6455
 §7.4.1 defines 1000-2999, §7.4.2 leaves 4000-4999 to rtctl.
@@ -52,6 +60,7 @@ from rtctl.protocol.codes import CloseCode, ErrorCode
 __all__ = [
     "DEFAULT_RETRYABLE_CODES",
     "NEVER_RETRYABLE_CODES",
+    "AuthRefused",
     "CallTimeout",
     "ClientClosed",
     "ClientError",
@@ -69,6 +78,7 @@ __all__ = [
     "classify_close",
     "classify_status",
     "refusal",
+    "refusal_body",
     "server_error",
 ]
 
@@ -95,6 +105,15 @@ class CallTimeout(TransportError, TimeoutError):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class AuthRefused(ClientError, AuthError):
+    """The gateway refused the token: HTTP 401 at the upgrade, or close 4001 (RFC 6455 §7.4.2).
+
+    ``reason`` is the 401 body's reason word (``expired``, ``malformed``, ...;
+    ``docs/api.md``), or ``expired`` after close 4001; ``detail`` is for people.
+    Also an :class:`rtctl.exceptions.AuthError`, so ``except AuthError`` catches it.
+    """
 
 
 class ProtocolError(ClientError):
@@ -178,38 +197,48 @@ def server_error(error: Any, retryable_codes: frozenset[int]) -> ServerError:
                        retryable=code in retryable_codes)
 
 
-def classify_close(code: int | None, reason: str) -> Verdict:
-    """Why the gateway closed an open connection (RFC 6455 §7.4), and what to do."""
-    text = f"closed with {code}" + (f" ({reason})" if reason else "")
+def classify_close(code: int, reason: str) -> Verdict:
+    """Why an open connection closed (RFC 6455 §7.4), and what to do.
+
+    ``code`` is the gateway's Close frame's, or the client's own when it failed
+    the connection, or 1006 when none passed (see :mod:`rtctl.client.link`).
+    """
+    text = f"the connection closed with {code}" + (f" ({reason})" if reason else "")
     if code == CloseCode.TOKEN_EXPIRED:
-        return Verdict(ErrorKind.AUTH, False, AuthError("expired", f"the gateway {text}"))
+        return Verdict(ErrorKind.AUTH, False, AuthRefused("expired", text))
     if code == CloseCode.KICKED:
-        return Verdict(ErrorKind.SERVER, False, Kicked(f"the gateway {text}"))
+        return Verdict(ErrorKind.SERVER, False, Kicked(text))
     if code in _PROTOCOL_CLOSES:
         # One bad message, not a bad link: report it, and carry on with a fresh connection.
-        return Verdict(ErrorKind.PROTOCOL, True, ProtocolError(f"the gateway {text}"))
-    if code is None or code in _RECONNECT_CLOSES or code < 4000:
-        return Verdict(ErrorKind.TRANSPORT, True, TransportError(f"the gateway {text}"))
+        return Verdict(ErrorKind.PROTOCOL, True, ProtocolError(text))
+    if code in _RECONNECT_CLOSES or code < 4000:
+        return Verdict(ErrorKind.TRANSPORT, True, TransportError(text))
     # A private code rtctl does not define (a game's own): not ours to retry.
-    return Verdict(ErrorKind.SERVER, False, ClientError(f"the gateway {text}"))
+    return Verdict(ErrorKind.SERVER, False, ClientError(text))
+
+
+def refusal_body(raw: bytes | None) -> dict[str, Any]:
+    """The JSON object the gateway answers a refused upgrade with (``{}`` if it is not one)."""
+    try:
+        body = jsonrpc.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def refusal(exc: InvalidStatus) -> tuple[int, dict[str, Any]]:
-    """The status and JSON body of an upgrade the gateway refused (``{}`` if not JSON)."""
+    """The status and JSON body of an upgrade refused to a ``websockets`` client."""
     response = exc.response
-    try:
-        body = jsonrpc.loads(bytes(response.body)) if response.body else {}
-    except ValueError:
-        body = {}
-    return response.status_code, body if isinstance(body, dict) else {}
+    return response.status_code, refusal_body(bytes(response.body))
 
 
 def classify_status(status: int, body: dict[str, Any]) -> Verdict:
     """Why the HTTP upgrade was refused (RFC 6455 §4.1: any answer but 101)."""
     detail = str(body.get("detail", ""))
     if status == 401:
-        return Verdict(ErrorKind.AUTH, False, AuthError(str(body.get("reason", "unauthorized")),
-                                                        detail or "the gateway refused the token"))
+        return Verdict(ErrorKind.AUTH, False,
+                       AuthRefused(str(body.get("reason", "unauthorized")),
+                                   detail or "the gateway refused the token"))
     text = f"the gateway answered HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429 or status >= 500:
         return Verdict(ErrorKind.TRANSPORT, True, TransportError(text))

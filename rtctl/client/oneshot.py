@@ -1,7 +1,10 @@
-"""One call, one connection: what ``rtctl call`` and scripts use.
+"""One call, one connection: what ``rtctl call``, the tracer and scripts use.
 
-For a game, use the reconnecting client instead; this opens a WebSocket,
-sends one JSON-RPC 2.0 request, waits for its answer and closes.
+A tool's helper, not part of the game-facing :mod:`rtctl.client` namespace:
+a game uses the reconnecting :class:`~rtctl.client.Client`. This opens a
+WebSocket as the client does (:mod:`rtctl.client.websockets_link`: the same
+upgrade, the same classified refusals), sends one JSON-RPC 2.0 request, waits
+for the Response object with its id (§5) and closes.
 """
 
 from __future__ import annotations
@@ -10,21 +13,21 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
-from websockets.typing import Subprotocol
-
 from rtctl.client.endpoint import endpoint_url
-from rtctl.client.errors import classify_status, refusal
-from rtctl.exceptions import AuthError, RpcError, RtctlError
+from rtctl.client.errors import AuthRefused, ClientError, server_error
+from rtctl.client.link import LinkClosed, OpenFailed
+from rtctl.client.websockets_link import open_websockets
 from rtctl.protocol import jsonrpc
-from rtctl.protocol.upgrade import SUBPROTOCOL
 
 __all__ = ["CallFailed", "call_once"]
 
 
-class CallFailed(RtctlError):
-    """The call could not be made (refused, unreachable, timed out)."""
+class CallFailed(ClientError):
+    """The call could not be made (refused, unreachable, timed out, cut off)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 async def call_once(
@@ -37,38 +40,42 @@ async def call_once(
     request_id: str | int = 1,
     on_send: Callable[[], None] | None = None,
 ) -> Any:
-    """Call ``method`` and return its result; raise :class:`RpcError` for an error reply.
+    """Call ``method`` and return its result.
 
-    ``on_send`` is called once connected, right before the request is written
-    (a tracer's timestamp).
+    Raises :class:`~rtctl.client.ServerError` (an ``RpcError``) for an error
+    reply, :class:`~rtctl.client.AuthRefused` for a refused token and
+    :class:`CallFailed` otherwise. ``on_send`` is called once connected, right
+    before the request is written (a tracer's timestamp).
     """
     target = endpoint_url(url)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    request = jsonrpc.encode_request(method, params, request_id)
+    request = jsonrpc.dumps(jsonrpc.encode_request(method, params, request_id))
     try:
         async with asyncio.timeout(timeout):
-            async with connect(target, additional_headers=headers,
-                               subprotocols=[Subprotocol(SUBPROTOCOL)],
-                               compression=None, max_size=None) as ws:
+            link = await open_websockets(target, token, timeout, None)  # no size limit
+            try:
                 if on_send is not None:
                     on_send()
-                await ws.send(jsonrpc.dumps(request), text=True)
+                await link.send(request)
                 while True:
-                    reply = jsonrpc.loads(await ws.recv(decode=True))
+                    reply = jsonrpc.loads(await link.recv())
                     if isinstance(reply, dict) and reply.get("id") == request_id:
                         break
-    except InvalidStatus as exc:
-        status, body = refusal(exc)
-        verdict = classify_status(status, body)
-        if isinstance(verdict.error, AuthError):
-            raise verdict.error from None
-        raise CallFailed(f"{target} answered HTTP {status}: "
-                         f"{body.get('detail', exc.response.reason_phrase)}") from None
+            finally:
+                await link.close()
+    except OpenFailed as exc:
+        error = exc.verdict.error
+        if isinstance(error, AuthRefused):
+            raise error from None
+        raise CallFailed(str(error), retryable=exc.verdict.reconnect) from None
     except TimeoutError:
-        raise CallFailed(f"no answer from {target} within {timeout:g}s") from None
-    except OSError as exc:
-        raise CallFailed(f"cannot reach {target}: {exc.strerror or exc}") from None
+        raise CallFailed(f"no answer from {target} within {timeout:g}s", retryable=True) from None
+    except LinkClosed:
+        code, reason = link.closed_with
+        raise CallFailed(f"{target} closed with {code} ({reason}) before answering",
+                         retryable=True) from None
+    except ValueError as exc:
+        raise CallFailed(f"{target} answered with something that is not JSON: {exc}",
+                         retryable=False) from None
     if "error" in reply:
-        error = reply["error"]
-        raise RpcError(error.get("code", 0), error.get("message", ""), error.get("data"))
+        raise server_error(reply["error"], frozenset())
     return reply.get("result")

@@ -1,21 +1,21 @@
 """The client against a real gateway on loopback, stopped and restarted on the same port.
 
-Every wait is on the client's own state events, bounded by ``TIMING``; no
-sleep stands in for synchronisation.
+Every test runs over each client transport (``websockets`` and picows; the
+``lab`` fixture in ``conftest.py``); the gateway stays on its default. Every
+wait is on the client's own state events, bounded by ``TIMING``; no sleep
+stands in for synchronisation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from rtctl import CallContext, Router, RpcError
+from rtctl import RpcError
 from rtctl.client import (
+    AuthRefused,
     Backoff,
     CallTimeout,
     Client,
@@ -25,7 +25,6 @@ from rtctl.client import (
     ErrorKind,
     GaveUp,
     IllegalTransition,
-    Kicked,
     MessageDropped,
     NotificationReceived,
     Overflow,
@@ -33,106 +32,12 @@ from rtctl.client import (
     QueueLimits,
     SequenceGap,
     ServerError,
-    StateChanged,
     Verdict,
 )
-from rtctl.exceptions import AuthError
-from rtctl.gateway.server import Gateway
-from rtctl.protocol.codes import CloseCode
-from tests.conftest import TIMING, gateway_config, make_token
+from tests.client.lab import WAIT, Lab, record_states
+from tests.conftest import TIMING, make_token
 
-WAIT = 5 * TIMING
-FAST = Backoff(base=0.01, cap=0.05)
 S = ClientState
-
-
-class Lab:
-    """A game router, gateways that restart on one port, and the clients to close."""
-
-    def __init__(self) -> None:
-        self.recorded: list[Any] = []
-        self.release = asyncio.Event()
-        self.router = self._router()
-        self.gateway: Gateway | None = None
-        self.port = 0
-        self.clients: list[Client] = []
-
-    def _router(self) -> Router:
-        router = Router()
-
-        @router.method("game.record", raw_params=True)
-        def record(params: Any) -> None:
-            self.recorded.append(params)
-
-        @router.method("game.hang")
-        async def hang() -> str:
-            await self.release.wait()
-            return "released"
-
-        @router.method("game.busy")
-        def busy() -> None:
-            raise RpcError(4999, "matchmaker busy")
-
-        @router.method("game.kick")
-        def kick(ctx: CallContext) -> None:
-            assert ctx.peer is not None
-            ctx.peer.close(CloseCode.KICKED, "kicked by test")
-
-        @router.method("game.expire")
-        def expire(ctx: CallContext) -> None:  # what the gateway's expiry timer does
-            assert ctx.peer is not None
-            ctx.peer.close(CloseCode.TOKEN_EXPIRED, "token expired")
-
-        @router.method("game.stream")
-        def stream(ctx: CallContext, seqs: list[int]) -> str:
-            assert ctx.peer is not None
-            for seq in seqs:
-                ctx.peer.notify("game.seq", {"room": "r1", "seq": seq})
-            return "streamed"
-
-        return router
-
-    async def start(self, **config: Any) -> Gateway:
-        clock = config.pop("clock", time.time)
-        cfg = dataclasses.replace(gateway_config(**config), port=self.port)
-        self.gateway = Gateway(cfg, router=self.router, clock=clock)
-        await self.gateway.start()
-        self.port = self.gateway.port
-        return self.gateway
-
-    async def stop(self) -> None:
-        if self.gateway is not None:
-            await self.gateway.shutdown(drain=0)
-            self.gateway = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def client(self, **kwargs: Any) -> Client:
-        kwargs.setdefault("token", make_token())
-        kwargs.setdefault("backoff", FAST)
-        kwargs.setdefault("ping_interval", None)
-        client = Client(self.url, **kwargs)
-        self.clients.append(client)
-        return client
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab()
-    await lab.start()
-    yield lab
-    lab.release.set()
-    for client in lab.clients:
-        await client.close()
-    await lab.stop()
-
-
-def record_states(client: Client) -> list[ClientState]:
-    seen: list[ClientState] = []
-    client.on_state_change(lambda event: seen.append(event.new))
-    return seen
 
 
 # -- connected -------------------------------------------------------------------
@@ -303,67 +208,7 @@ async def test_max_attempts_gives_up_and_fails_what_waits(lab: Lab) -> None:
         await client.call("sys.ping")
 
 
-# -- auth and other reasons to stop ------------------------------------------------------
-
-
-async def test_a_refused_token_stops_the_client(lab: Lab) -> None:
-    client = lab.client(token="not-a-jwt")
-    with pytest.raises(AuthError) as info:
-        await client.connect()
-    assert info.value.reason == "malformed"
-    assert client.state is S.DISCONNECTED
-    client.token = make_token()  # a client that stopped may start again
-    await client.connect()
-    assert client.state is S.CONNECTED
-
-
-async def test_the_refresh_callback_supplies_a_new_token(lab: Lab) -> None:
-    asked: list[str] = []
-
-    async def refresh(error: AuthError) -> str:
-        asked.append(error.reason)
-        return make_token("alice")
-
-    client = lab.client(token="not-a-jwt", token_refresh=refresh)
-    await client.connect()
-    assert asked == ["malformed"]
-    assert (await client.call("session.info"))["user"] == "alice"
-
-
-async def test_token_expiry_4001_asks_for_a_new_token(lab: Lab) -> None:
-    refreshed = asyncio.Event()
-
-    def refresh(error: AuthError) -> str:
-        assert error.reason == "expired"
-        refreshed.set()
-        return make_token()
-
-    client = lab.client(token_refresh=refresh)
-    states = record_states(client)
-    await client.connect()
-    await client.notify("game.expire")
-    await asyncio.wait_for(refreshed.wait(), WAIT)
-    await client.wait_for(S.CONNECTED, timeout=WAIT)
-    assert states == [S.CONNECTING, S.CONNECTED, S.RECONNECTING, S.CONNECTED]
-
-
-async def test_token_expiry_without_refresh_stops(lab: Lab) -> None:
-    client = lab.client()
-    events: list[StateChanged] = []
-    client.on_state_change(events.append)
-    await client.connect()
-    await client.notify("game.expire")
-    await client.wait_for(S.DISCONNECTED, timeout=WAIT)
-    assert isinstance(events[-1].error, AuthError)
-    assert events[-1].error.reason == "expired"
-
-
-async def test_kicked_is_not_retried(lab: Lab) -> None:
-    client = lab.client()
-    await client.connect()
-    await client.notify("game.kick")
-    await client.wait_for(S.DISCONNECTED, timeout=WAIT)
-    assert isinstance(client.last_error, Kicked)
+# -- closing and reconnecting on request ------------------------------------------
 
 
 async def test_close_fails_what_waits_and_is_final(lab: Lab) -> None:
@@ -383,7 +228,8 @@ async def test_close_fails_what_waits_and_is_final(lab: Lab) -> None:
 
 
 async def test_async_context_manager(lab: Lab) -> None:
-    async with Client(lab.url, token=make_token(), ping_interval=None) as client:
+    async with Client(lab.url, token=make_token(), ping_interval=None,
+                      transport=lab.transport) as client:
         assert await client.call("sys.echo", ["x"]) == ["x"]
     assert client.state is S.CLOSED
 
@@ -401,7 +247,7 @@ async def test_reconnect_drops_and_comes_back(lab: Lab) -> None:
 
 async def test_reconnect_starts_a_client_that_gave_up(lab: Lab) -> None:
     client = lab.client(token="not-a-jwt")
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthRefused):
         await client.connect()
     client.token = make_token()
     await client.reconnect()

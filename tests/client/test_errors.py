@@ -9,8 +9,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
+import rtctl.client
 from rtctl.client.errors import (
     DEFAULT_RETRYABLE_CODES,
+    AuthRefused,
     CallTimeout,
     ClientError,
     ErrorKind,
@@ -22,14 +24,16 @@ from rtctl.client.errors import (
     classify_close,
     classify_status,
     refusal,
+    refusal_body,
     server_error,
 )
+from rtctl.client.oneshot import CallFailed
 from rtctl.exceptions import AuthError, ConfigError, RpcError
 from rtctl.protocol.codes import CloseCode, ErrorCode
 
 T, A, P, S = ErrorKind.TRANSPORT, ErrorKind.AUTH, ErrorKind.PROTOCOL, ErrorKind.SERVER
 
-CLOSES: dict[int | None, tuple[ErrorKind, bool, type[BaseException]]] = {
+CLOSES: dict[int, tuple[ErrorKind, bool, type[BaseException]]] = {
     CloseCode.NORMAL: (T, True, TransportError),
     CloseCode.GOING_AWAY: (T, True, TransportError),
     CloseCode.PROTOCOL_ERROR: (P, True, ProtocolError),
@@ -40,10 +44,9 @@ CLOSES: dict[int | None, tuple[ErrorKind, bool, type[BaseException]]] = {
     CloseCode.MESSAGE_TOO_BIG: (P, True, ProtocolError),
     CloseCode.INTERNAL_ERROR: (T, True, TransportError),
     CloseCode.TRY_AGAIN_LATER: (T, True, TransportError),
-    CloseCode.TOKEN_EXPIRED: (A, False, AuthError),
+    CloseCode.TOKEN_EXPIRED: (A, False, AuthRefused),
     CloseCode.KICKED: (S, False, Kicked),
     CloseCode.SLOW_CONSUMER: (T, True, TransportError),
-    None: (T, True, TransportError),
     1012: (T, True, TransportError),  # service restart, not one of ours
     4321: (S, False, ClientError),  # a game's private code
 }
@@ -54,7 +57,7 @@ def test_every_close_code_is_classified() -> None:
 
 
 @pytest.mark.parametrize(("code", "expected"), list(CLOSES.items()))
-def test_close_codes(code: int | None, expected: tuple[ErrorKind, bool, type]) -> None:
+def test_close_codes(code: int, expected: tuple[ErrorKind, bool, type]) -> None:
     verdict = classify_close(code, "why")
     assert (verdict.kind, verdict.reconnect) == expected[:2]
     assert type(verdict.error) is expected[2]
@@ -63,12 +66,12 @@ def test_close_codes(code: int | None, expected: tuple[ErrorKind, bool, type]) -
 
 def test_token_expiry_close_is_an_expired_auth_error() -> None:
     error = classify_close(CloseCode.TOKEN_EXPIRED, "token expired").error
-    assert isinstance(error, AuthError)
+    assert isinstance(error, AuthRefused)
     assert error.reason == "expired"
 
 
 @pytest.mark.parametrize(("status", "kind", "reconnect", "error"), [
-    (401, A, False, AuthError),
+    (401, A, False, AuthRefused),
     (404, P, False, ProtocolError),
     (400, P, False, ProtocolError),
     (429, T, True, TransportError),
@@ -83,10 +86,10 @@ def test_refused_upgrades(status: int, kind: ErrorKind, reconnect: bool, error: 
 def test_401_carries_the_reason_word() -> None:
     error = classify_status(401, {"error": "unauthorized", "reason": "bad_signature",
                                   "detail": "no match"}).error
-    assert isinstance(error, AuthError)
+    assert isinstance(error, AuthRefused)
     assert (error.reason, error.detail) == ("bad_signature", "no match")
     bare = classify_status(401, {}).error
-    assert isinstance(bare, AuthError)
+    assert isinstance(bare, AuthRefused)
     assert bare.reason == "unauthorized"
 
 
@@ -97,6 +100,7 @@ def test_401_carries_the_reason_word() -> None:
     (b"", {}),
 ])
 def test_refusal_reads_the_json_body(body: bytes, expected: dict[str, Any]) -> None:
+    assert refusal_body(body) == expected
     exc = InvalidStatus(Response(503, "Service Unavailable", Headers(), body))
     assert refusal(exc) == (503, expected)
 
@@ -133,3 +137,17 @@ def test_the_tree_says_what_is_retryable() -> None:
     assert not timeout.sent
     assert ServerError(1, "m", retryable=True).retryable
     assert not ServerError(1, "m").retryable
+
+
+def test_every_client_exception_has_one_root() -> None:
+    """``except ClientError`` catches whatever the client raises (the tree in errors.py)."""
+    raised = [value for name in rtctl.client.__all__
+              if isinstance(value := getattr(rtctl.client, name), type)
+              and issubclass(value, BaseException)]
+    assert AuthRefused in raised
+    for error in [*raised, CallFailed]:
+        assert issubclass(error, ClientError), error
+    assert issubclass(AuthRefused, AuthError)  # ``except AuthError`` keeps working
+    refused = AuthRefused("expired", "the token expired")
+    assert (refused.reason, refused.detail, refused.retryable) == ("expired", "the token expired",
+                                                                    False)

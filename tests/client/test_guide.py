@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rtctl.client import Backoff, QueueLimits
+from rtctl.client import Backoff, QueueLimits, link
 from rtctl.client import connection as conn
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
@@ -49,4 +49,15 @@ def test_the_seeded_run_is_quoted(guide: str) -> None:
 def test_default_tables(guide: str, row: str, value: float) -> None:
     match = re.search(row, guide)
     assert match is not None, row
+    assert float(match.group(1)) == value
+
+
+@pytest.mark.parametrize(("quote", "value"), [
+    (r"messages up to (\d+) MiB", link.MAX_MESSAGE_BYTES / 2**20),
+    (r"ping every (\d+) s", link.KEEPALIVE_INTERVAL),
+    (r"no pong comes within (\d+) s", link.KEEPALIVE_TIMEOUT),
+])
+def test_the_transport_section_quotes_the_link(guide: str, quote: str, value: float) -> None:
+    match = re.search(quote, guide)
+    assert match is not None, quote
     assert float(match.group(1)) == value
