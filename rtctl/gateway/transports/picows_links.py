@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from multidict import CIMultiDict
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from rtctl.exceptions import ConnectionRefused
@@ -30,6 +31,7 @@ __all__ = ["GameLink", "Link", "Owner", "TapLink"]
 
 _TEXT, _CONTINUATION, _BINARY = WSMsgType.TEXT, WSMsgType.CONTINUATION, WSMsgType.BINARY
 _CLOSE, _PONG = WSMsgType.CLOSE, WSMsgType.PONG
+_NO_HEADERS: CIMultiDict[str] = CIMultiDict()
 
 
 class Owner(Protocol):
@@ -63,6 +65,8 @@ def _close_info(transport: WSTransport) -> tuple[int, str]:
 
 class Link(WSListener):
     """Base of both kinds of upgraded connection: closing and close bookkeeping."""
+
+    __slots__ = ("_close_timer", "driver", "paused", "ws")
 
     def __init__(self, driver: Owner) -> None:
         self.driver = driver
@@ -103,6 +107,9 @@ class Link(WSListener):
 class GameLink(Link):
     """One game connection: frames in, the dispatcher's replies out; its Transport too."""
 
+    __slots__ = ("batching", "conn", "flushing", "identity", "inflight", "outbox", "parts",
+                 "pong_timer", "size", "subprotocol", "waiting")
+
     def __init__(self, driver: Owner, identity: Identity, subprotocol: str | None) -> None:
         super().__init__(driver)
         self.identity = identity
@@ -121,6 +128,9 @@ class GameLink(Link):
 
     def on_ws_connected(self, ws: WSTransport) -> None:
         self.ws = ws
+        # picows keeps the upgrade's request and response; their headers (the token among
+        # them) are the largest part of an idle connection after the buffers.
+        ws.request.headers = ws.response.headers = _NO_HEADERS
         driver = self.driver
         raw = ws.underlying_transport
         try:
@@ -318,6 +328,8 @@ class GameLink(Link):
 
 class TapLink(Link):
     """An admin listening on ``/tap``: the tap's events, one JSON object per line."""
+
+    __slots__ = ("pump", "writable")
 
     def __init__(self, driver: Owner) -> None:
         super().__init__(driver)
