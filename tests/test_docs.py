@@ -12,6 +12,7 @@ import ast
 import inspect
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +36,32 @@ def api_md() -> str:
     return API_MD.read_text(encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class Fence:
+    """One fenced code block: its info string (``python``, ``console``, ``""``), the
+    line numbers (from 1) of its opening and closing fences, and the lines between."""
+
+    info: str
+    opening: int
+    closing: int
+    body: str
+
+
+def fences(text: str) -> Iterator[Fence]:
+    """The fenced code blocks of a Markdown text, in order."""
+    opened: tuple[str, int] | None = None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("```"):
+            continue
+        if opened is None:
+            opened = line.lstrip().removeprefix("```").strip(), number
+        else:
+            info, opening = opened
+            yield Fence(info, opening, number, "\n".join(lines[opening:number - 1]) + "\n")
+            opened = None
+
+
 def section(text: str, title: str) -> str:
     """The body of the ``## title`` section, up to the next ``#`` or ``##`` heading.
 
@@ -42,11 +69,10 @@ def section(text: str, title: str) -> str:
     Python or TOML example must not end a section).
     """
     body: list[str] | None = None
-    fenced = False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and re.match(r"#{1,2} ", line):
+    fenced = {number for fence in fences(text)
+              for number in range(fence.opening, fence.closing + 1)}
+    for number, line in enumerate(text.splitlines(), 1):
+        if number not in fenced and re.match(r"#{1,2} ", line):
             if body is not None:
                 break
             if line[line.index(" ") + 1 :].strip() == title:
@@ -115,6 +141,13 @@ def test_code_table_matches_codes_py(
     extra = sorted(set(by_code) - {code for code, _, _ in expected})
     assert not extra, f"{title}: docs/api.md lists codes that codes.py does not: {extra}"
     assert documented == expected, f"{title}: rows are not in the order of {enum.__name__}"
+
+
+def test_fences_keep_their_info_lines_and_body() -> None:
+    text = "# a\n```python\nx = 1\n# not a heading\n```\ntext\n```\nplain\n```\n"
+    assert list(fences(text)) == [Fence("python", 2, 5, "x = 1\n# not a heading\n"),
+                                  Fence("", 7, 9, "plain\n")]
+    assert section(text, "a") == "```python\nx = 1\n# not a heading\n```\ntext\n```\nplain\n```"
 
 
 def test_table_parser_sees_escaped_pipes_and_stops_at_the_table_end() -> None:

@@ -1,14 +1,22 @@
 """The devtools app: six screens over one :class:`~rtctl.tui.session.Session`.
 
 Start-up is a worker, so the dashboard shows at once and fills in when the
-stack is up. A second worker reads the tap into the feed; one timer samples
-the numbers and redraws the screen showing, a few times a second, however
-busy the gateway is. ``q`` closes the stack (bots, observer, simulator,
-gateway) before the app exits, so nothing is left running.
+stack is up. The screens repaint when their data changes, never on a timer
+of their own: they follow the app's reactives (:attr:`LiveScreen.FOLLOWS`),
+which move as the data arrives. A second worker reads the tap into the feed
+and moves ``tapped``: at once, or, if it moved less than :data:`TAP_GAP` ago,
+when the gap is over, so a busy gateway costs a few redraws a second, not
+one per batch (a redrawn table is the most expensive thing the app paints).
+The observer's state changes move ``status``; every change the TUI makes to
+the simulator moves ``link``. The one periodic timer left samples the
+numbers that have no event (the frame rate, the RTT, the counters) into
+sparklines, and ``sampled`` follows it. ``q`` closes the stack (bots,
+observer, simulator, gateway) before the app exits, so nothing is left running.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar
@@ -16,7 +24,10 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.timer import Timer
 
+from rtctl.client import StateChanged
 from rtctl.exceptions import RtctlError
 from rtctl.tui.screens import (
     MODES,
@@ -33,9 +44,10 @@ from rtctl.tui.stack import Stack
 from rtctl.tui.widgets.nav_bar import NavBar
 from simulator.scenario import Outage
 
-__all__ = ["DEFAULT_REFRESH", "LAG_SWITCH_HOLD", "DevtoolsApp", "StackFactory"]
+__all__ = ["DEFAULT_REFRESH", "LAG_SWITCH_HOLD", "TAP_GAP", "DevtoolsApp", "StackFactory"]
 
-DEFAULT_REFRESH = 0.5  # seconds between two redraws
+DEFAULT_REFRESH = 0.5  # seconds between two samples of the rate and the RTT
+TAP_GAP = 0.2  # seconds: ``tapped`` moves at most this often
 LAG_SWITCH_HOLD = 24 * 3600.0  # an outage "until let go"
 StackFactory = Callable[[], Awaitable[Stack]]
 
@@ -54,11 +66,19 @@ class DevtoolsApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
+    # What the screens follow; each moves when its part of the session changes.
+    status: reactive[str] = reactive("starting…", init=False)  # Session.status
+    tapped: reactive[int] = reactive(0, init=False)  # Feed.added, at most every TAP_GAP s
+    sampled: reactive[int] = reactive(0, init=False)  # samples taken (Session.sample)
+    link: reactive[int] = reactive(0, init=False)  # the simulator's Conditions.version
+
     def __init__(self, start: StackFactory, *, refresh: float = DEFAULT_REFRESH,
                  export_dir: Path | None = None) -> None:
         super().__init__()
         self.session = Session(period=refresh)
         self._start = start
+        self._tapped_at = -TAP_GAP  # time.monotonic() when ``tapped`` last moved
+        self._tap_due: Timer | None = None  # moves ``tapped`` when the gap is over
         session = self.session
         screens: list[Callable[[], LiveScreen]] = [
             lambda: DashboardScreen(session), lambda: ConnectionScreen(session),
@@ -70,36 +90,64 @@ class DevtoolsApp(App[None]):
 
     async def on_mount(self) -> None:
         await self.switch_mode("dashboard")
-        self.set_interval(self.session.period, self._tick)
         self._start_stack()
 
     @work(exclusive=True, group="stack", exit_on_error=False)
     async def _start_stack(self) -> None:
         try:
-            self.session.stack = await self._start()
+            stack = self.session.stack = await self._start()
         except (RtctlError, OSError) as exc:
             self.session.problem = str(exc)
         else:
+            stack.observer.on_state_change(self._observer_changed)
+            self.set_interval(self.session.period, self._sample)
             self._read_tap()
-        self._tick()
+        self.status = self.session.status
+
+    def _observer_changed(self, event: StateChanged) -> None:
+        self.status = self.session.status
 
     @work(exclusive=True, group="tap", exit_on_error=False)
     async def _read_tap(self) -> None:
         stack = self.session.stack
         assert stack is not None
+        feed = self.session.feed
         try:
             async for events in stack.events():
-                self.session.feed.add(events)
+                feed.add(events)
+                self._tap_moved()
         except (RtctlError, OSError) as exc:
             self.notify(f"the tap is closed: {exc}", severity="warning", timeout=10)
+
+    def _tap_moved(self) -> None:
+        """Move ``tapped`` now, or once :data:`TAP_GAP` has passed since it last moved."""
+        if self._tap_due is not None:
+            return  # the rows that just arrived are shown with the ones already waiting
+        wait = self._tapped_at + TAP_GAP - time.monotonic()
+        if wait > 0:
+            self._tap_due = self.set_timer(wait, self._show_tap)
+        else:
+            self._show_tap()
+
+    def _show_tap(self) -> None:
+        self._tap_due = None
+        self._tapped_at = time.monotonic()
+        self.tapped = self.session.feed.added
+
+    def _sample(self) -> None:
+        self.session.sample()
+        self.sampled += 1
 
     async def on_nav_bar_picked(self, event: NavBar.Picked) -> None:
         await self.switch_mode(event.mode)
 
-    def _tick(self) -> None:
-        self.session.sample()
-        if isinstance(self.screen, LiveScreen):
-            self.screen.update_view()
+    def on_simulator_screen_changed(self) -> None:
+        self._link_moved()
+
+    def _link_moved(self) -> None:
+        stack = self.session.stack
+        if stack is not None and stack.proxy is not None:
+            self.link = stack.proxy.conditions.version
 
     def action_lag_switch(self) -> None:
         """Hold an outage on the simulator until pressed again."""
@@ -113,7 +161,7 @@ class DevtoolsApp(App[None]):
         else:
             proxy.add_outage(Outage(proxy.elapsed(), LAG_SWITCH_HOLD))
         self.session.lag_switch = not self.session.lag_switch
-        self._tick()
+        self._link_moved()
 
     async def action_quit(self) -> None:
         """Close the stack, then exit (``q``, and Textual's own ``ctrl+q``)."""

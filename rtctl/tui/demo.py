@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from rtctl.client import Client
 from rtctl.config import GatewayConfig
-from rtctl.gateway.auth import AuthConfig, Authenticator
+from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.tap import ADMIN_ROLE
+from rtctl.tokens import issue_token
 from rtctl.tui.bots import BotConfig, BotCrowd
 from rtctl.tui.stack import OBSERVER, Stack
 from simulator.proxy import WebSocketProxy
@@ -48,13 +49,12 @@ class DemoConfig:
 async def start_demo(config: DemoConfig | None = None) -> Stack:
     """Start gateway, simulator, observer and bots; the caller must ``await stack.close()``."""
     config = config or DemoConfig()
-    auth = Authenticator(AuthConfig(secret=secrets.token_urlsafe(32)))
+    secret = secrets.token_urlsafe(32)
 
     def token_for(user: str, **claims: str) -> str:
-        return auth.issue(sub=user, ttl=_TOKEN_TTL, claims=claims)
+        return issue_token(secret, sub=user, ttl=_TOKEN_TTL, claims=claims)
 
-    gateway = Gateway(GatewayConfig(auth=auth.config, host=config.host, port=0),
-                      authenticator=auth)
+    gateway = Gateway(GatewayConfig(auth=AuthConfig(secret=secret), host=config.host, port=0))
     await gateway.start()
     tap = gateway.tap.subscribe()  # before anyone connects: the inspector sees it all
     proxy = WebSocketProxy(gateway.url, Conditions(), host=config.host, port=0,

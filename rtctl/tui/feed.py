@@ -1,11 +1,12 @@
-"""The TUI's live state: recent tap rows and a few samples over time, read on a timer.
+"""The TUI's live state: recent tap rows, and a few numbers sampled over time.
 
 The tap's events arrive in a worker as fast as the gateway makes them;
 :meth:`Feed.add` only pairs them (:class:`~rtctl.inspect.pairing.Pairing`)
-and keeps the last :data:`DEFAULT_KEEP`. The screens read the feed when the
-app's refresh timer fires, never per frame, so a busy gateway cannot make
-the UI stutter. Exports go through the inspector's own sinks, so a file
-written here is the same as one from ``rtctl inspect --record``/``--pcap``.
+and keeps the last :data:`DEFAULT_KEEP`. The app tells the screens when rows
+arrived, at once but at most every :data:`~rtctl.tui.app.TAP_GAP` seconds,
+never per frame, so a busy gateway cannot make the UI stutter.
+Exports go through the inspector's own sinks, so a file written here is the
+same as one from ``rtctl inspect --record``/``--pcap``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _ERRORS = parse_filter("errors")
 
 @dataclass
 class Samples:
-    """One sparkline's worth of a number sampled on the refresh timer."""
+    """One sparkline's worth of a number, one value per sample."""
 
     values: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
 
@@ -68,7 +69,7 @@ class Feed:
                 self.errors += 1
 
     def frames_since_last(self) -> int:
-        """Frames seen since the previous call: the dashboard divides by the timer period."""
+        """Frames seen since the previous call: the session divides by the sampling period."""
         count = self.frames - self._frames_at_sample
         self._frames_at_sample = self.frames
         return count

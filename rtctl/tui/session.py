@@ -2,8 +2,10 @@
 
 Every screen gets the same :class:`Session`. The app fills it: the stack
 when its start-up worker finishes, the feed from its tap worker, and one
-:meth:`Session.sample` per refresh tick, which is also the only place the
-per-second rates are computed, so every screen shows the same numbers.
+:meth:`Session.sample` per sampling period, which is also the only place the
+per-second rates are computed, so every screen shows the same numbers. The
+session itself knows nothing of Textual; the app's reactives say when a part
+of it changed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ __all__ = ["Session"]
 class Session:
     """What the screens read; ``stack`` is None while starting or after start-up failed."""
 
-    period: float  # seconds between two refresh ticks
+    period: float  # seconds between two samples
     stack: Stack | None = None
     problem: str | None = None  # why there is no stack, in plain words
     feed: Feed = field(default_factory=Feed)
-    rtt_ms: Samples = field(default_factory=Samples)  # the observer's last RTT per tick
+    rtt_ms: Samples = field(default_factory=Samples)  # the observer's last RTT per sample
     rate: Samples = field(default_factory=Samples)  # frames per second through the gateway
     lag_switch: bool = False  # the simulator's outage held on by the lag-switch key
 
@@ -39,7 +41,7 @@ class Session:
         return f"{self.stack.observer.state.value} to {self.stack.url} ({where})"
 
     def sample(self) -> None:
-        """Take one sample of each number (the app calls this once per tick)."""
+        """Take one sample of each number (the app calls this once per period)."""
         if self.stack is None:
             return
         self.rate.add(self.feed.frames_since_last() / self.period)

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from rtctl.client import Client, ClientState, TransportError, endpoint_url
+from rtctl.client import Client, ClientState, TransportError
+from rtctl.client.endpoint import endpoint_url
 from rtctl.gateway.server import Gateway
 from rtctl.inspect.listener import listen
 from rtctl.protocol.tap import TAP_PATH, TapEvent

@@ -18,8 +18,7 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
     """Poll ``condition`` on the event loop until it holds; fail after ``timeout`` × TIMING."""
     try:
         async with asyncio.timeout(timeout * TIMING):
-            # The app's state has no event to wait on: poll it, bounded (the UI refreshes
-            # on a timer too).
+            # The app's state has no event a test can wait on: poll it, bounded.
             while not condition():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     except TimeoutError:

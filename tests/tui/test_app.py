@@ -1,7 +1,7 @@
 """The app driven with Pilot at 80×24 over a small, fast demo stack.
 
 Every wait is on the app's own state (the session, the observer's netstats),
-bounded by ``TIMING``; the refresh timer runs every 200 ms here.
+bounded by ``TIMING``; the app samples the rate and the RTT every 200 ms here.
 """
 
 from __future__ import annotations
@@ -105,10 +105,16 @@ async def test_simulated_latency_shows_in_the_rtt(tmp_path: Path) -> None:
         assert isinstance(app.screen, DashboardScreen)
         await wait_until(lambda: (app.session.rtt_ms.last or 0) >= 400,
                          "the RTT sparkline to show 2 × 200 ms")
+        await pilot.pause()
+        label = str(app.screen.query_one("#rtt-label", Static).render())
+        assert float(label.rpartition(": ")[2]) >= 400  # drawn from the sample
+        summary = app.screen.query_one("#summary", Static)
         await pilot.press("l")
         assert app.session.lag_switch
+        assert "OUTAGE (lag switch)" in str(summary.render())
         await pilot.press("l")
         assert not app.session.lag_switch
+        assert "OUTAGE" not in str(summary.render())
         await pilot.press("q")
 
 

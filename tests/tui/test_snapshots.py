@@ -24,7 +24,7 @@ async def _no_stack() -> Stack:
 
 
 def _app() -> DevtoolsApp:
-    return DevtoolsApp(_no_stack, refresh=3600)  # one tick at start, then still
+    return DevtoolsApp(_no_stack, refresh=3600)  # no stack: nothing moves after the start
 
 
 def test_dashboard_without_a_stack(snap_compare: Any) -> None:

@@ -1,4 +1,4 @@
-"""The TUI's screens, one per module; each reads the shared session on the refresh timer."""
+"""The TUI's screens, one per module; each redraws from the shared session as it changes."""
 
 from rtctl.tui.screens.base import MODES, LiveScreen
 from rtctl.tui.screens.connection import ConnectionScreen

@@ -1,8 +1,11 @@
 """The base of every screen: it reads the shared :class:`~rtctl.tui.session.Session`.
 
-The app calls :meth:`LiveScreen.update_view` on its refresh timer, only for
-the screen showing, and once when a screen comes back into view; screens
-never redraw per tap event.
+A screen names the app's reactives it follows in :attr:`LiveScreen.FOLLOWS`
+(``status``, ``tapped``, ``sampled``, ``link``: see
+:class:`~rtctl.tui.app.DevtoolsApp`). When one of them moves, the screen
+redraws with :meth:`LiveScreen.update_view`, if it is the one showing, and
+once when it comes back into view. However many of them move before the
+screen gets to it (a sample and a tap batch at once), it redraws once.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ class LiveScreen(Screen[None]):
         Binding("escape", "leave_field", "Leave field", show=False)]
 
     MODE: ClassVar[str]  # the app's name for this screen, shown in the nav bar
+    FOLLOWS: ClassVar[tuple[str, ...]] = ()  # the app's reactives this screen redraws on
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self._redraw_queued = False
 
     def compose(self) -> ComposeResult:
         yield NavBar(MODES, self.MODE)
@@ -49,6 +54,19 @@ class LiveScreen(Screen[None]):
         """The screen's own widgets, between the header and the footer."""
         yield from ()
 
+    def on_mount(self) -> None:
+        for name in self.FOLLOWS:
+            self.watch(self.app, name, self._followed_changed, init=False)
+
+    def _followed_changed(self) -> None:
+        """Queue one redraw, unless one is queued already or the screen is not showing."""
+        if self.is_current and not self._redraw_queued:
+            self._redraw_queued = self.call_later(self._redraw)
+
+    def _redraw(self) -> None:
+        self._redraw_queued = False
+        self.update_view()
+
     def action_leave_field(self) -> None:
         """Escape from a text field, so keys are commands again."""
         self.set_focus(None)
@@ -57,4 +75,4 @@ class LiveScreen(Screen[None]):
         self.update_view()
 
     def update_view(self) -> None:
-        """Redraw from the session; cheap, called a few times a second."""
+        """Redraw from the session; cheap, called whenever what the screen follows moves."""

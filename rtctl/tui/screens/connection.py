@@ -2,7 +2,9 @@
 
 The reconnect button drops the connection (or starts it again after the
 client gave up) with :meth:`rtctl.client.Client.reconnect`; the state line
-shows the client's own state machine going round.
+shows the client's own state machine going round. The recent changes and the
+last error are reactive, set by the client's own callbacks; the state and
+latency lines follow the app's ``status`` and each sample of the netstats.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
+from textual.reactive import reactive
 from textual.widgets import Button, Static
 
 from rtctl.client import StateChanged, Verdict
@@ -21,12 +24,18 @@ from rtctl.tui.session import Session
 
 __all__ = ["ConnectionScreen"]
 
+_HISTORY = 6  # state changes shown
+
 
 class ConnectionScreen(LiveScreen):
     """The observer's connection, and a button to drop it."""
 
     MODE = "connection"
+    FOLLOWS = ("status", "sampled")
     BINDINGS: ClassVar[list[BindingType]] = [("r", "reconnect", "Reconnect")]
+
+    history: reactive[list[str]] = reactive(list)  # the last state changes, oldest first
+    problem: reactive[str | None] = reactive(None, init=False)  # the last error reported
 
     def body(self) -> ComposeResult:
         yield Static(id="client")
@@ -35,36 +44,44 @@ class ConnectionScreen(LiveScreen):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self.history: list[str] = []  # the last state changes, oldest first
-        self._last_problem: str | None = None
-        self._watched = False
+        self._listening = False
 
-    def _watch(self) -> None:
+    def on_mount(self) -> None:
+        self.watch(self.app, "status", self._listen)  # now, and once the stack is up
+
+    def _listen(self) -> None:
         """Listen to the observer's state changes and errors, once it exists."""
         stack = self.session.stack
-        if stack is None or self._watched:
+        if stack is None or self._listening:
             return
-        self._watched = True
+        self._listening = True
 
         def changed(event: StateChanged) -> None:
             why = f" ({event.error})" if event.error else ""
-            self.history = [*self.history[-5:], f"{event.old.value} → {event.new.value}{why}"]
+            change = f"{event.old.value} → {event.new.value}{why}"
+            self.history = [*self.history[1 - _HISTORY:], change]
 
         def failed(verdict: Verdict) -> None:
-            self._last_problem = f"{verdict.kind.value}: {verdict.error}"
+            self.problem = f"{verdict.kind.value}: {verdict.error}"
 
         stack.observer.on_state_change(changed)
         stack.observer.on_error(failed)
 
+    def watch_history(self, history: list[str]) -> None:
+        self.query_one("#history", Static).update(
+            "recent changes:\n" + ("\n".join(history) or "none yet"))
+
+    def watch_problem(self) -> None:
+        self.update_view()
+
     def update_view(self) -> None:
-        self._watch()
         stack = self.session.stack
         if stack is None:
             self.query_one("#client", Static).update(self.session.status)
             return
         client = stack.observer
         stats = client.netstats()
-        error = client.last_error or self._last_problem
+        error = client.last_error or self.problem
         self.query_one("#client", Static).update("\n".join([
             f"state       {client.state.value}",
             f"endpoint    {client.url}",
@@ -74,8 +91,6 @@ class ConnectionScreen(LiveScreen):
             f"{stats.messages_in} received",
             f"last error  {error or 'none'}",
         ]))
-        self.query_one("#history", Static).update(
-            "recent changes:\n" + ("\n".join(self.history) or "none yet"))
 
     @on(Button.Pressed, "#reconnect")
     def action_reconnect(self) -> None:
@@ -89,4 +104,4 @@ class ConnectionScreen(LiveScreen):
         try:
             await stack.observer.reconnect()
         except RtctlError as exc:
-            self._last_problem = str(exc)
+            self.problem = str(exc)

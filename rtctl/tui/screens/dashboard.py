@@ -2,7 +2,9 @@
 
 Numbers come from the gateway's own metrics when it is embedded, from the
 tap feed and the observer's netstats otherwise; the simulator line shows
-what the link is doing to every client right now.
+what the link is doing to every client right now. It redraws as the tap
+brings traffic, as the observer's state changes, as the lag switch moves and
+with each sample of the rate and the RTT.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DashboardScreen(LiveScreen):
     """Status, traffic, latency and errors at a glance."""
 
     MODE = "dashboard"
+    FOLLOWS = ("status", "tapped", "sampled", "link")
 
     def body(self) -> ComposeResult:
         yield Static(id="summary")

@@ -3,7 +3,8 @@
 The filter takes the same expressions as ``rtctl inspect --filter``
 (:mod:`rtctl.inspect.filters`). Pausing freezes the table while the feed goes
 on collecting; exports write the rows kept (JSONL, or a pcap Wireshark reads)
-with the inspector's own sinks.
+with the inspector's own sinks. The table follows the tap (the app's
+``tapped``); the filter and the pause are reactive and redraw it when they change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.json import JSON
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
+from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from rtctl.exceptions import ConfigError
@@ -36,15 +38,19 @@ class InspectorScreen(LiveScreen):
     """Every frame through the gateway, filtered, with details."""
 
     MODE = "inspector"
+    FOLLOWS = ("tapped",)
     BINDINGS: ClassVar[list[BindingType]] = [
         ("slash", "focus_filter", "Filter"), ("space", "pause", "Pause"),
         ("j", "export('jsonl')", "JSONL"), ("x", "export('pcap')", "pcap")]
 
+    # always_update: setting the same filter again clears a parse error from the note.
+    filter: reactive[Filter] = reactive(lambda: parse_filter(""), init=False,
+                                        always_update=True)
+    paused: reactive[bool] = reactive(False, init=False)
+
     def __init__(self, session: Session, *, export_dir: Path | None = None) -> None:
         super().__init__(session)
         self.export_dir = export_dir or Path.cwd()
-        self.filter: Filter = parse_filter("")
-        self.paused = False
         self._drawn = -1  # feed.added when the table was last drawn
         self.exported = 0  # files written
 
@@ -64,9 +70,13 @@ class InspectorScreen(LiveScreen):
             self.filter = parse_filter(event.value)
         except ConfigError as exc:
             self._note(str(exc))
-            return
+
+    def watch_paused(self) -> None:
+        """The pause or the filter changed: draw the table anew."""
         self._drawn = -1
         self.update_view()
+
+    watch_filter = watch_paused
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -81,8 +91,6 @@ class InspectorScreen(LiveScreen):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        self._drawn = -1
-        self.update_view()
 
     def action_export(self, kind: str) -> None:
         path = self.export_dir / f"rtctl-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"

@@ -7,7 +7,9 @@ with :func:`rtctl.profiler.report.fetch` and drawn with
 it; it needs an admin token, which the demo has. Under it, from an embedded
 gateway, every call's time (:attr:`rtctl.gateway.metrics.GatewayMetrics.calls`,
 ``rtctl_rpc_duration_seconds``), with bucket bounds as quantiles, as
-Prometheus' ``histogram_quantile`` would at best say.
+Prometheus' ``histogram_quantile`` would at best say. ``/profile`` is a network
+read, polled every few seconds; the call table follows the tap (the app's
+``tapped``), since every call is a frame on it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ProfilerScreen(LiveScreen):
     """The gateway's stage breakdown, and its per-method call times."""
 
     MODE = "profiler"
+    FOLLOWS = ("tapped",)
     BINDINGS: ClassVar[list[BindingType]] = [("r", "refresh", "Refresh")]
 
     document: dict[str, Any] | None = None  # the last /profile answer
@@ -69,8 +72,7 @@ class ProfilerScreen(LiveScreen):
     def on_mount(self) -> None:
         self.set_interval(_EVERY, self.action_refresh)
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+    def on_screen_resume(self) -> None:  # LiveScreen's own handler redraws the table
         self.action_refresh()
 
     def action_refresh(self) -> None:

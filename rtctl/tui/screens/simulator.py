@@ -5,13 +5,17 @@ A profile replaces the base settings (its time-varying phases are for
 settings on top; a per-user rule puts one player on a worse link
 (:class:`simulator.scenario.Rule`). The lag switch (``l``, from any screen)
 holds a blackhole outage until pressed again. Every change goes through
-:class:`simulator.scenario.Conditions`, the object the control API changes.
+:class:`simulator.scenario.Conditions`, the object the control API changes;
+this screen then posts :class:`SimulatorScreen.Changed` and the app moves its
+``link``, which this screen and the dashboard follow (and each sample, for
+the proxy's counters).
 """
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.widgets import Select, Static
 
 from rtctl.exceptions import ConfigError
@@ -29,6 +33,10 @@ class SimulatorScreen(LiveScreen):
     """Profiles, settings for everyone, per-user rules, and what the link does now."""
 
     MODE = "simulator"
+    FOLLOWS = ("link", "sampled")
+
+    class Changed(Message):
+        """The conditions were changed from this screen."""
 
     def body(self) -> ComposeResult:
         choices = [(f"{p.name}: {p.description}", p.name) for p in list_profiles()]
@@ -47,7 +55,7 @@ class SimulatorScreen(LiveScreen):
             return
         settings = {} if event.value == _CLEAN else load_profile(event.value).settings
         proxy.conditions.update(settings, replace=True)
-        self.update_view()
+        self.post_message(self.Changed())
 
     @on(ImpairmentForm.Submitted)
     def _submitted(self, event: ImpairmentForm.Submitted) -> None:
@@ -66,7 +74,7 @@ class SimulatorScreen(LiveScreen):
         except ConfigError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.update_view()
+        self.post_message(self.Changed())
 
     def update_view(self) -> None:
         stack = self.session.stack
