@@ -217,7 +217,7 @@ async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
     builtin = "sys.*, session.*, presence.*, room.*"
     say(f"  methods: {len(gateway.router.methods)} "
         f"({builtin + (f' + {router_spec}' if router_spec else '')})")
-    say(f"  http:    /healthz /readyz /metrics · {cfg.transport} · heartbeat "
+    say(f"  http:    /healthz /readyz /metrics · transport {cfg.transport} · heartbeat "
         f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
         f" · max message {cfg.limits.max_message_size} B")
     say(_cluster_line(backends))
