@@ -28,9 +28,11 @@ _SUB_BITS = _HALF_BITS + 1
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)  # what reports show, beside the max
 
 
-def _index(value: int) -> int:
-    shift = max(0, value.bit_length() - _SUB_BITS)
-    return (shift << _HALF_BITS) + (value >> shift)
+def _indices(values: list[int]) -> list[int]:
+    """The bucket of each value (≥ 0): its top bits, after the power of two it lies in."""
+    return [(shift << _HALF_BITS) + (value >> shift)
+            if (shift := value.bit_length() - _SUB_BITS) > 0 else value
+            for value in values]
 
 
 def _bounds(index: int) -> tuple[int, int]:
@@ -40,7 +42,7 @@ def _bounds(index: int) -> tuple[int, int]:
 
 
 class Histogram:
-    """Counts of values in log-linear buckets; ``record`` is the hot path."""
+    """Counts of values in log-linear buckets; ``record_all`` is the fast way in."""
 
     __slots__ = ("_counts", "count", "max", "min", "total")
 
@@ -53,18 +55,22 @@ class Histogram:
 
     def record(self, value: int, count: int = 1) -> None:
         """Add ``count`` occurrences of ``value`` (negative values count as 0)."""
-        value = max(value, 0)
-        self._counts[_index(value)] += count
-        if not self.count or value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        self.count += count
-        self.total += value * count
+        self.record_all([value] * count)
 
     def record_all(self, values: Iterable[int]) -> None:
-        for value in values:
-            self.record(value)
+        """Add each of ``values`` (negative values count as 0), in one pass."""
+        values = list(values)
+        if not values:
+            return
+        low = min(values)
+        if low < 0:
+            values = [max(value, 0) for value in values]
+            low = 0
+        self._counts.update(_indices(values))
+        self.min = low if not self.count else min(self.min, low)
+        self.max = max(self.max, max(values))
+        self.count += len(values)
+        self.total += sum(values)
 
     def merge(self, other: Histogram) -> None:
         """Add ``other``'s counts to this histogram."""

@@ -1,7 +1,8 @@
 """How a bench result is shown and written: the rich summary, ``--json`` and ``--csv``.
 
 The live line while a run goes (:func:`progress_line`), the summary table at
-the end (:func:`summary`), and the files: the JSON document of
+the end (:func:`summary`, which says whether the load generator was the
+bottleneck), and the files: the JSON document of
 :meth:`~rtctl.bench.results.BenchResult.to_json` and the per-second timeline
 as CSV.
 """
@@ -45,7 +46,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         (f"{result.messages:,}", "bold cyan"), " completed  ",
         (f"{result.throughput:,.0f}/s", "bold cyan"), " throughput  ",
         (f"{result.error_count:,} errors ({result.error_ratio:.3%})",
-         "red" if result.error_count else "green"))
+         "red" if result.error_count else "green"), "\n",
+        (result.bottleneck.text(), "bold yellow" if result.bottleneck.generator else "dim"))
     latency = Table(title="latency (ms)", title_justify="left")
     values = result.latency_ms()
     for key in _LABELS:

@@ -15,20 +15,32 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtctl.bench.bottleneck import Bottleneck, GeneratorLoad, judge
 from rtctl.bench.histogram import Histogram
 
 __all__ = ["LOST", "BenchResult", "Recorder", "WorkerResult"]
 
 LOST = "lost"
 _NS = 1_000_000_000
+# Completions between two folds of the raw latencies into the histograms: a fold of
+# 1,024 takes well under a millisecond; much larger ones stall the loop long enough to
+# show in the latencies of an open loop.
+_FOLD = 1024
 
 
 class Recorder:
-    """One worker's counts; times are ``time.monotonic()`` seconds."""
+    """One worker's counts; times are ``time.monotonic()`` seconds.
+
+    A completion appends its latency to a list of its second of the window,
+    the cheapest thing to do per message; every 1,024 completions (and at the
+    end) the lists go into one histogram per second. The whole window's
+    histogram is their merge, made once at the end.
+    """
 
     def __init__(self) -> None:
-        self.histogram = Histogram()
-        self.timeline: dict[int, Histogram] = {}  # second of the window → latencies
+        self._raw: dict[int, list[int]] = {}  # second of the window → latencies (ns)
+        self._timeline: dict[int, Histogram] = {}  # the same, folded
+        self.count = 0  # completions so far
         self.errors: Counter[str] = Counter()
         self.expected = 0
         self.start = float("inf")  # the measured window, set by open_window
@@ -37,11 +49,8 @@ class Recorder:
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end = start, end
 
-    def measured(self, intended: float) -> bool:
-        """Does an attempt meant to start at ``intended`` count?"""
-        return self.start <= intended < self.end
-
     def expect(self, intended: float, count: int = 1) -> bool:
+        """Count ``count`` attempts meant to start at ``intended``, if that is in the window."""
         if self.start <= intended < self.end:
             self.expected += count
             return True
@@ -49,30 +58,41 @@ class Recorder:
 
     def completed(self, intended: float, now: float) -> None:
         """An attempt meant to start at ``intended`` completed at ``now`` (both in the window)."""
-        latency = int((now - intended) * _NS)
-        self.histogram.record(latency)
         second = int(intended - self.start)
-        bucket = self.timeline.get(second)
-        if bucket is None:
-            bucket = self.timeline[second] = Histogram()
-        bucket.record(latency)
+        latencies = self._raw.get(second)
+        if latencies is None:
+            latencies = self._raw[second] = []
+        latencies.append(int((now - intended) * _NS))
+        self.count += 1
+        if not self.count % _FOLD:
+            self._fold()
+
+    def _fold(self) -> None:
+        for second, latencies in self._raw.items():
+            histogram = self._timeline.get(second)
+            if histogram is None:
+                histogram = self._timeline[second] = Histogram()
+            histogram.record_all(latencies)
+        self._raw.clear()
 
     def failed(self, kind: str, count: int = 1) -> None:
         self.errors[kind] += count
 
-    def result(self) -> WorkerResult:
-        return WorkerResult(histogram=self.histogram, timeline=self.timeline,
-                            errors=Counter(self.errors), expected=self.expected)
+    def result(self, load: GeneratorLoad) -> WorkerResult:
+        """The counts, with ``load``: what generating them cost this worker."""
+        self._fold()
+        return WorkerResult(timeline=self._timeline, errors=Counter(self.errors),
+                            expected=self.expected, load=load)
 
 
 @dataclass(frozen=True)
 class WorkerResult:
     """What one worker sends back to the parent (it pickles)."""
 
-    histogram: Histogram
-    timeline: dict[int, Histogram]
+    timeline: dict[int, Histogram]  # second of the window → latencies
     errors: Counter[str]
     expected: int
+    load: GeneratorLoad
 
 
 @dataclass(frozen=True)
@@ -89,14 +109,15 @@ class BenchResult:
     timeline: list[Histogram]  # one per second of the window
     errors: Counter[str] = field(default_factory=Counter)
     expected: int = 0
+    generator: tuple[GeneratorLoad, ...] = ()  # one per worker
 
     @classmethod
     def merge(cls, parts: list[WorkerResult], *, scenario: str, clients: int,
               rate: float | None, duration_s: float) -> BenchResult:
-        histogram = Histogram.merged(part.histogram for part in parts)
         seconds = max(1, int(duration_s + 0.999))
         timeline = [Histogram.merged(part.timeline.get(s, Histogram()) for part in parts)
                     for s in range(seconds)]
+        histogram = Histogram.merged(timeline)
         errors: Counter[str] = Counter()
         for part in parts:
             errors.update(part.errors)
@@ -107,7 +128,13 @@ class BenchResult:
         return cls(scenario=scenario, clients=clients, workers=len(parts),
                    mode="closed" if rate is None else "open", rate=rate,
                    duration_s=duration_s, histogram=histogram, timeline=timeline,
-                   errors=errors, expected=max(expected, histogram.count))
+                   errors=errors, expected=max(expected, histogram.count),
+                   generator=tuple(part.load for part in parts))
+
+    @property
+    def bottleneck(self) -> Bottleneck:
+        """Whether the load generator, rather than the server, limited the run."""
+        return judge(self.generator)
 
     @property
     def messages(self) -> int:
@@ -134,6 +161,7 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (its fields are listed in ``docs/bench.md``)."""
+        verdict = self.bottleneck
         return {
             "scenario": self.scenario, "clients": self.clients, "workers": self.workers,
             "mode": self.mode, "rate": self.rate, "duration_s": self.duration_s,
@@ -143,6 +171,13 @@ class BenchResult:
             "timeline": [{"second": s, "messages": h.count,
                           "p50_ms": h.percentile(50) / 1e6, "p99_ms": h.percentile(99) / 1e6}
                          for s, h in enumerate(self.timeline)],
+            "generator": {
+                "bottleneck": verdict.generator, "busy": verdict.busy,
+                "lag_ms": verdict.lag_s * 1e3, "suggested_workers": verdict.workers,
+                "verdict": verdict.text(),
+                "workers": [{"cpu_s": g.cpu_s, "wall_s": g.wall_s, "busy": g.busy,
+                             "lag_ms": g.lag_s * 1e3} for g in self.generator],
+            },
         }
 
     def csv_rows(self) -> list[list[str]]:

@@ -6,6 +6,9 @@ room), run the warm-up and then the measured window, wait up to
 ``plan.drain`` seconds for answers still on their way, close. Workers report
 their progress a few times a second and send their
 :class:`~rtctl.bench.results.WorkerResult` back; histograms merge exactly.
+Each worker also measures its own CPU time and event-loop lag over the window
+(:mod:`rtctl.bench.bottleneck`), so the report can say when the generator,
+not the server, set the pace. Workers run on uvloop.
 
 Times are ``time.monotonic()``: CLOCK_MONOTONIC is one clock for every
 process on the machine, so a fan-out delivery is timed against the
@@ -17,15 +20,22 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rtctl.bench.bottleneck import LoadMeter
 from rtctl.bench.plan import Plan
 from rtctl.bench.results import BenchResult, Recorder, WorkerResult
-from rtctl.bench.scenarios import SCENARIOS, Context
+from rtctl.bench.scenarios import Context, scenario_for
 from rtctl.bench.session import Session
 from rtctl.exceptions import RtctlError
+
+if sys.platform == "win32":  # uvloop has no Windows build
+    from asyncio import run as run_loop
+else:
+    from uvloop import run as run_loop
 
 __all__ = ["PROGRESS_INTERVAL", "BenchError", "Progress", "run", "run_worker"]
 
@@ -41,14 +51,14 @@ class BenchError(RtctlError):
 
 async def _report(recorder: Recorder, progress: Progress) -> None:
     while True:
-        progress(recorder.histogram.count, sum(recorder.errors.values()))
+        progress(recorder.count, sum(recorder.errors.values()))
         await asyncio.sleep(PROGRESS_INTERVAL)
 
 
 async def run_worker(plan: Plan, worker: int = 0, *, progress: Progress | None = None,
                      ready: Callable[[], Awaitable[None]] | None = None) -> WorkerResult:
     """Run worker ``worker``'s share of ``plan`` in the running loop."""
-    scenario = SCENARIOS[plan.scenario]
+    scenario = scenario_for(plan)
     recorder = Recorder()
     ctx = Context(plan=plan, recorder=recorder, ramp_start=time.monotonic())
     indices = plan.clients_of(worker)
@@ -59,16 +69,18 @@ async def run_worker(plan: Plan, worker: int = 0, *, progress: Progress | None =
     ctx.start = time.monotonic()
     ctx.end = ctx.start + plan.warmup + plan.duration
     recorder.open_window(ctx.start + plan.warmup, ctx.end)
+    meter = LoadMeter(recorder.start, recorder.end)
     reporter = asyncio.get_running_loop().create_task(
         _report(recorder, progress)) if progress is not None else None
     try:
         sessions = list(await asyncio.gather(
             *(scenario.load(ctx, i, s) for i, s in zip(indices, sessions, strict=True))))
+        load = meter.load()
         await asyncio.gather(*(scenario.close(s, plan.drain) for s in sessions))
     finally:
         if reporter is not None:
             reporter.cancel()
-    return recorder.result()
+    return recorder.result(load)
 
 
 def _worker_main(plan: Plan, worker: int, barrier: Any, out: Any) -> None:
@@ -81,7 +93,7 @@ def _worker_main(plan: Plan, worker: int, barrier: Any, out: Any) -> None:
         out.put(("progress", worker, (completed, errors)))
 
     try:
-        result = asyncio.run(run_worker(plan, worker, progress=progress, ready=ready))
+        result = run_loop(run_worker(plan, worker, progress=progress, ready=ready))
     except BaseException as exc:  # the parent shows it as one line
         out.put(("failed", worker, f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
@@ -90,8 +102,9 @@ def _worker_main(plan: Plan, worker: int, barrier: Any, out: Any) -> None:
 
 def run(plan: Plan, *, progress: Progress | None = None) -> BenchResult:
     """Run ``plan`` (in ``plan.workers`` processes when more than one) and merge."""
+    scenario_for(plan)  # a plan the scenario cannot run fails here, before any process starts
     if plan.workers == 1:
-        parts = [asyncio.run(run_worker(plan, progress=progress))]
+        parts = [run_loop(run_worker(plan, progress=progress))]
     else:
         parts = _run_processes(plan, progress)
     return BenchResult.merge(parts, scenario=plan.scenario, clients=plan.clients,

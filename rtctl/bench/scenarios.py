@@ -22,6 +22,11 @@ Scenarios (JSON-RPC 2.0 methods named in ``docs/api.md``):
 ``reconnect-storm`` drop the connection (no close handshake), reconnect and
                     ``sys.ping``; latency is drop → first reply. With a rate,
                     every client drops at the same instants (rate storms/s).
+
+A closed-loop echo runs in the connection's frame callback
+(:meth:`~rtctl.bench.session.Session.repeat`), the fastest path; the other
+loops are coroutines. :func:`scenario_for` finds a plan's scenario and checks
+the plan against it.
 """
 
 from __future__ import annotations
@@ -35,11 +40,13 @@ from typing import Any
 
 from rtctl.bench.plan import Plan
 from rtctl.bench.results import Recorder
-from rtctl.bench.session import CLOSED, ConnectFailed, Notification, Session
+from rtctl.bench.session import CLOSED, ConnectFailed, Notification, Session, request_head
+from rtctl.exceptions import ConfigError
 
-__all__ = ["QUIET", "SCENARIOS", "Context", "Scenario"]
+__all__ = ["QUIET", "SCENARIOS", "Context", "Scenario", "scenario_for"]
 
 _BEFORE = float("-inf")  # the intended time of set-up calls: never measured
+_PING = request_head("sys.ping")
 QUIET = 0.2  # seconds without a delivery after which a room scenario stops listening
 
 
@@ -69,7 +76,7 @@ class Context:
         session = await self.session(index)
         if session is None:
             return None
-        replied = await session.call("sys.ping", None, _BEFORE)
+        replied = await session.call(_PING, _BEFORE)
         if measured:
             if replied:
                 self.recorder.completed(intended, time.monotonic())
@@ -110,6 +117,12 @@ class Scenario(ABC):
     """One kind of client behaviour."""
 
     name: str
+    min_clients = 1
+
+    def check(self, plan: Plan) -> None:
+        """Raise :class:`ConfigError` when ``plan`` cannot run this scenario."""
+        if plan.clients < self.min_clients:
+            raise ConfigError(f"{self.name} needs {self.min_clients} clients at least")
 
     async def open(self, ctx: Context, index: int) -> Session | None:
         """Start client ``index`` at its place in the ramp."""
@@ -132,12 +145,12 @@ class Echo(Scenario):
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
         if session is None:
             return None
-        params = ["x" * ctx.plan.payload_bytes]
+        head = request_head("sys.echo", ["x" * ctx.plan.payload_bytes])
+        if ctx.plan.rate is None:
+            await session.repeat(head, ctx.end)
+            return session
         async for intended in ctx.attempts(index, ctx.plan.clients):
-            if ctx.plan.rate is None:
-                await session.call("sys.echo", params, intended)
-            else:
-                await session.send("sys.echo", params, intended)
+            session.send(head, intended)
             if session.closed.done():
                 break
         return session
@@ -150,6 +163,7 @@ class Rooms(Scenario):
     def __init__(self, name: str) -> None:
         self.name = name
         self.fanout = name == "fanout"
+        self.min_clients = 2 if self.fanout else 1  # a publisher and a subscriber
 
     def _room(self, plan: Plan, index: int) -> tuple[str, int]:
         """The room of client ``index`` and how many members it has."""
@@ -171,7 +185,8 @@ class Rooms(Scenario):
         await ctx.ramp(index)
         session = await ctx.session(index, delivered)
         if session is not None:
-            await session.call("room.join", {"room": self._room(ctx.plan, index)[0]}, _BEFORE)
+            room = self._room(ctx.plan, index)[0]
+            await session.call(request_head("room.join", {"room": room}), _BEFORE)
         return session
 
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
@@ -185,11 +200,12 @@ class Rooms(Scenario):
         closed_loop = ctx.plan.rate is None
         async for intended in ctx.attempts(index, publishers):
             measured = ctx.recorder.expect(intended, members - 1)
-            params = {"room": room, "data": {"t": intended, "m": measured}}
+            data = {"t": intended, "m": measured}
+            head = request_head("room.publish", {"room": room, "data": data})
             if closed_loop:  # paced by the gateway's answer; the answer is not measured
-                await session.call("room.publish", params, _BEFORE)
+                await session.call(head, _BEFORE)
             else:
-                await session.notify("room.publish", params)
+                session.notify(head)
             if session.closed.done():
                 break
         return session
@@ -234,3 +250,13 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (Echo(), Rooms("fanout"), Rooms("rooms"), PresenceChurn(),
                         ReconnectStorm())
 }
+
+
+def scenario_for(plan: Plan) -> Scenario:
+    """``plan``'s scenario, once the plan is checked against it (else :class:`ConfigError`)."""
+    scenario = SCENARIOS.get(plan.scenario)
+    if scenario is None:
+        raise ConfigError(f"unknown scenario {plan.scenario!r} "
+                          f"(choose from {', '.join(SCENARIOS)})")
+    scenario.check(plan)
+    return scenario

@@ -1,39 +1,64 @@
-"""One benchmark connection: JSON-RPC 2.0 requests matched to replies by id.
+"""One benchmark connection: JSON-RPC 2.0 requests matched to replies by id, on picows.
 
 Any server that answers JSON-RPC over WebSocket can be measured: a reply is
 any message carrying the ``id`` of a pending request (a bare echo server that
 sends the request back counts as an answer), ``error`` in it is an
-``rpc CODE`` failure (JSON-RPC 2.0 §5.1). Messages without an id are
-notifications and go to ``on_notification``.
+``rpc CODE`` failure (JSON-RPC 2.0 §5.1). Other messages with a ``method``
+are notifications and go to ``on_notification``.
 
-Requests are written without waiting for their replies; a reader task does
-the matching and tells the :class:`~rtctl.bench.results.Recorder`. When the
-connection drops, every pending request fails as ``closed``.
+A :class:`Session` is a picows listener: each frame arrives in
+:meth:`Session.on_ws_frame`, a plain callback from the event loop, which
+matches the reply and tells the :class:`~rtctl.bench.results.Recorder` (no
+task and no await per message). In a closed loop (:meth:`Session.repeat`) the
+same callback sends the next request. Requests are bytes: the method and
+params are encoded once (:func:`request_head`) and each request appends its id,
+the next value of the connection's counter, so every id is unique and every
+reply is checked. When the connection drops, every pending request fails as
+``closed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.typing import Subprotocol
+from picows import (
+    WSCloseCode,
+    WSError,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from rtctl.bench.results import Recorder
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.upgrade import SUBPROTOCOL
 
-__all__ = ["CLOSED", "ConnectFailed", "Notification", "Session", "error_class"]
+__all__ = ["CLOSED", "ConnectFailed", "Notification", "Session", "error_class", "request_head"]
 
 CLOSED = "closed"
 OPEN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 2.0  # for the server's half of the closing handshake
 
 Notification = Callable[[dict[str, Any], float], None]
+Reply = Callable[[float], None]  # told the time.monotonic() at which the reply came
+
+_TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
+_CONTINUATION, _CLOSE = WSMsgType.CONTINUATION, WSMsgType.CLOSE
+
+
+def request_head(method: str, params: Any = None) -> bytes:
+    """A message up to where its id goes: encode it once, send it many times.
+
+    ``params`` None leaves the member out (JSON-RPC 2.0 §4: it MAY be omitted).
+    """
+    head = b'{"jsonrpc":"2.0","method":' + jsonrpc.dumps(method)
+    return head if params is None else head + b',"params":' + jsonrpc.dumps(params)
 
 
 class ConnectFailed(Exception):
@@ -46,122 +71,166 @@ class ConnectFailed(Exception):
 
 def error_class(exc: BaseException) -> str:
     """A short, countable name for why a connection failed."""
-    if isinstance(exc, InvalidStatus):
-        return f"http {exc.response.status_code}"
+    if isinstance(exc, WSHandshakeError) and exc.response is not None:
+        return f"http {int(exc.response.status)}"
     if isinstance(exc, TimeoutError):
         return "connect timeout"
-    if isinstance(exc, ConnectionClosed):
-        return CLOSED
     return "connect"
 
 
-class Session:
-    """A connection whose reader matches replies to pending requests."""
+class Session(WSListener):
+    """A connection whose frame callback matches replies to pending requests."""
 
-    def __init__(self, ws: ClientConnection, recorder: Recorder,
-                 on_notification: Notification | None) -> None:
-        self.ws = ws
+    # Slots: the callback's attribute reads are the fast kind on a subclass of a C type.
+    __slots__ = ("_drained", "_fragments", "_next_id", "_on_notification",
+                 "_pending", "_recorder", "closed", "last_notification", "transport")
+
+    transport: WSTransport  # set when the handshake completes, before open() returns
+
+    def __init__(self, recorder: Recorder, on_notification: Notification | None) -> None:
         self._recorder = recorder
         self._on_notification = on_notification
-        self._ids = itertools.count(1)
-        # id → (intended start, measured?, waiter of a closed-loop caller)
-        self._pending: dict[int, tuple[float, bool, asyncio.Future[None] | None]] = {}
+        self._next_id = 1
+        # request id → (intended start, measured?, what to do with the reply time)
+        self._pending: dict[int, tuple[float, bool, Reply | None]] = {}
+        self._fragments: list[bytes] = []  # of a message split into frames
+        self._drained: asyncio.Future[None] | None = None  # set while drain() waits
         self.last_notification = 0.0  # time.monotonic() of the last one
-        self._idle = asyncio.Event()  # set while nothing is pending
-        self._idle.set()
-        self.closed = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def open(cls, url: str, token: str | None, recorder: Recorder,
                    on_notification: Notification | None = None) -> Session:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        headers = {"Sec-WebSocket-Protocol": SUBPROTOCOL}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
-                ws = await connect(url, additional_headers=headers, compression=None,
-                                   subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None,
-                                   ping_interval=None)
-        except (OSError, TimeoutError, InvalidStatus, ConnectionClosed) as exc:
+                _, session = await ws_connect(lambda: cls(recorder, on_notification), url,
+                                              extra_headers=headers,
+                                              websocket_handshake_timeout=OPEN_TIMEOUT)
+        except (OSError, TimeoutError, WSError) as exc:
             raise ConnectFailed(error_class(exc)) from None
-        return cls(ws, recorder, on_notification)
+        if not isinstance(session, Session):  # the connection went during the handshake
+            raise ConnectFailed(CLOSED)
+        return session
 
-    async def send(self, method: str, params: Any, intended: float,
-                   wait: bool = False) -> asyncio.Future[None] | None:
-        """Write a request meant to start at ``intended``; with ``wait``, a future of its reply."""
-        if self.closed.done():
-            return None
-        request_id = next(self._ids)
-        measured = self._recorder.expect(intended)
-        waiter = asyncio.get_running_loop().create_future() if wait else None
-        self._pending[request_id] = (intended, measured, waiter)
-        self._idle.clear()
-        with contextlib.suppress(ConnectionClosed):  # the reader fails what is pending
-            await self.ws.send(jsonrpc.dumps({"jsonrpc": "2.0", "method": method,
-                                              "params": params, "id": request_id}), text=True)
-        return waiter
+    # -- picows callbacks ------------------------------------------------------------------
 
-    async def call(self, method: str, params: Any, intended: float) -> bool:
-        """Send a request and wait for its reply; False if the connection went first."""
-        waiter = await self.send(method, params, intended, wait=True)
-        if waiter is None:
-            return False
-        await asyncio.wait([waiter, self.closed], return_when=asyncio.FIRST_COMPLETED)
-        return waiter.done()
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
 
-    async def notify(self, method: str, params: Any) -> None:
-        """Send a notification (JSON-RPC 2.0 §4.1: no id, no reply)."""
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(jsonrpc.dumps({"jsonrpc": "2.0", "method": method,
-                                              "params": params}), text=True)
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is _TEXT and frame.fin:  # a whole message in one frame: the usual case
+            self._message(frame.get_payload_as_bytes())
+        elif kind is _CONTINUATION or kind is _TEXT or kind is _BINARY:
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                payload = b"".join(self._fragments)
+                self._fragments.clear()
+                self._message(payload)
+        elif kind is _CLOSE:  # the server closes (or answers our close): finish the handshake
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        # pings are answered by picows; pongs need nothing
 
-    async def _read(self) -> None:
-        recorder, pending, notify = self._recorder, self._pending, self._on_notification
-        try:
-            async for raw in self.ws:
-                now = time.monotonic()
-                message = jsonrpc.loads(raw)
-                if not isinstance(message, dict):
-                    continue
-                entry = pending.pop(message.get("id"), None)  # type: ignore[arg-type]
-                if entry is None:
-                    if notify is not None and "method" in message:
-                        self.last_notification = now
-                        notify(message, now)
-                    continue
-                intended, measured, waiter = entry
-                if measured:
-                    error = message.get("error")
-                    if error is None:
-                        recorder.completed(intended, now)
-                    else:
-                        recorder.failed(f"rpc {error.get('code')}"
-                                        if isinstance(error, dict) else "rpc")
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                if not pending:
-                    self._idle.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self._fail_pending()
-
-    def _fail_pending(self) -> None:
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
         lost = sum(measured for _, measured, _ in self._pending.values())
         if lost:
             self._recorder.failed(CLOSED, lost)
         self._pending.clear()
-        self._idle.set()
+        self._wake_drain()
         if not self.closed.done():
             self.closed.set_result(None)
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
+    def _message(self, payload: bytes) -> None:
+        now = time.monotonic()
+        try:
+            message = jsonrpc.loads(payload)
+        except ValueError:
+            return  # not JSON: answers nothing; what it was meant to answer ends up lost
+        if type(message) is not dict:
+            return
+        request_id = message.get("id")
+        entry = self._pending.pop(request_id, None) if type(request_id) is int else None
+        if entry is None:
+            if self._on_notification is not None and "method" in message:
+                self.last_notification = now
+                self._on_notification(message, now)
+            return
+        intended, measured, then = entry
+        if measured:
+            error = message.get("error")
+            if error is None:
+                self._recorder.completed(intended, now)
+            else:
+                self._recorder.failed(f"rpc {error.get('code')}"
+                                      if isinstance(error, dict) else "rpc")
+        if then is not None:
+            then(now)
+        if not self._pending:
+            self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        if self._drained is not None:
+            if not self._drained.done():
+                self._drained.set_result(None)
+            self._drained = None
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _request(self, head: bytes, intended: float, then: Reply | None) -> None:
+        request_id = self._next_id
+        self._next_id = request_id + 1
+        self._pending[request_id] = (intended, self._recorder.expect(intended), then)
+        self.transport.send(_TEXT, b'%b,"id":%d}' % (head, request_id))
+
+    def send(self, head: bytes, intended: float) -> None:
+        """Send the request ``head`` (see :func:`request_head`) meant to start at ``intended``."""
+        if not self.closed.done():
+            self._request(head, intended, None)
+
+    async def call(self, head: bytes, intended: float) -> bool:
+        """Send a request and wait for its reply; False if the connection went first."""
+        if self.closed.done():
+            return False
+        replied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._request(head, intended, lambda _: replied.set_result(None))
+        await asyncio.wait([replied, self.closed], return_when=asyncio.FIRST_COMPLETED)
+        return replied.done()
+
+    async def repeat(self, head: bytes, until: float) -> None:
+        """Closed loop: send the request now and again as each reply comes, until ``until``.
+
+        Each request is meant to start when the reply before it came. Returns once
+        the last request was answered, or the connection went.
+        """
+        if self.closed.done():
+            return
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def again(now: float) -> None:
+            if now < until:
+                self._request(head, now, again)
+            else:
+                finished.set_result(None)
+
+        again(time.monotonic())
+        await asyncio.wait([finished, self.closed], return_when=asyncio.FIRST_COMPLETED)
+
+    def notify(self, head: bytes) -> None:
+        """Send the notification ``head`` (JSON-RPC 2.0 §4.1: no id, no reply)."""
+        if not self.closed.done():
+            self.transport.send(_TEXT, head + b"}")
+
+    # -- waiting and closing ---------------------------------------------------------------
 
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the pending replies."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._pending:
+            self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._drained], timeout=timeout)
 
     async def quiet(self, quiet: float, timeout: float) -> None:
         """Wait until no notification came for ``quiet`` s, or ``timeout`` s have passed."""
@@ -174,13 +243,12 @@ class Session:
 
     def abort(self) -> None:
         """Drop the connection without a closing handshake (a lost network)."""
-        self.ws.transport.abort()
+        self.transport.disconnect(graceful=False)
 
     async def close(self) -> None:
         """Close; what is still pending is then neither completed nor failed: ``lost``."""
         self._pending.clear()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(), 2.0)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        if not self.closed.done():
+            self.transport.send_close(WSCloseCode.OK)
+            await asyncio.wait([self.closed], timeout=CLOSE_TIMEOUT)
+            self.transport.disconnect()

@@ -20,8 +20,8 @@ from rtctl.bench.report import progress_line, summary, write_csv, write_json
 from rtctl.bench.runner import run
 from rtctl.bench.scenarios import SCENARIOS
 from rtctl.bench.thresholds import check, parse_threshold
+from rtctl.cli.devsecret import existing_dev_secret
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.auth import dev_secret_path, load_or_create_dev_secret
 from rtctl.units import format_duration, parse_duration
 
 __all__ = ["bench"]
@@ -31,9 +31,7 @@ def _tokens(token: str | None) -> TokenPlan:
     """The given token for every client; else one per client from the dev secret, if any."""
     if token is not None:
         return TokenPlan(token=token)
-    if dev_secret_path().exists():
-        return TokenPlan(secret=load_or_create_dev_secret()[0])
-    return TokenPlan()
+    return TokenPlan(secret=existing_dev_secret())
 
 
 def bench(

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "GatewayMetrics", "Histogram"]
+__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "BucketCounts", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -37,7 +37,7 @@ RPC_BUCKETS = (
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
 
 
-class Histogram:
+class BucketCounts:
     """Cumulative-on-read bucket counts, as Prometheus histograms expose them."""
 
     __slots__ = ("bounds", "counts", "total")
@@ -91,7 +91,7 @@ class GatewayMetrics:
         self.connections_closed: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
         self.rpc_errors: Counter[int] = Counter()
-        self.calls: dict[str, Histogram] = {}
+        self.calls: dict[str, BucketCounts] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # a Collector: anything with collect()
 
@@ -101,7 +101,7 @@ class GatewayMetrics:
             label = method if method in self._known else _UNKNOWN_METHOD
             histogram = self.calls.get(label)
             if histogram is None:
-                histogram = self.calls[label] = Histogram()
+                histogram = self.calls[label] = BucketCounts()
         histogram.observe(seconds)
 
     def collect(self) -> Iterator[Metric]:

@@ -9,6 +9,7 @@ import pytest
 from rtctl.bench.plan import Plan, TokenPlan
 from rtctl.bench.results import LOST, BenchResult
 from rtctl.bench.runner import run_worker
+from rtctl.bench.scenarios import scenario_for
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.server import Gateway
 from tests.conftest import SECRET, GatewayFactory
@@ -74,4 +75,4 @@ async def test_refused_connections_are_errors_by_class(start_gateway: GatewayFac
 def test_bad_plans_are_refused(fields: dict[str, Any], message: str) -> None:
     plan: dict[str, Any] = {"scenario": "echo", "url": "ws://127.0.0.1:1/ws", "clients": 2}
     with pytest.raises(ConfigError, match=message):
-        Plan(**(plan | fields))
+        scenario_for(Plan(**(plan | fields)))

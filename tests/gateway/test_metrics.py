@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rtctl.gateway.metrics import Histogram
+from rtctl.gateway.metrics import BucketCounts
 
 
 def test_empty_histogram_has_no_quantile() -> None:
-    histogram = Histogram((0.001, 0.01))
+    histogram = BucketCounts((0.001, 0.01))
     assert histogram.count == 0
     assert histogram.quantile(0.5) is None
 
@@ -19,7 +19,7 @@ def test_empty_histogram_has_no_quantile() -> None:
      (1.0, float("inf"))],
 )
 def test_quantile_is_the_bucket_bound(q: float, bound: float) -> None:
-    histogram = Histogram((0.001, 0.01))
+    histogram = BucketCounts((0.001, 0.01))
     for seconds in (0.0005, 0.001, 0.005, 3.0):  # 0.001 sits in its own bucket (le=)
         histogram.observe(seconds)
     assert histogram.count == 4

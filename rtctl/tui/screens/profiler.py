@@ -24,7 +24,7 @@ from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from rtctl.gateway.metrics import Histogram
+from rtctl.gateway.metrics import BucketCounts
 from rtctl.profiler.report import ProfileFailed, breakdown, fetch
 from rtctl.tui.screens.base import LiveScreen
 
@@ -40,7 +40,8 @@ def _ms(seconds: float | None) -> str:
     return "> 2.5s" if seconds == float("inf") else f"≤ {seconds * 1000:g} ms"
 
 
-def profile_rows(calls: Mapping[str, Histogram]) -> list[tuple[str, str, str, str, str, str]]:
+def profile_rows(
+        calls: Mapping[str, BucketCounts]) -> list[tuple[str, str, str, str, str, str]]:
     """(method, calls, mean, p50, p95, p99) per method, the busiest first."""
     rows = []
     for method, histogram in sorted(calls.items(), key=lambda kv: (-kv[1].count, kv[0])):
@@ -97,7 +98,7 @@ class ProfilerScreen(LiveScreen):
         if stack is not None and stack.gateway is not None:
             self.show(stack.gateway.metrics.calls)
 
-    def show(self, calls: Mapping[str, Histogram]) -> None:
+    def show(self, calls: Mapping[str, BucketCounts]) -> None:
         """Fill the per-method table from histograms by method."""
         table = self.query_one(DataTable)
         table.clear()
