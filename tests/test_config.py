@@ -154,7 +154,7 @@ def test_known_section_given_as_value(tmp_path: Path) -> None:
     ("text", "message"),
     [
         pytest.param("[server]\nhots = 'x'\n",
-                     "unknown key 'hots' in [server] (known: drain, host, path, port)",
+                     "unknown key 'hots' in [server] (known: drain, host, path, port, transport)",
                      id="server-typo"),
         pytest.param("[limits]\nmax_message = 1\n",
                      "unknown key 'max_message' in [limits] (known: "
@@ -282,6 +282,9 @@ BASE = GatewayConfig(auth=AuthConfig(secret="s"))
         pytest.param("server", {"port": 0},
                      GatewayConfig(auth=AuthConfig(secret="s"), port=0),
                      id="port-zero-kept"),
+        pytest.param("server", {"transport": "picows"},
+                     GatewayConfig(auth=AuthConfig(secret="s"), transport="picows"),
+                     id="transport"),
         pytest.param("limits", {"max_message_size": 1024, "max_connections": None},
                      GatewayConfig(auth=AuthConfig(secret="s"),
                                    limits=Limits(max_message_size=1024)),
@@ -362,3 +365,8 @@ def test_loaded_file_merges_into_config(tmp_path: Path) -> None:
                       max_inflight=16),
         heartbeat=Heartbeat(interval=15.0, timeout=10.0),
     )
+
+
+def test_an_unknown_transport_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"unknown transport 'turbo' \(choose websockets or"):
+        GatewayConfig(auth=AuthConfig(secret="s"), transport="turbo")

@@ -89,6 +89,7 @@ def test_bad_router_is_one_clear_line_and_exit_1(
     (["--jwt-secret", "a", "--jwks", "x.json"], "not several"),
     (["--config", "/nonexistent/rtctl.toml"], "cannot read config file"),
     (["--log-level", "loud"], "--log-level must be"),
+    (["--transport", "turbo"], "unknown transport 'turbo' (choose websockets or picows)"),
 ])
 def test_bad_serve_options_are_one_line(env: dict[str, str], args: list[str],
                                         message: str) -> None:

@@ -152,10 +152,7 @@ class GameLink(Link):
             except UnicodeDecodeError:
                 self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
                 return
-            if self.waiting is None:
-                self.receive(text)
-            else:
-                self.waiting.append(text)
+            self._accept(text)
         elif kind == _CLOSE:
             self.answer_close(ws, frame)
         elif kind == _PONG:
@@ -311,6 +308,10 @@ class GameLink(Link):
         except UnicodeDecodeError:
             self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
             return
+        self._accept(text)
+
+    def _accept(self, text: str) -> None:
+        """Take a whole message now, or keep it in order while the connection is held."""
         if self.waiting is None:
             self.receive(text)
         else:
