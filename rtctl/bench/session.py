@@ -36,6 +36,7 @@ from picows import (
 )
 
 from rtctl.bench.results import Recorder
+from rtctl.client.link import upgrade_headers
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.upgrade import SUBPROTOCOL
 
@@ -101,9 +102,7 @@ class Session(WSListener):
     @classmethod
     async def open(cls, url: str, token: str | None, recorder: Recorder,
                    on_notification: Notification | None = None) -> Session:
-        headers = {"Sec-WebSocket-Protocol": SUBPROTOCOL}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = {**upgrade_headers(token), "Sec-WebSocket-Protocol": SUBPROTOCOL}
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 _, session = await ws_connect(lambda: cls(recorder, on_notification), url,

@@ -4,12 +4,10 @@ picows parses frames in Cython and hands each one to a listener callback;
 there is no message object, no per-frame task. This module adds what the
 driver expects of a WebSocket and picows leaves to its user:
 
-* **Whole messages.** A message may arrive as a text or binary frame with
-  FIN clear followed by continuation frames (RFC 6455 §5.4); they are joined,
-  and text is decoded as UTF-8 only once whole, since a character may straddle
-  two frames (§5.6). A continuation with no message begun, or a new message
-  before the last one finished, fails the connection with 1002 (§5.4); invalid
-  UTF-8 with 1007 (§8.1); a message over the size limit with 1009 (§7.4.1).
+* **Whole messages.** Fragments are joined by
+  :class:`~rtctl.protocol.websocket.Reassembly` (RFC 6455 §5.4), the gateway's
+  picows transport's rules too; a broken message fails the connection with the
+  code it names (1002, 1007 or 1009).
 * **The closing handshake.** A Close frame is answered with one bearing the
   same code (§5.5.1), then the TCP connection is closed (§7.1.1 lets the
   client do so once both Close frames have passed).
@@ -56,12 +54,13 @@ from rtctl.client.link import (
 )
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.upgrade import SUBPROTOCOL
+from rtctl.protocol.websocket import FrameError, Reassembly
 
 __all__ = ["PicowsLink", "open_picows"]
 
 logger = logging.getLogger("rtctl.client")
 
-_DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
+_DATA = (WSMsgType.CONTINUATION, WSMsgType.TEXT, WSMsgType.BINARY)
 
 
 class _Listener(WSListener):
@@ -72,10 +71,7 @@ class _Listener(WSListener):
         self.messages: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.writable = asyncio.Event()
         self.writable.set()
-        self._max_size = max_size
-        self._kind: WSMsgType | None = None  # the type of the message being joined, if any
-        self._parts: list[bytes] = []
-        self._size = 0
+        self._message = Reassembly(max_size)
         self._over = False  # a Close frame came, or this side failed the connection
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
@@ -87,13 +83,14 @@ class _Listener(WSListener):
             code = frame.get_close_code()
             transport.send_close(WSCloseCode.OK if code is WSCloseCode.NO_INFO else code)
             transport.disconnect()
-        elif kind is WSMsgType.CONTINUATION and self._kind is None:
-            self._fail(transport, CloseCode.PROTOCOL_ERROR, "continuation of no message")
-        elif kind in _DATA and self._kind is not None:
-            self._fail(transport, CloseCode.PROTOCOL_ERROR, "new message inside a message")
-        elif kind is WSMsgType.CONTINUATION or kind in _DATA:
-            self._kind = self._kind or kind
-            self._add(transport, frame)
+        elif kind in _DATA:
+            try:
+                message = self._message.frame(kind.value, frame.fin, frame.get_payload_as_bytes())
+            except FrameError as exc:
+                self._fail(transport, exc.code, exc.reason)
+                return
+            if message is not None:
+                self.messages.put_nowait(message)
         # PING is answered by picows; an unsolicited PONG needs nothing (§5.5.3).
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -105,28 +102,6 @@ class _Listener(WSListener):
 
     def resume_writing(self) -> None:
         self.writable.set()
-
-    def _add(self, transport: WSTransport, frame: WSFrame) -> None:
-        """Take one frame of the message ``self._kind``; deliver the message at FIN."""
-        self._size += frame.payload_size
-        if self._max_size is not None and self._size > self._max_size:
-            self._fail(transport, CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_size} bytes")
-            return
-        if frame.fin and not self._parts:  # the common case, a message in one frame
-            data = frame.get_payload_as_bytes()
-        else:
-            self._parts.append(frame.get_payload_as_bytes())
-            if not frame.fin:
-                return
-            data = b"".join(self._parts)
-        kind, self._kind, self._parts, self._size = self._kind, None, [], 0
-        if kind is not WSMsgType.TEXT:
-            self.messages.put_nowait(data)
-            return
-        try:
-            self.messages.put_nowait(data.decode())
-        except UnicodeDecodeError:
-            self._fail(transport, CloseCode.INVALID_PAYLOAD, "text that is not UTF-8")
 
     def _fail(self, transport: WSTransport, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send Close with ``code``, drop the socket."""

@@ -26,10 +26,11 @@ from rtctl.gateway.outbox import Outbox
 from rtctl.gateway.transports import Core, address
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.websocket import FrameError, Reassembly, closed_by
 
 __all__ = ["GameLink", "Link", "Owner", "TapLink"]
 
-_TEXT, _CONTINUATION, _BINARY = WSMsgType.TEXT, WSMsgType.CONTINUATION, WSMsgType.BINARY
+_TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
 _CLOSE, _PONG = WSMsgType.CLOSE, WSMsgType.PONG
 _NO_HEADERS: CIMultiDict[str] = CIMultiDict()
 
@@ -50,17 +51,14 @@ class Owner(Protocol):
 
 
 def _close_info(transport: WSTransport) -> tuple[int, str]:
-    """Who closed, and how (RFC 6455 §7.1.5), as the ``websockets`` driver reports it."""
+    """Who closed, and how (:func:`~rtctl.protocol.websocket.closed_by`)."""
     handshake = transport.close_handshake
     if handshake is None:
-        return CloseCode.ABNORMAL_CLOSURE, ""
+        return closed_by(None, None, False)
     sent, rcvd = handshake.sent, handshake.recv
-    if sent is not None and (rcvd is None or not handshake.recv_then_sent):
-        return int(sent.code.value), sent.reason
-    if rcvd is not None:
-        code = int(rcvd.code.value)
-        return (code, rcvd.reason) if code else (CloseCode.NO_STATUS, "")
-    return CloseCode.ABNORMAL_CLOSURE, ""
+    return closed_by(None if sent is None else (int(sent.code.value), sent.reason),
+                     None if rcvd is None else (int(rcvd.code.value), rcvd.reason),
+                     handshake.recv_then_sent)
 
 
 class Link(WSListener):
@@ -108,7 +106,7 @@ class GameLink(Link):
     """One game connection: frames in, the dispatcher's replies out; its Transport too."""
 
     __slots__ = ("batching", "conn", "flushing", "identity", "inflight", "outbox", "parts",
-                 "pong_timer", "size", "subprotocol", "waiting")
+                 "pong_timer", "subprotocol", "waiting")
 
     def __init__(self, driver: Owner, identity: Identity, subprotocol: str | None) -> None:
         super().__init__(driver)
@@ -118,8 +116,7 @@ class GameLink(Link):
         self.waiting: deque[str] | None = deque()  # messages held while blocked; None: flowing
         self.batching = False
         self.inflight = 0
-        self.parts: list[bytes] | None = None  # a fragmented message so far (§5.4)
-        self.size = 0
+        self.parts: Reassembly | None = None  # a fragmented message so far (§5.4)
         self.outbox: Outbox | None = None
         self.flushing = False  # a flush of the outbox is scheduled
         self.pong_timer: asyncio.TimerHandle | None = None
@@ -146,7 +143,7 @@ class GameLink(Link):
 
     def on_ws_frame(self, ws: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind == _TEXT and frame.fin and self.parts is None:
+        if kind == _TEXT and frame.fin and (self.parts is None or not self.parts.joining):
             try:
                 text = frame.get_payload_as_utf8_text()
             except UnicodeDecodeError:
@@ -289,26 +286,15 @@ class GameLink(Link):
         if kind == _BINARY:
             self.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
             return
-        if (kind == _CONTINUATION) != (self.parts is not None):
-            self.close(CloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
-            return
-        payload = frame.get_payload_as_bytes()
-        self.size += len(payload)
-        if self.size > self.driver.core.config.limits.max_message_size:
-            self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            return
-        if self.parts is None:
-            self.parts = []
-        self.parts.append(payload)
-        if not frame.fin:
-            return
-        data, self.parts, self.size = b"".join(self.parts), None, 0
+        if self.parts is None:  # made at a connection's first fragment: most never have one
+            self.parts = Reassembly(self.driver.core.config.limits.max_message_size)
         try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8")
+            text = self.parts.frame(kind.value, frame.fin, frame.get_payload_as_bytes())
+        except FrameError as exc:
+            self.close(exc.code, exc.reason)
             return
-        self._accept(text)
+        if isinstance(text, str):
+            self._accept(text)
 
     def _accept(self, text: str) -> None:
         """Take a whole message now, or keep it in order while the connection is held."""

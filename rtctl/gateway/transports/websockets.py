@@ -34,23 +34,23 @@ from rtctl.gateway.transports import Core, address
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
+from rtctl.protocol.websocket import closed_by
 from rtctl.tap import Subscription
 
 __all__ = ["WebsocketsDriver", "create"]
 
 
 def close_info(ws: ServerConnection) -> tuple[int, str]:
-    """Who closed, and how: the side that started the closing handshake names it.
+    """Who closed, and how (:func:`~rtctl.protocol.websocket.closed_by`).
 
     ``ws.close_code`` reports 1006 when the peer never answered our close
     (a dead peer after a heartbeat timeout); what we sent is the truth then.
     """
-    sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
-    if sent is not None and (rcvd is None or not ws.protocol.close_rcvd_then_sent):
-        return sent.code, sent.reason
-    if rcvd is not None:
-        return rcvd.code, rcvd.reason
-    return CloseCode.ABNORMAL_CLOSURE, ""
+    protocol = ws.protocol
+    sent, rcvd = protocol.close_sent, protocol.close_rcvd
+    return closed_by(None if sent is None else (sent.code, sent.reason),
+                     None if rcvd is None else (rcvd.code, rcvd.reason),
+                     bool(protocol.close_rcvd_then_sent))
 
 
 class _SocketTransport:
