@@ -76,7 +76,7 @@ async def run_worker(plan: Plan, worker: int = 0, *, progress: Progress | None =
         sessions = list(await asyncio.gather(
             *(scenario.load(ctx, i, s) for i, s in zip(indices, sessions, strict=True))))
         load = meter.load()
-        await asyncio.gather(*(scenario.close(s, plan.drain) for s in sessions))
+        await asyncio.gather(*(scenario.close(ctx, s) for s in sessions))
     finally:
         if reporter is not None:
             reporter.cancel()

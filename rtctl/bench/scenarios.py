@@ -40,14 +40,23 @@ from typing import Any
 
 from rtctl.bench.plan import Plan
 from rtctl.bench.results import Recorder
-from rtctl.bench.session import CLOSED, ConnectFailed, Notification, Session, request_head
+from rtctl.bench.session import (
+    CLOSED,
+    TIMEOUT,
+    ConnectFailed,
+    Notification,
+    Session,
+    request_head,
+)
 from rtctl.exceptions import ConfigError
 
 __all__ = ["QUIET", "SCENARIOS", "Context", "Scenario", "scenario_for"]
 
 _BEFORE = float("-inf")  # the intended time of set-up calls: never measured
 _PING = request_head("sys.ping")
-QUIET = 0.2  # seconds without a delivery after which a room scenario stops listening
+# Seconds without a delivery after which a room scenario stops listening, at least; over
+# a slow link, twice the slowest delivery seen, so what is still in flight is not lost.
+QUIET = 0.2
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Context:
     ramp_start: float
     start: float = float("inf")  # load begins (the warm-up starts here)
     end: float = float("inf")
+    slowest: float = 0.0  # seconds: the longest a room delivery took so far
 
     async def session(self, index: int,
                       on_notification: Notification | None = None) -> Session | None:
@@ -81,7 +91,7 @@ class Context:
             if replied:
                 self.recorder.completed(intended, time.monotonic())
             else:
-                self.recorder.failed(CLOSED)
+                self.recorder.failed(CLOSED if session.closed.done() else TIMEOUT)
         return session
 
     async def ramp(self, index: int) -> None:
@@ -133,9 +143,9 @@ class Scenario(ABC):
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
         """Generate this client's load until ``ctx.end``; return the session to close."""
 
-    async def close(self, session: Session | None, drain: float) -> None:
+    async def close(self, ctx: Context, session: Session | None) -> None:
         if session is not None:
-            await session.drain(drain)
+            await session.drain(ctx.plan.drain)
             await session.close()
 
 
@@ -179,8 +189,10 @@ class Rooms(Scenario):
             params = message.get("params")
             if message["method"] == "room.message" and isinstance(params, dict):
                 data = params.get("data")
-                if isinstance(data, dict) and data.get("m"):
-                    recorder.completed(data["t"], now)
+                if isinstance(data, dict) and isinstance(t := data.get("t"), float):
+                    ctx.slowest = max(ctx.slowest, now - t)
+                    if data.get("m"):
+                        recorder.completed(t, now)
 
         await ctx.ramp(index)
         session = await ctx.session(index, delivered)
@@ -210,11 +222,12 @@ class Rooms(Scenario):
                 break
         return session
 
-    async def close(self, session: Session | None, drain: float) -> None:
-        """Deliveries still on their way are awaited until none came for :data:`QUIET` s."""
+    async def close(self, ctx: Context, session: Session | None) -> None:
+        """Deliveries still on their way are awaited until none came for :data:`QUIET` s,
+        or twice the slowest delivery so far if longer (at most the plan's drain)."""
         if session is not None:
-            await session.quiet(QUIET, drain)
-        await super().close(session, drain)
+            await session.quiet(max(QUIET, 2 * ctx.slowest), ctx.plan.drain)
+        await super().close(ctx, session)
 
 
 class PresenceChurn(Scenario):

@@ -14,7 +14,9 @@ same callback sends the next request. Requests are bytes: the method and
 params are encoded once (:func:`request_head`) and each request appends its id,
 the next value of the connection's counter, so every id is unique and every
 reply is checked. When the connection drops, every pending request fails as
-``closed``.
+``closed``; a request left unanswered for :data:`REPLY_TIMEOUT` (a message lost
+by a simulated network, a server that ignores it) fails as ``timeout``, so a
+closed loop or a set-up call never waits forever.
 """
 
 from __future__ import annotations
@@ -40,14 +42,18 @@ from rtctl.client.link import upgrade_headers
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.upgrade import SUBPROTOCOL
 
-__all__ = ["CLOSED", "ConnectFailed", "Notification", "Session", "error_class", "request_head"]
+__all__ = ["CLOSED", "REPLY_TIMEOUT", "TIMEOUT", "ConnectFailed", "Notification", "Session",
+           "error_class", "request_head"]
 
 CLOSED = "closed"
+TIMEOUT = "timeout"
 OPEN_TIMEOUT = 10.0
+REPLY_TIMEOUT = 10.0  # a request is given up between one and two of these after it was sent
 CLOSE_TIMEOUT = 2.0  # for the server's half of the closing handshake
 
 Notification = Callable[[dict[str, Any], float], None]
-Reply = Callable[[float], None]  # told the time.monotonic() at which the reply came
+# Told the time.monotonic() at which the reply came, or None when it was given up.
+Reply = Callable[[float | None], None]
 
 _TEXT, _BINARY = WSMsgType.TEXT, WSMsgType.BINARY
 _CONTINUATION, _CLOSE = WSMsgType.CONTINUATION, WSMsgType.CLOSE
@@ -83,14 +89,19 @@ class Session(WSListener):
     """A connection whose frame callback matches replies to pending requests."""
 
     # Slots: the callback's attribute reads are the fast kind on a subclass of a C type.
-    __slots__ = ("_drained", "_fragments", "_next_id", "_on_notification",
-                 "_pending", "_recorder", "closed", "last_notification", "transport")
+    __slots__ = ("_drained", "_expiry", "_fragments", "_next_id", "_on_notification",
+                 "_pending", "_recorder", "_reply_timeout", "_unanswered_from", "closed",
+                 "last_notification", "transport")
 
     transport: WSTransport  # set when the handshake completes, before open() returns
 
-    def __init__(self, recorder: Recorder, on_notification: Notification | None) -> None:
+    def __init__(self, recorder: Recorder, on_notification: Notification | None,
+                 reply_timeout: float = REPLY_TIMEOUT) -> None:
         self._recorder = recorder
         self._on_notification = on_notification
+        self._reply_timeout = reply_timeout
+        self._expiry: asyncio.TimerHandle | None = None  # runs while requests are pending
+        self._unanswered_from = 1  # ids from here on were sent since the last expiry round
         self._next_id = 1
         # request id → (intended start, measured?, what to do with the reply time)
         self._pending: dict[int, tuple[float, bool, Reply | None]] = {}
@@ -101,13 +112,14 @@ class Session(WSListener):
 
     @classmethod
     async def open(cls, url: str, token: str | None, recorder: Recorder,
-                   on_notification: Notification | None = None) -> Session:
+                   on_notification: Notification | None = None, *,
+                   reply_timeout: float = REPLY_TIMEOUT) -> Session:
         headers = {**upgrade_headers(token), "Sec-WebSocket-Protocol": SUBPROTOCOL}
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
-                _, session = await ws_connect(lambda: cls(recorder, on_notification), url,
-                                              extra_headers=headers,
-                                              websocket_handshake_timeout=OPEN_TIMEOUT)
+                _, session = await ws_connect(
+                    lambda: cls(recorder, on_notification, reply_timeout), url,
+                    extra_headers=headers, websocket_handshake_timeout=OPEN_TIMEOUT)
         except (OSError, TimeoutError, WSError) as exc:
             raise ConnectFailed(error_class(exc)) from None
         if not isinstance(session, Session):  # the connection went during the handshake
@@ -140,6 +152,8 @@ class Session(WSListener):
             self._recorder.failed(CLOSED, lost)
         self._pending.clear()
         self._wake_drain()
+        if self._expiry is not None:
+            self._expiry.cancel()
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -179,9 +193,35 @@ class Session(WSListener):
 
     # -- sending ---------------------------------------------------------------------------
 
+    def _expire(self) -> None:
+        """Give up the requests sent before the previous round: one to two timeouts old.
+
+        Ids rise with sending and the dict keeps insertion order, so the oldest
+        come first and a round costs only what it gives up; no timer per request.
+        """
+        pending, limit = self._pending, self._unanswered_from
+        while pending and (request_id := next(iter(pending))) < limit:
+            _, measured, then = pending.pop(request_id)
+            if measured:
+                self._recorder.failed(TIMEOUT)
+            if then is not None:
+                then(None)
+        self._unanswered_from = self._next_id
+        self._expiry = None
+        if pending:
+            self._schedule_expiry()
+        else:
+            self._wake_drain()
+
+    def _schedule_expiry(self) -> None:
+        self._expiry = asyncio.get_running_loop().call_later(self._reply_timeout, self._expire)
+
     def _request(self, head: bytes, intended: float, then: Reply | None) -> None:
         request_id = self._next_id
         self._next_id = request_id + 1
+        if self._expiry is None:
+            self._unanswered_from = request_id
+            self._schedule_expiry()
         self._pending[request_id] = (intended, self._recorder.expect(intended), then)
         self.transport.send(_TEXT, b'%b,"id":%d}' % (head, request_id))
 
@@ -191,13 +231,15 @@ class Session(WSListener):
             self._request(head, intended, None)
 
     async def call(self, head: bytes, intended: float) -> bool:
-        """Send a request and wait for its reply; False if the connection went first."""
+        """Send a request and wait for its reply; False if it was given up or the
+        connection went first."""
         if self.closed.done():
             return False
-        replied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._request(head, intended, lambda _: replied.set_result(None))
-        await asyncio.wait([replied, self.closed], return_when=asyncio.FIRST_COMPLETED)
-        return replied.done()
+        replied: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._request(head, intended, lambda at: replied.set_result(at is not None))
+        either: list[asyncio.Future[Any]] = [replied, self.closed]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        return replied.done() and replied.result()
 
     async def repeat(self, head: bytes, until: float) -> None:
         """Closed loop: send the request now and again as each reply comes, until ``until``.
@@ -209,7 +251,8 @@ class Session(WSListener):
             return
         finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def again(now: float) -> None:
+        def again(at: float | None) -> None:
+            now = time.monotonic() if at is None else at  # given up: go on from now
             if now < until:
                 self._request(head, now, again)
             else:

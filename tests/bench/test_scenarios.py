@@ -13,13 +13,15 @@ from rtctl.bench.scenarios import scenario_for
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.server import Gateway
 from tests.conftest import SECRET, GatewayFactory
+from tests.simulator.test_proxy import ProxyFactory, start_proxy  # noqa: F401  (fixture)
 
 DURATION = 0.6
 WARMUP = 0.11  # the window's edges fall between scheduled sends: no ties to break
 
 
-async def _run(gateway: Gateway, scenario: str, **plan: Any) -> BenchResult:
-    the_plan = Plan(scenario=scenario, url=gateway.url, duration=DURATION, warmup=WARMUP,
+async def _run(gateway: Gateway, scenario: str, url: str | None = None,
+               **plan: Any) -> BenchResult:
+    the_plan = Plan(scenario=scenario, url=url or gateway.url, duration=DURATION, warmup=WARMUP,
                     tokens=TokenPlan(secret=SECRET), **plan)
     part = await run_worker(the_plan)
     return BenchResult.merge([part], scenario=scenario, clients=the_plan.clients,
@@ -39,6 +41,16 @@ async def test_fanout_delivers_every_publish_to_every_subscriber(gateway: Gatewa
     result = await _run(gateway, "fanout", clients=8, rate=50)
     assert not result.errors
     assert result.messages == round(50 * DURATION) * 7  # 7 subscribers, 50 publishes/s
+
+
+async def test_fanout_over_a_slow_link_waits_for_what_is_in_flight(
+        gateway: Gateway, start_proxy: ProxyFactory) -> None:  # noqa: F811
+    # Each delivery takes 2 × 250 ms and they come 250 ms apart, both longer than the
+    # quiet time: the last ones must be awaited, not counted lost.
+    proxy = await start_proxy(gateway.url.removesuffix("/ws"), latency="250ms")
+    result = await _run(gateway, "fanout", url=f"{proxy.url}/ws", clients=3, rate=4)
+    assert not result.errors
+    assert result.messages == round(4 * DURATION) * 2
 
 
 async def test_rooms_count_deliveries_per_room(gateway: Gateway) -> None:

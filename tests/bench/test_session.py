@@ -17,7 +17,8 @@ from rtctl.bench.session import Session, request_head
 
 class Peer(WSListener):
     """Answers ``echo`` in three frames, ``fail`` with an error, ``hangup`` by dropping the
-    connection; ``notify`` gets a notification before its reply."""
+    connection; ``notify`` gets a notification before its reply; ``ignore`` (a message a
+    lossy network dropped) gets nothing, once for each id in its params."""
 
     def __init__(self, seen: list[dict[str, Any]]) -> None:
         self.seen = seen
@@ -33,6 +34,8 @@ class Peer(WSListener):
         method, request_id = request["method"], request.get("id")
         if method == "hangup":
             transport.disconnect(graceful=False)
+            return
+        if method == "ignore" and request_id in request["params"]:
             return
         if method == "notify":
             transport.send(WSMsgType.TEXT, json.dumps({"jsonrpc": "2.0", "method": "tick",
@@ -83,6 +86,28 @@ async def test_a_closed_loop_gives_every_request_its_own_id(
     assert ids == list(range(1, len(ids) + 1))
     assert recorder.count == recorder.expected == len(ids) > 1
     assert seen[0] == {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 1}
+    await session.close()
+
+
+async def test_an_unanswered_request_is_given_up_as_a_timeout(
+        peer: tuple[str, list[dict[str, Any]]]) -> None:
+    recorder = _recorder()
+    session = await Session.open(peer[0], None, recorder, reply_timeout=0.05)
+    assert not await session.call(request_head("ignore", [1]), time.monotonic())
+    assert recorder.errors == {"timeout": 1}
+    assert await session.call(request_head("ignore", [1]), time.monotonic())  # id 2: answered
+    assert not session.closed.done()
+    await session.close()
+
+
+async def test_a_closed_loop_goes_on_after_a_lost_reply(
+        peer: tuple[str, list[dict[str, Any]]]) -> None:
+    url, seen = peer
+    recorder = _recorder()
+    session = await Session.open(url, None, recorder, reply_timeout=0.05)
+    await asyncio.wait_for(session.repeat(request_head("ignore", [3]), time.monotonic() + 0.3), 5)
+    assert recorder.errors == {"timeout": 1}
+    assert recorder.count == len(seen) - 1 > 3  # every other request was answered
     await session.close()
 
 
