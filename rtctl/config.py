@@ -25,6 +25,7 @@ from rtctl.units import parse_duration, parse_size
 __all__ = [
     "DEFAULT_DRAIN",
     "DEFAULT_HOST",
+    "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_CONNECTIONS_PER_USER",
     "DEFAULT_MAX_INFLIGHT",
@@ -35,6 +36,8 @@ __all__ = [
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_PORT",
     "DEFAULT_TRANSPORT",
+    "DEFAULT_WRITE_TIMEOUT",
+    "MAX_PORT",
     "TRANSPORTS",
     "GatewayConfig",
     "Heartbeat",
@@ -51,9 +54,14 @@ DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_MAX_CONNECTIONS_PER_USER = 8  # a player's devices and tabs, not a bot farm
 DEFAULT_MAX_INFLIGHT = 64  # async calls one connection may have running at once
 DEFAULT_MAX_OUTBOX_BYTES = 1024 * 1024  # queued notifications per connection (as Centrifugo)
+DEFAULT_MAX_BATCH = 100  # requests in one JSON-RPC batch (as Erigon's rpc.batch.limit)
+# A socket that takes no bytes for this long is a client that stopped reading (Centrifugo's
+# websocket_write_timeout is 1 s per write; this counts from the last progress instead).
+DEFAULT_WRITE_TIMEOUT = 5.0
 DEFAULT_PING_INTERVAL = 15.0  # Nakama 15 s, Centrifugo 25 s: under most NAT idle timeouts
 DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
 DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
+MAX_PORT = 65535  # TCP ports are 16 bits; 0 asks the system for a free one
 TRANSPORTS = ("websockets", "picows")  # the drivers of rtctl.gateway.transports
 DEFAULT_TRANSPORT = "websockets"
 
@@ -67,6 +75,8 @@ class Limits:
     max_connections_per_user: int = DEFAULT_MAX_CONNECTIONS_PER_USER
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     max_outbox_bytes: int = DEFAULT_MAX_OUTBOX_BYTES
+    max_batch: int = DEFAULT_MAX_BATCH
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,22 +101,43 @@ class GatewayConfig:
     transport: str = DEFAULT_TRANSPORT  # one of TRANSPORTS
 
     def __post_init__(self) -> None:
+        """Refuse what cannot work, whether it came from a flag, a file or code."""
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"unknown transport {self.transport!r} "
                               f"(choose {' or '.join(TRANSPORTS)})")
+        if not 0 <= self.port <= MAX_PORT:
+            raise ConfigError(f"port {self.port} is not a TCP port (0 to {MAX_PORT}; "
+                              "0 picks a free one)")
+        if self.drain < 0:
+            raise ConfigError(f"drain must be zero or more seconds, got {self.drain:g}")
+        # Every limit and heartbeat time is a size, a count or a time: zero would refuse
+        # every connection or spin the keepalive, a negative one means nothing.
+        for label, section in (("limits", self.limits), ("heartbeat", self.heartbeat)):
+            for item in fields(section):
+                if (value := getattr(section, item.name)) <= 0:
+                    raise ConfigError(f"{label} {item.name} must be above 0, got {value:g}")
+
+
+def _integer(value: str | int | float) -> int:
+    """An integer key of the file: ``true`` and ``2.5`` are refused, not read as 1 and 2."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
 
 
 _CONVERTERS: dict[str, Any] = {
-    "port": int,
+    "port": _integer,
     "host": str,
     "path": str,
     "drain": parse_duration,
     "transport": str,
     "max_message_size": parse_size,
-    "max_connections": int,
-    "max_connections_per_user": int,
-    "max_inflight": int,
+    "max_connections": _integer,
+    "max_connections_per_user": _integer,
+    "max_inflight": _integer,
     "max_outbox_bytes": parse_size,
+    "max_batch": _integer,
+    "write_timeout": parse_duration,
     "interval": parse_duration,
     "timeout": parse_duration,
     "leeway": parse_duration,

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from rtctl.protocol.tap import Dropped, FrameSeen, Subscribed, TapEvent
+from rtctl.protocol.tap import Dropped, FrameSeen, Subscribed, TapEvent, unix_us
 
 __all__ = ["BATCH", "DEFAULT_QUEUE", "Party", "Subscription", "Tap"]
 
@@ -119,7 +118,7 @@ class Tap:
     """The gateway's side: ``active`` while anyone listens; the hooks feed every listener."""
 
     def __init__(self, *, clock_us: Callable[[], int] | None = None) -> None:
-        self.clock_us = clock_us or (lambda: time.time_ns() // 1000)
+        self.clock_us = clock_us or unix_us
         self.active = False  # read on every message: a plain attribute, not a property
         self._subscribers: list[Subscription] = []
 

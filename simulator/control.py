@@ -18,7 +18,9 @@ GET      /tap            the tap: every connection and message, one JSON event a
 =======  ==============  ===================================================
 
 An error answers 400 with ``{"error": "..."}``. :func:`request` is the client
-that ``rtctl simulate set``/``show`` use.
+that ``rtctl simulate set``/``show`` use: a refusal is the caller's bad value
+(:class:`~rtctl.exceptions.ConfigError`), no answer at all is
+:class:`ControlUnavailable`.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ from rtctl.protocol.tap import TAP_PATH
 from simulator.base import ShapingProxy, connected_event
 from simulator.scenario import Rule, parse_outage
 
-__all__ = ["ControlServer", "request"]
+__all__ = ["ControlServer", "ControlUnavailable", "request"]
 
 _MAX_BODY = 1 << 20
 _JSON = "application/json"
+
+
+class ControlUnavailable(RtctlError):
+    """No simulator answered at the control API's address."""
 
 
 class ControlServer:
@@ -170,5 +176,5 @@ def request(base_url: str, method: str, path: str, body: Any = None,
         raise ConfigError(f"the simulator refused: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ConfigError(f"cannot reach the simulator's control API at {url}: {reason}"
-                          ) from None
+        raise ControlUnavailable(f"cannot reach the simulator's control API at {url}: "
+                                 f"{reason}") from None

@@ -102,6 +102,10 @@ class LinkSpec:
     def clean(self) -> bool:
         return self.up.clean and self.down.clean
 
+    def added_rtt(self) -> float:
+        """Seconds a round trip gains: latency is one way, so both directions add theirs."""
+        return self.up.latency + self.down.latency
+
     def describe(self) -> str:
         if self.up == self.down:
             return self.up.describe()

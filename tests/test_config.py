@@ -234,6 +234,11 @@ def test_directory_is_unreadable(tmp_path: Path) -> None:
                      "[limits] max_connections = 'lots' is not valid", id="max-connections"),
         pytest.param("[limits]\nmax_inflight = {a = 1}\n",
                      "[limits] max_inflight = {'a': 1} is not valid", id="max-inflight-table"),
+        # TOML has booleans and floats: neither is read as an integer it happens to convert to.
+        pytest.param("[server]\nport = true\n", "[server] port = True is not valid",
+                     id="port-bool"),
+        pytest.param("[limits]\nmax_connections = 2.5\n",
+                     "[limits] max_connections = 2.5 is not valid", id="max-connections-float"),
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -370,3 +375,41 @@ def test_loaded_file_merges_into_config(tmp_path: Path) -> None:
 def test_an_unknown_transport_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"unknown transport 'turbo' \(choose websockets or"):
         GatewayConfig(auth=AuthConfig(secret="s"), transport="turbo")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param({"port": 99999}, "port 99999 is not a TCP port (0 to 65535; 0 picks",
+                     id="port-high"),
+        pytest.param({"port": -1}, "port -1 is not a TCP port", id="port-negative"),
+        pytest.param({"drain": -1.0}, "drain must be zero or more seconds, got -1",
+                     id="drain-negative"),
+        pytest.param({"limits": Limits(max_connections=0)},
+                     "limits max_connections must be above 0, got 0", id="no-connections"),
+        pytest.param({"limits": Limits(max_connections_per_user=-2)},
+                     "limits max_connections_per_user must be above 0, got -2", id="per-user"),
+        pytest.param({"limits": Limits(max_message_size=0)},
+                     "limits max_message_size must be above 0, got 0", id="message-size"),
+        pytest.param({"heartbeat": Heartbeat(interval=0)},
+                     "heartbeat interval must be above 0, got 0", id="interval-zero"),
+        pytest.param({"heartbeat": Heartbeat(timeout=-5.0)},
+                     "heartbeat timeout must be above 0, got -5", id="timeout-negative"),
+    ],
+)
+def test_impossible_values_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig(auth=AuthConfig(secret="s"), **overrides)
+    assert str(caught.value).startswith(message)
+
+
+def test_an_impossible_value_from_the_file_is_refused_at_merge(tmp_path: Path) -> None:
+    # A bare TOML number is seconds, so only the config can say a negative one is wrong.
+    loaded = load_config_file(_write(tmp_path, "[heartbeat]\ninterval = -5\n"))
+    with pytest.raises(ConfigError, match="heartbeat interval must be above 0, got -5"):
+        merge(GatewayConfig(auth=AuthConfig(secret="s")), "heartbeat", loaded["heartbeat"])
+
+
+@pytest.mark.parametrize("port", [0, 65535])
+def test_port_edges_are_accepted(port: int) -> None:
+    assert GatewayConfig(auth=AuthConfig(secret="s"), port=port).port == port

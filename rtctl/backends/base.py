@@ -162,11 +162,23 @@ class PresenceStore(Protocol):
 
 
 class RoomStore(Protocol):
-    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
-        """Add a session; (is this the user's first session here, members sorted)."""
+    """Membership by session, counted and listed by user; no call costs O(members).
 
-    async def leave(self, room: str, session_id: str, user: str) -> bool:
-        """Remove a session; True if it was the user's last session in the room."""
+    A user is in a room while any of their sessions is. Users are ordered by
+    code point (which is also UTF-8 byte order, Redis' lexicographic order), so
+    a page starts after the last user of the previous one and a walk stays
+    stable while others join and leave.
+    """
+
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, int]:
+        """Add a session; (is this the user's first session here, users in the room now)."""
+
+    async def leave(self, room: str, session_id: str) -> tuple[bool, int]:
+        """Remove a session; (was it its user's last session here, users left in the room)."""
+
+    async def members(self, room: str, *, after: str | None, limit: int) -> tuple[list[str], int]:
+        """Up to ``limit`` users sorted, each after ``after`` (None: from the first); and the
+        room's user count."""
 
     async def rooms_of(self, session_id: str) -> list[str]: ...
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -127,30 +128,62 @@ class MemoryPresenceStore:
         return {user: self._presence.get(user, Presence()) for user in users}
 
 
-class MemoryRoomStore:
-    """Room → session → user, and each session's rooms."""
+class _Room:
+    """One room: its sessions, each user's session count, and its users in order."""
+
+    __slots__ = ("counts", "sessions", "users")
 
     def __init__(self) -> None:
-        self._rooms: dict[str, dict[str, str]] = {}
+        self.sessions: dict[str, str] = {}  # session → user
+        self.counts: dict[str, int] = {}  # user → sessions here
+        self.users: list[str] = []  # sorted; insort moves pointers, cheap next to a scan
+
+
+class MemoryRoomStore:
+    """Room → sessions and users; each session's rooms."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, _Room] = {}
         self._of: dict[str, set[str]] = {}
 
-    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
-        members = self._rooms.setdefault(room, {})
-        first = user not in members.values()
-        members[session_id] = user
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, int]:
+        state = self._rooms.get(room)
+        if state is None:
+            state = self._rooms[room] = _Room()
         self._of.setdefault(session_id, set()).add(room)
-        return first, sorted(set(members.values()))
+        if session_id in state.sessions:
+            return False, len(state.counts)
+        state.sessions[session_id] = user
+        count = state.counts[user] = state.counts.get(user, 0) + 1
+        if count == 1:
+            insort(state.users, user)
+        return count == 1, len(state.counts)
 
-    async def leave(self, room: str, session_id: str, user: str) -> bool:
-        members = self._rooms.get(room, {})
-        was = members.pop(session_id, None) is not None
-        if not members:
-            self._rooms.pop(room, None)
+    async def leave(self, room: str, session_id: str) -> tuple[bool, int]:
         rooms = self._of.get(session_id, set())
         rooms.discard(room)
         if not rooms:
             self._of.pop(session_id, None)
-        return was and user not in members.values()
+        state = self._rooms.get(room)
+        user = None if state is None else state.sessions.pop(session_id, None)
+        if state is None or user is None:
+            return False, 0 if state is None else len(state.counts)
+        last = state.counts[user] == 1
+        if last:
+            del state.counts[user]
+            del state.users[bisect_left(state.users, user)]
+        else:
+            state.counts[user] -= 1
+        if not state.sessions:
+            del self._rooms[room]
+        return last, len(state.counts)
+
+    async def members(self, room: str, *, after: str | None, limit: int) -> tuple[list[str], int]:
+        state = self._rooms.get(room)
+        if state is None:
+            return [], 0
+        start = 0 if after is None else bisect_right(state.users, after)
+        return state.users[start:start + limit], len(state.counts)
 
     async def rooms_of(self, session_id: str) -> list[str]:
         return sorted(self._of.get(session_id, ()))

@@ -72,9 +72,10 @@ class NatsBus:
         self._failure = None
 
     async def close(self) -> None:
+        self._failure = "closed"  # before: nats-py reports its own close as a disconnect
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
-        self._failure = "closed"
+            logger.info("nats connection closed")
 
     def failure(self) -> str | None:
         return self._failure

@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT = 1.0  # a call needing a dead Redis fails within about this
 DEFAULT_PROBE = 0.5  # how often the monitor pings (readiness freshness)
 PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000  # last_seen outlives a month offline
 _ERRORS = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+_NOT_STARTED = "not started"
 
 
 class RedisConnection:
@@ -51,7 +52,7 @@ class RedisConnection:
             socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
             health_check_interval=0)
         self._probe = probe
-        self._failure: str | None = "not started"
+        self._failure: str | None = _NOT_STARTED
         self._hooks: list[RecoveryHook] = []
         self._monitor: asyncio.Task[None] | None = None
 
@@ -90,6 +91,8 @@ class RedisConnection:
         was, self._failure = self._failure, failure
         if failure is not None and was is None:
             logger.warning("redis unreachable: %s", failure)
+        elif failure is None and was == _NOT_STARTED:
+            logger.info("redis connected at %s", self.url)  # nothing was missed: no recovery
         elif failure is None and was is not None:
             logger.info("redis reachable again")
             for hook in self._hooks:
@@ -260,32 +263,67 @@ class RedisPresenceStore:
         return result
 
 
+# Membership changes run as scripts: whether a session was the user's first or last
+# in the room decides the sorted set, and must be read and written in one step.
+_JOIN = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  redis.call('SADD', KEYS[4], ARGV[3])
+  return {0, redis.call('ZCARD', KEYS[3])}
+end
+redis.call('SADD', KEYS[4], ARGV[3])
+local first = redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1
+if first then redis.call('ZADD', KEYS[3], 0, ARGV[2]) end
+return {first and 1 or 0, redis.call('ZCARD', KEYS[3])}
+"""
+_LEAVE = """
+redis.call('SREM', KEYS[4], ARGV[2])
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then return {0, redis.call('ZCARD', KEYS[3])} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local last = redis.call('HINCRBY', KEYS[2], user, -1) <= 0
+if last then
+  redis.call('HDEL', KEYS[2], user)
+  redis.call('ZREM', KEYS[3], user)
+end
+return {last and 1 or 0, redis.call('ZCARD', KEYS[3])}
+"""
+
+
 class RedisRoomStore:
-    """``room:NAME`` hash (session → user) and ``session-rooms:ID`` set."""
+    """``room:NAME`` hash (session → user), ``room-counts:NAME`` hash (user → sessions),
+    ``room-users:NAME`` sorted set (users, all score 0: ordered by bytes), and
+    ``session-rooms:ID`` set."""
 
     def __init__(self, redis: RedisConnection) -> None:
         self._r = redis
+        self._join = redis.client.register_script(_JOIN)
+        self._leave = redis.client.register_script(_LEAVE)
 
-    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, list[str]]:
-        r, key = self._r, self._r.key("room", room)
-        pipe = r.client.pipeline(transaction=True)
-        pipe.hvals(key)
-        pipe.hset(key, session_id, user)
-        pipe.sadd(r.key("session-rooms", session_id), room)
-        pipe.hvals(key)
-        with r.guard():
-            before, _, _, after = await pipe.execute()
-        return user not in before, sorted(set(after))
+    def _keys(self, room: str, session_id: str) -> list[str]:
+        r = self._r
+        return [r.key("room", room), r.key("room-counts", room), r.key("room-users", room),
+                r.key("session-rooms", session_id)]
 
-    async def leave(self, room: str, session_id: str, user: str) -> bool:
-        r, key = self._r, self._r.key("room", room)
+    async def join(self, room: str, session_id: str, user: str) -> tuple[bool, int]:
+        with self._r.guard():
+            first, total = await self._join(keys=self._keys(room, session_id),
+                                            args=[session_id, user, room])
+        return bool(first), int(total)
+
+    async def leave(self, room: str, session_id: str) -> tuple[bool, int]:
+        with self._r.guard():
+            last, total = await self._leave(keys=self._keys(room, session_id),
+                                            args=[session_id, room])
+        return bool(last), int(total)
+
+    async def members(self, room: str, *, after: str | None, limit: int) -> tuple[list[str], int]:
+        r, key = self._r, self._r.key("room-users", room)
         pipe = r.client.pipeline(transaction=True)
-        pipe.hdel(key, session_id)
-        pipe.srem(r.key("session-rooms", session_id), room)
-        pipe.hvals(key)
+        pipe.zrangebylex(key, "-" if after is None else f"({after}", "+", start=0, num=limit)
+        pipe.zcard(key)
         with r.guard():
-            removed, _, after = await pipe.execute()
-        return bool(removed) and user not in after
+            users, total = await pipe.execute()
+        return list(users), int(total)
 
     async def rooms_of(self, session_id: str) -> list[str]:
         with self._r.guard():

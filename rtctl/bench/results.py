@@ -6,7 +6,9 @@ histogram, or fails with an error class (``closed``, ``connect``, ``http 503``,
 ``rpc -32603`` ...). Whatever is neither by the end of the drain is ``lost``
 (timed out, or a fan-out delivery that never came). Latency counts from the
 moment the attempt was *meant* to start, so a stalled sender cannot hide its
-own stall (no coordinated omission).
+own stall (no coordinated omission). Connections opened are counted too, so a
+report can say how many of them were refused. A percentile of no samples is
+None (``null`` in JSON, an empty CSV cell), never 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 from rtctl.bench.bottleneck import Bottleneck, GeneratorLoad, judge
 from rtctl.bench.histogram import Histogram
 
-__all__ = ["LOST", "BenchResult", "Recorder", "WorkerResult"]
+__all__ = ["LATENCY_METRICS", "LOST", "BenchResult", "Recorder", "WorkerResult",
+           "percentile_ms"]
 
 LOST = "lost"
 _NS = 1_000_000_000
@@ -26,6 +29,7 @@ _NS = 1_000_000_000
 # 1,024 takes well under a millisecond; much larger ones stall the loop long enough to
 # show in the latencies of an open loop.
 _FOLD = 1024
+LATENCY_METRICS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")  # keys of latency_ms()
 
 
 class Recorder:
@@ -43,6 +47,7 @@ class Recorder:
         self.count = 0  # completions so far
         self.errors: Counter[str] = Counter()
         self.expected = 0
+        self.connects = 0  # connections tried, in or out of the window
         self.start = float("inf")  # the measured window, set by open_window
         self.end = float("inf")
 
@@ -82,7 +87,7 @@ class Recorder:
         """The counts, with ``load``: what generating them cost this worker."""
         self._fold()
         return WorkerResult(timeline=self._timeline, errors=Counter(self.errors),
-                            expected=self.expected, load=load)
+                            expected=self.expected, load=load, connects=self.connects)
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class WorkerResult:
     errors: Counter[str]
     expected: int
     load: GeneratorLoad
+    connects: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class BenchResult:
     errors: Counter[str] = field(default_factory=Counter)
     expected: int = 0
     generator: tuple[GeneratorLoad, ...] = ()  # one per worker
+    connects: int = 0  # connections tried
 
     @classmethod
     def merge(cls, parts: list[WorkerResult], *, scenario: str, clients: int,
@@ -129,7 +136,8 @@ class BenchResult:
                    mode="closed" if rate is None else "open", rate=rate,
                    duration_s=duration_s, histogram=histogram, timeline=timeline,
                    errors=errors, expected=max(expected, histogram.count),
-                   generator=tuple(part.load for part in parts))
+                   generator=tuple(part.load for part in parts),
+                   connects=sum(part.connects for part in parts))
 
     @property
     def bottleneck(self) -> Bottleneck:
@@ -153,8 +161,11 @@ class BenchResult:
         attempts = self.messages + self.error_count
         return self.error_count / attempts if attempts else 0.0
 
-    def latency_ms(self) -> dict[str, float]:
+    def latency_ms(self) -> dict[str, float | None]:
+        """Percentiles, max and mean in ms; all None when nothing completed."""
         h = self.histogram
+        if not h.count:
+            return dict.fromkeys(LATENCY_METRICS)
         return {"p50": h.percentile(50) / 1e6, "p90": h.percentile(90) / 1e6,
                 "p99": h.percentile(99) / 1e6, "p999": h.percentile(99.9) / 1e6,
                 "p9999": h.percentile(99.99) / 1e6, "max": h.max / 1e6, "mean": h.mean / 1e6}
@@ -168,8 +179,9 @@ class BenchResult:
             "messages": self.messages, "throughput_per_s": self.throughput,
             "latency_ms": self.latency_ms(), "errors": dict(sorted(self.errors.items())),
             "error_ratio": self.error_ratio,
-            "timeline": [{"second": s, "messages": h.count,
-                          "p50_ms": h.percentile(50) / 1e6, "p99_ms": h.percentile(99) / 1e6}
+            "connections": self.connects,
+            "timeline": [{"second": s, "messages": h.count, "p50_ms": percentile_ms(h, 50),
+                          "p99_ms": percentile_ms(h, 99)}
                          for s, h in enumerate(self.timeline)],
             "generator": {
                 "bottleneck": verdict.generator, "busy": verdict.busy,
@@ -185,6 +197,15 @@ class BenchResult:
         rows = [["second", "messages", "p50_ms", "p90_ms", "p99_ms", "max_ms"]]
         for second, h in enumerate(self.timeline):
             rows.append([str(second), str(h.count),
-                         *(f"{h.percentile(p) / 1e6:.3f}" for p in (50, 90, 99)),
-                         f"{h.max / 1e6:.3f}"])
+                         *(_cell(percentile_ms(h, p)) for p in (50, 90, 99)),
+                         _cell(h.max / 1e6 if h.count else None)])
         return rows
+
+
+def percentile_ms(histogram: Histogram, p: float) -> float | None:
+    """The ``p``-th percentile in ms, or None for a histogram with no samples."""
+    return histogram.percentile(p) / 1e6 if histogram.count else None
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"

@@ -73,6 +73,7 @@ class Context:
     async def session(self, index: int,
                       on_notification: Notification | None = None) -> Session | None:
         """Open client ``index``'s connection; a failure is counted and gives None."""
+        self.recorder.connects += 1
         try:
             return await Session.open(self.plan.url, self.plan.tokens.for_client(index),
                                       self.recorder, on_notification)
@@ -124,9 +125,10 @@ class Context:
 
 
 class Scenario(ABC):
-    """One kind of client behaviour."""
+    """One kind of client behaviour; ``unit`` names what one completion is."""
 
     name: str
+    unit: str  # plural: throughput is reported in unit/s
     min_clients = 1
 
     def check(self, plan: Plan) -> None:
@@ -151,6 +153,7 @@ class Scenario(ABC):
 
 class Echo(Scenario):
     name = "echo"
+    unit = "calls"
 
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
         if session is None:
@@ -169,6 +172,8 @@ class Echo(Scenario):
 class Rooms(Scenario):
     """Rooms of ``plan.room_size`` where everyone publishes (``rooms``), or one big
     room with a single publisher, client 0 (``fanout``)."""
+
+    unit = "deliveries"  # one publish counts once per member it reaches
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -232,6 +237,7 @@ class Rooms(Scenario):
 
 class PresenceChurn(Scenario):
     name = "presence-churn"
+    unit = "sessions"
 
     async def open(self, ctx: Context, index: int) -> Session | None:
         return None  # every attempt is a session of its own
@@ -246,6 +252,7 @@ class PresenceChurn(Scenario):
 
 class ReconnectStorm(Scenario):
     name = "reconnect-storm"
+    unit = "reconnects"
 
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
         plan = ctx.plan

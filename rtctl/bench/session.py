@@ -42,11 +42,15 @@ from rtctl.client.link import upgrade_headers
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.upgrade import SUBPROTOCOL
 
-__all__ = ["CLOSED", "REPLY_TIMEOUT", "TIMEOUT", "ConnectFailed", "Notification", "Session",
-           "error_class", "request_head"]
+__all__ = ["CLOSED", "CONNECT", "CONNECT_TIMEOUT", "OPEN_TIMEOUT", "REPLY_TIMEOUT", "TIMEOUT",
+           "ConnectFailed", "Notification", "Session", "error_class", "is_connect_error",
+           "request_head"]
 
 CLOSED = "closed"
 TIMEOUT = "timeout"
+CONNECT = "connect"  # nothing accepted the TCP connection, or the name did not resolve
+CONNECT_TIMEOUT = "connect timeout"
+_HTTP = "http "  # + the status of a refused upgrade: "http 429"
 OPEN_TIMEOUT = 10.0
 REPLY_TIMEOUT = 10.0  # a request is given up between one and two of these after it was sent
 CLOSE_TIMEOUT = 2.0  # for the server's half of the closing handshake
@@ -79,10 +83,15 @@ class ConnectFailed(Exception):
 def error_class(exc: BaseException) -> str:
     """A short, countable name for why a connection failed."""
     if isinstance(exc, WSHandshakeError) and exc.response is not None:
-        return f"http {int(exc.response.status)}"
+        return f"{_HTTP}{int(exc.response.status)}"
     if isinstance(exc, TimeoutError):
-        return "connect timeout"
-    return "connect"
+        return CONNECT_TIMEOUT
+    return CONNECT
+
+
+def is_connect_error(kind: str) -> bool:
+    """Whether the error class ``kind`` is a connection that was never opened."""
+    return kind in (CONNECT, CONNECT_TIMEOUT) or kind.startswith(_HTTP)
 
 
 class Session(WSListener):

@@ -21,12 +21,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rtctl.bench.results import BenchResult
+from rtctl.bench.results import LATENCY_METRICS, BenchResult
 from rtctl.exceptions import ConfigError
 
-__all__ = ["LATENCY_METRICS", "Threshold", "Verdict", "check", "parse_threshold"]
+__all__ = ["Threshold", "Verdict", "check", "parse_threshold"]
 
-LATENCY_METRICS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _LATENCY_UNITS = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
@@ -45,7 +44,8 @@ class Threshold:
     limit: float
     ratio: bool = False  # errors given in %
 
-    def measure(self, result: BenchResult) -> float:
+    def measure(self, result: BenchResult) -> float | None:
+        """The measured value; None for a latency of a run where nothing completed."""
         if self.metric in LATENCY_METRICS:
             return result.latency_ms()[self.metric]
         if self.metric == "errors":
@@ -53,10 +53,14 @@ class Threshold:
         return result.throughput
 
     def passes(self, result: BenchResult) -> bool:
-        return _OPERATORS[self.op](self.measure(result), self.limit)
+        """Whether the rule held; a latency rule over no latencies cannot have."""
+        measured = self.measure(result)
+        return measured is not None and _OPERATORS[self.op](measured, self.limit)
 
-    def show(self, measured: float) -> str:
+    def show(self, measured: float | None) -> str:
         """``measured`` in this rule's own unit: ``1.45 ms``, ``0.012%``, ``19,634/s``."""
+        if measured is None:
+            return "n/a (nothing completed)"
         if self.metric in LATENCY_METRICS:
             return f"{measured:.3g} ms"
         if self.metric == "errors":
@@ -67,7 +71,7 @@ class Threshold:
 @dataclass(frozen=True)
 class Verdict:
     threshold: Threshold
-    measured: float
+    measured: float | None
     passed: bool
 
 
@@ -88,7 +92,8 @@ def parse_threshold(text: str) -> Threshold:
         return Threshold(text, metric, op, value / 100 if unit else value, ratio=bool(unit))
     if metric == "throughput":
         if unit not in ("", "/s"):
-            raise ConfigError(f"threshold {text!r}: throughput is messages per second")
+            raise ConfigError(f"threshold {text!r}: throughput is completions per second "
+                              "(calls, deliveries, sessions or reconnects, by scenario)")
         return Threshold(text, metric, op, value)
     raise ConfigError(f"threshold {text!r}: unknown metric {metric!r} "
                       f"(use {', '.join(LATENCY_METRICS)}, errors or throughput)")

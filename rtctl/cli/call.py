@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.options import dev_token, parse_params
+from rtctl.cli.exits import EXIT_RPC_ERROR
+from rtctl.cli.options import dev_token, parse_params, positive_duration
 from rtctl.client.oneshot import call_once
 from rtctl.exceptions import RpcError
 from rtctl.protocol import jsonrpc
-from rtctl.units import parse_duration
 
 __all__ = ["call"]
 
@@ -31,15 +31,16 @@ def call(
     """Make one call and print its result as JSON.
 
     Exit codes: 0 result printed; 1 the call could not be made (unreachable,
-    token refused, timeout); 2 bad usage; 3 the server answered with a
-    JSON-RPC error, which is printed as JSON on stderr.
+    token refused, timeout); 2 bad usage (PARAMS_JSON that is not JSON, a URL
+    that is not ws://, a bad --timeout); 3 the server answered with a JSON-RPC
+    error, which is printed as JSON on stderr.
     """
     try:
         result = asyncio.run(call_once(url, method, parse_params(params),
                                        token=token or dev_token(),
-                                       timeout=parse_duration(timeout)))
+                                       timeout=positive_duration(timeout, "--timeout")))
     except RpcError as exc:
         error = jsonrpc.error_object(exc.code, exc.message, exc.data)
         sys.stderr.write(jsonrpc.dumps(error).decode() + "\n")
-        raise typer.Exit(3) from None
+        raise typer.Exit(EXIT_RPC_ERROR) from None
     typer.echo(jsonrpc.dumps(result).decode())

@@ -65,6 +65,10 @@ def inspect(
     Replies are paired with their requests and show their latency. --record
     and --pcap can be combined, also with --replay (to turn a recording into a
     pcap). Stop with Ctrl-C: files are flushed and closed either way.
+
+    Exit codes: 0 stopped (Ctrl-C, --duration, end of the recording); 1 the
+    gateway is not there or refused the token; 2 bad usage (a bad filter or
+    duration, a recording that is missing or does not parse).
     """
     if (url is None) == (replay_file is None):
         raise ConfigError("give a gateway URL to watch, or --replay FILE.jsonl (one of the two)")

@@ -12,8 +12,10 @@ from rtctl.cli.devsecret import existing_dev_secret, load_or_create_dev_secret
 from rtctl.exceptions import ConfigError
 from rtctl.protocol import jsonrpc
 from rtctl.tokens import issue_token
+from rtctl.units import parse_duration
 
-__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params"]
+__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params",
+           "positive_duration"]
 
 DEV_USER = "rtctl-cli"
 
@@ -49,3 +51,11 @@ def parse_params(text: str | None) -> list[Any] | dict[str, Any] | None:
     if not isinstance(params, list | dict):
         raise ConfigError("PARAMS_JSON must be a JSON array or object (JSON-RPC 2.0 §4.2)")
     return params
+
+
+def positive_duration(text: str, flag: str) -> float:
+    """Seconds for a flag where zero can only be a slip (a timeout, a lifetime)."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ConfigError(f"{flag} must be above 0, got {text!r}")
+    return seconds

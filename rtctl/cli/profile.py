@@ -31,8 +31,9 @@ def profile_command(
     chart: Annotated[Path, typer.Option(help="Where to write the chart (PNG).")]
         = Path("rtctl-profile.png"),
     cpu: Annotated[bool, typer.Option(
-        "--cpu", help="Also sample the gateway's Python stacks (200/s) and show the hot "
-                      "functions; the stacks go to --folded for a flame graph.")] = False,
+        "--cpu", help="Also sample the gateway's Python stacks (200 per CPU-second, by "
+                      "SIGPROF in its event loop) and show the hot functions; the stacks "
+                      "go to --folded for a flame graph.")] = False,
     folded: Annotated[Path, typer.Option(
         help="With --cpu: where to write the folded stacks (flamegraph.pl, speedscope).")]
         = Path("rtctl-profile.folded"),

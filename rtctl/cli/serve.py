@@ -15,6 +15,7 @@ import typer
 
 from rtctl.backends import Backends, BackendUnavailable, connect_backends
 from rtctl.backends.base import DEFAULT_NODE_TTL
+from rtctl.cli.exits import CommandFailed
 from rtctl.cli.options import JwtSecret, dev_or_given_secret
 from rtctl.config import GatewayConfig, load_config_file, merge
 from rtctl.exceptions import ConfigError
@@ -156,6 +157,9 @@ def serve(
     With no key configured it runs in dev mode (a random secret kept in your
     state directory, shared with `rtctl token`). Stop with Ctrl-C or SIGTERM:
     it drains, then closes connections with 1001.
+
+    Exit codes: 0 stopped by a signal; 1 could not start (port in use, Redis or
+    NATS not there); 2 bad usage (a bad value, --config or --router file).
     """
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
@@ -209,9 +213,9 @@ async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
     try:
         await gateway.start()
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+        raise CommandFailed(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
     except BackendUnavailable as exc:
-        raise ConfigError(f"cannot start: {exc.message}") from None
+        raise CommandFailed(f"cannot start: {exc.message}") from None
     say(f"rtctl gateway listening on {gateway.url}")
     say(f"  auth:    {key_source}")
     builtin = "sys.*, session.*, presence.*, room.*"

@@ -9,8 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.cli.exits import CommandFailed
 from rtctl.cli.serve import say
+from rtctl.config import MAX_PORT
 from rtctl.exceptions import ConfigError
+from rtctl.units import format_duration
 from simulator.base import ShapingProxy
 from simulator.control import ControlServer, request
 from simulator.profiles import list_profiles, load_profile
@@ -106,6 +109,12 @@ def simulate(
     Example: rtctl simulate --loss 5% --latency 50ms --upstream ws://127.0.0.1:8765, then
     connect clients to ws://127.0.0.1:8766/ws. While it runs, `rtctl simulate set --loss 10%`
     and `rtctl simulate show` change and read it without dropping connections.
+
+    Latency is one way and added in each direction: --latency 200ms shows as a 400 ms
+    round trip (use --rtt to give the round trip instead).
+
+    Exit codes: 0 stopped by a signal; 1 cannot listen (address in use) or no simulator
+    answers `set`/`show`; 2 bad usage (a bad value, profile or HOST:PORT).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -134,24 +143,39 @@ def simulate(
 
 def _host_port(text: str, flag: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"{flag} expects HOST:PORT, like 127.0.0.1:8766, got {text!r}")
+    if not sep or not port.isdigit() or int(port) > MAX_PORT:
+        raise ConfigError(f"{flag} expects HOST:PORT with a port from 0 to {MAX_PORT}, "
+                          f"like 127.0.0.1:8766, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _listen(server: ShapingProxy | ControlServer, flag: str) -> None:
+    try:
+        await server.start()
+    except OSError as exc:
+        raise CommandFailed(f"{flag}: cannot listen on {server.host}:{server.requested_port}: "
+                            f"{exc.strerror or exc}") from None
+
+
+def _round_trip(spec: LinkSpec) -> str | None:
+    """What the latency adds to a round trip: both directions' one-way delays."""
+    added = spec.added_rtt()
+    return (f"round trip: +{format_duration(added)} (latency is one way, added in each "
+            "direction)") if added else None
 
 
 async def _run(proxy: ShapingProxy, control: tuple[str, int] | None, upstream: str,
                mode: str, profile: str | None) -> None:
     api = ControlServer(proxy, host=control[0], port=control[1]) if control else None
-    try:
-        await proxy.start()
-        if api is not None:
-            await api.start()
-    except OSError as exc:
-        raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
+    await _listen(proxy, "--listen")
+    if api is not None:
+        await _listen(api, "--control")
     say(f"rtctl simulate listening on {proxy.url} → {upstream} ({mode} mode"
         + (f", profile {profile}" if profile else "") + ")")
     for line in proxy.conditions.banner():
         say(f"  {line}")
+    if round_trip := _round_trip(proxy.conditions.base):
+        say(f"  {round_trip}")
     say(f"  control: {api.url} (rtctl simulate set/show, /metrics)" if api
         else "  control: off")
     stop = asyncio.Event()
@@ -231,6 +255,8 @@ def _show(control: str) -> None:
     stats = request(control, "GET", "/stats")
     current = LinkSpec(*(DirectionSpec.from_json(state["current"][d]) for d in ("up", "down")))
     say(f"impairments: {current.describe()}")
+    if round_trip := _round_trip(current):
+        say(f"  {round_trip}")
     for rule in state["rules"]:
         say(f"  rule {rule['user'] or rule['address']}: {rule['settings']}")
     for outage in state["outages"]:

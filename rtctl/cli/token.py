@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.options import JwtSecret, dev_or_given_secret
+from rtctl.cli.options import JwtSecret, dev_or_given_secret, positive_duration
 from rtctl.exceptions import ConfigError
 from rtctl.protocol import jsonrpc
 from rtctl.tokens import issue_token
-from rtctl.units import parse_duration
 
 __all__ = ["token"]
 
@@ -44,10 +43,10 @@ def token(
     With no --jwt-secret (or RTCTL_JWT_SECRET) it signs with the dev secret that
     `rtctl serve` uses in dev mode, so `rtctl serve` and `rtctl token --sub alice`
     work together with no configuration.
+
+    Exit codes: 0 token printed; 2 bad usage (a bad --ttl or --claim).
     """
     secret, _ = dev_or_given_secret(jwt_secret)
-    lifetime = None if ttl.lower() == "none" else parse_duration(ttl)
-    if lifetime is not None and lifetime <= 0:
-        raise ConfigError(f"--ttl must be positive, got {ttl!r}")
+    lifetime = None if ttl.lower() == "none" else positive_duration(ttl, "--ttl")
     typer.echo(issue_token(secret, sub=sub, ttl=lifetime, claims=_claims(claim or []),
                            audience=audience, issuer=issuer))

@@ -23,6 +23,10 @@ def endpoint_url(url: str, *, token: str | None = None) -> str:
         raise ConfigError(f"URL {url!r} must start with ws:// or wss://")
     if not parts.hostname:
         raise ConfigError(f"URL {url!r} names no host (try ws://127.0.0.1:8765)")
+    try:
+        parts.port  # noqa: B018 - urllib checks the port (a number, 0-65535) when it is read
+    except ValueError:
+        raise ConfigError(f"URL {url!r} has no valid port (a number, 0 to 65535)") from None
     path = parts.path if parts.path not in ("", "/") else DEFAULT_ENDPOINT_PATH
     query = parts.query
     if token is not None:

@@ -20,10 +20,16 @@ socket or awaits I/O, so the whole path -- count, tap, decode (JSON-RPC 2.0
     (``ordered=False``: the driver runs it beside the next messages, at most
     ``max_inflight`` at a time) or a batch (``ordered=True``: finished before
     the next message is read, so its effects happen in the order sent).
+
+A batch is at most ``max_batch`` requests (the codec refuses a longer one
+whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
+seconds; the drivers do the same between messages that arrived together. One
+connection never holds everyone else's replies back for longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -39,9 +45,11 @@ from rtctl.protocol.tap import IN, OUT
 from rtctl.router import CallContext, Reply, Router
 from rtctl.tap import Tap
 
-__all__ = ["Deferred", "Dispatcher", "Outcome", "Sample", "Timed"]
+__all__ = ["LOOP_SLICE", "Deferred", "Dispatcher", "Outcome", "Sample", "Timed"]
 
 logger = logging.getLogger("rtctl.gateway")
+
+LOOP_SLICE = 0.001  # seconds of loop one connection holds before it yields to the others
 
 
 class Sample:
@@ -83,6 +91,7 @@ class Dispatcher:
         tap: Tap,
         profiler: StageProfiler,
         *,
+        max_batch: int | None = None,
         perf_counter: Callable[[], float] = time.perf_counter,
         perf_counter_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
@@ -90,6 +99,7 @@ class Dispatcher:
         self.metrics = metrics
         self.tap = tap
         self.profiler = profiler
+        self.max_batch = max_batch
         self._perf = perf_counter
         self._perf_ns = perf_counter_ns
         self._countdown = profiler.first_countdown()  # messages until the next timed one
@@ -104,10 +114,10 @@ class Dispatcher:
             self.tap.frame(conn, IN, message)
         self._countdown -= 1
         if self._countdown:
-            return self._route(jsonrpc.decode(message), conn.context, None)
+            return self._route(jsonrpc.decode(message, self.max_batch), conn.context, None)
         self._countdown = self.profiler.every
         decoding = self._perf_ns()
-        incoming = jsonrpc.decode(message)
+        incoming = jsonrpc.decode(message, self.max_batch)
         return self._route(incoming, conn.context, Sample(self._perf_ns() - decoding))
 
     def sent(self, conn: Connection, data: bytes) -> None:
@@ -161,7 +171,7 @@ class Dispatcher:
         if sample is None:
             return None if reply is None else self.encode(reply)
         sample.method = method
-        sample.handler_ns = int(seconds * 1e9)
+        sample.handler_ns = round(seconds * 1e9)  # int() would cut 2999.9999 to 2999
         encoding = self._perf_ns()
         data = None if reply is None else self.encode(reply)
         sample.encode_ns = self._perf_ns() - encoding
@@ -175,12 +185,17 @@ class Dispatcher:
     async def _batch(self, batch: jsonrpc.BatchReceived, ctx: CallContext) -> bytes | None:
         """Answer a batch (§6) with an array, or not at all if it held only notifications."""
         answers: list[bytes] = []
+        yield_at = self._perf() + LOOP_SLICE
         for item in batch.items:
+            started = self._perf()
+            if started > yield_at:
+                await asyncio.sleep(0)  # let the loop serve everyone else once
+                started = self._perf()
+                yield_at = started + LOOP_SLICE
             if isinstance(item, jsonrpc.InvalidMessage):
                 answers.append(self.encode(jsonrpc.encode_error(item.id, item.code,
                                                                 item.message)))
                 continue
-            started = self._perf()
             reply = self.router.handle(item, ctx)
             if reply is not None and not isinstance(reply, dict):
                 reply = await reply

@@ -13,13 +13,17 @@ any non-101 answer). Routes on the game port:
 ``/tap``       admins only: upgrade to a tap listener (:mod:`rtctl.protocol.tap`);
 the endpoint   validate the JWT (401 with a JSON reason word), then the
                connection limits (429/503); refuse while draining (503).
-Anything else is 404 naming the endpoint.
+Anything else is 404 naming the endpoint. A request without exactly one
+``Host`` header is 400 whatever its path (RFC 9112 §3.2, was RFC 7230 §5.4),
+and so is one with more than one ``Authorization`` header (RFC 9110 §5.3: the
+field is no list, so which one is meant cannot be known). Every refusal of
+the endpoint, ``/tap`` and ``/profile`` is counted by reason and tapped.
 """
 
 from __future__ import annotations
 
 import http
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -28,6 +32,7 @@ from rtctl.exceptions import AuthError, ConnectionRefused
 from rtctl.gateway.auth import Authenticator, Identity
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from rtctl.gateway.registry import ConnectionRegistry
+from rtctl.profiler.cpu import SamplerUnavailable
 from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.tap import TAP_PATH, AuthRefused, is_admin
@@ -40,12 +45,13 @@ _JSON = "application/json"
 
 
 class UpgradeRequest(NamedTuple):
-    """What the gateway reads of an HTTP request: target, token carriers, peer."""
+    """What the gateway reads of an HTTP request: target, token carriers, peer, Host."""
 
     target: str  # path and query, as on the request line
-    authorization: str | None
+    authorizations: Sequence[str]  # every Authorization header line
     subprotocols: list[str]  # offered in Sec-WebSocket-Protocol
     remote: str | None
+    hosts: Sequence[str]  # every Host header line
 
 
 class Response(NamedTuple):
@@ -103,6 +109,9 @@ class Front:
 
     def answer(self, request: UpgradeRequest) -> Response | Admission:
         """The answer to one request: a response to write, or an upgrade to perform."""
+        if len(request.hosts) != 1:
+            return _json(400, error="bad_request",
+                         detail="an HTTP/1.1 request needs exactly one Host header")
         url = urlsplit(request.target)
         path = url.path
         if path == "/healthz":
@@ -120,10 +129,8 @@ class Front:
             return self._refuse(request, path, ConnectionRefused(
                 503, "draining", "the gateway is shutting down"))
         try:
-            identity = self._auth.authenticate(token_from_request(
-                authorization=request.authorization, query=url.query,
-                subprotocols=request.subprotocols))
-        except AuthError as exc:
+            identity = self._authenticate(request, url.query, request.subprotocols)
+        except (AuthError, ConnectionRefused) as exc:
             return self._refuse(request, path, exc)
         if path == TAP_PATH:
             # A listener is not a game connection: no registry entry, no limits.
@@ -147,31 +154,46 @@ class Front:
             return _json(503, status="unavailable", failing=failing)
         return _json(503, status=phase)
 
+    def _authenticate(self, request: UpgradeRequest, query: str,
+                      subprotocols: Sequence[str]) -> Identity:
+        """Who the request's token names; AuthError, or ConnectionRefused (400) for two headers."""
+        if len(request.authorizations) > 1:
+            raise ConnectionRefused(400, "bad_request",
+                                    "the request has more than one Authorization header")
+        return self._auth.authenticate(token_from_request(
+            authorization=request.authorizations[0] if request.authorizations else None,
+            query=query, subprotocols=subprotocols))
+
     def _refuse(self, request: UpgradeRequest, path: str, exc: AuthError | ConnectionRefused,
                 user: str | None = None) -> Response:
-        """Count, tap and answer a refused upgrade (401 carries RFC 6750 §3's header)."""
+        """Count, tap and answer a refusal (401 carries RFC 6750 §3's header).
+
+        A request that offered no token gets the challenge without an error
+        code, as RFC 6750 §3.1 asks: it did not know a token was needed.
+        """
         self._metrics.refused[exc.reason] += 1
         if self._tap.active:
             self._tap.publish(AuthRefused(
                 t_us=self._tap.clock_us(), remote=request.remote, path=path,
                 status=exc.http_status, reason=exc.reason, user=user))
         if isinstance(exc, AuthError):
+            challenge = ("Bearer" if exc.reason == "missing" else
+                         f'Bearer error="invalid_token", error_description="{exc.reason}"')
             return _response(401, jsonrpc.dumps({"error": "unauthorized", "reason": exc.reason,
                                                  "detail": exc.detail}), _JSON,
-                             ("WWW-Authenticate", f'Bearer error="invalid_token", '
-                                                  f'error_description="{exc.reason}"'))
+                             ("WWW-Authenticate", challenge))
         return _json(exc.http_status, error=exc.reason, detail=exc.detail)
 
     def _profile(self, request: UpgradeRequest, query: str) -> Response:
         """``GET /profile`` for admins: the stage table; ``?reset=1`` starts a new interval."""
         try:
-            identity = self._auth.authenticate(token_from_request(
-                authorization=request.authorization, query=query, subprotocols=[]))
-        except AuthError as exc:
-            return _json(401, error="unauthorized", reason=exc.reason, detail=exc.detail)
+            identity = self._authenticate(request, query, [])
+        except (AuthError, ConnectionRefused) as exc:
+            return self._refuse(request, PROFILE_PATH, exc)
         if not is_admin(identity.claims):
-            return _json(403, error="forbidden",
-                         detail="the profile needs a token with the claim role=admin")
+            return self._refuse(request, PROFILE_PATH, ConnectionRefused(
+                403, "forbidden", "the profile needs a token with the claim role=admin"),
+                identity.user)
         outboxes = [q for conn in self._registry if (q := conn.transport.queued()) is not None]
         queues = QueueDepths(
             connections=len(self._registry), outboxes=len(outboxes),
@@ -179,5 +201,9 @@ class Front:
             queued_bytes=sum(q[1] for q in outboxes),
             max_queued_messages=max((q[0] for q in outboxes), default=0))
         params = query.split("&")
-        return _json(200, **self._profiler.snapshot(
-            queues, reset="reset=1" in params, cpu="cpu=1" in params))
+        try:
+            document = self._profiler.snapshot(queues, reset="reset=1" in params,
+                                               cpu="cpu=1" in params)
+        except SamplerUnavailable as exc:
+            return _json(409, error="cpu_unavailable", detail=str(exc))
+        return _json(200, **document)

@@ -89,7 +89,8 @@ class Gateway:
         self.metrics = GatewayMetrics(set(self.router.methods), connections=self.registry.__len__)
         self.tap = Tap()
         self.profiler = StageProfiler(known_methods=set(self.router.methods))
-        self.dispatcher = Dispatcher(self.router, self.metrics, self.tap, self.profiler)
+        self.dispatcher = Dispatcher(self.router, self.metrics, self.tap, self.profiler,
+                                     max_batch=config.limits.max_batch)
         self.front = Front(config, authenticator=self.authenticator, registry=self.registry,
                            metrics=self.metrics, tap=self.tap, profiler=self.profiler,
                            phase=self._phase, readiness_failures=self.readiness_failures)

@@ -127,11 +127,11 @@ def draw(document: dict[str, Any], path: Path) -> None:
 
 
 def cpu_table(document: dict[str, Any], limit: int = 15) -> Table:
-    """The functions the loop thread was running most (self) and under (total)."""
+    """The functions the loop was running most (self) and under (total)."""
     cpu = document.get("cpu") or {"samples": 0, "stacks": {}, "interval_ms": 0}
     samples = cpu["samples"] or 1
-    table = Table(title=f"CPU: {cpu['samples']:,} stack samples, one every "
-                        f"{cpu['interval_ms']:g} ms", title_justify="left")
+    table = Table(title=f"CPU: {cpu['samples']:,} stack samples of the loop, one every "
+                        f"{cpu['interval_ms']:g} ms of CPU time", title_justify="left")
     table.add_column("function")
     table.add_column("self", justify="right")
     table.add_column("total", justify="right")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -139,8 +138,8 @@ class StageProfiler:
         """Everything so far as JSON; ``reset`` starts a new interval afterwards.
 
         A CPU sampler started by the previous read ends here and its stacks go
-        under ``cpu``; ``cpu`` starts one on the calling thread, which must be
-        the event loop's (the gateway reads its profile there).
+        under ``cpu``; ``cpu`` starts one (:mod:`rtctl.profiler.cpu`), which
+        samples the main thread: the gateway's event loop must run there.
         """
         now = time.monotonic()
         lag = self._lag
@@ -163,8 +162,9 @@ class StageProfiler:
                                "samples": sum(stacks.values()), "stacks": dict(stacks)}
             self._sampler = None
         if cpu:
-            self._sampler = StackSampler(threading.get_ident())
-            self._sampler.start()
+            sampler = StackSampler()
+            sampler.start()  # raises SamplerUnavailable, before the interval is reset
+            self._sampler = sampler
         if reset:
             self._samples.clear()
             self._lag = Histogram()

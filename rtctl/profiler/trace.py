@@ -5,7 +5,8 @@ server must return it unchanged), made unmistakable: ``trace-`` and 12 random
 hex digits. Nothing is added to the protocol, so any server can be traced. The
 gateway's tap and, when the call goes through ``rtctl simulate``, the
 simulator's tap each report the frame with that id as they saw it; since
-every part runs on one machine, their Unix microsecond clocks line up, and the
+every part runs on one machine, their Unix microsecond clocks
+(:func:`~rtctl.protocol.tap.unix_us`) line up, and the
 hops read as one timeline, each simulator hop with what the link did to it.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ from rich.table import Table
 from rtctl.client.oneshot import call_once
 from rtctl.exceptions import RtctlError
 from rtctl.inspect.listener import listen
-from rtctl.protocol.tap import IN, FrameSeen, TapEvent
+from rtctl.protocol.tap import IN, FrameSeen, TapEvent, unix_us
 
 __all__ = ["Hop", "TraceFailed", "hops_table", "trace_call"]
 
@@ -40,10 +40,6 @@ class Hop:
     where: str
     t_us: int
     note: str | None = None
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 async def _pump(source: str, events: AsyncIterator[TapEvent], trace_id: str,
@@ -85,8 +81,8 @@ async def trace_call(url: str, *, admin_token: str | None, token: str | None,
         sent: list[int] = []
         result = await call_once(through or url, method, params, token=token,
                                  timeout=timeout, request_id=trace_id,
-                                 on_send=lambda: sent.append(_now_us()))
-        received = _now_us()
+                                 on_send=lambda: sent.append(unix_us()))
+        received = unix_us()
         seen: list[tuple[str, FrameSeen]] = []
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):

@@ -30,7 +30,7 @@ class ErrorCode(IntEnum):
 
 ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PARSE_ERROR: "The message is not valid JSON. The id is null; the connection stays open.",
-    ErrorCode.INVALID_REQUEST: "The JSON is not a valid JSON-RPC 2.0 request object, or the batch is empty.",
+    ErrorCode.INVALID_REQUEST: "The JSON is not a valid JSON-RPC 2.0 request object, the batch is empty or over `max_batch`, a string holds a lone surrogate, or arrays and objects nest more than 128 deep.",
     ErrorCode.METHOD_NOT_FOUND: "No such method, or a reserved `rpc.*` name.",
     ErrorCode.INVALID_PARAMS: "The params do not bind to the method's signature; the message names the parameter.",
     ErrorCode.INTERNAL_ERROR: "The handler failed. `data.correlation_id` finds the traceback in the gateway log.",
@@ -72,5 +72,5 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TRY_AGAIN_LATER: "The gateway is at a connection limit; retry with backoff.",
     CloseCode.TOKEN_EXPIRED: "The token expired and was not refreshed with `session.refresh`; reconnect with a new token.",
     CloseCode.KICKED: "For your handlers (`ctx.peer.close(4003, reason)`): the game or an operator closed this connection.",
-    CloseCode.SLOW_CONSUMER: "The client read too slowly and its outbound queue overflowed.",
+    CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue overflowed, or its socket took nothing for `write_timeout`.",
 }

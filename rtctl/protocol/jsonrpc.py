@@ -15,12 +15,23 @@ JSON is decoded with orjson; a document that orjson refuses for its own
 limits is decoded with the standard library, so no valid JSON is turned away.
 Integers beyond 64 bits become doubles (see :func:`loads`). NaN and Infinity
 are not JSON and stay refused.
+
+What is valid JSON but unfit to go further is refused here, once, so nothing
+past the decoder meets it (the -32600 of each is answered on an open connection):
+
+* a string holding a lone surrogate escape such as ``"\\ud800"``: valid JSON
+  text (RFC 8259 §7), but not Unicode, so not encodable as UTF-8 (RFC 8259
+  §8.2; I-JSON, RFC 7493 §2.1, forbids it). Echoing, storing or relaying it
+  would fail later, far from its cause; :func:`loads` refuses it too;
+* arrays and objects nested more than :data:`MAX_DEPTH` deep;
+* a batch of more than ``max_batch`` elements (one error names the limit).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
@@ -31,6 +42,7 @@ from rtctl.protocol.codes import ErrorCode
 
 __all__ = [
     "ID_NULL",
+    "MAX_DEPTH",
     "BatchReceived",
     "Incoming",
     "InvalidMessage",
@@ -51,6 +63,11 @@ RequestId: TypeAlias = str | int | float | None
 ID_NULL: RequestId = None
 
 _NO_ID = object()  # marks a notification: the "id" member is absent (§4.1)
+
+# Arrays and objects inside one another, the message itself counted: serde_json's
+# recursion limit. Anything decoded here re-encodes with orjson (which writes 254
+# levels at most), so a handler that echoes its params never fails on the way out.
+MAX_DEPTH = 128
 
 
 class Request(NamedTuple):
@@ -89,11 +106,51 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _stdlib_loads(text: str | bytes) -> Any:
+def _stdlib_loads(text: str | bytes, first: orjson.JSONDecodeError) -> Any:
+    """What orjson refused (``first``), by the standard library; ValueError with orjson's reason."""
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    except (ValueError, RecursionError):
+        raise ValueError(str(first)) from None
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate of ``text`` as ``U+D800``; None for Unicode text.
+
+    The standard library joins a valid escaped pair into one character, so any
+    code point left in U+D800..U+DFFF stood alone (RFC 8259 §7).
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        return f"U+{ord(text[exc.start]):04X}"
+    return None
+
+
+def _unfit(value: Any, limit: int) -> str | None:
+    """Why a decoded value must go no further (see the module docstring), or None.
+
+    Iterative, so a value nested as deep as the standard library allows is walked safely.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            where = _lone_surrogate(item)
+            if where is not None:
+                return (f"a string holds the lone surrogate {where}, which is not Unicode "
+                        "(RFC 8259 §8.2); send well-formed UTF-16 pairs")
+        elif kind is list or kind is dict:
+            if depth > limit:
+                return f"arrays and objects nested more than {MAX_DEPTH} deep"
+            if kind is dict:
+                stack.extend((key, depth) for key in item)
+                item = item.values()
+            stack.extend((child, depth + 1) for child in item)
+    return None
 
 
 def loads(text: str | bytes) -> Any:
@@ -103,15 +160,17 @@ def loads(text: str | bytes) -> Any:
     doubles, as RFC 8259 §6 allows and as JavaScript clients read them anyway
     (send such identifiers as strings). Checking every message for them cost
     a tenth of the gateway's echo throughput. Valid JSON that orjson refuses
-    (lone surrogate escapes) is decoded by the standard library instead.
+    for its depth limit is decoded by the standard library instead; a lone
+    surrogate escape is refused (module docstring), whatever the depth.
     """
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as first:
-        try:
-            return _stdlib_loads(text)
-        except ValueError:
-            raise ValueError(str(first)) from None
+        value = _stdlib_loads(text, first)
+    problem = _unfit(value, sys.maxsize)  # orjson took none: only what it refused is walked
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def dumps(value: Any) -> bytes:
@@ -187,19 +246,70 @@ def _invalid(obj: Any) -> InvalidMessage:
     )
 
 
-def decode(text: str | bytes) -> Incoming:
-    """Turn one WebSocket message into what it asks for (§4, §6)."""
+def _screened(obj: Any, limit: int) -> Request | InvalidMessage:
+    """:func:`_request`, after refusing an element that is unfit as a whole (-32600).
+
+    The id is echoed when it is itself fit to echo, so the caller can match the error.
+    """
+    problem = _unfit(obj, limit)
+    if problem is None:
+        return _request(obj)
+    raw_id = obj.get("id") if type(obj) is dict else None
+    fit_id = valid_id(raw_id) and not (type(raw_id) is str and _lone_surrogate(raw_id))
+    return InvalidMessage(ErrorCode.INVALID_REQUEST, f"Invalid Request: {problem}",
+                          raw_id if fit_id else ID_NULL)
+
+
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _may_nest_deeper(text: str | bytes) -> bool:
+    """Could ``text`` nest more than :data:`MAX_DEPTH` deep? Cheap, and never wrong when False.
+
+    Each level takes two characters. Otherwise the brackets alone are kept and
+    innermost pairs taken away, a level a pass, all at C speed; what is left
+    after :data:`MAX_DEPTH` passes is too deep, or a bracket inside a string
+    (rare: the decoded value is then walked to tell).
+    """
+    if len(text) <= 2 * MAX_DEPTH:
+        return False
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    brackets = data.translate(None, _NOT_BRACKETS).replace(b"{", b"[").replace(b"}", b"]")
+    for _ in range(MAX_DEPTH):
+        brackets = brackets.replace(b"[]", b"")
+        if not brackets:
+            return False
+    return True
+
+
+def decode(text: str | bytes, max_batch: int | None = None) -> Incoming:
+    """Turn one WebSocket message into what it asks for (§4, §6).
+
+    A batch of more than ``max_batch`` elements is one Invalid Request naming
+    the limit; none of its elements is looked at.
+    """
     try:
         value = orjson.loads(text)  # the common case, without loads()'s call on top
-    except orjson.JSONDecodeError:
+        screen = False  # orjson takes no lone surrogate: only depth is left to check
+    except orjson.JSONDecodeError as first:
         try:
-            value = loads(text)
+            value = _stdlib_loads(text, first)
         except ValueError as exc:
             return InvalidMessage(ErrorCode.PARSE_ERROR, f"Parse error: {exc}")
-    if isinstance(value, list):
+        screen = True
+    if type(value) is list:
         if not value:
             return InvalidMessage(ErrorCode.INVALID_REQUEST, "Invalid Request: empty batch")
+        if max_batch is not None and len(value) > max_batch:
+            return InvalidMessage(
+                ErrorCode.INVALID_REQUEST,
+                f"Invalid Request: a batch of {len(value)} requests is over this "
+                f"server's limit of {max_batch}; send it in smaller batches")
+        if screen or _may_nest_deeper(text):
+            return BatchReceived(tuple(_screened(item, MAX_DEPTH - 1) for item in value))
         return BatchReceived(tuple(_request(item) for item in value))
+    if screen or _may_nest_deeper(text):
+        return _screened(value, MAX_DEPTH)
     return _request(value)
 
 

@@ -14,11 +14,13 @@ listener gets one or more events per message, one JSON object per line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.redact import redact
 
 __all__ = [
     "ADMIN_ROLE",
@@ -36,16 +38,27 @@ __all__ = [
     "describe_message",
     "event_from_json",
     "is_admin",
+    "unix_us",
 ]
 
 TAP_PATH = "/tap"
 ADMIN_ROLE = "admin"  # the value of the ``role`` claim a listener's token must carry
 IN, OUT = "in", "out"  # client → server, server → client
 
+# Unix time read once, then carried forward by the monotonic clock: a step of the
+# wall clock (NTP, a VM's time sync) cannot make an interval between two stamps of
+# one process negative or short, so a 20 ms delay always reads as ≥ 20 ms.
+_UNIX_MINUS_MONOTONIC_NS = time.time_ns() - time.monotonic_ns()
+
+
+def unix_us() -> int:
+    """Now, in Unix microseconds that advance exactly with ``time.monotonic``."""
+    return (_UNIX_MINUS_MONOTONIC_NS + time.monotonic_ns()) // 1000
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TapEvent:
-    """Something the gateway did; ``t_us`` is Unix time in microseconds."""
+    """Something the gateway did; ``t_us`` is Unix time in microseconds (:func:`unix_us`)."""
 
     TAG: ClassVar[str]
     t_us: int
@@ -131,12 +144,12 @@ class FrameSeen(TapEvent):
     @classmethod
     def of(cls, t_us: int, conn: str, user: str, direction: str,
            data: str | bytes, impairment: str | None = None) -> FrameSeen:
-        """Describe a message as it went over the wire."""
+        """Describe a message as it went over the wire, tokens redacted (``size`` is the wire's)."""
         text = data if isinstance(data, str) else data.decode("utf-8", "replace")
         size = len(data) if isinstance(data, bytes) else len(data.encode())
         kind, method, request_id, error = describe(text)
         return cls(t_us=t_us, conn=conn, user=user, direction=direction, size=size, kind=kind,
-                   method=method, id=request_id, error=error, payload=text,
+                   method=method, id=request_id, error=error, payload=redact(text),
                    impairment=impairment)
 
 

@@ -56,6 +56,7 @@ class SessionService:
         self._ended: list[EndedHook] = []
         self._resyncs: list[ResyncHook] = []
         self._dirty = False
+        self._beat_at: float | None = None  # host clock at our last heartbeat
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         host.on_connect(self._connected)
@@ -131,6 +132,7 @@ class SessionService:
     async def _start(self) -> None:
         await self.backends.start()
         await self.backends.sessions.beat(self.node, ttl=self.backends.node_ttl / 2)
+        self._beat_at = self._host.clock()
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -166,8 +168,8 @@ class SessionService:
         """One round: heartbeat, resync if needed, refresh records, reap dead nodes."""
         store, backends = self.backends.sessions, self.backends
         if not await store.beat(self.node, ttl=backends.node_ttl / 2):
-            logger.warning("node %s: heartbeat had lapsed; resynchronising", self.node)
-            self._dirty = True
+            self._lapsed()
+        self._beat_at = self._host.clock()
         if self._dirty and not backends.failures():
             self._dirty = False
             await self.resync()
@@ -178,6 +180,21 @@ class SessionService:
         for node in await store.dead_nodes():
             if node != self.node and await store.claim(node, self.node, ttl=backends.node_ttl):
                 await self._reap(node)
+
+    def _lapsed(self) -> None:
+        """Say why the heartbeat lapsed: on a store in this process, only a blocked loop can."""
+        ttl, now = self.backends.node_ttl / 2, self._host.clock()
+        gap = now - (now if self._beat_at is None else self._beat_at)
+        if gap <= ttl:
+            why = "the store had lost it (restarted or flushed)"
+        elif self.backends.connections:
+            why = "the event loop was blocked or the store unreachable that long"
+        else:
+            why = "this node's event loop was blocked that long"
+        logger.warning("node %s: heartbeat renewed %.1fs after the last (TTL %gs): %s; "
+                       "resynchronising %d sessions", self.node, gap, ttl, why,
+                       len(self._records))
+        self._dirty = True
 
     async def _reap(self, node: str) -> None:
         sessions = await self.backends.sessions.by_node(node)

@@ -68,7 +68,8 @@ async def start_demo(config: DemoConfig | None = None) -> Stack:
     observer = Client(proxy.url, token=token, ping_interval=config.observer_ping,
                       call_timeout=config.call_timeout)
     bots = BotCrowd(proxy.url, token_for, config.bots)
-    stack = Stack(observer=observer, url=proxy.url, token=token, gateway_url=gateway.url,
+    stack = Stack(observer=observer, url=proxy.url, ping_interval=config.observer_ping,
+                  token=token, gateway_url=gateway.url,
                   gateway=gateway, proxy=proxy, bots=bots, tap=tap,
                   known_users=[OBSERVER, *bots.names])
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from rtctl.client import Client, ClientState, TransportError
+from rtctl.client.connection import DEFAULT_PING_INTERVAL
 from rtctl.client.endpoint import endpoint_url
 from rtctl.gateway.server import Gateway
 from rtctl.inspect.listener import listen
@@ -37,6 +38,7 @@ class Stack:
 
     observer: Client
     url: str  # where the observer connects (the simulator's address in the demo)
+    ping_interval: float = DEFAULT_PING_INTERVAL  # the observer's: how often an RTT arrives
     token: str | None = None  # the observer's token; with role=admin it opens /tap and /profile
     gateway_url: str = ""  # the gateway itself (HTTP: /profile), "" for ``url``
     gateway: Gateway | None = None
@@ -93,4 +95,4 @@ async def attach(url: str, token: str | None, *,
     finally:
         if observer.state is not ClientState.CONNECTED:
             await observer.close()
-    return Stack(observer=observer, url=url, token=token)
+    return Stack(observer=observer, url=url, ping_interval=_ATTACHED_PING, token=token)

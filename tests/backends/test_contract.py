@@ -121,16 +121,38 @@ async def test_status_and_text_and_invisible(stores: Backends) -> None:
 
 async def test_rooms_count_users_not_sessions(stores: Backends) -> None:
     r = stores.rooms
-    assert await r.join("lobby", "a1", "alice") == (True, ["alice"])
-    assert await r.join("lobby", "a2", "alice") == (False, ["alice"])
-    assert await r.join("lobby", "b1", "bob") == (True, ["alice", "bob"])
-    assert await r.join("arena", "a1", "alice") == (True, ["alice"])
+    assert await r.join("lobby", "a1", "alice") == (True, 1)
+    assert await r.join("lobby", "a1", "alice") == (False, 1)  # the same session twice
+    assert await r.join("lobby", "a2", "alice") == (False, 1)
+    assert await r.join("lobby", "b1", "bob") == (True, 2)
+    assert await r.join("arena", "a1", "alice") == (True, 1)
     assert await r.rooms_of("a1") == ["arena", "lobby"]
-    assert await r.leave("lobby", "a1", "alice") is False  # a2 is still there
-    assert await r.leave("lobby", "a2", "alice") is True
-    assert await r.leave("lobby", "a2", "alice") is False  # not a member any more
+    assert await r.members("lobby", after=None, limit=10) == (["alice", "bob"], 2)
+    assert await r.leave("lobby", "a1") == (False, 2)  # a2 is still there
+    assert await r.leave("lobby", "a2") == (True, 1)
+    assert await r.leave("lobby", "a2") == (False, 1)  # not a member any more
     assert await r.rooms_of("a1") == ["arena"]
-    assert await r.join("lobby", "c1", "carol") == (True, ["bob", "carol"])
+    assert await r.join("lobby", "c1", "carol") == (True, 2)
+    assert await r.members("lobby", after=None, limit=10) == (["bob", "carol"], 2)
+    assert await r.leave("lobby", "b1") == (True, 1)
+    assert await r.leave("lobby", "c1") == (True, 0)
+    assert await r.members("lobby", after=None, limit=10) == ([], 0)
+    assert await r.leave("gone", "c1") == (False, 0)
+
+
+async def test_room_members_page_in_code_point_order(stores: Backends) -> None:
+    r = stores.rooms
+    users = ["bob", "Zoë", "alice", "a:b", "émile", "日本", "alice2", "b"]
+    for index, user in enumerate(users):
+        await r.join("big", f"s{index}", user)
+    ordered = ["Zoë", "a:b", "alice", "alice2", "b", "bob", "émile", "日本"]  # by code point
+    assert await r.members("big", after=None, limit=3) == (ordered[:3], len(users))
+    assert await r.members("big", after=ordered[2], limit=3) == (ordered[3:6], len(users))
+    assert await r.members("big", after=ordered[5], limit=3) == (ordered[6:], len(users))
+    assert await r.members("big", after=ordered[-1], limit=3) == ([], len(users))
+    assert await r.members("big", after="alice1", limit=1) == (["alice2"], len(users))
+    await r.leave("big", "s0")  # bob goes; the walk from a cursor before him still works
+    assert await r.members("big", after="b", limit=2) == (["émile", "日本"], len(users) - 1)
 
 
 # -- the bus --------------------------------------------------------------------

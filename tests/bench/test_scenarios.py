@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from rtctl.bench.runner import run_worker
 from rtctl.bench.scenarios import scenario_for
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.server import Gateway
-from tests.conftest import SECRET, GatewayFactory
+from tests.conftest import SECRET, GatewayFactory, make_token
 from tests.simulator.test_proxy import ProxyFactory, start_proxy  # noqa: F401  (fixture)
 
 DURATION = 0.6
@@ -21,8 +22,9 @@ WARMUP = 0.11  # the window's edges fall between scheduled sends: no ties to bre
 
 async def _run(gateway: Gateway, scenario: str, url: str | None = None,
                **plan: Any) -> BenchResult:
+    plan.setdefault("tokens", TokenPlan(secret=SECRET))
     the_plan = Plan(scenario=scenario, url=url or gateway.url, duration=DURATION, warmup=WARMUP,
-                    tokens=TokenPlan(secret=SECRET), **plan)
+                    **plan)
     part = await run_worker(the_plan)
     return BenchResult.merge([part], scenario=scenario, clients=the_plan.clients,
                              rate=the_plan.rate, duration_s=the_plan.duration)
@@ -75,6 +77,15 @@ async def test_refused_connections_are_errors_by_class(start_gateway: GatewayFac
     assert result.messages == 0
     assert set(result.errors) == {"http 401"}
     assert LOST not in result.errors
+
+
+async def test_one_token_is_one_user_a_secret_mints_one_each(gateway: Gateway) -> None:
+    # The gateway's per-user limit is 8: with one token, the 9th and 10th are refused.
+    shared = await _run(gateway, "echo", clients=10, tokens=TokenPlan(token=make_token("al")))
+    assert (shared.connects, shared.errors["http 429"]) == (10, 2)
+    assert shared.messages > 0
+    minted = await _run(gateway, "echo", clients=10)
+    assert (minted.connects, minted.errors) == (10, Counter())
 
 
 @pytest.mark.parametrize(("fields", "message"), [

@@ -47,7 +47,7 @@ def test_verdicts(text: str, passes: bool) -> None:
     ("p98<5ms", "unknown metric 'p98'"),
     ("p99<5kb", "a latency is in us, ms or s"),
     ("errors<5ms", "count or a percentage"),
-    ("throughput>5%", "messages per second"),
+    ("throughput>5%", "completions per second"),
 ])
 def test_bad_thresholds_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -64,3 +64,16 @@ def test_bad_thresholds_say_what_is_wrong(text: str, message: str) -> None:
 def test_measured_values_are_shown_in_the_rules_unit(text: str, shown: str) -> None:
     [verdict] = check(_result(), [parse_threshold(text)])
     assert verdict.threshold.show(verdict.measured) == shown
+
+
+def _nothing_completed() -> BenchResult:
+    return BenchResult(scenario="echo", clients=10, workers=1, mode="closed", rate=None,
+                       duration_s=2.0, histogram=Histogram(), timeline=[Histogram()],
+                       errors=Counter({"connect": 10}), expected=0)
+
+
+@pytest.mark.parametrize("text", ["p99<50ms", "p50>0ms", "max<1s", "mean<=10"])
+def test_a_latency_rule_over_nothing_fails_and_shows_why(text: str) -> None:
+    [verdict] = check(_nothing_completed(), [parse_threshold(text)])
+    assert (verdict.measured, verdict.passed) == (None, False)
+    assert verdict.threshold.show(verdict.measured) == "n/a (nothing completed)"

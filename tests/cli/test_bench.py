@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.cli import test_cli
 from tests.cli.test_cli import Served, rtctl
+from tests.conftest import SECRET, make_token
 
-env = test_cli.env  # the fixture: a fresh state directory, no token in the environment
+env = test_cli.env  # the fixtures: a fresh state directory, no token in the environment
+served = test_cli.served  # `rtctl serve` with SECRET and the default per-user limit, 8
 
 QUICK = ["--clients", "4", "--duration", "0.5s", "--warmup", "0.1s"]
 
@@ -40,19 +40,6 @@ def test_a_failed_threshold_exits_1(env: dict[str, str]) -> None:
     assert done.stderr.strip().splitlines()[-1] == "rtctl: threshold failed: p50<1us"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--threshold", "p99<<5"], "threshold 'p99<<5' is not METRIC<VALUE"),
-    (["--scenario", "nope"], "unknown scenario 'nope'"),
-    (["--rate", "10", "--closed"], "--rate and --closed exclude each other"),
-])
-def test_bad_arguments_are_one_line(env: dict[str, str], args: list[str],
-                                    message: str) -> None:
-    done = rtctl("bench", *QUICK, *args, env=env, timeout=60)
-    assert done.returncode == 1
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert message in done.stderr
-
-
 def test_a_url_two_workers_and_the_simulator_in_between(env: dict[str, str]) -> None:
     served = Served(env=env)  # dev mode: bench mints tokens from the same dev secret
     try:
@@ -63,3 +50,40 @@ def test_a_url_two_workers_and_the_simulator_in_between(env: dict[str, str]) -> 
         served.stop()
     assert done.returncode == 0, done.stderr
     assert "fanout: 4 clients, open loop at 20/s, 2 worker(s)" in done.stdout
+    assert "deliveries/s throughput" in done.stdout  # not calls: 3 subscribers per publish
+
+
+def _said(output: str) -> str:
+    """The output as one line: rich wraps the summary at the terminal's width."""
+    return " ".join(output.split())
+
+
+def test_nothing_completed_is_said_plainly_and_fails(tmp_path: Path,
+                                                     env: dict[str, str]) -> None:
+    out = tmp_path / "result.json"
+    done = rtctl("bench", "ws://127.0.0.1:1", "--clients", "3", "--duration", "0.2s",
+                 "--warmup", "0s", "--json", str(out), env=env, timeout=60)
+    assert done.returncode == 1
+    assert "nothing completed: 3 of 3 connections failed: 3 connect" in _said(done.stdout)
+    latency_row = next(line for line in done.stdout.splitlines() if "│" in line and
+                       "p50" not in line)
+    cells = [cell.strip() for cell in latency_row.split("│")[1:-1]]
+    assert cells == ["—"] * 7  # the percentiles of nothing, not 0.000
+    result = json.loads(out.read_text())
+    assert set(result["latency_ms"].values()) == {None}
+    assert (result["connections"], result["errors"]) == (3, {"connect": 3})
+
+
+def test_one_token_is_one_user_and_the_summary_says_why_the_rest_were_refused(
+        served: Served, env: dict[str, str]) -> None:
+    window = ["--clients", "10", "--duration", "0.3s", "--warmup", "0s"]
+    shared = rtctl("bench", served.base_url, *window, "--token", make_token("alice"),
+                   env=env, timeout=60)
+    assert shared.returncode == 0, shared.stderr  # 8 clients measured something
+    assert ("2 of 10 connections failed: 2 http 429 (too many connections for one user: "
+            "use --jwt-secret to give each client its own user)") in _said(shared.stdout)
+    minted = rtctl("bench", served.base_url, *window, "--jwt-secret", SECRET, env=env,
+                   timeout=60)
+    assert minted.returncode == 0, minted.stderr
+    assert "0 errors" in minted.stdout
+    assert "connections failed" not in _said(minted.stdout)

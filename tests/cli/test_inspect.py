@@ -82,19 +82,20 @@ async def test_duration_stops_by_itself(gateway: Gateway) -> None:
     assert "listening" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--token", make_token("alice")], "HTTP 403: the tap needs a token with the claim role=admin"),
-    (["--token", "junk"], "malformed: the token is not a well-formed JWT"),
-    (["--token", ADMIN, "--filter", "dir=up"], "filter: dir is one of in, out, not 'up'"),
-    (["--token", ADMIN, "--duration", "soon"], "duration 'soon'"),
-    ([], "give a gateway URL to watch, or --replay"),
+@pytest.mark.parametrize(("args", "exit_code", "message"), [
+    (["--token", make_token("alice")], 1,
+     "HTTP 403: the tap needs a token with the claim role=admin"),
+    (["--token", "junk"], 1, "malformed: the token is not a well-formed JWT"),
+    (["--token", ADMIN, "--filter", "dir=up"], 2, "filter: dir is one of in, out, not 'up'"),
+    (["--token", ADMIN, "--duration", "soon"], 2, "duration 'soon'"),
+    ([], 2, "give a gateway URL to watch, or --replay"),
 ])
-async def test_failures_are_one_line_and_exit_1(
-    gateway: Gateway, args: list[str], message: str
+async def test_failures_are_one_line_refusals_exit_1_bad_usage_2(
+    gateway: Gateway, args: list[str], exit_code: int, message: str
 ) -> None:
     url = [f"ws://127.0.0.1:{gateway.port}"] if args else []
     code, _, err = await finished(*url, *args)
-    assert code == 1
+    assert code == exit_code
     assert err.count("\n") == 1, err
     assert message in err
 

@@ -419,6 +419,51 @@ def test_a_batch_counts_one_message_and_every_call(monkeypatch: pytest.MonkeyPat
     assert h.metrics.rpc_errors == Counter({-32600: 1, -32601: 1})
 
 
+@pytest.mark.parametrize(("step", "others_ran"), [
+    pytest.param(0.25, 4, id="each-item-past-the-slice-yields"),  # the clock moves 0.25 a read
+    pytest.param(0.0, 0, id="within-the-slice-never-yields"),
+])
+def test_a_long_batch_lets_other_connections_run(monkeypatch: pytest.MonkeyPatch, step: float,
+                                                 others_ran: int) -> None:
+    h = harness(monkeypatch, perf=Tick(100.0, step))
+    out = h.dispatcher.receive(h.conn, "[" + ",".join(
+        request("math.subtract", [i, 1], i) for i in range(4)) + "]")
+    assert isinstance(out, Deferred)
+
+    async def run() -> tuple[int, Any]:
+        ran = 0
+
+        async def bystander() -> None:
+            nonlocal ran
+            while True:
+                await asyncio.sleep(0)
+                ran += 1
+
+        task = asyncio.get_running_loop().create_task(bystander())
+        await asyncio.sleep(0)  # the bystander is waiting on the loop now
+        ran = 0
+        reply = await out.pending
+        task.cancel()
+        return ran, reply
+
+    ran, reply = asyncio.run(run())
+    assert ran == others_ran
+    assert [r["result"] for r in orjson.loads(reply)] == [-1, 0, 1, 2]
+
+
+def test_a_batch_over_the_limit_is_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness(monkeypatch)
+    h.dispatcher.max_batch = 2
+    out = h.dispatcher.receive(h.conn, "[" + ",".join([request("math.subtract", [1, 1])] * 3)
+                               + "]")
+    assert isinstance(out, bytes)
+    reply = orjson.loads(out)
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert "limit of 2" in reply["error"]["message"]
+    assert h.metrics.calls == {}  # not one element was called
+
+
 @pytest.mark.parametrize(
     ("datas", "messages", "size"),
     [

@@ -54,9 +54,14 @@ class Harness:
 
     def answer(self, target: str, authorization: str | None = None,
                subprotocols: list[str] | None = None,
-               remote: str | None = "10.0.0.7:5555") -> Response | Admission:
-        return self.front.answer(UpgradeRequest(target, authorization, subprotocols or [],
-                                                remote))
+               remote: str | None = "10.0.0.7:5555",
+               hosts: tuple[str, ...] = ("gateway.example",),
+               authorizations: tuple[str, ...] | None = None) -> Response | Admission:
+        """One request; ``authorizations`` gives every Authorization line when not one."""
+        if authorizations is None:
+            authorizations = () if authorization is None else (authorization,)
+        return self.front.answer(UpgradeRequest(target, authorizations, subprotocols or [],
+                                                remote, hosts))
 
     def register(self, user: str, n: int = 1, queue: tuple[int, int] | None = None) -> None:
         identity = Identity(user=user, claims=MappingProxyType({"sub": user}), expires_at=None)
@@ -207,8 +212,12 @@ def test_no_or_bad_token_is_401(target: str, authorization: str | None, subproto
     assert document["detail"]
     challenge = header(response, "WWW-Authenticate")
     assert challenge is not None
-    assert challenge.startswith("Bearer ")  # RFC 6750 §3
-    assert f'error_description="{reason}"' in challenge
+    if reason == "missing":  # no credentials presented: no error code (RFC 6750 §3.1)
+        assert challenge == "Bearer"
+    else:
+        assert challenge.startswith("Bearer ")  # RFC 6750 §3
+        assert 'error="invalid_token"' in challenge
+        assert f'error_description="{reason}"' in challenge
     assert "eyJ" not in response.body.decode() + challenge  # never quotes a token
     assert h.metrics.refused == Counter({reason: 1})
     events = subscription.take()
@@ -367,8 +376,45 @@ def test_profile_reports_the_outboxes_and_resets() -> None:
     assert body(h.answer("/profile", f"Bearer {ADMIN}"))["sampled"] == 0  # reset took
 
 
-def test_profile_refusals_are_not_counted_as_upgrades() -> None:
+def test_profile_refusals_are_counted_and_tapped_like_the_others() -> None:
     h = harness()
-    h.answer("/profile")
+    subscription = h.tap.subscribe()
+    no_token = h.answer("/profile")
+    h.answer("/profile", "Bearer not-a-jwt")
     h.answer("/profile", f"Bearer {ALICE}")
-    assert h.metrics.refused == Counter()
+    h.answer("/profile", f"Bearer {ADMIN}")
+    assert h.metrics.refused == Counter({"missing": 1, "malformed": 1, "forbidden": 1})
+    assert [(e.path, e.status, e.reason) for e in subscription.take()[1:]] == [
+        ("/profile", 401, "missing"), ("/profile", 401, "malformed"),
+        ("/profile", 403, "forbidden")]
+    assert isinstance(no_token, Response)
+    assert header(no_token, "WWW-Authenticate") == "Bearer"
+
+
+# ---------------------------------------------------------------------------
+# Malformed requests: Host (RFC 9112 §3.2) and Authorization (RFC 9110 §5.3)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["/ws", "/tap", "/healthz", "/profile", "/nowhere"])
+@pytest.mark.parametrize("hosts", [(), ("a.example", "b.example")], ids=["none", "two"])
+def test_a_request_without_exactly_one_host_is_400(target: str, hosts: tuple[str, ...]) -> None:
+    response = harness().answer(target, f"Bearer {ADMIN}", hosts=hosts)
+    assert isinstance(response, Response)
+    assert response.status == 400
+    assert body(response) == {"error": "bad_request",
+                              "detail": "an HTTP/1.1 request needs exactly one Host header"}
+
+
+@pytest.mark.parametrize("target", ["/ws", "/tap", "/profile"])
+def test_two_authorization_headers_are_400_whatever_they_hold(target: str) -> None:
+    h = harness()
+    subscription = h.tap.subscribe()
+    response = h.answer(target, authorizations=(f"Bearer {ADMIN}", f"Bearer {ADMIN}"))
+    assert isinstance(response, Response)
+    assert response.status == 400
+    assert body(response) == {"error": "bad_request",
+                              "detail": "the request has more than one Authorization header"}
+    assert h.metrics.refused == Counter({"bad_request": 1})
+    [event] = subscription.take()[1:]
+    assert (event.path, event.status, event.reason) == (target, 400, "bad_request")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from rtctl.gateway.dispatch import Timed
 from rtctl.gateway.server import Gateway
 from rtctl.profiler.report import ProfileFailed, breakdown, fetch
 from rtctl.profiler.stages import (
@@ -22,6 +23,7 @@ from rtctl.router import Router
 from tests.cli import test_cli
 from tests.cli.test_cli import Served, rtctl
 from tests.conftest import GatewayFactory, client, make_token, rpc
+from tests.gateway.test_dispatch import Script, harness, request
 
 env = test_cli.env  # the fixture: a fresh state directory, no token in the environment
 NO_QUEUES = QueueDepths(connections=0, outboxes=0, queued_messages=0, queued_bytes=0,
@@ -116,3 +118,15 @@ def test_first_countdowns_spread_over_one_to_every() -> None:
     profiler = StageProfiler(every=4, seed=1)
     starts = {profiler.first_countdown() for _ in range(200)}
     assert starts == {1, 2, 3, 4}
+
+
+def test_the_handler_stage_is_rounded_to_the_nanosecond_not_cut(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The handler is timed with the float clock the call metrics use: 3 µs there reads
+    # as 2999.99999… ns, which int() cut to 2999.
+    assert (1.000003 - 1.0) * 1e9 < 3000
+    h = harness(monkeypatch, first=1, every=1, perf=Script(1.0, 1.000003),
+                perf_ns=Script(0, 100, 200, 300))
+    out = h.dispatcher.receive(h.conn, request("sys.ping"))
+    assert isinstance(out, Timed)
+    assert out.sample.handler_ns == 3000

@@ -67,5 +67,5 @@ def test_rtctl_profile_trace_prints_the_hops(env: dict[str, str], tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "gateway got the request" in done.stdout
     assert 'result: ["x"]' in done.stdout
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # bad usage
     assert "PARAMS_JSON is not JSON" in bad.stderr

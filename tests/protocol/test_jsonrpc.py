@@ -10,6 +10,7 @@ import pytest
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.jsonrpc import (
     ID_NULL,
+    MAX_DEPTH,
     BatchReceived,
     InvalidMessage,
     Request,
@@ -211,6 +212,82 @@ def test_decode_parse_error(text: str | bytes) -> None:
 
 
 # ---------------------------------------------------------------------------
+# decode: valid JSON that goes no further (lone surrogates, depth, batch size)
+# ---------------------------------------------------------------------------
+
+SURROGATE = "Invalid Request: a string holds the lone surrogate U+{}, which is not Unicode"
+TOO_DEEP = f"Invalid Request: arrays and objects nested more than {MAX_DEPTH} deep"
+
+
+def nested(depth: int) -> str:
+    """Params that, inside the request object, make the message ``depth`` levels deep."""
+    inner = "[" * (depth - 1) + "]" * (depth - 1)
+    return f'{{"jsonrpc": "2.0", "method": "m", "params": {inner}, "id": 4}}'
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "reply_id"),
+    [
+        pytest.param('{"jsonrpc": "2.0", "method": "m", "id": "\\ud800"}',
+                     SURROGATE.format("D800"), None, id="in-the-id-which-is-not-echoed"),
+        pytest.param('{"jsonrpc": "2.0", "method": "m\\udfff", "id": 1}',
+                     SURROGATE.format("DFFF"), 1, id="in-the-method"),
+        pytest.param('{"jsonrpc": "2.0", "method": "m", "params": {"text": "a\\ud800"}, "id": 2}',
+                     SURROGATE.format("D800"), 2, id="in-params"),
+        pytest.param('{"jsonrpc": "2.0", "method": "m", "params": {"\\udc00": 1}, "id": 2}',
+                     SURROGATE.format("DC00"), 2, id="in-a-key"),
+        pytest.param('{"jsonrpc": "2.0", "method": "m", "params": ["\\ude00\\ud83d"]}',
+                     SURROGATE.format("DE00"), None, id="pair-in-the-wrong-order-notification"),
+        pytest.param(nested(MAX_DEPTH + 1), TOO_DEEP, 4, id="one-level-too-deep"),
+        pytest.param(nested(1000), TOO_DEEP, 4, id="a-thousand-deep"),
+    ],
+)
+def test_decode_refuses_what_cannot_go_further(text: str, message: str,
+                                                reply_id: Any) -> None:
+    decoded = decode(text)
+    assert isinstance(decoded, InvalidMessage)
+    assert decoded.code is ErrorCode.INVALID_REQUEST
+    assert decoded.message.startswith(message)
+    assert decoded.id == reply_id
+    dumps(encode_error(decoded.id, decoded.code, decoded.message))  # the answer encodes
+
+
+def test_decode_takes_the_deepest_allowed_and_it_encodes_again() -> None:
+    decoded = decode(nested(MAX_DEPTH))
+    assert isinstance(decoded, Request)
+    assert loads(dumps(encode_result(decoded.id, decoded.params)))["id"] == 4
+
+
+def test_decode_screens_each_batch_element_alone() -> None:
+    surrogate = '{"jsonrpc": "2.0", "method": "\\ud800"}'
+    text = f"[{nested(MAX_DEPTH - 1)}, {nested(MAX_DEPTH)}, {surrogate}]"
+    first, second, third = decode(text).items  # type: ignore[union-attr]
+    assert isinstance(first, Request)
+    assert second == InvalidMessage(ErrorCode.INVALID_REQUEST, TOO_DEEP, 4)  # deeper by the batch
+    assert isinstance(third, InvalidMessage)
+    assert third.message.startswith(SURROGATE.format("D800"))
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '{"a": ["\\udbff"]}', b'["x\\udfff"]'])
+def test_loads_refuses_lone_surrogates(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="lone surrogate"):
+        loads(text)
+
+
+@pytest.mark.parametrize(("size", "limit"), [(3, 2), (1001, 1000)])
+def test_decode_refuses_a_batch_over_the_limit_whole(size: int, limit: int) -> None:
+    text = "[" + ",".join(['{"jsonrpc": "2.0", "method": "m", "id": 1}'] * size) + "]"
+    decoded = decode(text, limit)
+    assert isinstance(decoded, InvalidMessage)
+    assert (decoded.code, decoded.id) == (ErrorCode.INVALID_REQUEST, None)
+    assert f"{size} requests" in decoded.message
+    assert f"limit of {limit}" in decoded.message
+    at_limit = decode(text, size)
+    assert isinstance(at_limit, BatchReceived)
+    assert len(at_limit.items) == size
+
+
+# ---------------------------------------------------------------------------
 # decode: batches (§6)
 # ---------------------------------------------------------------------------
 
@@ -278,7 +355,7 @@ def test_decode_batch(text: str, expected: tuple[Request | InvalidMessage, ...])
         pytest.param(str(2**64), float(2**64), id="two-to-the-64"),
         pytest.param(f"[{BIG}, 1.5, \"x\"]", [float(BIG), 1.5, "x"], id="mixed-array"),
         pytest.param(f'{{"n": {-BIG}}}'.encode(), {"n": float(-BIG)}, id="bytes-wide-negative"),
-        pytest.param('"\\ud800"', "\ud800", id="lone-surrogate-via-stdlib"),
+        pytest.param('"\\ud83d\\ude00"', "\U0001f600", id="escaped-surrogate-pair"),
         pytest.param(str(2**64 - 1), 2**64 - 1, id="uint64-max"),
         pytest.param(str(-(2**63)), -(2**63), id="int64-min"),
         pytest.param('"12345678901234567890123"', "12345678901234567890123",

@@ -84,7 +84,7 @@ async def test_redis_and_nats_outages_fail_fast_and_recover(
             assert time.monotonic() < deadline, "presence was not resynchronised"
             await asyncio.sleep(0.05)
         assert await alice.result("room.join", {"room": "lobby"}) == {
-            "members": ["alice", "bob"]}
+            "members": ["alice", "bob"], "total": 2}
 
         nats.stop()
         assert (await readiness(gateway, 503))["failing"].keys() == {"nats"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from rtctl.gateway.server import Gateway
@@ -12,9 +13,11 @@ async def test_room_messages_and_membership_cross_nodes(
 ) -> None:
     n1, n2 = two_nodes
     async with connect_player(n1, "alice") as alice:
-        assert await alice.result("room.join", {"room": "lobby"}) == {"members": ["alice"]}
+        assert await alice.result("room.join", {"room": "lobby"}) == {
+            "members": ["alice"], "total": 1}
         async with connect_player(n2, "bob") as bob:
-            assert await bob.result("room.join", ["lobby"]) == {"members": ["alice", "bob"]}
+            assert await bob.result("room.join", ["lobby"]) == {
+                "members": ["alice", "bob"], "total": 2}
             assert await alice.note("room.joined") == {"room": "lobby", "user": "bob"}
             assert await bob.result("room.publish", {"room": "lobby",
                                                      "data": {"x": 1, "say": "hi"}}) is None
@@ -38,7 +41,7 @@ async def test_a_second_device_is_not_news_and_leave_is_announced(
         await phone.result("room.join", {"room": "arena:7"})
         assert (await alice.note("room.joined"))["user"] == "bob"
         assert await laptop.result("room.join", {"room": "arena:7"}) == {
-            "members": ["alice", "bob"]}
+            "members": ["alice", "bob"], "total": 2}
         await laptop.result("room.leave", {"room": "arena:7"})
         await alice.quiet()
         await phone.result("room.leave", {"room": "arena:7"})
@@ -66,4 +69,47 @@ async def test_bad_room_calls_are_refused_and_change_nothing(
             assert (error["code"], words in error["message"]) == (code, True), error
         await bob.quiet()  # no joined, left or message leaked out
         assert await alice.result("room.join", {"room": "lobby"}) == {
-            "members": ["alice", "bob"]}
+            "members": ["alice", "bob"], "total": 2}
+
+
+async def test_room_members_pages_every_user_once_across_nodes(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    users = ["dan", "bea", "eve", "al", "cat"]
+    async with contextlib.AsyncExitStack() as stack:
+        players = [await stack.enter_async_context(connect_player((n1, n2)[i % 2], user))
+                   for i, user in enumerate(users)]
+        for player in players:
+            await player.result("room.join", {"room": "hall"})
+        first = await players[0].result("room.members", {"room": "hall", "limit": 2})
+        assert first["members"] == ["al", "bea"]
+        assert first["total"] == 5
+        # Joins on either side of the cursor meanwhile: those already walked past are
+        # not seen again, and nobody who stays is skipped.
+        for user in ("aaron", "zed"):
+            late = await stack.enter_async_context(connect_player(n2, user))
+            await late.result("room.join", {"room": "hall"})
+        walked, cursor = list(first["members"]), first["next"]
+        while cursor is not None:
+            page = await players[1].result("room.members", {"room": "hall", "cursor": cursor,
+                                                            "limit": 2})
+            assert len(page["members"]) <= 2
+            walked += page["members"]
+            cursor = page["next"]
+        assert walked == ["al", "bea", "cat", "dan", "eve", "zed"]
+        assert page["total"] == 7
+        everyone = await players[2].result("room.members", {"room": "hall"})
+        assert everyone == {"members": sorted([*users, "aaron", "zed"]), "total": 7,
+                            "next": None}
+        for params, code, words in [
+            ({"room": "hall", "limit": 0}, -32602, "'limit' must be 1 to 1000"),
+            ({"room": "hall", "limit": 1001}, -32602, "'limit' must be 1 to 1000"),
+            ({"room": "hall", "limit": "2"}, -32602, "'limit' must be"),
+            ({"room": "hall", "cursor": "%%%"}, -32602, "'cursor' must be a cursor"),
+            ({"room": "hall", "cursor": 3}, -32602, "'cursor' must be"),
+            ({"room": "a b"}, -32602, "'room' must be 1 to 64"),
+            ({"room": "elsewhere"}, -32003, "join it first"),
+        ]:
+            error = (await players[0].call("room.members", params))["error"]
+            assert (error["code"], words in error["message"]) == (code, True), error

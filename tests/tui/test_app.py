@@ -101,20 +101,34 @@ async def test_simulated_latency_shows_in_the_rtt(tmp_path: Path) -> None:
         await pilot.press("5")
         latency = app.screen.query_one("#all Input.latency", Input)
         latency.focus()
-        await pilot.press(*"200ms", "enter", "escape", "1")
+        await pilot.press(*"200ms", "enter", "1")  # applied: "1" is a command again
+        assert latency.value == "200ms"
         assert isinstance(app.screen, DashboardScreen)
         await wait_until(lambda: (app.session.rtt_ms.last or 0) >= 400,
                          "the RTT sparkline to show 2 × 200 ms")
         await pilot.pause()
-        label = str(app.screen.query_one("#rtt-label", Static).render())
+        rtt_label = app.screen.query_one("#rtt-label", Static)
+        label = str(rtt_label.render())
+        assert label.startswith("RTT (ms), observer through the simulator: ")
         assert float(label.rpartition(": ")[2]) >= 400  # drawn from the sample
         summary = app.screen.query_one("#summary", Static)
         await pilot.press("l")
         assert app.session.lag_switch
         assert "OUTAGE (lag switch)" in str(summary.render())
+        # The socket stays open through the outage: the status must not say "connected"
+        # over an RTT that stopped moving.
+        await wait_until(lambda: "no answer from" in str(summary.render()), "the silence")
+        assert "connected to" not in str(summary.render())
+        assert "(stale: no answer for" in str(rtt_label.render())
+        frozen = len(app.session.rtt_ms.values)
+        sampled = app.sampled
+        await wait_until(lambda: app.sampled > sampled + 1, "two more samples")
+        assert len(app.session.rtt_ms.values) == frozen  # no stale RTT drawn as measured
         await pilot.press("l")
         assert not app.session.lag_switch
         assert "OUTAGE" not in str(summary.render())
+        await wait_until(lambda: "connected to" in str(summary.render()), "answers again")
+        assert "stale" not in str(rtt_label.render())
         await pilot.press("q")
 
 
@@ -158,6 +172,10 @@ async def test_attached_to_a_running_gateway(tmp_path: Path, gateway: Gateway) -
         await wait_until(lambda: app.session.stack is not None, "the observer to connect")
         assert not app.session.stack.embedded
         await wait_until(lambda: "admin" in app.session.feed.users, "the remote tap")
+        await wait_until(lambda: app.session.rtt_ms.last is not None, "a first RTT")
+        await pilot.pause()
+        label = str(app.screen.query_one("#rtt-label", Static).render())
+        assert label.startswith("RTT (ms), observer to the gateway: ")  # no simulator here
         await pilot.press("6")
         profiler = app.screen
         assert isinstance(profiler, ProfilerScreen)

@@ -41,6 +41,7 @@ from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-de
 from rtctl.gateway.http import Admission, Response, UpgradeRequest
 from rtctl.gateway.transports import Core, address
 from rtctl.gateway.transports.picows_links import GameLink, Link, TapLink
+from rtctl.protocol.redact import RedactCredentials
 from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
 
 __all__ = ["PicowsDriver", "create"]
@@ -49,6 +50,7 @@ _HANDSHAKE_TIMEOUT = 10.0
 _READ_BUFFER = 2048  # grows as needed; 16 KiB (picows' default) per idle connection is a lot
 # A LoggerAdapter, not a Logger: picows makes a child Logger per connection from a Logger.
 _LOGGER = logging.LoggerAdapter(logging.getLogger("rtctl.gateway.picows"), {})
+_LOGGER.logger.addFilter(RedactCredentials())  # picows logs raw requests, tokens and all
 
 
 def _http_response(answer: Response) -> WSUpgradeResponse:
@@ -131,20 +133,21 @@ class PicowsDriver:
 
     def _route(self, request: WSUpgradeRequest, remote: str | None
                ) -> WSUpgradeResponseWithListener:
-        offered = offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", ()))
+        headers = request.headers
+        offered = offered_subprotocols(headers.getall("Sec-WebSocket-Protocol", ()))
         answer = self.core.front.answer(UpgradeRequest(
             target=request.path.decode("latin-1"),
-            authorization=request.headers.get("Authorization"), subprotocols=offered,
-            remote=remote))
+            authorizations=headers.getall("Authorization", ()), subprotocols=offered,
+            remote=remote, hosts=headers.getall("Host", ())))
         if not isinstance(answer, Admission):
             return WSUpgradeResponseWithListener(_http_response(answer), None)
-        headers = {"Server": "rtctl"}
+        extra = {"Server": "rtctl"}
         chosen = select_subprotocol(offered)
         if chosen is not None:
-            headers["Sec-WebSocket-Protocol"] = chosen
+            extra["Sec-WebSocket-Protocol"] = chosen
         listener = TapLink(self) if answer.listener else GameLink(self, answer.identity, chosen)
         return WSUpgradeResponseWithListener(
-            WSUpgradeResponse.create_101_response(extra_headers=headers), listener)
+            WSUpgradeResponse.create_101_response(extra_headers=extra), listener)
 
     async def _beat(self) -> None:
         heartbeat = self.core.config.heartbeat

@@ -22,7 +22,7 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.auth import Identity
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import Deferred, Timed
-from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.outbox import Outbox, WriteDeadline, stuck_reason
 from rtctl.gateway.transports import Core, address
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
@@ -62,15 +62,16 @@ def _close_info(transport: WSTransport) -> tuple[int, str]:
 
 
 class Link(WSListener):
-    """Base of both kinds of upgraded connection: closing and close bookkeeping."""
+    """Base of both kinds of upgraded connection: closing, close bookkeeping, write deadline."""
 
-    __slots__ = ("_close_timer", "driver", "paused", "ws")
+    __slots__ = ("_close_timer", "_deadline", "driver", "paused", "ws")
 
     def __init__(self, driver: Owner) -> None:
         self.driver = driver
         self.ws: WSTransport | None = None
         self.paused = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._deadline = WriteDeadline(driver.core.config.limits.write_timeout, self._stuck)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP side goes after ``close_timeout``."""
@@ -78,8 +79,10 @@ class Link(WSListener):
         if ws is None or ws.is_close_frame_sent or ws.is_disconnected:
             return
         ws.send_close(WSCloseCode(code), reason.encode())
+        # Unanswered, the socket is dropped, not flushed: a peer that does not read never
+        # lets a graceful close finish.
         self._close_timer = asyncio.get_running_loop().call_later(
-            self.driver.core.close_timeout, ws.disconnect)
+            self.driver.core.close_timeout, ws.disconnect, False)
 
     def answer_close(self, ws: WSTransport, frame: WSFrame) -> None:
         """The peer's close: echo its code unless we closed first, then hang up (§5.5.1)."""
@@ -90,16 +93,26 @@ class Link(WSListener):
     def forget(self) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
+        self._deadline.resumed()
         self.driver.forget(self)
 
     def pause_writing(self) -> None:
         """The socket's buffer is full: stop reading until the peer catches up."""
         self.paused = True
+        self._deadline.paused()
         if self.ws is not None:
             self.ws.underlying_transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._deadline.resumed()
+
+    def _stuck(self) -> None:
+        """Drop a peer that stopped reading; 4008 is what the gateway reports."""
+        timeout = self.driver.core.config.limits.write_timeout
+        self.close(CloseCode.SLOW_CONSUMER, stuck_reason(timeout))
+        if self.ws is not None:
+            self.ws.disconnect(False)
 
 
 class GameLink(Link):

@@ -8,36 +8,52 @@ one coroutine, hands them to the :class:`~rtctl.gateway.dispatch.Dispatcher`
 and writes the replies with the socket's own backpressure; notifications wait
 in the connection's :class:`~rtctl.gateway.outbox.Outbox`, drained by a
 writer task made on first use.
+
+Two things ``websockets`` does not do are added to its connection class
+(:class:`_Connection`): a :class:`~rtctl.gateway.outbox.WriteDeadline` (its
+keepalive ping waits on a full socket, so a client that stopped reading would
+hold its slot forever), and bytes that follow the request in the same packet
+are held until the request is answered (``websockets`` would parse them as
+frames before answering, fail, and answer nothing; RFC 6455 §4.1 has the
+client wait for the answer, so they matter only after a 101).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.http11 import Response as WsResponse
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.connection import Connection
-from rtctl.gateway.dispatch import Deferred, Dispatcher, Timed
+from rtctl.gateway.dispatch import LOOP_SLICE, Deferred, Dispatcher, Timed
 from rtctl.gateway.http import Admission, UpgradeRequest
-from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.outbox import Outbox, WriteDeadline, stuck_reason
 from rtctl.gateway.transports import Core, address
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.redact import RedactCredentials
 from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
 from rtctl.protocol.websocket import closed_by
 from rtctl.tap import Subscription
 
 __all__ = ["WebsocketsDriver", "create"]
+
+# The logger serve() picks; at debug level it writes every request header, tokens and all.
+_LOGGER = logging.getLogger("websockets.server")
+_LOGGER.addFilter(RedactCredentials())
 
 
 def close_info(ws: ServerConnection) -> tuple[int, str]:
@@ -51,6 +67,68 @@ def close_info(ws: ServerConnection) -> tuple[int, str]:
     return closed_by(None if sent is None else (sent.code, sent.reason),
                      None if rcvd is None else (rcvd.code, rcvd.reason),
                      bool(protocol.close_rcvd_then_sent))
+
+
+_END_OF_HEAD = b"\r\n\r\n"  # the empty line that ends an HTTP request's head (RFC 9112 §2.1)
+
+
+class _Connection(ServerConnection):
+    """``websockets``' server connection with a write deadline and an orderly handshake."""
+
+    write_timeout: float  # set by the subclass each driver makes (see _connection_class)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tail = b""  # the last bytes of the head so far: its end may straddle packets
+        self._early: bytearray | None = None  # what came after the request, until answered
+        self._deadline = WriteDeadline(self.write_timeout, self._stuck)
+
+    def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            self._early += data
+            return
+        if self.protocol.state is State.CONNECTING:
+            seen = self._tail + data
+            end = seen.find(_END_OF_HEAD)
+            if end < 0:
+                self._tail = seen[-len(_END_OF_HEAD) + 1:]
+            else:
+                cut = end + len(_END_OF_HEAD) - len(self._tail)
+                self._early = bytearray(data[cut:])
+                data = data[:cut]
+        super().data_received(data)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        await super().handshake(*args, **kwargs)
+        early, self._early = self._early, None
+        if early and self.protocol.state is State.OPEN:  # frames sent before our 101
+            super().data_received(bytes(early))
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._deadline.paused()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._deadline.resumed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.resumed()
+        super().connection_lost(exc)
+
+    def _stuck(self) -> None:
+        """Drop a client that stopped reading; 4008 is what the gateway reports."""
+        self.protocol.fail(CloseCode.SLOW_CONSUMER, stuck_reason(self.write_timeout))
+        self.transport.abort()
+
+
+def _connection_class(timeout: float) -> type[_Connection]:
+    """The connection class of one server: its write deadline is a class attribute."""
+
+    class Connection(_Connection):
+        write_timeout = timeout
+
+    return Connection
 
 
 class _SocketTransport:
@@ -140,6 +218,8 @@ class WebsocketsDriver:
             ping_timeout=config.heartbeat.timeout - close_timeout,
             close_timeout=close_timeout,
             server_header="rtctl",
+            logger=_LOGGER,
+            create_connection=_connection_class(config.limits.write_timeout),
         )
 
     @property
@@ -155,9 +235,9 @@ class WebsocketsDriver:
     def _process_request(self, ws: ServerConnection, request: Request) -> WsResponse | None:
         headers = request.headers
         answer = self._core.front.answer(UpgradeRequest(
-            target=request.path, authorization=headers.get("Authorization"),
+            target=request.path, authorizations=headers.get_all("Authorization"),
             subprotocols=offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol")),
-            remote=address(ws.remote_address)))
+            remote=address(ws.remote_address), hosts=headers.get_all("Host")))
         if isinstance(answer, Admission):
             self._admitted[ws] = answer
             return None
@@ -186,6 +266,7 @@ class WebsocketsDriver:
             await core.opened(conn)
             # The read loop is inline: this frame lives as long as the connection,
             # and one frame per idle connection is cheaper than two.
+            burst_ends = 0.0  # while messages wait already read, when to let others run
             async for message in ws:
                 if type(message) is not str:
                     conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
@@ -198,14 +279,23 @@ class WebsocketsDriver:
                 elif isinstance(out, Deferred):
                     if out.ordered:
                         await _deliver(transport, dispatcher, await out.pending)
-                        continue
-                    if inflight is None:
-                        inflight = asyncio.Semaphore(core.config.limits.max_inflight)
-                    await inflight.acquire()
-                    asyncio.get_running_loop().create_task(
-                        _finish(transport, dispatcher, out, inflight))
+                    else:
+                        if inflight is None:
+                            inflight = asyncio.Semaphore(core.config.limits.max_inflight)
+                        await inflight.acquire()
+                        asyncio.get_running_loop().create_task(
+                            _finish(transport, dispatcher, out, inflight))
                 elif out is not None:
                     await _deliver(transport, dispatcher, out)
+                # A message already read is taken without suspending: a burst would
+                # hold the loop for as long as it lasts, so it yields every LOOP_SLICE.
+                if not ws.recv_messages.frames:
+                    burst_ends = 0.0
+                elif not burst_ends:
+                    burst_ends = time.perf_counter() + LOOP_SLICE
+                elif time.perf_counter() > burst_ends:
+                    await asyncio.sleep(0)
+                    burst_ends = 0.0
         except ConnectionClosed:
             pass
         finally:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from rtctl.tui.session import Session
 from rtctl.tui.widgets.nav_bar import NavBar
@@ -34,8 +34,7 @@ class LiveScreen(Screen[None]):
     """A screen drawn from ``session``; subclasses compose :meth:`body` and redraw in
     :meth:`update_view`."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "leave_field", "Leave field", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "leave_field", "Leave field")]
 
     MODE: ClassVar[str]  # the app's name for this screen, shown in the nav bar
     FOLLOWS: ClassVar[tuple[str, ...]] = ()  # the app's reactives this screen redraws on
@@ -70,6 +69,16 @@ class LiveScreen(Screen[None]):
     def action_leave_field(self) -> None:
         """Escape from a text field, so keys are commands again."""
         self.set_focus(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer "Leave field" (in the footer too) only while a text field has the keys.
+
+        While one has, Textual leaves the keys it takes (``1``-``6``, ``q``) out of
+        the bindings, so they are typed, never commands.
+        """
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
 
     def on_screen_resume(self) -> None:
         self.update_view()

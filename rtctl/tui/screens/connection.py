@@ -85,7 +85,8 @@ class ConnectionScreen(LiveScreen):
         self.query_one("#client", Static).update("\n".join([
             f"state       {client.state.value}",
             f"endpoint    {client.url}",
-            f"latency     RTT {milliseconds(stats.rtt)}, smoothed {milliseconds(stats.srtt)}, "
+            f"latency     RTT {milliseconds(stats.rtt)}{self.session.stale}, "
+            f"smoothed {milliseconds(stats.srtt)}, "
             f"min {milliseconds(stats.rtt_min)}, jitter {milliseconds(stats.jitter)}",
             f"traffic     {stats.pings} pings answered; {stats.messages_out} messages sent, "
             f"{stats.messages_in} received",

@@ -4,7 +4,9 @@ Numbers come from the gateway's own metrics when it is embedded, from the
 tap feed and the observer's netstats otherwise; the simulator line shows
 what the link is doing to every client right now. It redraws as the tap
 brings traffic, as the observer's state changes, as the lag switch moves and
-with each sample of the rate and the RTT.
+with each sample of the rate and the RTT. Once the observer's pings go
+unanswered (an outage keeps the socket open), the status says so and the
+last RTT is marked stale (:meth:`~rtctl.tui.session.Session.sample`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def _simulator_line(stack: Stack, lag_switch: bool) -> str:
     return f"simulator  {proxy.conditions.base.describe()}; {lost} dropped{outage}"
 
 
+def _observer_path(stack: Stack | None) -> str:
+    """Which way the TUI's own pings go: through the embedded simulator only in the demo."""
+    if stack is None:
+        return "the TUI's observer"
+    if stack.proxy is not None:
+        return "observer through the simulator"
+    return "observer to the gateway"
+
+
 class DashboardScreen(LiveScreen):
     """Status, traffic, latency and errors at a glance."""
 
@@ -59,7 +70,7 @@ class DashboardScreen(LiveScreen):
         if stack is not None:
             stats = stack.observer.netstats()
             lines += _gateway_lines(stack)
-            lines.append(f"latency    RTT {milliseconds(stats.rtt)}, "
+            lines.append(f"latency    RTT {milliseconds(stats.rtt)}{session.stale}, "
                          f"smoothed {milliseconds(stats.srtt)}, "
                          f"jitter {milliseconds(stats.jitter)}")
             lines.append(_simulator_line(stack, session.lag_switch))
@@ -69,8 +80,8 @@ class DashboardScreen(LiveScreen):
         self.query_one("#summary", Static).update("\n".join(lines))
         rtt = session.rtt_ms.last
         self.query_one("#rtt-label", Static).update(
-            "RTT (ms), observer through the simulator: "
-            + ("–" if rtt is None else f"{rtt:.1f}"))
+            f"RTT (ms), {_observer_path(stack)}: "
+            + ("–" if rtt is None else f"{rtt:.1f}") + session.stale)
         self.query_one("#rtt", Sparkline).data = list(session.rtt_ms.values)
         rate = session.rate.last
         self.query_one("#rate-label", Static).update(

@@ -55,7 +55,7 @@ class InspectorScreen(LiveScreen):
         self.exported = 0  # files written
 
     def body(self) -> ComposeResult:
-        yield Input(placeholder="filter: method=room.* user=alice dir=in errors size>1KB",
+        yield Input(placeholder="filter (/), e.g. method=room.* user=alice errors size>1KB",
                     id="filter")
         yield FrameTable(id="frames")
         yield Static(id="inspector-note")

@@ -42,7 +42,8 @@ class SimulatorScreen(LiveScreen):
         choices = [(f"{p.name}: {p.description}", p.name) for p in list_profiles()]
         yield Select([("clean link (no impairment)", _CLEAN), *choices], compact=True,
                      prompt="profile…", id="profile-select")
-        yield Static("everyone:", classes="label")
+        yield Static("everyone (latency is each way: 200ms makes a 400 ms RTT):",
+                     classes="label")
         yield ImpairmentForm(id="all")
         yield Static("one player (a rule by user):", classes="label")
         yield ImpairmentForm(per_user=True, id="rule")
@@ -73,7 +74,8 @@ class SimulatorScreen(LiveScreen):
                 conditions.set_rules([*others, *mine])
         except ConfigError as exc:
             self.notify(str(exc), severity="error")
-            return
+            return  # the field keeps the focus, to be corrected
+        self.set_focus(None)  # applied: the keys are commands again (1-6, q, l)
         self.post_message(self.Changed())
 
     def update_view(self) -> None:

@@ -1,0 +1,50 @@
+"""Credentials never leave in clear: the one place tokens are cut out of text.
+
+A token travels in an ``Authorization: Bearer`` header (RFC 6750 §2.1), a
+``token=`` query parameter, an ``rtctl.bearer.<jwt>`` subprotocol
+(:mod:`rtctl.protocol.upgrade`) and the params of ``session.refresh``. Whatever
+shows traffic to someone else -- the tap (so ``rtctl inspect --record`` and
+``--pcap``) and the gateway's debug log -- passes its text through
+:func:`redact` first. A JWT is recognised by its shape wherever it stands:
+three base64url parts, the first an encoded JSON object (``eyJ``, RFC 7515
+§7.1), so a token in a game's own method is cut out too. What replaces a token
+keeps JSON text valid JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from rtctl.protocol.upgrade import TOKEN_SUBPROTOCOL_PREFIX
+
+__all__ = ["REDACTED", "RedactCredentials", "redact"]
+
+REDACTED = "<redacted>"
+
+_CREDENTIALS = re.compile(
+    r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"  # a JWS compact serialization
+    r"|(?<=[Bb]earer )[^\s\"',]+"  # whatever a Bearer header carries
+    r"|(?<=[?&]token=)[^\s\"'&#]+"  # the query carrier
+    rf"|(?<={re.escape(TOKEN_SUBPROTOCOL_PREFIX)})[^\s\"',]+"  # the subprotocol carrier
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every token replaced by :data:`REDACTED`."""
+    return _CREDENTIALS.sub(REDACTED, text)
+
+
+class RedactCredentials(logging.Filter):
+    """A logging filter that redacts a record's message, so debug logs carry no token.
+
+    Install it on the logger that creates the records (a filter on a logger is
+    not inherited by its children).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

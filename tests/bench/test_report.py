@@ -1,0 +1,101 @@
+"""The summary and the files say what was measured: units, refusals, and nothing as nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from rtctl.bench.histogram import Histogram
+from rtctl.bench.report import nothing_completed, refusals, summary, write_csv, write_json
+from rtctl.bench.results import BenchResult
+
+
+def _result(scenario: str = "echo", latencies: tuple[int, ...] = (), connects: int = 0,
+            **errors: int) -> BenchResult:
+    histogram = Histogram()
+    histogram.record_all(list(latencies))
+    empty = Histogram()
+    return BenchResult(scenario=scenario, clients=4, workers=1, mode="closed", rate=None,
+                       duration_s=2.0, histogram=histogram, timeline=[histogram, empty],
+                       errors=Counter({k.replace("_", " "): v for k, v in errors.items()}),
+                       expected=len(latencies), connects=connects)
+
+
+def _text(result: BenchResult) -> str:
+    console = Console(record=True, width=400)
+    console.print(summary(result))
+    return console.export_text()
+
+
+@pytest.mark.parametrize(("scenario", "unit"), [
+    ("echo", "calls/s"), ("fanout", "deliveries/s"), ("rooms", "deliveries/s"),
+    ("presence-churn", "sessions/s"), ("reconnect-storm", "reconnects/s"),
+])
+def test_throughput_is_named_in_the_scenarios_unit(tmp_path: Path, scenario: str,
+                                                   unit: str) -> None:
+    result = _result(scenario, latencies=(1_000_000,) * 10)
+    assert f"5 {unit} throughput" in _text(result)  # 10 in 2 s
+    write_json(result, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["throughput_unit"] == unit
+
+
+def test_percentiles_of_nothing_are_none_blank_and_a_dash(tmp_path: Path) -> None:
+    result = _result(connects=4, connect=4)
+    assert set(result.latency_ms().values()) == {None}
+    write_json(result, tmp_path / "r.json")
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["timeline"][0] == {"second": 0, "messages": 0, "p50_ms": None,
+                                       "p99_ms": None}
+    write_csv(result, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[1:] == ["0,0,,,,", "1,0,,,,"]
+    text = _text(result)
+    assert "0.000" not in text.replace("100.000%", "")
+    assert "nothing completed" in text
+    assert "bottleneck" not in text  # a verdict over an idle generator would mislead
+
+
+def test_an_empty_second_of_a_run_that_measured_is_blank_too(tmp_path: Path) -> None:
+    result = _result(latencies=(2_000_000,) * 4)
+    write_csv(result, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[1:] == [
+        "0,4,2.000,2.000,2.000,2.000", "1,0,,,,"]
+
+
+@pytest.mark.parametrize(("errors", "said"), [
+    ({"http_429": 993}, "993 of 1,001 connections failed: 993 http 429 (too many connections "
+                        "for one user: use --jwt-secret to give each client its own user)"),
+    ({"connect": 2, "http_503": 1, "timeout": 5},
+     "3 of 1,001 connections failed: 2 connect (nothing accepted the connection: is a server "
+     "running at that URL?); 1 http 503 (the server is at its connection limit "
+     "(--max-connections) or draining)"),
+    ({"http_404": 1}, "1 of 1,001 connections failed: 1 http 404 (the server refused the "
+                      "WebSocket upgrade (is the URL's path right?))"),
+    ({"timeout": 5, "rpc_-32601": 1}, None),
+])
+def test_refusals_say_how_many_connections_failed_and_why(errors: dict[str, int],
+                                                          said: str | None) -> None:
+    assert refusals(_result(latencies=(1,), connects=1001, **errors)) == said
+
+
+@pytest.mark.parametrize(("latencies", "errors", "said"), [
+    ((1,), {"http_429": 3}, None),
+    ((), {"http_401": 4},
+     "nothing completed: 4 of 4 connections failed: 4 http 401 (the token was refused: give "
+     "--token, or --jwt-secret with the server's secret)"),
+    ((), {"timeout": 7, "rpc_-32601": 2},
+     "nothing completed: every attempt failed (2 rpc -32601, 7 timeout)"),
+    ((), {}, "nothing completed: no attempt fell in the measured window (try a longer "
+             "--duration or a higher --rate)"),
+])
+def test_nothing_completed_is_one_sentence_with_its_cause(
+        latencies: tuple[int, ...], errors: dict[str, int], said: str | None) -> None:
+    assert nothing_completed(_result(latencies=latencies, connects=4, **errors)) == said
+
+
+def test_the_summary_explains_refusals_of_a_run_that_measured() -> None:
+    text = _text(_result(latencies=(1_000_000,) * 8, connects=10, http_429=2))
+    assert "2 of 10 connections failed: 2 http 429 (too many connections for one user" in text

@@ -1,0 +1,117 @@
+"""A :class:`~rtctl.host.Host` without a gateway, peers that record what they are sent, a timer
+the test fires: the services' own logic, tested synchronously and exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rtctl.backends import Backends, memory_backends
+from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, ReadinessCheck
+from rtctl.protocol import jsonrpc
+from rtctl.router import CallContext, Peer
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeHost:
+    """Hooks are kept so the test runs them; no connection ever opens by itself."""
+
+    def __init__(self, backends: Backends | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock or FakeClock()
+        self._backends = backends or memory_backends(clock=self._clock, node_id="n1")
+        self.startup: list[LifecycleHook] = []
+        self.shutdown: list[LifecycleHook] = []
+        self.peers: dict[str, Peer] = {}
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
+    def backends(self) -> Backends:
+        return self._backends
+
+    def on_connect(self, hook: ConnectHook) -> ConnectHook:
+        return hook
+
+    def on_disconnect(self, hook: DisconnectHook) -> DisconnectHook:
+        return hook
+
+    def on_startup(self, hook: LifecycleHook) -> LifecycleHook:
+        self.startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: LifecycleHook) -> LifecycleHook:
+        self.shutdown.append(hook)
+        return hook
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        pass
+
+    def peer(self, connection_id: str) -> Peer | None:
+        return self.peers.get(connection_id)
+
+    def reauthenticate(self, connection_id: str, token: str) -> float | None:
+        raise NotImplementedError
+
+
+class FakePeer:
+    """Keeps every notification pushed to it, decoded."""
+
+    def __init__(self, conn_id: str, user: str) -> None:
+        self.id, self.user, self.connected_at = conn_id, user, 0.0
+        self.received: list[dict[str, Any]] = []
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+
+    def push(self, data: bytes) -> None:
+        self.received.append(jsonrpc.loads(data))
+
+    def close(self, code: int, reason: str) -> None:
+        raise AssertionError(f"closed with {code}: {reason}")
+
+    def context(self) -> CallContext:
+        return CallContext(connection_id=self.id, user=self.user, claims={"sub": self.user},
+                           remote_address=None, peer=self)
+
+    def methods(self) -> list[str]:
+        return [message["method"] for message in self.received]
+
+
+class ManualTimer:
+    """``loop.call_later`` whose callbacks run when the test says so."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None], _Handle]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None], /) -> _Handle:
+        handle = _Handle()
+        self.pending.append((delay, callback, handle))
+        return handle
+
+    def fire(self) -> list[float]:
+        """Run every callback not cancelled; their delays."""
+        due, self.pending = self.pending, []
+        delays = []
+        for delay, callback, handle in due:
+            if not handle.cancelled:
+                delays.append(delay)
+                callback()
+        return delays
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
