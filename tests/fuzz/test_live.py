@@ -154,5 +154,7 @@ async def test_a_bystander_keeps_its_latency_while_one_user_attacks(
         await attacker.wait()
     latencies = json.loads(out)
     assert len(latencies) == 100
-    p99 = statistics.quantiles(latencies, n=100)[98]
+    # Inclusive: of 100 samples the p99 is the 99th, not an extrapolation towards the max,
+    # so one scheduling hiccup of a shared machine cannot decide the test on its own.
+    p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98]
     assert p99 < BYSTANDER_P99, sorted(latencies)[-5:]
