@@ -86,7 +86,12 @@ def connect_player() -> Any:
                               make_token(user))
 
         async def __aenter__(self) -> Player:
-            return Player(await self._cm.__aenter__())
+            player = Player(await self._cm.__aenter__())
+            # The upgrade's 101 comes before the gateway's connect hooks have run (session
+            # stored, presence online); its first reply comes after them. From here the
+            # player is visible on every node, as a test of another player assumes.
+            await player.result("sys.ping")
+            return player
 
         async def __aexit__(self, *exc: object) -> None:
             await self._cm.__aexit__(None, None, None)
