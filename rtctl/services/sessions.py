@@ -131,8 +131,7 @@ class SessionService:
 
     async def _start(self) -> None:
         await self.backends.start()
-        await self.backends.sessions.beat(self.node, ttl=self.backends.node_ttl / 2)
-        self._beat_at = self._host.clock()
+        await self._beat()
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -167,9 +166,8 @@ class SessionService:
     async def housekeeping(self, *, refresh: bool = False) -> None:
         """One round: heartbeat, resync if needed, refresh records, reap dead nodes."""
         store, backends = self.backends.sessions, self.backends
-        if not await store.beat(self.node, ttl=backends.node_ttl / 2):
-            self._lapsed()
-        self._beat_at = self._host.clock()
+        if (gap := await self._beat()) is not None:
+            self._lapsed(gap)
         if self._dirty and not backends.failures():
             self._dirty = False
             await self.resync()
@@ -181,10 +179,20 @@ class SessionService:
             if node != self.node and await store.claim(node, self.node, ttl=backends.node_ttl):
                 await self._reap(node)
 
-    def _lapsed(self) -> None:
+    @property
+    def _beat_ttl(self) -> float:
+        return self.backends.node_ttl / 2
+
+    async def _beat(self) -> float | None:
+        """Renew this node's heartbeat: None, or if it had lapsed, seconds since the last."""
+        kept = await self.backends.sessions.beat(self.node, ttl=self._beat_ttl)
+        now = self._host.clock()
+        previous, self._beat_at = self._beat_at, now
+        return None if kept else now - (now if previous is None else previous)
+
+    def _lapsed(self, gap: float) -> None:
         """Say why the heartbeat lapsed: on a store in this process, only a blocked loop can."""
-        ttl, now = self.backends.node_ttl / 2, self._host.clock()
-        gap = now - (now if self._beat_at is None else self._beat_at)
+        ttl = self._beat_ttl
         if gap <= ttl:
             why = "the store had lost it (restarted or flushed)"
         elif self.backends.connections:

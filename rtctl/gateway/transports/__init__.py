@@ -12,11 +12,20 @@ everything else asks its :class:`Core`: the HTTP answer or the upgrade
                 coroutine per connection; about twice the throughput.
 
 The same gateway test suite runs over both (``tests/gateway``, parametrized).
+
+A client that stops reading altogether fills its socket before any queue: the
+transport pauses writing, and then neither a reply, a ping nor a Close frame
+gets through, so no timeout that waits on the socket ever fires. Both drivers
+keep a :class:`WriteDeadline` for that: once the socket has taken no bytes for
+``write_timeout`` seconds the driver drops the connection, reported with 4008
+(the peer, not reading, can only see the TCP reset).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtctl.config import TRANSPORTS, GatewayConfig
@@ -26,8 +35,10 @@ from rtctl.gateway.dispatch import Dispatcher
 from rtctl.gateway.http import Front
 from rtctl.protocol.tap import TapEvent
 from rtctl.tap import Tap
+from rtctl.units import format_duration
 
-__all__ = ["TRANSPORTS", "Core", "Driver", "address", "load_driver"]
+__all__ = ["TRANSPORTS", "Core", "Driver", "WriteDeadline", "address", "load_driver",
+           "stuck_reason"]
 
 
 class Core(Protocol):
@@ -84,3 +95,39 @@ def address(sockname: Any) -> str | None:
         return None
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def stuck_reason(timeout: float) -> str:
+    """The close reason of a connection dropped by its :class:`WriteDeadline`."""
+    return f"not reading: the socket took nothing for {format_duration(timeout)}"
+
+
+class WriteDeadline:
+    """Calls ``on_stuck`` once the socket stays paused (``pause_writing``) for ``timeout`` s.
+
+    Any progress resumes writing (the buffer drained below its low-water mark)
+    and stops the clock, so a client that reads slowly but steadily is never
+    dropped by it; only one that stopped.
+    """
+
+    __slots__ = ("_on_stuck", "_timeout", "_timer")
+
+    def __init__(self, timeout: float, on_stuck: Callable[[], None]) -> None:
+        self._timeout = timeout
+        self._on_stuck = on_stuck
+        self._timer: asyncio.TimerHandle | None = None
+
+    def paused(self) -> None:
+        """The socket's buffer is full: start the clock (if it is not running)."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._timeout, self._fire)
+
+    def resumed(self) -> None:
+        """The socket took bytes again, or is gone: stop the clock."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._on_stuck()

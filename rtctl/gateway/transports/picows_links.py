@@ -22,8 +22,8 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.auth import Identity
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import Deferred, Timed
-from rtctl.gateway.outbox import Outbox, WriteDeadline, stuck_reason
-from rtctl.gateway.transports import Core, address
+from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.websocket import FrameError, Reassembly, closed_by

@@ -10,7 +10,7 @@ in the connection's :class:`~rtctl.gateway.outbox.Outbox`, drained by a
 writer task made on first use.
 
 Two things ``websockets`` does not do are added to its connection class
-(:class:`_Connection`): a :class:`~rtctl.gateway.outbox.WriteDeadline` (its
+(:class:`_Connection`): a :class:`~rtctl.gateway.transports.WriteDeadline` (its
 keepalive ping waits on a full socket, so a client that stopped reading would
 hold its slot forever), and bytes that follow the request in the same packet
 are held until the request is answered (``websockets`` would parse them as
@@ -40,8 +40,8 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import LOOP_SLICE, Deferred, Dispatcher, Timed
 from rtctl.gateway.http import Admission, UpgradeRequest
-from rtctl.gateway.outbox import Outbox, WriteDeadline, stuck_reason
-from rtctl.gateway.transports import Core, address
+from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.redact import RedactCredentials
