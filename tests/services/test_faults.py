@@ -78,10 +78,13 @@ async def test_redis_and_nats_outages_fail_fast_and_recover(
 
         redis.start()  # empty: the node must put its sessions and presence back
         assert (await readiness(gateway, 200))["status"] == "ready"
+        # The resync puts sessions, presence and room memberships back one after another:
+        # wait for the last of them before asserting on any.
         deadline = time.monotonic() + 10 * TIMING
         while (await bob.result("presence.get", {"users": ["alice"]}))["alice"][
-                "status"] != "online":
-            assert time.monotonic() < deadline, "presence was not resynchronised"
+                "status"] != "online" or (
+                await bob.result("room.members", {"room": "lobby"}))["total"] != 2:
+            assert time.monotonic() < deadline, "presence and rooms were not resynchronised"
             await asyncio.sleep(0.05)
         assert await alice.result("room.join", {"room": "lobby"}) == {
             "members": ["alice", "bob"], "total": 2}
