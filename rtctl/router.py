@@ -59,11 +59,29 @@ class Peer(Protocol):
     @property
     def connected_at(self) -> float: ...
 
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol negotiated at the upgrade (``rtctl.protocol.upgrade``)."""
+
     def notify(self, method: str, params: Any = None) -> None:
         """Queue a notification to this connection (never blocks)."""
 
     def push(self, data: bytes) -> None:
         """Queue an already encoded notification (encode once, push to many)."""
+
+    def push_binary(self, data: bytes) -> None:
+        """Queue one binary message (``rtctl.protocol.frames``); never blocks.
+
+        Only for a connection that ``takes_binary(subprotocol)``: any other
+        could not read it (ValueError). Overflow closes 4008, as :meth:`push`.
+        """
+
+    def backlog(self) -> int:
+        """Bytes queued for this connection that its socket has not taken yet.
+
+        A sender that coalesces (a slow peer gets one catch-up message later
+        rather than one per tick) skips a peer while this is not 0.
+        """
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code (RFC 6455 §7.4)."""

@@ -33,8 +33,7 @@ BATCH = 256  # events sent to a listener in one WebSocket message at most
 
 
 # What the hot path queues: FrameSeen.of's arguments, built into an event by the listener.
-_RawFrame = (tuple[int, str, str, str, str | bytes]
-             | tuple[int, str, str, str, str | bytes, str | None])
+_RawFrame = tuple[int, str, str, str, str | bytes, str | None, bool]
 
 
 class Party(Protocol):
@@ -141,16 +140,16 @@ class Tap:
         for subscription in self._subscribers:
             subscription.offer(t_us, item)
 
-    def frame(self, conn: Party, direction: str, data: str | bytes) -> None:
-        """A text message went ``direction`` (:data:`IN` or :data:`OUT`) on ``conn``."""
+    def frame(self, conn: Party, direction: str, data: str | bytes, binary: bool = False) -> None:
+        """A text (or ``binary``) message went ``direction`` (:data:`IN` or :data:`OUT`)."""
         t_us = self.clock_us()
-        self._publish(t_us, (t_us, conn.id, conn.user, direction, data))
+        self._publish(t_us, (t_us, conn.id, conn.user, direction, data, None, binary))
 
     def impaired_frame(self, conn: Party, direction: str, data: str | bytes,
-                       impairment: str | None) -> None:
+                       impairment: str | None, binary: bool = False) -> None:
         """A message the simulator passed (None), delayed, duplicated or dropped."""
         t_us = self.clock_us()
-        self._publish(t_us, (t_us, conn.id, conn.user, direction, data, impairment))
+        self._publish(t_us, (t_us, conn.id, conn.user, direction, data, impairment, binary))
 
     def publish(self, event: TapEvent) -> None:
         """Any other event, built by the caller (connects, disconnects, refusals)."""

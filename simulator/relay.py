@@ -33,7 +33,7 @@ from collections.abc import Callable
 from rtctl.protocol.tap import IN, OUT
 from simulator.base import Pair, ShapingProxy
 from simulator.delivery import DeliveryQueue
-from simulator.frames import CLOSE, Frame, FrameError, FrameParser, frame_payload
+from simulator.frames import BINARY, CLOSE, TEXT, Frame, FrameError, FrameParser, frame_payload
 from simulator.link import Outcome
 
 __all__ = ["Relay", "fate"]
@@ -61,6 +61,7 @@ class Relay:
         self._held: list[bytes] = []  # frames of the open scheduled message
         self._size = 0  # payload bytes of the open message
         self._tapped: list[bytes] | None = None  # its payload, unmasked, while the tap listens
+        self._opcode = TEXT  # of the open message: the tap tells binary from text
 
     async def run(self) -> None:
         """Relay until EOF (passed on after what is in flight) or a close; fail on bad frames."""
@@ -103,6 +104,7 @@ class Relay:
             if frame.first:
                 self._straight = link.passthrough and self._queue.idle
                 self._size = 0
+                self._opcode = frame.opcode
                 self._tapped = [] if proxy.tap.active else None
             self._size += frame.length
             if self._tapped is not None:
@@ -134,7 +136,8 @@ class Relay:
         """Show the finished message on the tap, with what the link did to it."""
         if self._tapped is not None and self.proxy.tap.active:  # still listening
             self.proxy.tap.impaired_frame(self.pair, IN if self.direction == "up" else OUT,
-                                          b"".join(self._tapped), impairment)
+                                          b"".join(self._tapped), impairment,
+                                          self._opcode == BINARY)
         self._tapped = None
 
     async def _deliver(self, message: bytes) -> None:

@@ -2,7 +2,7 @@
 
 :func:`memory_backends` is the zero-configuration default (one process);
 :func:`connect_backends` builds the bundle ``rtctl serve --redis URL --nats URL``
-uses, so several gateway nodes share sessions, presence and rooms::
+uses, so several gateway nodes share sessions, presence, rooms and room state::
 
     backends = connect_backends(redis_url="redis://127.0.0.1:6379/0",
                                 nats_url="nats://127.0.0.1:4222", node_id="gw-1")
@@ -31,12 +31,14 @@ from rtctl.backends.base import (
     RoomStore,
     SessionRecord,
     SessionStore,
+    SnapshotStore,
 )
 from rtctl.backends.memory import (
     MemoryBus,
     MemoryPresenceStore,
     MemoryRoomStore,
     MemorySessionStore,
+    MemorySnapshotStore,
 )
 from rtctl.exceptions import ConfigError
 
@@ -49,6 +51,7 @@ __all__ = [
     "RoomStore",
     "SessionRecord",
     "SessionStore",
+    "SnapshotStore",
     "connect_backends",
     "default_node_id",
     "memory_backends",
@@ -68,6 +71,7 @@ def memory_backends(*, clock: Callable[[], float] = time.time, node_id: str | No
     """Everything in this process: nothing to start, nothing that can fail."""
     return Backends(sessions=MemorySessionStore(clock=clock), presence=MemoryPresenceStore(),
                     rooms=MemoryRoomStore(), bus=MemoryBus(),
+                    snapshots=MemorySnapshotStore(clock=clock),
                     node_id=node_id or default_node_id(), node_ttl=node_ttl)
 
 
@@ -95,6 +99,7 @@ def connect_backends(*, redis_url: str | None = None, nats_url: str | None = Non
     node = node_id or default_node_id()
     memory = memory_backends(node_id=node, node_ttl=node_ttl)
     sessions, presence, rooms, bus = memory.sessions, memory.presence, memory.rooms, memory.bus
+    snapshots = memory.snapshots
     connections: list[Health] = []
     if redis_url is not None:
         from rtctl.backends.redis import (
@@ -102,12 +107,13 @@ def connect_backends(*, redis_url: str | None = None, nats_url: str | None = Non
             RedisPresenceStore,
             RedisRoomStore,
             RedisSessionStore,
+            RedisSnapshotStore,
         )
 
         _check_url(redis_url, "--redis", _REDIS_SCHEMES)
         redis = RedisConnection(redis_url, prefix=f"{prefix}:")
         sessions, presence = RedisSessionStore(redis), RedisPresenceStore(redis)
-        rooms = RedisRoomStore(redis)
+        rooms, snapshots = RedisRoomStore(redis), RedisSnapshotStore(redis)
         connections.append(redis)
     if nats_url is not None:
         from rtctl.backends.nats import NatsBus
@@ -116,6 +122,7 @@ def connect_backends(*, redis_url: str | None = None, nats_url: str | None = Non
         nats_bus = NatsBus(nats_url, node_id=node)
         bus = nats_bus
         connections.append(nats_bus)
-    return Backends(sessions=sessions, presence=presence, rooms=rooms, bus=bus, node_id=node,
-                    node_ttl=node_ttl, session_ttl=session_ttl, subject_prefix=prefix,
+    return Backends(sessions=sessions, presence=presence, rooms=rooms, bus=bus,
+                    snapshots=snapshots, node_id=node, node_ttl=node_ttl,
+                    session_ttl=session_ttl, subject_prefix=prefix,
                     connections=tuple(connections))

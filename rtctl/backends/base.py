@@ -1,4 +1,4 @@
-"""What the gateway's services need from shared state, as four small interfaces.
+"""What the gateway's services need from shared state, as five small interfaces.
 
 A node keeps its live connections itself; what other nodes must see goes
 through these collaborators, passed to the :class:`~rtctl.gateway.server.Gateway`
@@ -10,6 +10,8 @@ as one :class:`Backends` bundle:
 * :class:`PresenceStore` — per-user status and the set of devices (sessions)
   that keep the user online;
 * :class:`RoomStore` — room membership by session;
+* :class:`SnapshotStore` — which node owns each stateful room, and the room's
+  last kept snapshot, for late joins and for a new owner after the old one died;
 * :class:`EventBus` — fire-and-forget messages to every node (presence changes,
   room traffic).
 
@@ -46,6 +48,7 @@ __all__ = [
     "RoomStore",
     "SessionRecord",
     "SessionStore",
+    "SnapshotStore",
     "Status",
     "Subscription",
 ]
@@ -183,6 +186,29 @@ class RoomStore(Protocol):
     async def rooms_of(self, session_id: str) -> list[str]: ...
 
 
+class SnapshotStore(Protocol):
+    """Which node owns each stateful room, and each room's last kept snapshot.
+
+    Ownership is a lease the owner renews well within ``ttl``: a node that dies
+    without releasing its rooms loses them ``ttl`` s after its last renewal, and
+    the next node to claim one can resume from the room's kept snapshot.
+    """
+
+    async def own(self, room: str, node: str, *, ttl: float) -> str:
+        """Claim ``room`` for ``node`` for ``ttl`` s unless another node's claim is live;
+        returns the owner (``node`` when claimed or renewed)."""
+
+    async def release(self, room: str, node: str) -> None:
+        """Give up ``room`` if ``node`` owns it (no effect otherwise)."""
+
+    async def put(self, room: str, version: int, data: bytes, *, ttl: float) -> None:
+        """Keep ``data`` (a full state, binary) as the room's snapshot at ``version``; it lasts
+        ``ttl`` s."""
+
+    async def get(self, room: str) -> tuple[int, bytes] | None:
+        """The room's kept snapshot (version, data), or None (never kept, or expired)."""
+
+
 class Subscription(Protocol):
     async def unsubscribe(self) -> None: ...
 
@@ -202,6 +228,7 @@ class Backends:
     presence: PresenceStore
     rooms: RoomStore
     bus: EventBus
+    snapshots: SnapshotStore
     node_id: str
     node_ttl: float = DEFAULT_NODE_TTL
     session_ttl: float = DEFAULT_SESSION_TTL

@@ -14,13 +14,56 @@ import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from rtctl.backends.base import MessageHandler, Presence, SessionRecord, Status
 
-__all__ = ["MemoryBus", "MemoryPresenceStore", "MemoryRoomStore", "MemorySessionStore"]
+__all__ = ["MemoryBus", "MemoryPresenceStore", "MemoryRoomStore", "MemorySessionStore",
+           "MemorySnapshotStore"]
 
 Clock = Callable[[], float]
+V = TypeVar("V")
+_SWEEP_MIN = 64  # below this many entries, expired ones wait to be read
+
+
+class _Expiring(Generic[V]):
+    """Values by key, each until its own expiry.
+
+    An expired entry is dropped when read, and all of them are swept whenever
+    the table has doubled since the last sweep, so keys nobody reads again (a
+    closed room's snapshot, a session whose node died) cannot pile up: the
+    table stays under twice its live entries (or ``_SWEEP_MIN``), at an
+    amortised O(1) per write.
+    """
+
+    __slots__ = ("_clock", "_entries", "_sweep_at")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._entries: dict[str, tuple[V, float]] = {}  # key → (value, expires)
+        self._sweep_at = _SWEEP_MIN
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def set(self, key: str, value: V, ttl: float) -> None:
+        now = self._clock()
+        self._entries[key] = (value, now + ttl)
+        if len(self._entries) >= self._sweep_at:
+            self._entries = {k: e for k, e in self._entries.items() if e[1] > now}
+            self._sweep_at = max(_SWEEP_MIN, 2 * len(self._entries))
+
+    def discard(self, key: str) -> None:
+        self._entries.pop(key, None)
 
 
 class MemorySessionStore:
@@ -28,33 +71,23 @@ class MemorySessionStore:
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self._clock = clock
-        self._records: dict[str, tuple[SessionRecord, float]] = {}  # id → (record, expires)
+        self._records: _Expiring[SessionRecord] = _Expiring(clock)
         self._by_user: dict[str, set[str]] = {}
         self._by_node: dict[str, dict[str, str]] = {}
         self._beats: dict[str, float] = {}  # node → heartbeat expiry
         self._claims: dict[str, float] = {}
 
     async def put(self, records: Sequence[SessionRecord], *, ttl: float) -> None:
-        expires = self._clock() + ttl
         for record in records:
-            self._records[record.id] = (record, expires)
+            self._records.set(record.id, record, ttl)
             self._by_user.setdefault(record.user, set()).add(record.id)
             self._by_node.setdefault(record.node, {})[record.id] = record.user
 
-    def _live(self, session_id: str) -> SessionRecord | None:
-        entry = self._records.get(session_id)
-        if entry is None:
-            return None
-        if entry[1] <= self._clock():
-            del self._records[session_id]
-            return None
-        return entry[0]
-
     async def get(self, session_id: str) -> SessionRecord | None:
-        return self._live(session_id)
+        return self._records.get(session_id)
 
     async def remove(self, session_id: str, *, user: str, node: str) -> None:
-        self._records.pop(session_id, None)
+        self._records.discard(session_id)
         self._by_user.get(user, set()).discard(session_id)
         if not self._by_user.get(user, True):
             del self._by_user[user]
@@ -62,7 +95,7 @@ class MemorySessionStore:
 
     async def by_user(self, user: str) -> list[SessionRecord]:
         ids = self._by_user.get(user, set())
-        records = [r for r in map(self._live, list(ids)) if r is not None]
+        records = [r for r in map(self._records.get, list(ids)) if r is not None]
         ids.intersection_update(r.id for r in records)  # drop the expired from the index
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
@@ -187,6 +220,35 @@ class MemoryRoomStore:
 
     async def rooms_of(self, session_id: str) -> list[str]:
         return sorted(self._of.get(session_id, ()))
+
+
+class MemorySnapshotStore:
+    """Room owners (leases) and snapshots, each with its own expiry."""
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._owners: _Expiring[str] = _Expiring(clock)
+        self._snapshots: _Expiring[tuple[int, bytes]] = _Expiring(clock)
+
+    def __len__(self) -> int:
+        """Owners and snapshots held, the expired ones included until they are swept."""
+        return len(self._owners) + len(self._snapshots)
+
+    async def own(self, room: str, node: str, *, ttl: float) -> str:
+        owner = self._owners.get(room)
+        if owner is not None and owner != node:
+            return owner
+        self._owners.set(room, node, ttl)
+        return node
+
+    async def release(self, room: str, node: str) -> None:
+        if self._owners.get(room) == node:
+            self._owners.discard(room)
+
+    async def put(self, room: str, version: int, data: bytes, *, ttl: float) -> None:
+        self._snapshots.set(room, (version, bytes(data)), ttl)  # a copy, as Redis would keep
+
+    async def get(self, room: str) -> tuple[int, bytes] | None:
+        return self._snapshots.get(room)
 
 
 class _MemorySubscription:

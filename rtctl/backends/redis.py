@@ -1,4 +1,4 @@
-"""Sessions, presence and rooms in Redis, through redis-py's asyncio client.
+"""Sessions, presence, rooms and room state in Redis, through redis-py's asyncio client.
 
 Several gateways share one Redis. Every key starts with a prefix (default
 ``rtctl:``) followed by a kind and one name, so names containing ``:`` never
@@ -14,6 +14,7 @@ connection is retried once, and any connection error becomes
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,8 @@ from redis.backoff import NoBackoff
 
 from rtctl.backends.base import BackendUnavailable, Presence, RecoveryHook, SessionRecord, Status
 
-__all__ = ["RedisConnection", "RedisPresenceStore", "RedisRoomStore", "RedisSessionStore"]
+__all__ = ["RedisConnection", "RedisPresenceStore", "RedisRoomStore", "RedisSessionStore",
+           "RedisSnapshotStore"]
 
 logger = logging.getLogger("rtctl.backends.redis")
 
@@ -39,7 +41,7 @@ _NOT_STARTED = "not started"
 
 
 class RedisConnection:
-    """One client shared by the three stores, with cached health for ``/readyz``."""
+    """One client shared by the stores, with cached health for ``/readyz``."""
 
     name = "redis"
 
@@ -329,3 +331,51 @@ class RedisRoomStore:
         with self._r.guard():
             raw = await self._r.client.smembers(self._r.key("session-rooms", session_id))
         return sorted(cast(set[str], raw))
+
+
+# A lease is read and written in one step, so two nodes can never both believe they
+# claimed it, and a node whose lease lapsed cannot delete its successor's.
+_OWN = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return owner end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
+
+class RedisSnapshotStore:
+    """``state-owner:ROOM`` string (the owning node) and ``state-snapshot:ROOM`` string
+    (``VERSION:DATA``, the data in base64: the shared client decodes replies as UTF-8,
+    which arbitrary bytes would not survive)."""
+
+    def __init__(self, redis: RedisConnection) -> None:
+        self._r = redis
+        self._own = redis.client.register_script(_OWN)
+        self._release = redis.client.register_script(_RELEASE)
+
+    async def own(self, room: str, node: str, *, ttl: float) -> str:
+        with self._r.guard():
+            owner = await self._own(keys=[self._r.key("state-owner", room)],
+                                    args=[node, int(ttl * 1000)])
+        return str(owner)
+
+    async def release(self, room: str, node: str) -> None:
+        with self._r.guard():
+            await self._release(keys=[self._r.key("state-owner", room)], args=[node])
+
+    async def put(self, room: str, version: int, data: bytes, *, ttl: float) -> None:
+        value = f"{version}:{base64.b64encode(data).decode('ascii')}"
+        with self._r.guard():
+            await self._r.client.set(self._r.key("state-snapshot", room), value,
+                                     px=int(ttl * 1000))
+
+    async def get(self, room: str) -> tuple[int, bytes] | None:
+        with self._r.guard():
+            raw = await self._r.client.get(self._r.key("state-snapshot", room))
+        if raw is None:
+            return None
+        version, _, data = cast(str, raw).partition(":")
+        return int(version), base64.b64decode(data, validate=True)

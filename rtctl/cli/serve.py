@@ -22,9 +22,12 @@ from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
 from rtctl.router import Router
+from rtctl.services import builtin_services
+from rtctl.services.drift import DriftRoom
+from rtctl.services.state_room import StateRoom
 from rtctl.units import format_duration, parse_duration, parse_size
 
-__all__ = ["load_router", "serve"]
+__all__ = ["BUILTIN_ROOM_TYPES", "load_room_types", "load_router", "serve"]
 
 _AUTH = "Authentication"
 _LIMITS = "Limits and heartbeat"
@@ -37,28 +40,62 @@ def say(line: str) -> None:
         print(line, flush=True)
 
 
-def load_router(spec: str) -> Router:
-    """Import ``MODULE:ATTR`` (as uvicorn does) and check it is a Router."""
+def _import(spec: str, option: str, example: str) -> Any:
+    """Import ``MODULE:ATTR`` (as uvicorn does), or say clearly why not."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"--router expects MODULE:ATTR (like mygame.rpc:router), got {spec!r}")
+        raise ConfigError(f"{option} expects MODULE:ATTR (like {example}), got {spec!r}")
     if "" not in sys.path:
         sys.path.insert(0, "")  # the game's package in the current directory
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"--router: cannot import module {module_name!r}: {exc}") from None
+        raise ConfigError(f"{option}: cannot import module {module_name!r}: {exc}") from None
     target: Any = module
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
             raise ConfigError(
-                f"--router: module {module_name!r} has no attribute {attr!r}") from None
+                f"{option}: module {module_name!r} has no attribute {attr!r}") from None
+    return target
+
+
+def load_router(spec: str) -> Router:
+    """Import ``MODULE:ATTR`` and check it is a Router."""
+    target = _import(spec, "--router", "mygame.rpc:router")
     if not isinstance(target, Router):
         raise ConfigError(
             f"--router: {spec} is a {type(target).__name__}, not an rtctl Router")
     return target
+
+
+BUILTIN_ROOM_TYPES: dict[str, type[StateRoom[Any]]] = {"drift": DriftRoom}
+
+
+def load_room_types(specs: list[str]) -> dict[str, type[StateRoom[Any]]]:
+    """``NAME=MODULE:ATTR`` (a game's StateRoom class) or a built-in type's bare name."""
+    types: dict[str, type[StateRoom[Any]]] = {}
+    for spec in specs:
+        name, sep, target_spec = spec.partition("=")
+        if not sep:
+            if spec not in BUILTIN_ROOM_TYPES:
+                raise ConfigError(f"--room-type expects NAME=MODULE:ATTR (like "
+                                  f"arena=mygame.rooms:ArenaRoom) or a built-in type "
+                                  f"({', '.join(BUILTIN_ROOM_TYPES)}), got {spec!r}")
+            types[spec] = BUILTIN_ROOM_TYPES[spec]
+            continue
+        target = _import(target_spec, "--room-type", "arena=mygame.rooms:ArenaRoom")
+        if not (isinstance(target, type) and issubclass(target, StateRoom)):
+            raise ConfigError(f"--room-type: {target_spec} is not an rtctl StateRoom class")
+        if name in types:
+            raise ConfigError(f"--room-type: {name!r} is given twice")
+        types[name] = target
+    try:
+        builtin_services(room_types=types)
+    except ValueError as exc:
+        raise ConfigError(f"--room-type: {exc}") from None
+    return types
 
 
 def _auth_config(
@@ -101,6 +138,10 @@ def serve(
     router: Annotated[str | None, typer.Option(
         help="Your game's methods: MODULE:ATTR naming an rtctl Router, "
              "e.g. mygame.rpc:router (imported from the current directory too).")] = None,
+    room_type: Annotated[list[str] | None, typer.Option(
+        "--room-type", help="A stateful room type, repeatable: NAME=MODULE:ATTR naming your "
+        "StateRoom class (rooms NAME and NAME:* are of that type), or `drift` for the "
+        "built-in self-moving room that `rtctl bench --scenario state` uses.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="TOML file with \\[server], \\[auth], \\[limits], \\[heartbeat]; "
                          "flags override it.")] = None,
@@ -189,7 +230,8 @@ def serve(
     backends = connect_backends(
         redis_url=redis, nats_url=nats, node_id=node_id,
         node_ttl=parse_duration(node_ttl) if node_ttl else DEFAULT_NODE_TTL)
-    main = _run(cfg, game_router, key_source, router, backends)
+    room_types = load_room_types(room_type or [])
+    main = _run(cfg, game_router, key_source, router, backends, room_types)
     if cfg.transport == "picows":
         import uvloop  # the loop picows is fastest on; only this driver needs it
 
@@ -205,9 +247,11 @@ def _cluster_line(backends: Backends) -> str:
 
 
 async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
-               router_spec: str | None, backends: Backends) -> None:
+               router_spec: str | None, backends: Backends,
+               room_types: dict[str, type[StateRoom[Any]]]) -> None:
     try:
-        gateway = Gateway(cfg, router=router, backends=backends)
+        gateway = Gateway(cfg, router=router, backends=backends,
+                          services=builtin_services(room_types=room_types))
     except ValueError as exc:  # a game method clashing with a built-in one
         raise ConfigError(f"--router: {exc}") from None
     try:
@@ -218,12 +262,15 @@ async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
         raise CommandFailed(f"cannot start: {exc.message}") from None
     say(f"rtctl gateway listening on {gateway.url}")
     say(f"  auth:    {key_source}")
-    builtin = "sys.*, session.*, presence.*, room.*"
+    builtin = "sys.*, session.*, presence.*, room.*, state.*"
     say(f"  methods: {len(gateway.router.methods)} "
         f"({builtin + (f' + {router_spec}' if router_spec else '')})")
     say(f"  http:    /healthz /readyz /metrics · transport {cfg.transport} · heartbeat "
         f"{format_duration(cfg.heartbeat.interval)}/{format_duration(cfg.heartbeat.timeout)}"
         f" · max message {cfg.limits.max_message_size} B")
+    if room_types:
+        say("  rooms:   " + ", ".join(f"{name} ({kind.__name__}, {kind.tick_rate:g} Hz)"
+                                      for name, kind in room_types.items()))
     say(_cluster_line(backends))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []

@@ -32,10 +32,13 @@ from rtctl.client.errors import (
 )
 from rtctl.client.netstats import NetSnapshot, SequenceGap
 from rtctl.client.queue import Overflow, QueueCounters, QueueLimits
+from rtctl.client.state import ApplyOutcome, StateStore, StoreStats
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
+from rtctl.client.synced_room import SyncedRoom
 
 __all__ = [
     "DEFAULT_RETRYABLE_CODES",
+    "ApplyOutcome",
     "AuthRefused",
     "Backoff",
     "CallTimeout",
@@ -59,6 +62,9 @@ __all__ = [
     "SequenceGap",
     "ServerError",
     "StateChanged",
+    "StateStore",
+    "StoreStats",
+    "SyncedRoom",
     "TransportError",
     "Verdict",
 ]

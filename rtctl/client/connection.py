@@ -12,15 +12,19 @@ state changes (:mod:`rtctl.client.states`), notifications and classified
 errors are delivered to callbacks.
 
 It speaks rtctl.v1: the token in ``Authorization: Bearer`` (RFC 6750 §2.1) at
-the upgrade, the ``rtctl.v1`` subprotocol (RFC 6455 §1.9), one JSON-RPC 2.0
-request, notification or batch per text message. The WebSocket itself is a
-:class:`~rtctl.client.link.Link`: ``websockets`` by default, picows with
-``transport="picows"``; everything above it is the same code for both.
+the upgrade, one JSON-RPC 2.0 request, notification or batch per text message.
+It offers ``rtctl.v1.binary`` before ``rtctl.v1`` (RFC 6455 §1.9), unless told
+``binary=False``: on it the gateway also sends binary frames (room state).
+What each received message becomes is :mod:`rtctl.client.inbound`. The
+WebSocket itself is a :class:`~rtctl.client.link.Link`: ``websockets`` by
+default, picows with ``transport="picows"``; everything above it is the same
+code for both.
 
 Room for what comes next: the state store and prediction subscribe with
-:meth:`Client.on_notification`; recovery reads stream positions through the
-``sequence_of`` hook (tracked by :meth:`NetStats.observe_sequence`) and sends
-them from an ``on_state_change`` callback on reconnect.
+:meth:`Client.on_notification` and :meth:`Client.on_binary`; recovery reads
+stream positions through the ``sequence_of`` hook (tracked by
+:meth:`NetStats.observe_sequence`) and sends them from an ``on_state_change``
+callback on reconnect.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from rtctl.client.backoff import Backoff, BackoffSchedule
-from rtctl.client.calls import Malformed, NotificationReceived, PendingCalls, parse_incoming
+from rtctl.client.calls import PendingCalls
 from rtctl.client.endpoint import endpoint_url
 from rtctl.client.errors import (
     DEFAULT_RETRYABLE_CODES,
@@ -44,22 +48,21 @@ from rtctl.client.errors import (
     ClientClosed,
     ClientError,
     ConnectionLost,
-    ErrorKind,
     GaveUp,
     MessageDropped,
-    ProtocolError,
     ServerError,
     Verdict,
     check_retryable_codes,
     classify_close,
 )
-from rtctl.client.events import ClientEvents
+from rtctl.client.inbound import Inbound, SequenceOf
 from rtctl.client.link import MAX_MESSAGE_BYTES, Link, LinkClosed, OpenFailed
-from rtctl.client.netstats import NetSnapshot, NetStats
+from rtctl.client.netstats import NetSnapshot
 from rtctl.client.queue import QueueCounters, Queued, QueueLimits, SendQueue
 from rtctl.client.states import ACCEPTS_MESSAGES, ClientState
 from rtctl.client.transport import TransportName, opener
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, SUBPROTOCOL
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
@@ -77,15 +80,15 @@ DEFAULT_OPEN_TIMEOUT = 10.0  # TCP + HTTP upgrade; a refused port fails at once 
 DEFAULT_PING_INTERVAL = 5.0  # a sys.ping every 5 s keeps RTT and clock offset fresh
 
 TokenRefresh = Callable[[AuthRefused], Awaitable[str | None] | str | None]
-SequenceOf = Callable[[str, Any], tuple[Hashable, int] | None]
 _Params = list[Any] | dict[str, Any] | None
 
 
-class Client(ClientEvents):
+class Client(Inbound):
     """A JSON-RPC 2.0 client for an rtctl gateway that reconnects by itself.
 
     The options are described in ``docs/client.md``; ``transport`` names the
-    WebSocket library (:data:`~rtctl.client.transport.TRANSPORTS`).
+    WebSocket library (:data:`~rtctl.client.transport.TRANSPORTS`); ``binary``
+    False offers ``rtctl.v1`` alone, for state as JSON notifications.
     """
 
     def __init__(
@@ -104,10 +107,13 @@ class Client(ClientEvents):
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         transport: TransportName = "websockets",
+        binary: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(calls=PendingCalls(check_retryable_codes(retryable_codes)),
+                         sequence_of=sequence_of, clock=clock)
         self.url = endpoint_url(url)
         self._open = opener(transport)
+        self._offer = (BINARY_SUBPROTOCOL, SUBPROTOCOL) if binary else (SUBPROTOCOL,)
         self.token = token
         self._token_refresh = token_refresh
         self._schedule = BackoffSchedule(backoff or Backoff(), rng or random.Random())
@@ -115,10 +121,6 @@ class Client(ClientEvents):
         self.call_timeout = call_timeout
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
-        self._calls = PendingCalls(check_retryable_codes(retryable_codes))
-        self._sequence_of = sequence_of
-        self._clock = clock
-        self._stats = NetStats()
         self.last_error: BaseException | None = None
         self._link: Link | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -135,6 +137,11 @@ class Client(ClientEvents):
     def queued(self) -> int:
         """Messages waiting in the send queue now."""
         return len(self._queue)
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the open connection agreed on; None while not connected."""
+        return None if self._link is None else self._link.subprotocol
 
     def netstats(self) -> NetSnapshot:
         """RTT, clock offset, rates and gaps as of now."""
@@ -279,7 +286,7 @@ class Client(ClientEvents):
         while True:
             try:
                 link = await self._open(self.url, self.token, self._open_timeout,
-                                        MAX_MESSAGE_BYTES)
+                                        MAX_MESSAGE_BYTES, self._offer)
             except OpenFailed as exc:
                 verdict = exc.verdict
             else:
@@ -304,7 +311,7 @@ class Client(ClientEvents):
             if self._ping_interval:
                 pinger = asyncio.get_running_loop().create_task(self._ping_loop())
             while True:
-                self._received(await link.recv())
+                self._received(await link.recv(), link.subprotocol)
         except LinkClosed:
             pass
         finally:
@@ -353,40 +360,6 @@ class Client(ClientEvents):
             with contextlib.suppress(ClientError):  # a lost ping is no news: the reader sees drops
                 await self.ping()
             await asyncio.sleep(self._ping_interval)
-
-    def _received(self, message: str | bytes) -> None:
-        size = len(message.encode()) if isinstance(message, str) else len(message)
-        self._stats.record_in(size, self._clock())
-        if isinstance(message, bytes):
-            self._report(Verdict(ErrorKind.PROTOCOL, False,
-                                 ProtocolError("the gateway sent a binary frame")))
-            return
-        try:
-            parts = parse_incoming(jsonrpc.loads(message))
-        except ValueError as exc:
-            parts = [Malformed(ProtocolError(f"the gateway sent invalid JSON: {exc}"))]
-        for part in parts:
-            if isinstance(part, Malformed):
-                self._report(Verdict(ErrorKind.PROTOCOL, False, part.error))
-            elif isinstance(part, NotificationReceived):
-                self._notification(part)
-            elif not self._calls.resolve(part) and part.error is not None and part.id is None:
-                # An error nobody can match: the gateway could not read what we sent.
-                self._report(Verdict(ErrorKind.PROTOCOL, False,
-                                     ProtocolError(f"the gateway answered {part.error!r}")))
-
-    def _notification(self, event: NotificationReceived) -> None:
-        position = None
-        if self._sequence_of is not None:
-            try:
-                position = self._sequence_of(event.method, event.params)
-            except Exception:  # the game's hook must not stop the reader
-                logger.exception("sequence_of failed on %s", event.method)
-        if position is not None:
-            stream, seq = position
-            gap = self._stats.observe_sequence(stream, seq)
-            event = NotificationReceived(event.method, event.params, stream, seq, gap)
-        self._deliver(event)
 
     # -- bookkeeping ---------------------------------------------------------------
 

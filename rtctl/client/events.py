@@ -8,6 +8,9 @@ Three kinds of event, each a frozen dataclass named for what happened:
 * :class:`~rtctl.client.errors.Verdict` for each failure the client classified
   and handled (reconnected, reported, or stopped on).
 
+And the bytes of each binary message (on ``rtctl.v1.binary``: the frames of
+:mod:`rtctl.protocol.frames`), passed as they came for the state store to read.
+
 Callbacks run on the event loop, in registration order. A plain callback
 runs inline and must not block; an ``async`` one is scheduled as a task. A
 callback that raises is logged and never breaks the client.
@@ -43,6 +46,7 @@ class ClientEvents:
         self._on_state: list[Callable[[StateChanged], object]] = []
         self._on_notification: list[tuple[str | None, _NotificationCallback]] = []
         self._on_error: list[Callable[[Verdict], object]] = []
+        self._on_binary: list[Callable[[bytes], object]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -61,6 +65,11 @@ class ClientEvents:
     ) -> Callable[[NotificationReceived], _R]:
         """Call ``callback(NotificationReceived)`` for ``method``'s notifications, or all."""
         self._on_notification.append((method, callback))
+        return callback
+
+    def on_binary(self, callback: Callable[[bytes], _R]) -> Callable[[bytes], _R]:
+        """Call ``callback(data)`` with each binary message, in order with the notifications."""
+        self._on_binary.append(callback)
         return callback
 
     def on_error(self, callback: Callable[[Verdict], _R]) -> Callable[[Verdict], _R]:
@@ -106,6 +115,10 @@ class ClientEvents:
         for method, callback in self._on_notification:
             if method is None or method == event.method:
                 self._emit(callback, event)
+
+    def _deliver_binary(self, data: bytes) -> None:
+        for callback in self._on_binary:
+            self._emit(callback, data)
 
     def _emit(self, callback: Callable[[Any], object], event: object) -> None:
         """Run one callback; an async one becomes a task; a failing one is logged."""

@@ -9,13 +9,15 @@ implementation (:mod:`rtctl.client.websockets_link`,
 
 Every implementation opens the connection the same way: the token as
 ``Authorization: Bearer`` (RFC 6750 §2.1, :func:`upgrade_headers`), the
-``rtctl.v1`` subprotocol offered (RFC 6455 §1.9), no compression, messages up
-to :data:`MAX_MESSAGE_BYTES`, a keepalive Ping (§5.5.2) every
-:data:`KEEPALIVE_INTERVAL` s that must be answered within :data:`KEEPALIVE_TIMEOUT` s. And
-each fails the same way: an upgrade answered with anything but 101 (§4.1)
-raises :func:`refused`'s :class:`OpenFailed`, carrying
-:func:`~rtctl.client.errors.classify_status`'s verdict on the status and JSON
-body; anything else that keeps the connection from opening raises
+subprotocols it is given offered in order (RFC 6455 §1.9: ``rtctl.v1`` unless
+told otherwise; a :class:`~rtctl.client.Client` offers ``rtctl.v1.binary``
+first), no compression, messages up to :data:`MAX_MESSAGE_BYTES`, a keepalive
+Ping (§5.5.2) every :data:`KEEPALIVE_INTERVAL` s that must be answered within
+:data:`KEEPALIVE_TIMEOUT` s. And each fails the same way: an upgrade answered
+with anything but 101 (§4.1) raises :func:`refused`'s :class:`OpenFailed`,
+carrying :func:`~rtctl.client.errors.classify_status`'s verdict on the status
+and JSON body; anything else that keeps the connection from opening (a
+subprotocol chosen that was not offered among them, §4.1) raises
 :func:`unreachable`'s, of kind TRANSPORT. Once open, a closed connection
 raises :class:`LinkClosed` from ``send`` and ``recv``; then ``closed_with`` is
 the code and reason of the Close frame received (1005 if it had no code,
@@ -26,7 +28,7 @@ the code and reason of the Close frame received (1005 if it had no code,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from rtctl.client.errors import ErrorKind, TransportError, Verdict, classify_status, refusal_body
@@ -77,6 +79,10 @@ class Link(Protocol):
     def closed_with(self) -> tuple[int, str]:
         """Code and reason it closed with (module docstring), once it raised :class:`LinkClosed`."""
 
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose (one of those offered), None if it chose none."""
+
     async def send(self, data: bytes) -> None:
         """Send ``data`` (UTF-8 JSON) as one text message; raise :class:`LinkClosed` if closed."""
 
@@ -87,8 +93,9 @@ class Link(Protocol):
         """Start the closing handshake (RFC 6455 §7.1.2) and wait, bounded, for it to end."""
 
 
-# (url, token, open_timeout, max_size): max_size None lifts the limit (tools' one-shot calls).
-Opener = Callable[[str, str | None, float, int | None], Awaitable[Link]]
+# (url, token, open_timeout, max_size, subprotocols): max_size None lifts the limit (tools'
+# one-shot calls); the subprotocols are offered in order of preference.
+Opener = Callable[[str, str | None, float, int | None, Sequence[str]], Awaitable[Link]]
 
 
 def upgrade_headers(token: str | None) -> dict[str, str]:

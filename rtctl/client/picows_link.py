@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from picows import (
@@ -114,9 +115,15 @@ class _Listener(WSListener):
 class PicowsLink:
     """A :class:`~rtctl.client.link.Link` over a picows connection."""
 
-    def __init__(self, transport: WSTransport, listener: _Listener) -> None:
+    def __init__(self, transport: WSTransport, listener: _Listener,
+                 subprotocol: str | None) -> None:
         self._transport = transport
         self._listener = listener
+        self._subprotocol = subprotocol
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._subprotocol
 
     @property
     def closed_with(self) -> tuple[int, str]:
@@ -152,9 +159,10 @@ class PicowsLink:
 
 
 async def open_picows(url: str, token: str | None, open_timeout: float,
-                      max_size: int | None) -> Link:
+                      max_size: int | None, subprotocols: Sequence[str] = (SUBPROTOCOL,)
+                      ) -> Link:
     """Open ``url``; raise :class:`~rtctl.client.link.OpenFailed` if it does not open."""
-    headers = {**upgrade_headers(token), "Sec-WebSocket-Protocol": SUBPROTOCOL}
+    headers = {**upgrade_headers(token), "Sec-WebSocket-Protocol": ", ".join(subprotocols)}
     try:
         async with asyncio.timeout(open_timeout):
             transport, listener = await ws_connect(
@@ -174,7 +182,8 @@ async def open_picows(url: str, token: str | None, open_timeout: float,
     if not isinstance(listener, _Listener):  # the socket closed during the upgrade
         raise unreachable(url, "the connection closed during the upgrade")
     chosen = transport.response.headers.get("Sec-WebSocket-Protocol")
-    if chosen not in (None, SUBPROTOCOL):  # RFC 6455 §4.1: fail on a subprotocol not offered
+    if chosen is not None and chosen not in subprotocols:  # RFC 6455 §4.1: not offered: fail
         transport.disconnect()
-        raise unreachable(url, f"the server chose subprotocol {chosen!r}, not {SUBPROTOCOL!r}")
-    return PicowsLink(transport, listener)
+        raise unreachable(url, f"the server chose subprotocol {chosen!r}, not one of "
+                               f"{', '.join(subprotocols)}")
+    return PicowsLink(transport, listener, chosen)

@@ -9,6 +9,8 @@ frame the client sent instead, as the seam asks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
@@ -42,6 +44,10 @@ class WebsocketsLink:
         close = protocol.close_rcvd or protocol.close_sent
         return (close.code, close.reason) if close else (CloseCode.ABNORMAL_CLOSURE, "")
 
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
     async def send(self, data: bytes) -> None:
         try:
             await self._ws.send(data, text=True)
@@ -59,11 +65,15 @@ class WebsocketsLink:
 
 
 async def open_websockets(url: str, token: str | None, open_timeout: float,
-                          max_size: int | None) -> Link:
-    """Open ``url``; raise :class:`~rtctl.client.link.OpenFailed` if it does not open."""
+                          max_size: int | None, subprotocols: Sequence[str] = (SUBPROTOCOL,)
+                          ) -> Link:
+    """Open ``url``; raise :class:`~rtctl.client.link.OpenFailed` if it does not open.
+
+    websockets itself fails a handshake whose subprotocol was not offered.
+    """
     try:
         ws = await connect(url, additional_headers=upgrade_headers(token),
-                           subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None,
+                           subprotocols=[Subprotocol(p) for p in subprotocols], compression=None,
                            open_timeout=open_timeout, max_size=max_size,
                            ping_interval=KEEPALIVE_INTERVAL, ping_timeout=KEEPALIVE_TIMEOUT,
                            close_timeout=CLOSE_TIMEOUT)

@@ -23,6 +23,7 @@ from rtctl.exceptions import RtctlError
 from rtctl.gateway.auth import Identity
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext
 
 __all__ = ["TRANSITIONS", "Connection", "ConnectionState", "IllegalTransition", "Transport"]
@@ -50,8 +51,12 @@ class IllegalTransition(RtctlError):
 class Transport(Protocol):
     """The driver's side: how bytes leave and how the socket closes."""
 
-    def send(self, data: bytes) -> bool:
-        """Queue one text message; never blocks. False when the queue overflowed."""
+    def send(self, data: bytes, binary: bool = False) -> bool:
+        """Queue one text (or ``binary``) message; never blocks. False when the queue overflowed.
+
+        Both kinds wait in one queue, so they leave in the order sent and
+        count against one bound.
+        """
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2)."""
@@ -125,11 +130,25 @@ class Connection:
 
     def push(self, data: bytes) -> None:
         """Send an encoded notification as it is (a room encodes once for all its members)."""
-        if self.state is not ConnectionState.OPEN:
-            return
-        if not self.transport.send(data):
-            # A client this far behind is better reconnected and recovered.
-            self.close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
+        if self.state is ConnectionState.OPEN and not self.transport.send(data):
+            self._overflowed()
+
+    def push_binary(self, data: bytes) -> None:
+        """Send one binary message (opcode 2, RFC 6455 §5.6), in order with the text ones."""
+        if not takes_binary(self.subprotocol):
+            raise ValueError(f"connection {self.id} is on {self.subprotocol or 'no subprotocol'}"
+                             f", not {BINARY_SUBPROTOCOL}: it takes no binary frames")
+        if self.state is ConnectionState.OPEN and not self.transport.send(data, binary=True):
+            self._overflowed()
+
+    def backlog(self) -> int:
+        """Bytes waiting in the outbound queue (0 for a connection that never queued)."""
+        queued = self.transport.queued()
+        return 0 if queued is None else queued[1]
+
+    def _overflowed(self) -> None:
+        # A client this far behind is better reconnected and recovered.
+        self.close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
 
     def close(self, code: int, reason: str) -> None:
         """Close with a WebSocket close code; later calls are ignored."""

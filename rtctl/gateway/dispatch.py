@@ -120,13 +120,13 @@ class Dispatcher:
         incoming = jsonrpc.decode(message, self.max_batch)
         return self._route(incoming, conn.context, Sample(self._perf_ns() - decoding))
 
-    def sent(self, conn: Connection, data: bytes) -> None:
-        """Count a message the driver wrote to ``conn`` (and show it on the tap)."""
+    def sent(self, conn: Connection, data: bytes, binary: bool = False) -> None:
+        """Count a text (or ``binary``) message the driver wrote to ``conn``; tap it."""
         metrics = self.metrics
         metrics.messages_out += 1
         metrics.bytes_out += len(data)
         if self.tap.active:
-            self.tap.frame(conn, OUT, data)
+            self.tap.frame(conn, OUT, data, binary)
 
     def record(self, sample: Sample, write_ns: int) -> None:
         """File a profiled message's four stages once the driver has written it."""

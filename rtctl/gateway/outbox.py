@@ -9,6 +9,10 @@ rather than letting the gateway's memory grow: it reconnects and recovers.
 
 Sans-I/O: the transport driver drains it (a writer task, or a flush when the
 socket can take more); the queue itself only keeps order and counts bytes.
+Binary messages (``rtctl.v1.binary``'s state frames) wait in the same queue,
+in order with the text ones and under the same bound, each as a
+:class:`BinaryMessage`: text, the common case, waits as plain bytes and costs
+nothing more.
 
 A client that stops reading altogether fills its socket before any queue; the
 drivers' :class:`~rtctl.gateway.transports.WriteDeadline` handles that.
@@ -18,7 +22,17 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["Outbox"]
+__all__ = ["BinaryMessage", "Outbox"]
+
+
+class BinaryMessage(bytes):
+    """A queued binary message (RFC 6455 §5.6, opcode 2); a queued plain ``bytes`` is text.
+
+    Bytes itself, so the queue counts and hands out both kinds alike; the
+    driver asks ``type(data) is BinaryMessage`` for the opcode.
+    """
+
+    __slots__ = ()
 
 
 class Outbox:
@@ -39,19 +53,19 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def put(self, data: bytes) -> bool:
-        """Queue ``data``; False (and nothing queued) once the bound is crossed."""
+    def put(self, data: bytes, binary: bool = False) -> bool:
+        """Queue ``data`` (text or ``binary``); False (nothing queued) past the bound."""
         if self.overflowed:
             return False
         if self._bytes + len(data) > self._max_bytes:
             self.overflowed = True
             return False
-        self._queue.append(data)
+        self._queue.append(BinaryMessage(data) if binary else data)
         self._bytes += len(data)
         return True
 
     def pop(self) -> bytes | None:
-        """The oldest message, or None when the queue is empty."""
+        """The oldest message (a :class:`BinaryMessage` if binary), or None when empty."""
         if not self._queue:
             return None
         data = self._queue.popleft()

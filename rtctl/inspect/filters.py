@@ -32,6 +32,7 @@ from fnmatch import fnmatchcase
 from rtctl.exceptions import ConfigError
 from rtctl.inspect.pairing import Row
 from rtctl.protocol.tap import (
+    BINARY_KIND,
     IN,
     OUT,
     AuthRefused,
@@ -45,7 +46,7 @@ from rtctl.units import parse_size
 
 __all__ = ["FIELDS", "KINDS", "Filter", "parse_filter"]
 
-KINDS = ("request", "notification", "result", "error", "batch", "invalid")
+KINDS = ("request", "notification", "result", "error", "batch", "invalid", BINARY_KIND)
 FIELDS = ("method", "user", "conn", "dir", "kind", "size")
 _NORMAL_CLOSES = frozenset({1000, 1001})
 _TERM = re.compile(r"([a-z]+)(!=|>=|<=|=|>|<)(.*)")

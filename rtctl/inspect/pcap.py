@@ -6,14 +6,15 @@ address as the tap reported them, over Ethernet and IPv4 or IPv6. Each flow
 opens with the three-way handshake (RFC 9293 §3.5) and the HTTP upgrade
 (RFC 6455 §4.1-§4.2, with a real ``Sec-WebSocket-Accept``), so Wireshark's
 HTTP dissector hands the stream to its WebSocket dissector, which shows the
-JSON text. Every message becomes one final text frame (RFC 6455 §5.2),
-masked from client to server with a key from the seeded ``rng`` (§5.3), cut
-into segments of at most :data:`MSS` bytes; sequence and acknowledgement
-numbers run on consistently, and the receiver acknowledges every second
-full segment as TCP does, so Wireshark's TCP analysis finds nothing wrong. A
-disconnect sends the close frames (§5.5.1; none for 1005/1006/1015, which
-are never sent, §7.4.1) and then FIN both ways. The upgrade carries no
-token: recordings never hold one.
+JSON text. Every message becomes one final frame (RFC 6455 §5.2), text or
+binary (opcode 2, ``rtctl.v1.binary``) as it was sent, masked from client to
+server with a key from the seeded ``rng`` (§5.3), cut into segments of at
+most :data:`MSS` bytes; sequence and acknowledgement numbers run on
+consistently, and the receiver acknowledges every second full segment as
+TCP does, so Wireshark's TCP analysis finds nothing wrong. A disconnect
+sends the close frames (§5.5.1; none for 1005/1006/1015, which are never
+sent, §7.4.1) and then FIN both ways. The upgrade carries no token:
+recordings never hold one.
 
 Packet times are the events' microseconds. A frame of a connection that the
 recording never saw open (the listener joined later) gets a flow on the spot.
@@ -36,12 +37,13 @@ from scapy.utils import EDecimal, PcapWriter
 
 from rtctl.exceptions import ConfigError
 from rtctl.protocol.tap import IN, Connected, Disconnected, FrameSeen, TapEvent
+from rtctl.protocol.websocket import BINARY, TEXT
 
 __all__ = ["MSS", "PcapExporter", "accept_key", "apply_mask", "ws_frame"]
 
 MSS = 1460  # bytes of payload per segment, as on Ethernet
 WINDOW = 65535
-TEXT, CLOSE = 0x1, 0x8  # opcodes, RFC 6455 §5.2
+CLOSE = 0x8  # opcode, RFC 6455 §5.2
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 _UNSENDABLE = frozenset({1005, 1006, 1015})  # close codes never put in a frame (§7.4.1)
 _MAC = {"client": "02:00:00:00:00:01", "server": "02:00:00:00:00:02"}  # locally administered
@@ -151,11 +153,12 @@ class PcapExporter:
                        event.subprotocol)
         elif isinstance(event, FrameSeen):
             flow = self._flows.get(event.conn) or self._open(event.conn, event.t_us)
-            payload = event.payload.encode()
+            payload, opcode = event.data, BINARY if event.binary else TEXT
             if event.direction == IN:
-                self._emit(flow.send("client", ws_frame(payload, mask=self._mask()), event.t_us))
+                frame = ws_frame(payload, opcode=opcode, mask=self._mask())
+                self._emit(flow.send("client", frame, event.t_us))
             else:
-                self._emit(flow.send("server", ws_frame(payload), event.t_us))
+                self._emit(flow.send("server", ws_frame(payload, opcode=opcode), event.t_us))
         elif isinstance(event, Disconnected) and event.conn in self._flows:
             self._close(self._flows.pop(event.conn), event.code, event.reason, event.t_us)
 

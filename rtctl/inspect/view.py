@@ -8,8 +8,10 @@ terminal) reads::
     12:04:05.123456 → alice    3f2a1c-1  request      sys.echo         #1     52 B           [1,"a"]
     12:04:05.123689 ← alice    3f2a1c-1  result       sys.echo         #1     40 B   0.23 ms [1,"a"]
 
-The plain line is the event's JSON object with the reply's paired ``method``
-and its ``latency_us`` added, for ``jq`` and friends.
+A binary message (``rtctl.v1.binary``) shows what :func:`binary_preview`
+makes of its bytes. The plain line is the event's JSON object (a binary
+payload in base64) with the reply's paired ``method`` and its ``latency_us``
+added, for ``jq`` and friends.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rtctl.inspect.pairing import Pairing, Row
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.tap import (
+    BINARY_KIND,
     IN,
     AuthRefused,
     Connected,
@@ -36,11 +39,13 @@ from rtctl.protocol.tap import (
     TapEvent,
 )
 
-__all__ = ["Viewer", "plain_line", "rich_line"]
+__all__ = ["Viewer", "binary_preview", "plain_line", "rich_line"]
 
 _PREVIEW = 80  # characters of payload shown at the end of a readable line
+_HEX_PREVIEW = 16  # bytes of a binary payload shown in hex
 _KIND_STYLE = {"request": "cyan", "notification": "magenta", "result": "green",
-               "error": "bold red", "batch": "blue", "invalid": "bold red"}
+               "error": "bold red", "batch": "blue", "invalid": "bold red",
+               BINARY_KIND: "yellow"}
 
 
 def _clock(t_us: int) -> str:
@@ -63,6 +68,16 @@ def plain_line(row: Row) -> str:
     return jsonrpc.dumps(obj).decode()
 
 
+def binary_preview(data: bytes) -> str:
+    """How a readable line shows a binary message: its size and first bytes in hex.
+
+    The one place binary payloads are rendered: a decoder of the frame types
+    of :mod:`rtctl.protocol.frames` plugs in here.
+    """
+    more = "…" if len(data) > _HEX_PREVIEW else ""
+    return f"<binary {len(data)} bytes> {data[:_HEX_PREVIEW].hex(' ')}{more}"
+
+
 def _frame_line(row: Row, frame: FrameSeen) -> Text:
     kind = frame.kind if frame.error is None or frame.kind == "batch" else f"error {frame.error}"
     latency = f"{row.latency_us / 1000:.2f} ms" if row.latency_us is not None else ""
@@ -75,7 +90,7 @@ def _frame_line(row: Row, frame: FrameSeen) -> Text:
         f"{ident:<7.7} {frame.size:>7} B {latency:>10} ",
         (f"[{frame.impairment}] " if frame.impairment else "",
          "bold red" if (frame.impairment or "").startswith("dropped") else "bold yellow"),
-        (frame.payload[:_PREVIEW], "dim"),
+        (binary_preview(frame.data) if frame.binary else frame.payload[:_PREVIEW], "dim"),
     )
 
 

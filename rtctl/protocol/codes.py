@@ -25,6 +25,7 @@ class ErrorCode(IntEnum):
     # rtctl's own, in the implementation-defined range -32000..-32099.
     UNAUTHORIZED = -32001
     FORBIDDEN = -32003
+    CONFLICT = -32009
     BACKEND_UNAVAILABLE = -32050
 
 
@@ -35,7 +36,8 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_PARAMS: "The params do not bind to the method's signature; the message names the parameter.",
     ErrorCode.INTERNAL_ERROR: "The handler failed. `data.correlation_id` finds the traceback in the gateway log.",
     ErrorCode.UNAUTHORIZED: "The token offered to `session.refresh` was refused; `data.reason` says why.",
-    ErrorCode.FORBIDDEN: "For your handlers: the caller's token does not allow this call (an admin-only method).",
+    ErrorCode.FORBIDDEN: "Not allowed: a room you are not in, a server-only state field (`data.field`), or, from your handlers, what the caller's token does not allow.",
+    ErrorCode.CONFLICT: "A compare-and-set `state.update` lost: the entity changed since `expect_version`. `data` has the current `version` and `value`; read, decide, retry.",
     ErrorCode.BACKEND_UNAVAILABLE: "The call needs Redis or NATS and the gateway cannot reach it; `data.backend` names which. Retry with backoff.",
 }
 

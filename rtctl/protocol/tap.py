@@ -4,16 +4,19 @@ The gateway's ``/tap``, the simulator's ``GET /tap``, ``rtctl inspect`` and the
 TUI all speak it, so it lives here, below all of them. Each event is a frozen
 dataclass named for what happened: :class:`Connected`, :class:`Disconnected`
 (with the close code and reason, RFC 6455 §7.1.5), :class:`AuthRefused` (an
-upgrade answered 401/403/429/503), :class:`FrameSeen` (one WebSocket text
-message in either direction, with its JSON-RPC 2.0 kind, method and id) and,
-for a listener, :class:`Subscribed` and :class:`Dropped`. Each turns into one
-flat JSON object with an ``event`` tag (:meth:`TapEvent.to_json`) and back
-(:func:`event_from_json`); ``docs/api.md`` lists the fields. On the wire a
-listener gets one or more events per message, one JSON object per line.
+upgrade answered 401/403/429/503), :class:`FrameSeen` (one WebSocket message
+in either direction: text with its JSON-RPC 2.0 kind, method and id, or
+binary with its bytes in base64) and, for a listener, :class:`Subscribed`
+and :class:`Dropped`. Each turns into one flat JSON object with an ``event``
+tag (:meth:`TapEvent.to_json`) and back (:func:`event_from_json`);
+``docs/api.md`` lists the fields. On the wire a listener gets one or more
+events per message, one JSON object per line.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -24,6 +27,7 @@ from rtctl.protocol.redact import redact
 
 __all__ = [
     "ADMIN_ROLE",
+    "BINARY_KIND",
     "IN",
     "OUT",
     "TAP_PATH",
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 TAP_PATH = "/tap"
+BINARY_KIND = "binary"  # a FrameSeen's kind for a binary message
 ADMIN_ROLE = "admin"  # the value of the ``role`` claim a listener's token must carry
 IN, OUT = "in", "out"  # client → server, server → client
 
@@ -123,10 +128,15 @@ class AuthRefused(TapEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FrameSeen(TapEvent):
-    """One text message. ``kind`` is what :func:`describe` found in ``payload``.
+    """One message. ``kind`` is what :func:`describe` found in a text ``payload``.
 
     For a batch (JSON-RPC 2.0 §6) ``method`` lists its methods comma-separated,
-    ``id`` is None and ``error`` is the first error code in it.
+    ``id`` is None and ``error`` is the first error code in it. A binary
+    message (``binary``, RFC 6455 §5.6 opcode 2: ``rtctl.v1.binary``'s state
+    frames) is of kind ``binary`` and its ``payload`` is its bytes in base64
+    (RFC 4648 §4), so a JSON line carries it whole; :attr:`data` gives them
+    back. Binary is not redacted: tokens travel in text only (the upgrade,
+    ``session.refresh``).
     """
 
     TAG = "frame"
@@ -140,17 +150,29 @@ class FrameSeen(TapEvent):
     error: int | None
     payload: str
     impairment: str | None = None  # what the simulator did to it: "delayed 52 ms", "dropped"
+    binary: bool = False
 
     @classmethod
-    def of(cls, t_us: int, conn: str, user: str, direction: str,
-           data: str | bytes, impairment: str | None = None) -> FrameSeen:
+    def of(cls, t_us: int, conn: str, user: str, direction: str, data: str | bytes,
+           impairment: str | None = None, binary: bool = False) -> FrameSeen:
         """Describe a message as it went over the wire, tokens redacted (``size`` is the wire's)."""
+        if binary:
+            raw = data.encode() if isinstance(data, str) else data
+            return cls(t_us=t_us, conn=conn, user=user, direction=direction, size=len(raw),
+                       kind=BINARY_KIND, method=None, id=None, error=None,
+                       payload=base64.b64encode(raw).decode("ascii"), impairment=impairment,
+                       binary=True)
         text = data if isinstance(data, str) else data.decode("utf-8", "replace")
         size = len(data) if isinstance(data, bytes) else len(data.encode())
         kind, method, request_id, error = describe(text)
         return cls(t_us=t_us, conn=conn, user=user, direction=direction, size=size, kind=kind,
                    method=method, id=request_id, error=error, payload=redact(text),
                    impairment=impairment)
+
+    @property
+    def data(self) -> bytes:
+        """The message's bytes as recorded: a binary one's own, a text one's UTF-8."""
+        return base64.b64decode(self.payload) if self.binary else self.payload.encode()
 
 
 _EVENTS: Mapping[str, type[TapEvent]] = {
@@ -168,7 +190,13 @@ def event_from_json(obj: Any) -> TapEvent:
     missing = [f.name for f in fields(cls) if f.name not in obj and f.default is MISSING]
     if missing:
         raise ValueError(f"{cls.TAG} event without {', '.join(missing)}")
-    return cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
+    event = cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
+    if isinstance(event, FrameSeen) and event.binary:
+        try:
+            base64.b64decode(event.payload, validate=True)
+        except (binascii.Error, TypeError):
+            raise ValueError("a binary frame's payload is not base64") from None
+    return event
 
 
 def describe_message(obj: Any) -> tuple[str, str | None, jsonrpc.RequestId, int | None]:

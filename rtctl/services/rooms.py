@@ -34,6 +34,7 @@ from rtctl.protocol.codes import ErrorCode
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.room_delivery import RoomDelivery, RoomLimits, Timer
 from rtctl.services.sessions import SessionService
+from rtctl.services.state import StateService
 
 __all__ = ["DEFAULT_PAGE", "MAX_PAGE", "MAX_ROOMS_PER_CONNECTION", "ROOM_NAME", "RoomService"]
 
@@ -82,8 +83,10 @@ class RoomService:
     """Rooms for one gateway: the store, the bus and this node's members."""
 
     def __init__(self, host: Host, sessions: SessionService, *,
-                 limits: RoomLimits = RoomLimits(), timer: Timer | None = None) -> None:
+                 limits: RoomLimits = RoomLimits(), timer: Timer | None = None,
+                 stateful: StateService | None = None) -> None:
         self._host = host
+        self._stateful = stateful
         self._backends = sessions.backends
         self._limits = limits
         self._local: dict[str, dict[str, Peer]] = {}  # room → conn id → conn
@@ -113,6 +116,8 @@ class RoomService:
         rooms.discard(room)
         if not rooms:
             self._joined.pop(conn_id, None)
+        if self._stateful is not None:
+            await self._stateful.left(room, conn_id)
         if not members:
             self._local.pop(room, None)
             self._delivery.forget(room)
@@ -140,9 +145,16 @@ class RoomService:
 
     # -- methods -----------------------------------------------------------------
 
-    async def join(self, ctx: CallContext, room: str) -> dict[str, Any]:
-        """``room.join {room}`` → ``{members, total}``; a big room's reply has no ``members``."""
+    async def join(self, ctx: CallContext, room: str,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``room.join {room, options?}`` → ``{members, total}``; a big room's reply has no
+        ``members``. A stateful room's adds ``version`` and ``encoding``, and takes the
+        ``options`` its type's ``on_create`` reads (the first joiner's)."""
         _checked(room)
+        stateful = self._stateful is not None and self._stateful.handles(room)
+        if options is not None and not stateful:
+            raise InvalidParams("Invalid params: 'options' are for stateful rooms, and "
+                                f"{room!r} is not one", {"room": room})
         mine = self._joined.get(ctx.connection_id, set())
         if room not in mine and len(mine) >= MAX_ROOMS_PER_CONNECTION:
             raise InvalidParams(f"Invalid params: a connection may be in at most "
@@ -162,6 +174,18 @@ class RoomService:
             raise
         if first:
             await self._send(room, "joined", conn.id, user=conn.user, total=total)
+        reply = await self._membership(room, total)
+        if stateful:
+            assert self._stateful is not None
+            try:
+                reply.update(self._stateful.joined(room, conn, options))
+            except BaseException:  # the game refused the join (or failed): undo it
+                await self._leave_store(room, conn.id, conn.user)
+                await self._drop_local(room, conn.id)
+                raise
+        return reply
+
+    async def _membership(self, room: str, total: int) -> dict[str, Any]:
         small = self._limits.small_room
         if total > small:
             return {"total": total}

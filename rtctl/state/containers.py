@@ -3,7 +3,9 @@
 A :class:`StateMap` behaves as a dict (insertion order kept: a key that is
 removed and added again goes to the end, as in a dict). Per key it remembers
 the versions at which the entry was last added, changed and replaced, in a dict
-ordered by the last of them, and a tombstone for each removed key: "what
+ordered by the last of them, and a tombstone per removed key (every life it had
+within the history: a key removed, added again and removed again must still be
+removed from a client that held its first life): "what
 changed since version v" is then a walk over the newest entries only, however
 big the map.
 
@@ -41,9 +43,16 @@ def _detach(value: Any) -> None:
 
 
 def _refuse_foreign(values: Iterable[Any], container: Node) -> None:
-    """Check before changing anything that no value belongs to another tree."""
+    """Check before changing anything that no value belongs to another tree, nor comes twice."""
+    seen: set[int] = set()
     for value in values:
-        if isinstance(value, Node) and value._parent not in (None, container):
+        if not isinstance(value, Node):
+            continue
+        if id(value) in seen:
+            raise ValueError(f"the same {type(value).__name__} appears twice: an instance "
+                             "has one place in a state tree")
+        seen.add(id(value))
+        if value._parent not in (None, container):
             value._attach(container, None)  # raises, naming the problem
 
 
@@ -57,7 +66,8 @@ class StateMap(Node, MutableMapping[str, Any]):
         self._item = item
         self._data: dict[str, Any] = {}
         self._meta: dict[str, list[int]] = {}  # key → [added, changed, replaced], by the newest
-        self._tombs: dict[str, tuple[int, int]] = {}  # removed key → (removed at, added at)
+        # key → the (added, removed) versions of each past life, ordered by the last removal
+        self._tombs: dict[str, list[tuple[int, int]]] = {}
         self._pending: dict[str, int] = {}  # key → ADDED | REPLACED | CHANGED since the commit
         self._sent: dict[str, Any] = {}  # primitive values the last relative delta was based on
         self._positions: dict[str, int] | None = None
@@ -128,12 +138,12 @@ class StateMap(Node, MutableMapping[str, Any]):
             meta = self._meta.pop(key, None)
             if value is _ABSENT:
                 if meta is not None:  # a key added since the last commit leaves no trace
-                    self._tombs.pop(key, None)
-                    self._tombs[key] = (version, meta[0])
+                    self._bury(key, meta[0], version, floor)
                     self._sent.pop(key, None)
                 continue
             if meta is None or flags & ADDED:
-                self._tombs.pop(key, None)
+                if meta is not None:  # removed and added again since the last commit
+                    self._bury(key, meta[0], version, floor)
                 meta = [version, version, version]
                 if isinstance(value, Node):
                     value._reset(version)
@@ -160,14 +170,24 @@ class StateMap(Node, MutableMapping[str, Any]):
         self._dirty = False
         self._stamp = version
 
+    def _bury(self, key: str, added: int, removed: int, floor: int) -> None:
+        """Remember that clients from version ``added`` to before ``removed`` held ``key``."""
+        lives = [life for life in self._tombs.pop(key, ()) if life[1] > floor]
+        lives.append((added, removed))
+        self._tombs[key] = lives
+
     def _prune(self, floor: int) -> None:
         """Forget removals at or before ``floor``: no delta starts from before it."""
         tombs = self._tombs
         while tombs:
             key = next(iter(tombs))
-            if tombs[key][0] > floor:
+            if tombs[key][-1][1] > floor:
                 break
             del tombs[key]
+
+    def held_earlier(self, key: str, base: int) -> bool:
+        """Whether a client at version ``base`` holds a past life of ``key`` (since removed)."""
+        return any(added <= base < gone for added, gone in self._tombs.get(key, ()))
 
     def positions(self) -> dict[str, int]:
         """Each key's index in map order (cached until the next add or removal)."""
@@ -178,10 +198,12 @@ class StateMap(Node, MutableMapping[str, Any]):
     def changes_since(self, base: int) -> MapChanges:
         """What a client at version ``base`` lacks: removed, added, replaced, changed keys."""
         removed = []
-        for key, (removed_at, added_at) in reversed(self._tombs.items()):
-            if removed_at <= base:
+        for key, lives in reversed(self._tombs.items()):
+            if lives[-1][1] <= base:
                 break
-            if added_at <= base:  # a key added and removed after base never reached it
+            # a key held now is an add (if new since base); one whose lives all began or
+            # ended after base never reached the client
+            if key not in self._data and self.held_earlier(key, base):
                 removed.append(key)
         newer = []
         for key, stamps in reversed(self._meta.items()):

@@ -125,6 +125,7 @@ class Encoder:
 
     def since_json(self, base: int) -> str:
         """:meth:`since` in the JSON encoding."""
+        self._check_base(base)
         return _dumps(self.since_object(base)) if base != self.version else ""
 
     def full_object(self) -> dict[str, Any]:
@@ -132,9 +133,13 @@ class Encoder:
         return {"version": self.version, "state": jsonform.full(self.state)}
 
     def since_object(self, base: int) -> dict[str, Any]:
-        """The JSON delta from ``base`` as data."""
+        """The JSON delta from ``base`` as data (a full state where no merge patch fits)."""
         self._check_base(base)
-        return {"version": self.version, "base": base, "patch": jsonform.since(self.state, base)}
+        try:
+            patch = jsonform.since(self.state, base)
+        except jsonform.NotMergeable:
+            return self.full_object()
+        return {"version": self.version, "base": base, "patch": patch}
 
     def _check_base(self, base: int) -> None:
         if self.state._dirty:

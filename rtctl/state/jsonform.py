@@ -17,11 +17,15 @@ beyond 2**53 is exact in JSON, but a JavaScript client reading it with
 
 One difference from the binary form: a key removed and added again in one
 delta keeps its old place in the client's map (a merge patch cannot move a
-key); the contents are the same.
+key); the contents are the same. And a merge patch cannot replace an object
+(RFC 7396 §2 merges it into the one the client holds): when a state with a map
+inside was replaced, or re-added under a key the client still holds, the old
+map's keys would survive, so :class:`NotMergeable` asks for a full state instead.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rtctl.state.containers import StateList, StateMap
@@ -31,14 +35,32 @@ from rtctl.state.schema import Schema
 from rtctl.state.types import Primitive
 from rtctl.state.wire import StateError
 
-__all__ = ["full", "read_full", "read_schema", "since"]
+__all__ = ["NotMergeable", "full", "read_full", "read_schema", "since"]
 
 
 # -- writing ---------------------------------------------------------------------
 
 
+class NotMergeable(Exception):
+    """No merge patch reaches the state from the base: send a full state."""
+
+
+@functools.cache
+def _holds_maps(cls: type[Schema]) -> bool:
+    return any(isinstance(field.type, MapOf)
+               or (isinstance(field.type, SchemaOf) and _holds_maps(field.type.cls))
+               for field in cls.fields())
+
+
 def _item(item: ItemType, value: Any) -> Any:
     return item.to_json(value) if isinstance(item, Primitive) else full(value)
+
+
+def _over(item: ItemType, value: Any) -> Any:
+    """``value`` written whole over the one the client holds, which it is merged into."""
+    if isinstance(item, SchemaOf) and _holds_maps(item.cls):
+        raise NotMergeable
+    return _item(item, value)
 
 
 def full(node: Node) -> Any:
@@ -60,7 +82,7 @@ def since(node: Node, base: int) -> Any:
         for field, value in zip(node.fields(), node._values, strict=True):
             stamp = node._stamps[field.index]
             if stamp > base:
-                patch[field.name] = _item(field.type, value)  # type: ignore[arg-type]
+                patch[field.name] = _over(field.type, value)  # type: ignore[arg-type]
             elif isinstance(value, Node) and value._stamp > base:
                 patch[field.name] = since(value, base)
         return patch
@@ -68,8 +90,10 @@ def since(node: Node, base: int) -> Any:
         removed, added, replaced, changed = node.changes_since(base)
         data, item = node._data, node.item
         patch = dict.fromkeys(removed)
-        for key in (*replaced, *added):
-            patch[key] = _item(item, data[key])
+        for key in replaced:
+            patch[key] = _over(item, data[key])
+        for key in added:
+            patch[key] = (_over if node.held_earlier(key, base) else _item)(item, data[key])
         for key in changed:
             patch[key] = (item.to_json(data[key]) if isinstance(item, Primitive)
                           else since(data[key], base))

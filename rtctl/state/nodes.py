@@ -8,12 +8,9 @@ path up to the root (``_dirty``), so a commit visits only what changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rtctl.state.types import Primitive
-
-if TYPE_CHECKING:
-    from rtctl.state.schema import Schema
 
 __all__ = ["FieldType", "ItemType", "ListOf", "MapOf", "Node", "SchemaOf", "plain"]
 
@@ -63,11 +60,11 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class SchemaOf:
-    """A field or item that holds an instance of ``cls``."""
+    """A field or item that holds an instance of ``cls`` (a Schema class)."""
 
-    cls: type[Schema]
+    cls: type[Any]  # a Schema subclass; typed loosely, as schema.py builds on this module
 
-    def check(self, value: Any) -> Schema:
+    def check(self, value: Any) -> Any:
         if not isinstance(value, self.cls):
             raise TypeError(f"expected a {self.cls.__name__}, not {type(value).__name__}")
         return value

@@ -198,7 +198,7 @@ class _Float(Primitive):
             raise TypeError(f"{self.name} field takes a float, not {type(value).__name__}")
         try:
             packed = struct.pack(self._format, value)
-        except OverflowError:
+        except (OverflowError, struct.error):  # struct.error: an int beyond any float
             raise ValueError(f"{value} is beyond the range of {self.name}") from None
         held: float = struct.unpack(self._format, packed)[0]
         return held

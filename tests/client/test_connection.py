@@ -50,7 +50,7 @@ async def test_connect_call_notify_batch(lab: Lab) -> None:
     assert states == [S.CONNECTING, S.CONNECTED]
     assert await client.call("sys.echo", [1, "a"]) == [1, "a"]
     info = await client.call("session.info")
-    assert (info["user"], info["subprotocol"]) == ("alice", "rtctl.v1")
+    assert (info["user"], info["subprotocol"]) == ("alice", "rtctl.v1.binary")
     await client.notify("game.record", ["note"])
     results = await client.batch([("sys.echo", {"x": 1}), ("game.record", ["b"], False),
                                   ("nope", None)])

@@ -72,7 +72,7 @@ async def test_what_the_gateway_sends_that_is_not_json_rpc_is_reported(
     client = Client("ws://127.0.0.1:1")
     verdicts: list[Verdict] = []
     client.on_error(verdicts.append)
-    client._received(message)
+    client._received(message, "rtctl.v1")
     assert [(v.kind, type(v.error)) for v in verdicts] == (
         [(ErrorKind.PROTOCOL, ProtocolError)] if reported else [])
     assert client.netstats().messages_in == 1
@@ -85,6 +85,6 @@ async def test_a_failing_sequence_hook_still_delivers_the_notification(
     seen: list[NotificationReceived] = []
     client.on_notification(seen.append)
     with caplog.at_level(logging.ERROR, logger="rtctl.client"):
-        client._received('{"jsonrpc": "2.0", "method": "game.tick", "params": {}}')
+        client._received('{"jsonrpc": "2.0", "method": "game.tick", "params": {}}', "rtctl.v1")
     assert seen == [NotificationReceived("game.tick", {})]
     assert "sequence_of failed" in caplog.text

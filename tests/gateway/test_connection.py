@@ -34,10 +34,12 @@ class FakeTransport:
         self.accept = accept
         self.queue = queue
         self.sent: list[bytes] = []
+        self.binary: list[bool] = []  # whether each of ``sent`` was binary
         self.closed: list[tuple[int, str]] = []
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, binary: bool = False) -> bool:
         self.sent.append(data)
+        self.binary.append(binary)
         return self.accept
 
     def close(self, code: int, reason: str) -> None:

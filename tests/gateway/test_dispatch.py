@@ -80,7 +80,7 @@ class FakeTransport:
         self.sent: list[bytes] = []
         self.closed: list[tuple[int, str]] = []
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, binary: bool = False) -> bool:
         self.sent.append(data)
         return True
 

@@ -32,7 +32,7 @@ class FakeTransport:
     def __init__(self, queue: tuple[int, int] | None = None) -> None:
         self.queue = queue
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, binary: bool = False) -> bool:
         return True
 
     def close(self, code: int, reason: str) -> None:

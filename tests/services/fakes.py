@@ -9,6 +9,7 @@ from typing import Any
 from rtctl.backends import Backends, memory_backends
 from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, ReadinessCheck
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext, Peer
 
 
@@ -64,11 +65,15 @@ class FakeHost:
 
 
 class FakePeer:
-    """Keeps every notification pushed to it, decoded."""
+    """Keeps every notification pushed to it, decoded, and every binary message."""
 
-    def __init__(self, conn_id: str, user: str) -> None:
+    def __init__(self, conn_id: str, user: str,
+                 subprotocol: str | None = BINARY_SUBPROTOCOL) -> None:
         self.id, self.user, self.connected_at = conn_id, user, 0.0
+        self.subprotocol = subprotocol
         self.received: list[dict[str, Any]] = []
+        self.binary: list[bytes] = []
+        self.queued = 0  # what backlog() answers: bytes its socket has not taken
 
     def notify(self, method: str, params: Any = None) -> None:
         self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
@@ -76,12 +81,20 @@ class FakePeer:
     def push(self, data: bytes) -> None:
         self.received.append(jsonrpc.loads(data))
 
+    def push_binary(self, data: bytes) -> None:
+        if not takes_binary(self.subprotocol):  # as the gateway's Connection
+            raise ValueError(f"{self.id} is on {self.subprotocol}: it takes no binary frames")
+        self.binary.append(data)
+
+    def backlog(self) -> int:
+        return self.queued
+
     def close(self, code: int, reason: str) -> None:
         raise AssertionError(f"closed with {code}: {reason}")
 
     def context(self) -> CallContext:
         return CallContext(connection_id=self.id, user=self.user, claims={"sub": self.user},
-                           remote_address=None, peer=self)
+                           remote_address=None, subprotocol=self.subprotocol, peer=self)
 
     def methods(self) -> list[str]:
         return [message["method"] for message in self.received]

@@ -5,10 +5,12 @@ coroutine and a message no ``await``: a reply is written in the same callback
 that received the request. What ``websockets`` does for the other driver, this
 one does itself, to the same contract (``docs/api.md``):
 
-- the handshake: the :class:`~rtctl.gateway.http.Front`'s answer, ``rtctl.v1``
-  echoed when offered (RFC 6455 §4.2.2), ``Server: rtctl``;
+- the handshake: the :class:`~rtctl.gateway.http.Front`'s answer, the
+  subprotocol :func:`~rtctl.protocol.upgrade.select_subprotocol` picks echoed
+  (RFC 6455 §4.2.2), ``Server: rtctl``;
 - messages: continuation frames reassembled (§5.4), binary closes 1003,
   invalid UTF-8 1007, over the size limit 1009, the peer's close echoed (§5.5.1);
+  binary messages out (``rtctl.v1.binary``) are opcode 2, in order with text;
 - heartbeat: one gateway-wide timer pings every connection each
   ``interval``; a pong missing after ``timeout - close_timeout`` closes 1011,
   so a dead peer is gone within interval + timeout (as with ``websockets``);

@@ -22,7 +22,7 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.auth import Identity
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import Deferred, Timed
-from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.outbox import BinaryMessage, Outbox
 from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
@@ -190,12 +190,12 @@ class GameLink(Link):
 
     # -- the Transport a Connection talks to ----------------------------------
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, binary: bool = False) -> bool:
         """Queue a notification; it is written once the handler that sent it returns."""
         outbox = self.outbox
         if outbox is None:
             outbox = self.outbox = Outbox(max_bytes=self.driver.core.config.limits.max_outbox_bytes)
-        if not outbox.put(data):
+        if not outbox.put(data, binary):
             return False
         if not self.flushing and not self.paused:
             self.flushing = True
@@ -207,7 +207,7 @@ class GameLink(Link):
         outbox = self.outbox
         assert outbox is not None
         while not self.paused and (data := outbox.pop()) is not None:
-            self._write(data)
+            self._write(data, _BINARY if type(data) is BinaryMessage else _TEXT)
 
     def queued(self) -> tuple[int, int] | None:
         return None if self.outbox is None else (len(self.outbox), self.outbox.queued_bytes)
@@ -234,12 +234,12 @@ class GameLink(Link):
         elif out is not None:
             self._deliver(out)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, kind: WSMsgType = _TEXT) -> None:
         ws, conn = self.ws, self.conn
         if ws is None or conn is None or ws.is_close_frame_sent or ws.is_disconnected:
             return
-        ws.send(_TEXT, data)
-        self.driver.core.dispatcher.sent(conn, data)
+        ws.send(kind, data)
+        self.driver.core.dispatcher.sent(conn, data, kind is _BINARY)
 
     def _deliver(self, out: bytes | Timed | None) -> None:
         if isinstance(out, Timed):

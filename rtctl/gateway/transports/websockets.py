@@ -7,7 +7,8 @@ handshake (RFC 6455 §5-§7). This driver reads each connection's messages in
 one coroutine, hands them to the :class:`~rtctl.gateway.dispatch.Dispatcher`
 and writes the replies with the socket's own backpressure; notifications wait
 in the connection's :class:`~rtctl.gateway.outbox.Outbox`, drained by a
-writer task made on first use.
+writer task made on first use: binary ones (``rtctl.v1.binary``) go out as
+opcode 2 (RFC 6455 §5.6), in order with the text ones.
 
 Two things ``websockets`` does not do are added to its connection class
 (:class:`_Connection`): a :class:`~rtctl.gateway.transports.WriteDeadline` (its
@@ -40,7 +41,7 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import LOOP_SLICE, Deferred, Dispatcher, Timed
 from rtctl.gateway.http import Admission, UpgradeRequest
-from rtctl.gateway.outbox import Outbox
+from rtctl.gateway.outbox import BinaryMessage, Outbox
 from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
@@ -152,13 +153,13 @@ class _SocketTransport:
     def bind(self, conn: Connection) -> None:
         self._conn = conn
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, binary: bool = False) -> bool:
         if self._outbox is None:
             self._outbox = Outbox(max_bytes=self._max_bytes)
             self._wake = asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(
                 self._drain(self._outbox, self._wake))
-        if not self._outbox.put(data):
+        if not self._outbox.put(data, binary):
             return False
         assert self._wake is not None
         self._wake.set()
@@ -170,13 +171,13 @@ class _SocketTransport:
                 await wake.wait()
                 wake.clear()
                 while (data := outbox.pop()) is not None:
-                    await self.write(data)
+                    await self.write(data, type(data) is BinaryMessage)
 
-    async def write(self, data: bytes) -> None:
-        """Write one text message and count it."""
-        await self._ws.send(data, text=True)
+    async def write(self, data: bytes, binary: bool = False) -> None:
+        """Write one text (or ``binary``) message and count it."""
+        await self._ws.send(data, text=not binary)
         assert self._conn is not None
-        self._dispatcher.sent(self._conn, data)
+        self._dispatcher.sent(self._conn, data, binary)
 
     def close(self, code: int, reason: str) -> None:
         asyncio.get_running_loop().create_task(self._ws.close(code, reason))

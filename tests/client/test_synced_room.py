@@ -1,0 +1,480 @@
+"""A stateful room kept over a client: routing, resyncs, rejoins, leaving.
+
+First against a fake client whose calls a test scripts (to lose replies and
+snapshots, refuse resyncs, drop the connection at chosen moments), then over
+the real gateway with a stateful room type, on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+
+from rtctl import CallContext, Router
+from rtctl.client import (
+    CallTimeout,
+    Client,
+    ClientState,
+    NotificationReceived,
+    ServerError,
+    StateChanged,
+    StateStore,
+    SyncedRoom,
+)
+from rtctl.gateway.server import Gateway
+from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.frames import state_frame
+from rtctl.services import builtin_services
+from rtctl.services.state_room import StateRoom
+from rtctl.state import Change, Encoder, Schema, uint8
+from tests.client.lab import FAST, WAIT
+from tests.client.test_state_store import Arena, Entity
+from tests.conftest import gateway_config, make_token
+
+ROOM = "arena:1"
+Answer = Callable[[str, Any], Awaitable[Any]]
+
+
+class FakeClient:
+    """What a :class:`SyncedRoom` uses of a client; ``answer`` plays the gateway."""
+
+    def __init__(self, answer: Answer, *, call_timeout: float = WAIT) -> None:
+        self.state = ClientState.CONNECTED
+        self.call_timeout = call_timeout
+        self.calls: list[tuple[str, Any]] = []
+        self.answer = answer
+        self._binary: list[Callable[[bytes], object]] = []
+        self._notes: list[tuple[str | None, Callable[[NotificationReceived], object]]] = []
+        self._states: list[Callable[[StateChanged], object]] = []
+
+    def on_binary(self, callback: Callable[[bytes], object]) -> None:
+        self._binary.append(callback)
+
+    def on_notification(self, callback: Callable[[NotificationReceived], object],
+                        method: str | None = None) -> None:
+        self._notes.append((method, callback))
+
+    def on_state_change(self, callback: Callable[[StateChanged], object]) -> None:
+        self._states.append(callback)
+
+    async def call(self, method: str, params: Any = None, *,
+                   timeout: float | None = None) -> Any:
+        self.calls.append((method, params))
+        return await self.answer(method, params)
+
+    def frame(self, data: bytes) -> None:
+        for callback in self._binary:
+            callback(data)
+
+    def notify(self, method: str, params: Any) -> None:
+        for wanted, callback in self._notes:
+            if wanted in (None, method):
+                callback(NotificationReceived(method, params))
+
+    def move(self, *states: ClientState) -> None:
+        for new in states:
+            old, self.state = self.state, new
+            for callback in self._states:
+                callback(StateChanged(old, new))
+
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.calls]
+
+
+class Room:
+    """The gateway's side of one room: its state, and the frames it sends."""
+
+    def __init__(self) -> None:
+        self.state = Arena()
+        self.state.entities["e1"] = Entity(hp=100, name="ada")
+        self.enc = Encoder(self.state)
+
+    def full(self) -> bytes:
+        return state_frame(ROOM, self.enc.full())
+
+    def tick(self) -> bytes:
+        self.state.tick += 1
+        return state_frame(ROOM, self.enc.delta())
+
+
+def gateway(room: Room, fake: list[FakeClient], **answers: Answer) -> Answer:
+    """An answer function: room.join and state.resync send the snapshot first, as the
+    gateway does; ``answers`` replace the default for their method."""
+
+    async def answer(method: str, params: Any) -> Any:
+        if method in answers:
+            return await answers[method](method, params)
+        if method in ("room.join", "state.resync"):
+            fake[0].frame(room.full())
+            return {"version": room.enc.version}
+        return None
+
+    return answer
+
+
+def make(room: Room, **answers: Answer) -> FakeClient:
+    holder: list[FakeClient] = []
+    client = FakeClient(gateway(room, holder, **answers))
+    holder.append(client)
+    return client
+
+
+async def join(client: FakeClient, store: StateStore[Arena] | type[Arena] = Arena,
+               **kwargs: Any) -> SyncedRoom[Arena]:
+    return await SyncedRoom.join(cast(Client, client), ROOM, store, **kwargs)
+
+
+async def test_join_routes_the_snapshot_that_comes_before_the_reply() -> None:
+    room = Room()
+    client = make(room)
+    store = StateStore(Arena)
+    added: list[Change] = []
+    store.on_change("entities.*", added.append)
+    synced = await join(client, store, options={"seed": 3})
+    assert client.calls == [("room.join", {"room": ROOM, "options": {"seed": 3}})]
+    assert synced.store is store
+    assert synced.state.to_dict() == room.state.to_dict()
+    assert [(c.path, c.kind) for c in added] == [(("entities", "e1"), "add")]
+    client.frame(room.tick())
+    assert synced.state.to_dict() == room.state.to_dict()
+
+
+async def test_only_this_rooms_state_frames_reach_its_store(
+        caplog: pytest.LogCaptureFixture) -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    before = synced.store.stats.messages
+    with caplog.at_level(logging.WARNING, logger="rtctl.client"):
+        client.frame(state_frame("arena:2", room.enc.full()))  # another room
+        client.frame(b"\x02" + room.enc.full())  # a reserved frame type
+        client.frame(b"\x01\x09arena")  # a state frame cut short
+    assert synced.store.stats.messages == before
+    assert [r.getMessage() for r in caplog.records] == [
+        "unreadable state frame dropped: state frame cut short: a room name of 9 bytes, "
+        "5 present"]
+
+
+async def test_json_patches_arrive_as_state_patch_notifications() -> None:
+    room = Room()
+    holder: list[FakeClient] = []
+
+    async def join_json(method: str, params: Any) -> Any:
+        room.enc.commit()
+        holder[0].notify("state.patch", {"room": ROOM, "message": room.enc.full_object()})
+        return {"version": room.enc.version, "encoding": "json"}
+
+    client = FakeClient(gateway(room, holder, **{"room.join": join_json}))
+    holder.append(client)
+    synced = await join(client)
+    base = room.enc.version
+    room.state.entities["e1"].hp = 1
+    room.enc.commit()
+    client.notify("state.patch", {"room": ROOM, "message": room.enc.since_object(base)})
+    client.notify("state.patch", {"room": "arena:2", "message": room.enc.full_object()})
+    assert synced.state.to_dict() == room.state.to_dict()
+    assert synced.store.stats.patches == 1
+
+
+async def test_a_gap_asks_for_one_resync_at_a_time() -> None:
+    room = Room()
+    asked, release = asyncio.Event(), asyncio.Event()
+    holder: list[FakeClient] = []
+
+    async def slow_resync(method: str, params: Any) -> Any:
+        asked.set()
+        await release.wait()
+        holder[0].frame(room.full())
+        return {"version": room.enc.version}
+
+    client = FakeClient(gateway(room, holder, **{"state.resync": slow_resync}))
+    holder.append(client)
+    synced = await join(client)
+    room.tick()  # lost
+    client.frame(room.tick())
+    await asyncio.wait_for(asked.wait(), WAIT)
+    for _ in range(3):
+        client.frame(room.tick())  # dropped while the resync is on its way
+    release.set()
+    await synced.synced(timeout=WAIT)
+    assert client.calls[1:] == [("state.resync", {"room": ROOM})]
+    assert synced.state.to_dict() == room.state.to_dict()
+    stats = synced.store.stats
+    assert (stats.gaps, stats.dropped, stats.resyncs, synced.resync_calls) == (1, 3, 1, 1)
+
+
+async def test_a_lost_resync_reply_is_asked_again() -> None:
+    room = Room()
+    holder: list[FakeClient] = []
+    answered = iter((False, True))
+
+    async def lossy(method: str, params: Any) -> Any:
+        if not next(answered):
+            raise CallTimeout("no reply within 5s", sent=True)
+        holder[0].frame(room.full())
+        return {"version": room.enc.version}
+
+    client = FakeClient(gateway(room, holder, **{"state.resync": lossy}))
+    holder.append(client)
+    synced = await join(client)
+    client.frame(b"\x01\x07arena:1\x02\xff")  # corrupt
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "state.resync"]
+    assert synced.store.stats.corrupt == 1
+    assert synced.resync_calls == 2
+
+
+async def one_turn() -> None:
+    """Let the loop run once: a task created before has then run up to its first wait
+    (asyncio runs ready callbacks first in, first out)."""
+    await asyncio.sleep(0)
+
+
+async def test_a_refused_resync_stops_until_the_next_reconnect(
+        caplog: pytest.LogCaptureFixture) -> None:
+    room = Room()
+
+    async def refuse(method: str, params: Any) -> Any:
+        raise ServerError(ErrorCode.FORBIDDEN, "Not in room")
+
+    client = make(room, **{"state.resync": refuse})
+    synced = await join(client)
+    with caplog.at_level(logging.WARNING, logger="rtctl.client"):
+        client.frame(b"\x01\x07arena:1\x02\xff")
+        await one_turn()
+    assert isinstance(synced.last_error, ServerError)
+    assert any("cannot get a state snapshot" in r.getMessage() for r in caplog.records)
+    client.frame(room.tick())
+    client.frame(room.tick())
+    await one_turn()
+    assert client.methods() == ["room.join", "state.resync"]
+    client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "room.join"]
+    assert synced.rejoins == 1
+
+
+async def test_a_refusal_from_a_connection_since_lost_does_not_stop_the_rejoin() -> None:
+    room = Room()
+    holder: list[FakeClient] = []
+
+    async def resync_across_a_reconnect(method: str, params: Any) -> Any:
+        # The request went out on a connection that dropped; the new one, which is in
+        # no room yet, refuses it, and answers only once the reconnect is announced.
+        holder[0].move(ClientState.RECONNECTING, ClientState.CONNECTED)
+        raise ServerError(ErrorCode.FORBIDDEN, "Not in room")
+
+    client = FakeClient(gateway(room, holder, **{"state.resync": resync_across_a_reconnect}))
+    holder.append(client)
+    synced = await join(client)
+    client.frame(b"\x01\x07arena:1\x02\xff")
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "room.join"]
+    assert synced.last_error is None
+
+
+async def test_after_a_reconnect_the_room_is_joined_again_and_its_snapshot_taken() -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    for _ in range(3):
+        client.frame(room.tick())
+    client.move(ClientState.RECONNECTING)
+    assert synced.store.needs_resync
+    client.frame(room.tick())  # a straggler: not applied
+    restarted = Room()  # the room was made again, at an older version
+    room.state, room.enc = restarted.state, restarted.enc
+    client.move(ClientState.CONNECTED)
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "room.join"]
+    assert synced.store.version == restarted.enc.version
+    assert synced.state.to_dict() == restarted.state.to_dict()
+    assert (synced.rejoins, synced.store.stats.resyncs) == (1, 1)
+
+
+async def test_a_snapshot_lost_after_the_join_is_asked_for() -> None:
+    room = Room()
+    holder: list[FakeClient] = []
+
+    async def join_lost(method: str, params: Any) -> Any:
+        return {"version": room.enc.version}  # the snapshot frame never arrives
+
+    client = FakeClient(gateway(room, holder, **{"room.join": join_lost}), call_timeout=0.05)
+    holder.append(client)
+    synced = await join(client)
+    assert client.methods() == ["room.join", "state.resync"]
+    assert synced.state.to_dict() == room.state.to_dict()
+
+
+async def test_no_snapshot_at_all_fails_the_join_and_leaves() -> None:
+    room = Room()
+
+    async def nothing(method: str, params: Any) -> Any:
+        return {"version": 0}
+
+    client = make(room, **{"room.join": nothing, "state.resync": nothing})
+    client.call_timeout = 0.05
+    with pytest.raises(CallTimeout, match="no state snapshot"):
+        await join(client)
+    assert client.methods() == ["room.join", "state.resync", "room.leave"]
+    client.answer = gateway(room, [client])
+    synced = await join(client)  # the room's name is free again on this client
+    assert synced.state.to_dict() == room.state.to_dict()
+
+
+async def test_leave_stops_the_store_and_frees_the_name() -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    with pytest.raises(ValueError, match="already syncs"):
+        await join(client)
+    await synced.leave()
+    assert client.methods() == ["room.join", "room.leave"]
+    before = synced.store.stats.messages
+    client.frame(room.tick())
+    assert synced.store.stats.messages == before
+    again = await join(client)
+    client.move(ClientState.RECONNECTING)
+    await again.leave()  # the membership ended with the connection: nothing to send
+    assert client.methods() == ["room.join", "room.leave", "room.join"]
+
+
+async def test_a_closed_client_stops_its_rooms() -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    client.move(ClientState.CLOSED)
+    client.frame(room.tick())
+    assert synced.store.stats.patches == 0
+
+
+# -- over the real gateway ----------------------------------------------------------------
+
+
+class Player(Schema):
+    hp: uint8
+    name: str
+
+
+class Match(Schema):
+    players: dict[str, Player]
+
+
+class MatchRoom(StateRoom[Match]):
+    schema = Match
+    tick_rate = 50.0
+
+    def on_join(self, user: str) -> None:
+        self.state.players.setdefault(user, Player(hp=100, name=user))
+
+    def on_leave(self, user: str) -> None:
+        del self.state.players[user]
+
+    def on_input(self, user: str, data: Any) -> None:
+        self.state.players[user].hp = data["hp"]
+
+
+class Stack:
+    """A gateway with the ``match`` room type, restartable on its port, and its clients."""
+
+    def __init__(self) -> None:
+        self.router = Router()
+        self.gateway: Gateway | None = None
+        self.port = 0
+        self.clients: list[Client] = []
+
+        @self.router.method("game.corrupt")
+        def corrupt(ctx: CallContext, room: str) -> None:
+            assert ctx.peer is not None
+            ctx.peer.push_binary(state_frame(room, b"\x02\xff"))
+
+    async def start(self) -> None:
+        config = dataclasses.replace(gateway_config(), port=self.port)
+        self.gateway = Gateway(config, router=self.router,
+                               services=builtin_services(room_types={"match": MatchRoom}))
+        await self.gateway.start()
+        self.port = self.gateway.port
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.shutdown(drain=0)
+            self.gateway = None
+
+    async def client(self, user: str, **kwargs: Any) -> Client:
+        client = Client(f"ws://127.0.0.1:{self.port}", token=make_token(user), backoff=FAST,
+                        ping_interval=None, **kwargs)
+        self.clients.append(client)
+        await client.connect()
+        return client
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    stack = Stack()
+    await stack.start()
+    yield stack
+    for client in stack.clients:
+        await client.close()
+    await stack.stop()
+
+
+def when(store: StateStore[Any], pattern: str, value: Any) -> asyncio.Event:
+    """Set once a change at ``pattern`` brings ``value``."""
+    event = asyncio.Event()
+    store.on_change(pattern, lambda change: event.set() if change.value == value else None)
+    return event
+
+
+async def test_binary_and_json_members_hold_the_same_state(stack: Stack) -> None:
+    alice = await SyncedRoom.join(await stack.client("alice"), "match:1", Match)
+    bob_client = await stack.client("bob", binary=False)
+    bob = await SyncedRoom.join(bob_client, "match:1", Match)
+    assert (alice.joined["encoding"], bob.joined["encoding"]) == ("binary", "json")
+    hurt = [when(room.store, "players.alice.hp", 42) for room in (alice, bob)]
+    await alice.client.call("state.input", {"room": "match:1", "data": {"hp": 42}})
+    for event in hurt:
+        await asyncio.wait_for(event.wait(), WAIT)
+    assert alice.store.version == bob.store.version
+    assert alice.state.to_dict() == bob.state.to_dict() == {
+        "players": {"alice": {"hp": 42, "name": "alice"}, "bob": {"hp": 100, "name": "bob"}}}
+    gone = when(alice.store, "players.*", None)  # a removal's value
+    await bob.leave()
+    await asyncio.wait_for(gone.wait(), WAIT)
+    assert list(alice.state.to_dict()["players"]) == ["alice"]
+
+
+async def test_a_corrupt_frame_is_repaired_with_a_resync(stack: Stack) -> None:
+    client = await stack.client("alice")
+    room = await SyncedRoom.join(client, "match:1", Match)
+    held = (room.store.version, room.state.to_dict())
+    await client.call("game.corrupt", {"room": "match:1"})  # the frame comes before the reply
+    assert room.store.needs_resync
+    await room.synced(timeout=WAIT)
+    assert (room.store.version, room.state.to_dict()) == held
+    stats = room.store.stats
+    assert (stats.corrupt, stats.resyncs, room.resync_calls) == (1, 1, 1)
+
+
+async def test_after_a_gateway_restart_the_room_is_joined_again(stack: Stack) -> None:
+    client = await stack.client("alice")
+    room = await SyncedRoom.join(client, "match:1", Match)
+    hurt = when(room.store, "players.alice.hp", 42)
+    await client.call("state.input", {"room": "match:1", "data": {"hp": 42}})
+    await asyncio.wait_for(hurt.wait(), WAIT)
+    before = room.store.version
+    assert before is not None
+    healed = when(room.store, "players.alice.hp", 100)  # the diff of the new snapshot
+    await stack.stop()
+    await client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    await stack.start()
+    await room.synced(timeout=WAIT)
+    assert healed.is_set()
+    assert room.state.to_dict() == {"players": {"alice": {"hp": 100, "name": "alice"}}}
+    assert room.store.version is not None
+    assert room.store.version < before  # a room made again: its older version is taken
+    assert (room.rejoins, room.store.stats.resyncs) == (1, 1)

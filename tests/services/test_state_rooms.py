@@ -1,0 +1,289 @@
+"""Stateful rooms on one node, without a gateway: snapshots, shared patches, slow members,
+client writes (issue 11). Ticks are run by the test (the room type ticks once in hours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rtctl.exceptions import InvalidParams, RpcError
+from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.frames import parse_state_frame
+from rtctl.protocol.upgrade import SUBPROTOCOL
+from rtctl.services.rooms import RoomService
+from rtctl.services.sessions import SessionService
+from rtctl.services.state import LiveRoom, StateService
+from rtctl.services.state_room import StateRoom
+from rtctl.state import Decoder, Schema, uint8, uint16
+from rtctl.state.hlc import Stamp
+from tests.services.fakes import FakeHost, FakePeer, ManualTimer
+
+SLOW = 1e-4  # Hz: the room's own ticker never fires during a test
+
+
+class Player(Schema):
+    hp: uint8
+    score: uint16
+    name: str
+    title: str
+
+
+class Match(Schema):
+    players: dict[str, Player]
+    round: uint8
+
+
+class MatchRoom(StateRoom[Match]):
+    schema = Match
+    tick_rate = SLOW
+    writable = {"players.*.name": "cas", "players.*.title": "lww"}
+
+    def on_join(self, user: str) -> None:
+        if user == "mallory":
+            raise RpcError(ErrorCode.FORBIDDEN, "banned")
+        self.state.players.setdefault(user, Player(hp=100, name=user))
+
+    def on_leave(self, user: str) -> None:
+        self.state.players.pop(user, None)
+
+    def on_input(self, user: str, data: Any) -> Any:
+        self.state.players[user].score += data["points"]
+        return {"score": self.state.players[user].score}
+
+    def on_tick(self, dt: float) -> None:
+        self.state.round += 1
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.host = FakeHost()
+        self.state = StateService(self.host, {"match": MatchRoom})
+        self.rooms = RoomService(self.host, SessionService(self.host), timer=ManualTimer(),
+                                 stateful=self.state)
+
+    async def join(self, peer: FakePeer, room: str = "match:1", **params: Any) -> Any:
+        return await self.rooms.join(peer.context(), room, **params)
+
+    def live(self, room: str = "match:1") -> LiveRoom:
+        live = self.state.room(room)
+        assert live is not None
+        return live
+
+    def tick(self, room: str = "match:1") -> None:
+        live = self.live(room)
+        live.instance.on_tick(0.05)
+        live.flush()
+
+
+def copy_of(peer: FakePeer, room: str = "match:1") -> Decoder:
+    """What ``peer``'s client holds after applying everything it was sent, in order."""
+    decoder = Decoder(Match)
+    for frame in peer.binary:
+        name, message = parse_state_frame(frame)
+        assert name == room
+        decoder.apply(message)
+    for note in peer.received:
+        if note["method"] == "state.patch":
+            decoder.apply(note["params"]["message"])
+    return decoder
+
+
+@pytest.fixture
+async def setup() -> Setup:
+    return Setup()
+
+
+async def test_a_joiner_gets_the_version_then_the_full_state(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    reply = await setup.join(alice)
+    assert reply == {"members": ["alice"], "total": 1, "version": 1, "encoding": "binary"}
+    assert len(alice.binary) == 1
+    assert copy_of(alice).state.to_dict() == {"players": {"alice": {
+        "hp": 100, "score": 0, "name": "alice", "title": ""}}, "round": 0}
+    assert copy_of(alice).version == reply["version"]
+
+
+async def test_members_share_one_frame_per_tick_and_stay_equal(setup: Setup) -> None:
+    alice, bob = FakePeer("c1", "alice"), FakePeer("c2", "bob")
+    await setup.join(alice)
+    await setup.join(bob)  # alice gets bob's arrival as a delta, bob the full state
+    for _ in range(3):
+        setup.tick()
+    assert alice.binary[-1] is bob.binary[-1]  # encoded once for everyone
+    server = setup.live().instance.state.to_dict()
+    assert copy_of(alice).state.to_dict() == copy_of(bob).state.to_dict() == server
+    assert server["round"] == 3
+
+
+async def test_a_json_member_gets_the_same_state_as_notifications(setup: Setup) -> None:
+    carol = FakePeer("c3", "carol", subprotocol=SUBPROTOCOL)
+    reply = await setup.join(carol)
+    assert reply["encoding"] == "json"
+    setup.tick()
+    await setup.rooms.join(FakePeer("c4", "dave").context(), "match:1")
+    setup.tick()
+    assert carol.binary == []
+    assert [n["method"] for n in carol.received].count("state.patch") == 4
+    assert copy_of(carol).state.to_dict() == setup.live().instance.state.to_dict()
+
+
+async def test_a_slow_member_gets_one_delta_once_it_has_read(setup: Setup) -> None:
+    alice, slow = FakePeer("c1", "alice"), FakePeer("c2", "slow")
+    await setup.join(alice)
+    await setup.join(slow)
+    sent = len(slow.binary)
+    slow.queued = 1000  # its socket has not taken what it was sent
+    for _ in range(20):
+        setup.tick()
+    assert len(slow.binary) == sent  # nothing queued behind, tick after tick
+    slow.queued = 0
+    setup.tick()
+    assert len(slow.binary) == sent + 1  # one delta from the last version it was sent
+    _, message = parse_state_frame(slow.binary[-1])
+    assert message[0] == 0x03  # absolute: values the encoder no longer keeps per version
+    assert copy_of(slow).state.to_dict() == setup.live().instance.state.to_dict()
+    assert copy_of(slow).version == copy_of(alice).version
+
+
+async def test_a_member_behind_the_history_gets_the_full_state(setup: Setup) -> None:
+    slow = FakePeer("c2", "slow")
+    await setup.join(slow)
+    setup.live().encoder._history = 5
+    slow.queued = 1
+    for _ in range(10):
+        setup.tick()
+    slow.queued = 0
+    setup.tick()
+    _, message = parse_state_frame(slow.binary[-1])
+    assert message[0] == 0x01
+    assert copy_of(slow).state.to_dict() == setup.live().instance.state.to_dict()
+
+
+async def test_resync_sends_the_full_state_again(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    setup.tick()
+    reply = setup.state.resync(alice.context(), "match:1")
+    assert reply == {"version": setup.live().encoder.version}
+    _, message = parse_state_frame(alice.binary[-1])
+    assert message[0] == 0x01
+    decoder = Decoder(Match)
+    decoder.apply(message)
+    assert decoder.version == reply["version"]
+
+
+async def test_input_reaches_the_room_and_lands_at_the_next_tick(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    assert setup.state.input(alice.context(), "match:1", {"points": 7}) == {"score": 7}
+    setup.tick()
+    assert copy_of(alice).state.players["alice"].score == 7
+
+
+async def test_calls_name_what_is_wrong_with_the_room(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    with pytest.raises(InvalidParams, match="not a stateful room"):
+        setup.state.input(alice.context(), "lobby", {})
+    with pytest.raises(RpcError, match="join it first") as err:
+        setup.state.resync(alice.context(), "match:1")
+    assert err.value.code == ErrorCode.FORBIDDEN
+    with pytest.raises(InvalidParams, match="options"):
+        await setup.join(alice, room="lobby", options={"x": 1})
+
+
+async def test_a_refused_join_leaves_nothing_behind(setup: Setup) -> None:
+    with pytest.raises(RpcError, match="banned"):
+        await setup.join(FakePeer("c9", "mallory"))
+    assert setup.state.room("match:1") is None
+    assert await setup.host.backends.rooms.members("match:1", after=None, limit=10) == ([], 0)
+
+
+async def test_leaving_runs_on_leave_and_the_last_one_out_closes_the_room(setup: Setup) -> None:
+    alice, bob = FakePeer("c1", "alice"), FakePeer("c2", "bob")
+    await setup.join(alice)
+    await setup.join(bob)
+    await setup.rooms.leave(bob.context(), "match:1")
+    setup.tick()
+    assert list(copy_of(alice).state.players) == ["alice"]
+    await setup.rooms.leave(alice.context(), "match:1")
+    assert setup.state.room("match:1") is None
+
+
+# -- client writes ---------------------------------------------------------------
+
+
+async def test_a_server_only_field_refuses_writes_naming_it(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    with pytest.raises(RpcError) as err:
+        setup.state.update(alice.context(), "match:1", "players.alice.hp", 255)
+    assert err.value.code == ErrorCode.FORBIDDEN
+    assert err.value.data == {"field": "players.alice.hp"}
+
+
+async def test_compare_and_set_wins_once_and_the_loser_learns_the_current_value(
+    setup: Setup,
+) -> None:
+    alice, bob = FakePeer("c1", "alice"), FakePeer("c2", "bob")
+    await setup.join(alice)
+    await setup.join(bob)
+    read = setup.live().encoder.version
+    path = "players.alice.name"
+    # the entity was last changed when alice joined, at or before the version read
+    won = setup.state.update(alice.context(), "match:1", path, "Ada", expect_version=read)
+    assert won["applied"] is True
+    assert won["value"] == "Ada"
+    with pytest.raises(RpcError) as err:
+        setup.state.update(bob.context(), "match:1", path, "Bob's", expect_version=read)
+    assert err.value.code == ErrorCode.CONFLICT
+    assert err.value.data == {"path": path, "version": won["version"], "value": "Ada"}
+    retry = setup.state.update(bob.context(), "match:1", path, "Ada2",
+                               expect_version=err.value.data["version"])
+    assert retry["applied"] is True
+    assert copy_of(alice).state.players["alice"].name == "Ada2"
+
+
+async def test_compare_and_set_checks_its_params(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    with pytest.raises(InvalidParams, match="expect_version"):
+        setup.state.update(alice.context(), "match:1", "players.alice.name", "x")
+    with pytest.raises(InvalidParams, match="nothing at players.zed"):
+        setup.state.update(alice.context(), "match:1", "players.zed.name", "x",
+                           expect_version=1)
+    with pytest.raises(InvalidParams, match="str field"):
+        setup.state.update(alice.context(), "match:1", "players.alice.name", 5,
+                           expect_version=setup.live().encoder.version)
+
+
+async def test_last_writer_wins_by_clock_not_by_arrival(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    now_ms = int(setup.host.clock() * 1000)
+    path = "players.alice.title"
+    newer = setup.state.update(alice.context(), "match:1", path, "newer",
+                               clock=[now_ms, 0, "b"])
+    assert newer["applied"] is True
+    older = setup.state.update(alice.context(), "match:1", path, "older",
+                               clock=[now_ms - 5, 3, "a"])
+    assert older == {"applied": False, "version": newer["version"], "value": "newer",
+                     "clock": [now_ms, 0, "b"]}
+    tie = setup.state.update(alice.context(), "match:1", path, "tie", clock=[now_ms, 0, "c"])
+    assert tie["applied"] is True  # equal times: the node id breaks the tie, the same everywhere
+    assert Stamp(now_ms, 0, "c") > Stamp(now_ms, 0, "b")
+    with pytest.raises(InvalidParams, match="ahead"):
+        setup.state.update(alice.context(), "match:1", path, "x", clock=[now_ms + 120_000, 0, "a"])
+    with pytest.raises(InvalidParams, match="clock"):
+        setup.state.update(alice.context(), "match:1", path, "x")
+
+
+def test_bad_room_types_are_refused_at_start_up() -> None:
+    class NoSchema(StateRoom[Match]):
+        pass
+
+    host = FakeHost()
+    for types, why in [({"a:b": MatchRoom}, "name"), ({"x": NoSchema}, "no schema"),
+                       ({"x": dict}, "not a StateRoom")]:
+        with pytest.raises(ValueError, match=why):
+            StateService(host, types)  # type: ignore[arg-type]
