@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from rtctl.config import DEFAULT_TRANSPORT, GatewayConfig, Heartbeat, Limits
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
+from rtctl.services import BUILTIN_SERVICES
 from rtctl.protocol import jsonrpc
 from rtctl.router import Router
 from rtctl.tokens import issue_token
@@ -75,8 +76,9 @@ async def start_gateway(transport: str) -> AsyncIterator[GatewayFactory]:
         config.setdefault("transport", transport)
         clock = config.pop("clock", time.time)
         backends = config.pop("backends", None)
+        services = config.pop("services", BUILTIN_SERVICES)
         gateway = Gateway(gateway_config(**config), router=router, clock=clock,
-                          backends=backends)
+                          backends=backends, services=services)
         await gateway.start()
         started.append(gateway)
         return gateway

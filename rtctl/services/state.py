@@ -24,7 +24,8 @@ gets the full state of the current version. Every ``snapshot_every`` versions
 the room keeps a full snapshot.
 
 Methods (besides ``room.*``): ``state.resync {room}``, ``state.input {room,
-data}``, ``state.update {room, path, value, expect_version?, clock?}``.
+data}``, ``state.update {room, path, value, expect_version?, clock?}``,
+``state.schema {room}`` and ``state.info {room}``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +49,7 @@ from rtctl.router import CallContext, Peer, Router
 from rtctl.services.state_room import Policy, StateRoom, resolve
 from rtctl.state import Encoder, HistoryLost
 from rtctl.state.hlc import Stamp
+from rtctl.state.reflect import describe
 
 __all__ = ["MAX_CLOCK_AHEAD_MS", "ROOM_TYPE_NAME", "LiveRoom", "RoomTypes", "StateService"]
 
@@ -73,6 +76,12 @@ class LiveRoom:
         self.members: dict[str, _Member] = {}
         self.snapshot: tuple[int, bytes] | None = None  # the last kept (version, full state)
         self.ticks = 0
+        self.patches = 0  # deltas committed and sent
+        self.patch_bytes = 0  # their binary size, summed
+        self.encode_ns = 0  # time spent committing and encoding them
+        self.coalesced = 0  # patches not sent to a member that was behind
+        self.catch_ups = 0  # single deltas sent to members that had fallen behind
+        self.fulls = 0  # full states sent (joins, resyncs, members beyond the history)
         self._full: tuple[int, bytes] | None = None  # the full state of the current version
         self._task: asyncio.Task[None] | None = None
 
@@ -117,11 +126,17 @@ class LiveRoom:
     def flush(self) -> None:
         """Commit what changed as a version, send it to members, catch up those behind."""
         base = self.encoder.version
+        started = time.perf_counter_ns()
         delta = self.encoder.delta()
-        version = self.encoder.version
+        if delta:
+            self.encode_ns += time.perf_counter_ns() - started
+            self.patches += 1
+            self.patch_bytes += len(delta)
+        version = self.instance.version = self.encoder.version
         frame = note = None
         for member in self.members.values():
             if member.peer.backlog():
+                self.coalesced += member.sent == base and bool(delta)
                 continue  # behind: one delta once its queue has drained
             if member.sent == base and delta:
                 if member.binary:
@@ -143,6 +158,7 @@ class LiveRoom:
     def catch_up(self, member: _Member) -> None:
         """Send ``member`` what it lacks: a delta from its version, or the full state."""
         enc = self.encoder
+        self.catch_ups += 1
         if member.binary:
             try:
                 message = enc.since(member.sent)
@@ -159,6 +175,7 @@ class LiveRoom:
 
     def send_full(self, member: _Member) -> None:
         """Send ``member`` the whole committed state (callers flush first)."""
+        self.fulls += 1
         if member.binary:
             member.peer.push_binary(state_frame(self.name, self.full()))
         else:
@@ -180,6 +197,8 @@ class StateService:
         self.router.add_method(self.resync, name="state.resync")
         self.router.add_method(self.input, name="state.input")
         self.router.add_method(self.update, name="state.update")
+        self.router.add_method(self.schema, name="state.schema")
+        self.router.add_method(self.info, name="state.info")
 
     @staticmethod
     def check(types: RoomTypes) -> None:
@@ -255,6 +274,28 @@ class StateService:
             raise RpcError(ErrorCode.FORBIDDEN, f"Not in room {room!r}: join it first",
                            {"room": room})
         return live, member
+
+    def schema(self, room: str) -> dict[str, Any]:
+        """``state.schema {room}`` → the room type's schema as data
+        (:mod:`rtctl.state.reflect`): a client without the game's code decodes with it."""
+        kind = self._types.get(room.partition(":")[0])
+        if kind is None:
+            raise InvalidParams(f"Invalid params: {room!r} is not a stateful room",
+                                {"room": room})
+        return describe(kind.schema)
+
+    def info(self, ctx: CallContext, room: str) -> dict[str, Any]:
+        """``state.info {room}`` → what the room costs here: version, rate, bytes, CPU."""
+        live, _ = self._member(ctx, room)
+        patches = max(live.patches, 1)
+        return {"room": room, "type": type(live.instance).__name__,
+                "version": live.encoder.version, "tick_rate": live.instance.tick_rate,
+                "ticks": live.ticks, "members": len(live.members), "patches": live.patches,
+                "bytes_per_patch": live.patch_bytes / patches,
+                "encode_us_per_patch": live.encode_ns / patches / 1000,
+                "coalesced": live.coalesced, "catch_ups": live.catch_ups,
+                "fulls": live.fulls,
+                "snapshot_version": live.snapshot[0] if live.snapshot else None}
 
     def resync(self, ctx: CallContext, room: str) -> dict[str, Any]:
         """``state.resync {room}`` → ``{version}``; the full state follows as a state frame."""

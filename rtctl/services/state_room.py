@@ -84,6 +84,7 @@ class StateRoom(Generic[S]):
         self.name = name
         self.options = options  # the first joiner's room.join options
         self.state: S = self.schema()  # type: ignore[assignment]
+        self.version = 0  # the last version sent to the members
         self.clocks: dict[tuple[str, ...], Stamp] = {}  # the stamp of each LWW field's value
 
     def on_create(self) -> None:

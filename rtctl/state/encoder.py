@@ -56,6 +56,7 @@ class Encoder:
         self.version = 0
         self._history = history
         self._started = False  # nothing sent yet: the first delta is a full state
+        self._streamed = 0  # the version the last full state or delta brought clients to
         self._sent_at = -1  # the version the values kept for relative deltas belong to
         state._reset(0)
 
@@ -82,16 +83,19 @@ class Encoder:
         write_varint(out, self.version)
         _full(out, self.state, track=True)
         self._started = True
-        self._sent_at = self.version
+        self._streamed = self._sent_at = self.version
         return bytes(out)
 
     def delta(self, version: int | None = None) -> bytes:
-        """Every change since the previous :meth:`full` or :meth:`delta`; ``b""`` if none."""
+        """Every change since the previous :meth:`full` or :meth:`delta` (in either encoding,
+        versions committed in between included); ``b""`` if none."""
         if not self._started:
             return self.full(version)
-        base = self.version
-        if not self.commit(version):
+        base = self._advance(version)
+        if base == self.version:
             return b""
+        if base < self.floor:  # commits alone went past the history: start again
+            return self.full()
         if self._sent_at != base:  # a JSON delta moved on without them: make them current
             _full(bytearray(), self.state, track=True)
             self._sent_at = self.version
@@ -114,14 +118,24 @@ class Encoder:
         """:meth:`full` in the JSON encoding."""
         self.commit(version)
         self._started = True
+        self._streamed = self.version
         return _dumps(self.full_object())
 
     def delta_json(self, version: int | None = None) -> str:
         """:meth:`delta` in the JSON encoding (RFC 7396 merge patch); ``""`` if nothing changed."""
         if not self._started:
             return self.full_json(version)
-        base = self.version
-        return self.since_json(base) if self.commit(version) else ""
+        base = self._advance(version)
+        if base == self.version:
+            return ""
+        return self.full_json() if base < self.floor else self.since_json(base)
+
+    def _advance(self, version: int | None) -> int:
+        """Commit pending changes; the version the previous full state or delta reached."""
+        base = self._streamed
+        self.commit(version)
+        self._streamed = self.version
+        return base
 
     def since_json(self, base: int) -> str:
         """:meth:`since` in the JSON encoding."""

@@ -25,7 +25,6 @@ map's keys would survive, so :class:`NotMergeable` asks for a full state instead
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from rtctl.state.containers import StateList, StateMap
@@ -45,7 +44,6 @@ class NotMergeable(Exception):
     """No merge patch reaches the state from the base: send a full state."""
 
 
-@functools.cache
 def _holds_maps(cls: type[Schema]) -> bool:
     return any(isinstance(field.type, MapOf)
                or (isinstance(field.type, SchemaOf) and _holds_maps(field.type.cls))

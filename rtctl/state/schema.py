@@ -99,13 +99,17 @@ class _SchemaMeta(type):
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
                 **kwargs: Any) -> _SchemaMeta:
-        names = [n for n in namespace.get("__annotations__", {}) if not n.startswith("_")]
+        inherited = tuple(n for base in bases for n in getattr(base, "_names", ()))
+        own = [n for n, hint in namespace.get("__annotations__", {}).items()
+               if not n.startswith("_") and "ClassVar" not in str(hint)]
+        for clash in set(own) & set(inherited):
+            raise TypeError(f"{name}.{clash} is declared by a base schema already")
         namespace.setdefault("__slots__", ())
-        for index, field_name in enumerate(names):
+        for index, field_name in enumerate(own, len(inherited)):
             namespace[field_name] = _FieldAccess(field_name, index)
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         caller = sys._getframe(1)
-        cls._names = tuple(names)  # type: ignore[attr-defined]
+        cls._names = (*inherited, *own)  # type: ignore[attr-defined]
         cls._scope = {**caller.f_globals, **caller.f_locals}  # type: ignore[attr-defined]
         return cls
 

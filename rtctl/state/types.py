@@ -31,6 +31,7 @@ __all__ = [
     "FLOAT32",
     "FLOAT64",
     "PRIMITIVES",
+    "PRIMITIVE_TYPES",
     "STRING",
     "Primitive",
     "float32",
@@ -292,3 +293,8 @@ float64 = Annotated[float, FLOAT64]
 
 PRIMITIVES: dict[Any, Primitive] = {bool: BOOL, str: STRING, int: INT64, float: FLOAT64}
 """Plain annotations and the type they stand for."""
+
+PRIMITIVE_TYPES: dict[str, Primitive] = {
+    kind.name: kind for kind in (BOOL, STRING, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32,
+                                 UINT64, FLOAT32, FLOAT64)}
+"""Every primitive by its name (the names of docs/state-sync.md and ``state.schema``)."""

@@ -3,7 +3,8 @@ client writes (issue 11). Ticks are run by the test (the room type ticks once in
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import pytest
 
@@ -37,7 +38,8 @@ class Match(Schema):
 class MatchRoom(StateRoom[Match]):
     schema = Match
     tick_rate = SLOW
-    writable = {"players.*.name": "cas", "players.*.title": "lww"}
+    writable: ClassVar[Mapping[str, str]] = {"players.*.name": "cas",
+                                             "players.*.title": "lww"}
 
     def on_join(self, user: str) -> None:
         if user == "mallory":
@@ -249,7 +251,7 @@ async def test_compare_and_set_checks_its_params(setup: Setup) -> None:
     await setup.join(alice)
     with pytest.raises(InvalidParams, match="expect_version"):
         setup.state.update(alice.context(), "match:1", "players.alice.name", "x")
-    with pytest.raises(InvalidParams, match="nothing at players.zed"):
+    with pytest.raises(InvalidParams, match=r"nothing at players\.zed"):
         setup.state.update(alice.context(), "match:1", "players.zed.name", "x",
                            expect_version=1)
     with pytest.raises(InvalidParams, match="str field"):

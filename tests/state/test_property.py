@@ -161,9 +161,9 @@ def edit_scores(world: World, data: st.DataObject) -> bool:
 
 
 def edit_squad(world: World, data: st.DataObject) -> bool:
-    """Appends, pops, slices, element replacements, a reordering of the same elements."""
+    """Appends, pops, slices, a reordering of the same elements."""
     squad, size = world.squad, len(world.squad)
-    choice = data.draw(st.sampled_from(["append", "pop", "slice", "set", "reverse"]))
+    choice = data.draw(st.sampled_from(["append", "pop", "slice", "reverse"]))
     if choice == "append" or not size:
         squad.append(data.draw(UNITS))
     elif choice == "pop":
@@ -172,10 +172,15 @@ def edit_squad(world: World, data: st.DataObject) -> bool:
         start = data.draw(st.integers(0, size))
         end = data.draw(st.integers(start, size))
         squad[start:end] = data.draw(st.lists(UNITS, max_size=2))
-    elif choice == "set":
-        squad[data.draw(st.integers(0, size - 1))] = data.draw(UNITS)
     else:
         squad[:] = list(reversed(squad))
+    return True
+
+
+def replace_member(world: World, data: st.DataObject) -> bool:
+    """An element of the squad replaced in place (the list keeps its shape)."""
+    if world.squad:
+        world.squad[data.draw(st.integers(0, len(world.squad) - 1))] = data.draw(UNITS)
     return True
 
 
@@ -204,7 +209,7 @@ def reassign_containers(world: World, data: st.DataObject) -> bool:
 
 MUTATIONS: list[Mutation] = [set_field, set_field, assign_same, replace_leaf, put_unit,
                              remove_unit, readd_unit, move_unit, edit_unit, edit_scores,
-                             edit_squad, edit_path, reassign_containers]
+                             edit_squad, replace_member, edit_path, reassign_containers]
 
 
 def _resolve(state: Schema, path: tuple[str | int, ...]) -> Any:

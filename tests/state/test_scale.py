@@ -123,8 +123,8 @@ def _tick_cost(entries: int, *, restructure: bool) -> tuple[int, int]:
 def test_a_tick_that_changes_a_few_entries_costs_the_same_in_a_big_map() -> None:
     small_lines, small_size = _tick_cost(BIG // 10, restructure=False)
     big_lines, big_size = _tick_cost(BIG, restructure=False)
-    assert big_lines == small_lines
-    assert big_size == small_size  # positions 1, 499 and 998/9998 apart: 2-byte gaps either way
+    assert big_lines <= small_lines + small_lines // 10  # nothing walks the map
+    assert big_size <= small_size + 3  # a varint a byte longer at most, per changed entry
     assert big_size <= 20
 
 
@@ -132,4 +132,4 @@ def test_a_tick_that_adds_and_removes_is_linear_in_a_big_map() -> None:
     small_lines, small_size = _tick_cost(BIG // 10, restructure=True)
     big_lines, big_size = _tick_cost(BIG, restructure=True)
     assert big_lines <= LINEAR * small_lines
-    assert big_size == small_size
+    assert big_size <= small_size + 3

@@ -215,3 +215,96 @@ def test_binary_deltas_after_json_ones_stay_correct() -> None:
     assert message[0] == 0x02  # relative again once the values sent are known
     dec.apply(message)
     assert exact(dec.state.to_dict()) == exact(world.to_dict())
+
+
+
+def _held_now(enc: Encoder) -> tuple[Decoder, Decoder]:
+    binary, text = Decoder(World), Decoder(World)
+    binary.apply(enc.full())
+    text.apply(enc.full_json())
+    return binary, text
+
+
+@pytest.mark.parametrize("same_commit", [False, True], ids=["apart", "in one commit"])
+def test_a_key_that_came_back_and_went_again_is_removed_where_it_was_held(
+        same_commit: bool) -> None:
+    """Clients at each version before the last removal: those that held the key (in its
+    first life) lose it, one that never saw it is not told to remove it."""
+    world = World()
+    world.scores["a"] = 1.0
+    enc = Encoder(world)
+    at = {0: _held_now(enc)}
+    del world.scores["a"]
+    if not same_commit:
+        enc.commit()  # version 1: no "a"
+        at[1] = _held_now(enc)
+    world.scores["a"] = 2.0
+    enc.commit()
+    del world.scores["a"]
+    world.scores["b"] = 3.0
+    enc.commit()
+    for base, (binary, text) in at.items():
+        binary.apply(enc.since(base))
+        text.apply(enc.since_json(base))
+        assert binary.state.to_dict()["scores"] == text.state.to_dict()["scores"] == {"b": 3.0}
+
+
+def test_removals_are_remembered_for_the_history_only() -> None:
+    world = World()
+    enc = Encoder(world, history=4)
+    oldest = Decoder(World)
+    for tick in range(40):  # a key that comes and goes every tick, and one that leaves
+        world.scores["blink"] = float(tick)
+        world.scores[f"gone{tick}"] = 0.0
+        enc.commit()
+        del world.scores["blink"]
+        del world.scores[f"gone{tick}"]
+        enc.commit()
+        if tick == 37:
+            oldest.apply(enc.full())
+    assert enc.since(enc.floor)  # what a client at the floor needs is still known
+    assert oldest.version is not None
+    oldest.apply(enc.since(oldest.version))
+    assert oldest.state.to_dict()["scores"] == {}
+    tombs = world.scores._tombs
+    assert len(tombs) <= 4  # one per key removed within the history
+    assert all(len(lives) <= 2 for lives in tombs.values())  # lives that ended after the floor
+
+
+
+def _next(enc: Encoder, binary: bool) -> bytes | str:
+    return enc.delta() if binary else enc.delta_json()
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_a_delta_covers_versions_committed_since_the_previous_one(binary: bool) -> None:
+    """``commit()`` stamps a version without sending it: the next delta still brings a
+    client that saw every full state and delta up to date, from where it is."""
+    world = World()
+    enc, dec = Encoder(world), Decoder(World)
+    dec.apply(_next(enc, binary))
+    world.tick = 1
+    enc.commit()
+    world.speed = 2.0
+    enc.commit()
+    assert enc.version == 2
+    dec.apply(_next(enc, binary))  # nothing pending, but versions 1 and 2 never sent
+    assert (dec.version, dec.state.to_dict()) == (2, world.to_dict())
+    assert not _next(enc, binary)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_a_delta_past_the_history_is_a_full_state(binary: bool) -> None:
+    world = World()
+    enc, dec = Encoder(world, history=2), Decoder(World)
+    dec.apply(_next(enc, binary))
+    for tick in range(1, 4):
+        world.tick = tick
+        enc.commit()
+    message = _next(enc, binary)
+    if isinstance(message, bytes):
+        assert versions(message) == (3, None)
+    else:
+        assert "state" in json.loads(message)
+    dec.apply(message)
+    assert (dec.version, dec.state.to_dict()) == (3, world.to_dict())
