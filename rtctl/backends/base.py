@@ -208,6 +208,9 @@ class SnapshotStore(Protocol):
     async def get(self, room: str) -> tuple[int, bytes] | None:
         """The room's kept snapshot (version, data), or None (never kept, or expired)."""
 
+    async def forget(self, room: str) -> None:
+        """Drop the room's snapshot (it ended: the next one by that name starts afresh)."""
+
 
 class Subscription(Protocol):
     async def unsubscribe(self) -> None: ...

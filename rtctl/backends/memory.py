@@ -250,6 +250,9 @@ class MemorySnapshotStore:
     async def get(self, room: str) -> tuple[int, bytes] | None:
         return self._snapshots.get(room)
 
+    async def forget(self, room: str) -> None:
+        self._snapshots.discard(room)
+
 
 class _MemorySubscription:
     def __init__(self, bus: MemoryBus, subject: str, handler: MessageHandler) -> None:

@@ -379,3 +379,7 @@ class RedisSnapshotStore:
             return None
         version, _, data = cast(str, raw).partition(":")
         return int(version), base64.b64decode(data, validate=True)
+
+    async def forget(self, room: str) -> None:
+        with self._r.guard():
+            await self._r.client.delete(self._r.key("state-snapshot", room))

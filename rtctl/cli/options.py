@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,8 +16,8 @@ from rtctl.protocol import jsonrpc
 from rtctl.tokens import issue_token
 from rtctl.units import parse_duration
 
-__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "parse_params",
-           "positive_duration"]
+__all__ = ["DEV_USER", "JwtSecret", "dev_or_given_secret", "dev_token", "import_attr",
+           "parse_params", "positive_duration"]
 
 DEV_USER = "rtctl-cli"
 
@@ -38,6 +40,27 @@ def dev_token(claims: Mapping[str, Any] | None = None) -> str | None:
     if secret is None:
         return None
     return issue_token(secret, sub=DEV_USER, ttl=300, claims=claims or {})
+
+
+def import_attr(spec: str, option: str, example: str) -> Any:
+    """Import ``MODULE:ATTR`` (as uvicorn does) for ``option``, or say clearly why not."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{option} expects MODULE:ATTR (like {example}), got {spec!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the game's package in the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{option}: cannot import module {module_name!r}: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(
+                f"{option}: module {module_name!r} has no attribute {attr!r}") from None
+    return target
 
 
 def parse_params(text: str | None) -> list[Any] | dict[str, Any] | None:

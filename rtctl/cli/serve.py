@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +14,7 @@ import typer
 from rtctl.backends import Backends, BackendUnavailable, connect_backends
 from rtctl.backends.base import DEFAULT_NODE_TTL
 from rtctl.cli.exits import CommandFailed
-from rtctl.cli.options import JwtSecret, dev_or_given_secret
+from rtctl.cli.options import JwtSecret, dev_or_given_secret, import_attr
 from rtctl.config import GatewayConfig, load_config_file, merge
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
@@ -40,30 +38,9 @@ def say(line: str) -> None:
         print(line, flush=True)
 
 
-def _import(spec: str, option: str, example: str) -> Any:
-    """Import ``MODULE:ATTR`` (as uvicorn does), or say clearly why not."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"{option} expects MODULE:ATTR (like {example}), got {spec!r}")
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # the game's package in the current directory
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{option}: cannot import module {module_name!r}: {exc}") from None
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ConfigError(
-                f"{option}: module {module_name!r} has no attribute {attr!r}") from None
-    return target
-
-
 def load_router(spec: str) -> Router:
     """Import ``MODULE:ATTR`` and check it is a Router."""
-    target = _import(spec, "--router", "mygame.rpc:router")
+    target = import_attr(spec, "--router", "mygame.rpc:router")
     if not isinstance(target, Router):
         raise ConfigError(
             f"--router: {spec} is a {type(target).__name__}, not an rtctl Router")
@@ -85,7 +62,7 @@ def load_room_types(specs: list[str]) -> dict[str, type[StateRoom[Any]]]:
                                   f"({', '.join(BUILTIN_ROOM_TYPES)}), got {spec!r}")
             types[spec] = BUILTIN_ROOM_TYPES[spec]
             continue
-        target = _import(target_spec, "--room-type", "arena=mygame.rooms:ArenaRoom")
+        target = import_attr(target_spec, "--room-type", "arena=mygame.rooms:ArenaRoom")
         if not (isinstance(target, type) and issubclass(target, StateRoom)):
             raise ConfigError(f"--room-type: {target_spec} is not an rtctl StateRoom class")
         if name in types:

@@ -26,6 +26,7 @@ class ErrorCode(IntEnum):
     UNAUTHORIZED = -32001
     FORBIDDEN = -32003
     CONFLICT = -32009
+    WRONG_NODE = -32010
     BACKEND_UNAVAILABLE = -32050
 
 
@@ -38,6 +39,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UNAUTHORIZED: "The token offered to `session.refresh` was refused; `data.reason` says why.",
     ErrorCode.FORBIDDEN: "Not allowed: a room you are not in, a server-only state field (`data.field`), or, from your handlers, what the caller's token does not allow.",
     ErrorCode.CONFLICT: "A compare-and-set `state.update` lost: the entity changed since `expect_version`. `data` has the current `version` and `value`; read, decide, retry.",
+    ErrorCode.WRONG_NODE: "The stateful room lives on another gateway node, `data.node` (its owner). Reach that node (the load balancer's room affinity), or retry after the node TTL if that node died.",
     ErrorCode.BACKEND_UNAVAILABLE: "The call needs Redis or NATS and the gateway cannot reach it; `data.backend` names which. Retry with backoff.",
 }
 

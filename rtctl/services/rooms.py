@@ -178,7 +178,7 @@ class RoomService:
         if stateful:
             assert self._stateful is not None
             try:
-                reply.update(self._stateful.joined(room, conn, options))
+                reply.update(await self._stateful.joined(room, conn, options))
             except BaseException:  # the game refused the join (or failed): undo it
                 await self._leave_store(room, conn.id, conn.user)
                 await self._drop_local(room, conn.id)

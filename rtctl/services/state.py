@@ -34,154 +34,28 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from rtctl.backends.base import BackendUnavailable
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.host import Host
-from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
-from rtctl.protocol.frames import state_frame
 from rtctl.protocol.upgrade import takes_binary
 from rtctl.router import CallContext, Peer, Router
+from rtctl.services.state_live import LiveRoom, Member
 from rtctl.services.state_room import Policy, StateRoom, resolve
-from rtctl.state import Encoder, HistoryLost
+from rtctl.state import Decoder, StateError
 from rtctl.state.hlc import Stamp
 from rtctl.state.reflect import describe
 
-__all__ = ["MAX_CLOCK_AHEAD_MS", "ROOM_TYPE_NAME", "LiveRoom", "RoomTypes", "StateService"]
+__all__ = ["MAX_CLOCK_AHEAD_MS", "ROOM_TYPE_NAME", "RoomTypes", "StateService"]
 
 logger = logging.getLogger("rtctl.services.state")
 
 RoomTypes = Mapping[str, type[StateRoom[Any]]]
 ROOM_TYPE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_CLOCK_AHEAD_MS = 60_000  # an LWW stamp further ahead of this node's clock is refused
-
-
-@dataclass(slots=True, eq=False)
-class _Member:
-    peer: Peer
-    binary: bool
-    sent: int  # the version this member's copy is at, once what was pushed is read
-
-
-class LiveRoom:
-    """One stateful room on this node: the game's instance, its encoder and its members."""
-
-    def __init__(self, instance: StateRoom[Any]) -> None:
-        self.instance = instance
-        self.encoder = Encoder(instance.state)
-        self.members: dict[str, _Member] = {}
-        self.snapshot: tuple[int, bytes] | None = None  # the last kept (version, full state)
-        self.ticks = 0
-        self.patches = 0  # deltas committed and sent
-        self.patch_bytes = 0  # their binary size, summed
-        self.encode_ns = 0  # time spent committing and encoding them
-        self.coalesced = 0  # patches not sent to a member that was behind
-        self.catch_ups = 0  # single deltas sent to members that had fallen behind
-        self.fulls = 0  # full states sent (joins, resyncs, members beyond the history)
-        self._full: tuple[int, bytes] | None = None  # the full state of the current version
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.instance.name
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                            name=f"state-room {self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        """Tick at the room type's rate; a late tick is run at once, missed ones are not."""
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / self.instance.tick_rate
-        last = deadline = loop.time()
-        while True:
-            deadline += interval
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            now = loop.time()
-            deadline = max(deadline, now - interval)
-            try:
-                self.instance.on_tick(now - last)
-            except Exception:
-                logger.exception("room %s: on_tick failed; the room ticks on", self.name)
-            last = now
-            self.ticks += 1
-            self.flush()
-
-    def full(self) -> bytes:
-        """The full state at the committed version (one encoding per version, shared)."""
-        if self._full is None or self._full[0] != self.encoder.version:
-            self._full = (self.encoder.version, self.encoder.full())
-        return self._full[1]
-
-    def flush(self) -> None:
-        """Commit what changed as a version, send it to members, catch up those behind."""
-        base = self.encoder.version
-        started = time.perf_counter_ns()
-        delta = self.encoder.delta()
-        if delta:
-            self.encode_ns += time.perf_counter_ns() - started
-            self.patches += 1
-            self.patch_bytes += len(delta)
-        version = self.instance.version = self.encoder.version
-        frame = note = None
-        for member in self.members.values():
-            if member.peer.backlog():
-                self.coalesced += member.sent == base and bool(delta)
-                continue  # behind: one delta once its queue has drained
-            if member.sent == base and delta:
-                if member.binary:
-                    frame = frame or state_frame(self.name, delta)
-                    member.peer.push_binary(frame)
-                else:
-                    note = note or jsonrpc.dumps(jsonrpc.encode_notification(
-                        "state.patch", {"room": self.name,
-                                        "message": self.encoder.since_object(base)}))
-                    member.peer.push(note)
-            elif member.sent != version:
-                self.catch_up(member)
-                continue
-            member.sent = version
-        kept = self.snapshot[0] if self.snapshot is not None else 0
-        if version - kept >= self.instance.snapshot_every:
-            self.snapshot = (version, self.full())
-
-    def catch_up(self, member: _Member) -> None:
-        """Send ``member`` what it lacks: a delta from its version, or the full state."""
-        enc = self.encoder
-        self.catch_ups += 1
-        if member.binary:
-            try:
-                message = enc.since(member.sent)
-            except HistoryLost:
-                message = self.full()
-            member.peer.push_binary(state_frame(self.name, message))
-        else:
-            try:
-                body = enc.since_object(member.sent)
-            except HistoryLost:
-                body = enc.full_object()
-            member.peer.notify("state.patch", {"room": self.name, "message": body})
-        member.sent = enc.version
-
-    def send_full(self, member: _Member) -> None:
-        """Send ``member`` the whole committed state (callers flush first)."""
-        self.fulls += 1
-        if member.binary:
-            member.peer.push_binary(state_frame(self.name, self.full()))
-        else:
-            member.peer.notify("state.patch", {"room": self.name,
-                                               "message": self.encoder.full_object()})
-        member.sent = self.encoder.version
 
 
 class StateService:
@@ -192,6 +66,10 @@ class StateService:
         self._types = dict(types)
         self._host = host
         self._rooms: dict[str, LiveRoom] = {}
+        self._opening: dict[str, asyncio.Lock] = {}  # one creation at a time per room
+        self._keeping: dict[str, asyncio.Task[None]] = {}  # snapshot writes in flight
+        self._unsaved: dict[str, tuple[int, bytes, float]] = {}  # the newest, waiting for it
+        self._renewer: asyncio.Task[None] | None = None
         host.on_shutdown(self._close)
         self.router = Router()
         self.router.add_method(self.resync, name="state.resync")
@@ -224,29 +102,132 @@ class StateService:
         return self._rooms.get(name)
 
     async def _close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         for live in list(self._rooms.values()):
             await live.stop()
         self._rooms.clear()
+        for task in list(self._keeping.values()):
+            await task
+
+    # -- ownership and snapshots -------------------------------------------------
+
+    async def _open(self, room: str, options: Mapping[str, Any] | None) -> LiveRoom:
+        """Claim ``room`` for this node and start it, from its kept snapshot if it has one
+        (its last owner died): the room goes on from that version."""
+        backends = self._host.backends
+        node = backends.node_id
+        owner = await backends.snapshots.own(room, node, ttl=backends.node_ttl)
+        if owner != node:
+            raise RpcError(ErrorCode.WRONG_NODE, f"Room {room!r} lives on gateway node "
+                           f"{owner!r}: join it through that node", {"room": room, "node": owner})
+        try:
+            kept = await backends.snapshots.get(room)
+            instance = self._types[room.partition(":")[0]](room, options or {})
+            instance.on_create()
+            version = 0 if kept is None else self._restore(instance, *kept)
+        except BaseException:
+            await backends.snapshots.release(room, node)
+            raise
+        if self._renewer is None:
+            self._renewer = asyncio.get_running_loop().create_task(self._renew())
+        return LiveRoom(instance, version=version, keep=self._keep)
+
+    @staticmethod
+    def _restore(instance: StateRoom[Any], version: int, snapshot: bytes) -> int:
+        decoder = Decoder(type(instance).schema)
+        try:
+            decoder.apply(snapshot)
+        except StateError as exc:
+            logger.warning("room %s: its kept snapshot (version %d) is unreadable, so it "
+                           "starts afresh: %s", instance.name, version, exc)
+            return 0
+        instance.state = decoder.state
+        instance.on_restore()
+        logger.info("room %s resumed here from its snapshot at version %d", instance.name,
+                    version)
+        return version
+
+    def _keep(self, room: str, version: int, snapshot: bytes) -> None:
+        """Store a snapshot where any node can find it: one write per room at a time, and
+        while one is under way only the newest snapshot waits for the next."""
+        ttl = self._rooms[room].instance.snapshot_ttl if room in self._rooms else 0.0
+        self._unsaved[room] = (version, snapshot, ttl)
+        if room not in self._keeping:
+            self._keeping[room] = asyncio.get_running_loop().create_task(self._save(room))
+
+    async def _save(self, room: str) -> None:
+        snapshots = self._host.backends.snapshots
+        try:
+            while (unsaved := self._unsaved.pop(room, None)) is not None:
+                version, snapshot, ttl = unsaved
+                try:
+                    await snapshots.put(room, version, snapshot, ttl=ttl)
+                except BackendUnavailable as exc:
+                    logger.warning("room %s: snapshot at version %d not kept: %s", room,
+                                   version, exc.message)
+        finally:
+            del self._keeping[room]
+
+    async def _renew(self) -> None:
+        """Renew this node's claim on its rooms well within the node TTL."""
+        backends = self._host.backends
+        while True:
+            await asyncio.sleep(backends.node_ttl / 3)
+            for room in list(self._rooms):
+                try:
+                    owner = await backends.snapshots.own(room, backends.node_id,
+                                                         ttl=backends.node_ttl)
+                except BackendUnavailable as exc:
+                    logger.warning("room %s: claim not renewed: %s", room, exc.message)
+                    continue
+                if owner != backends.node_id:
+                    logger.error("room %s is claimed by node %s: this node was silent longer "
+                                 "than the node TTL and both now run it; its members here "
+                                 "should rejoin", room, owner)
+
+    async def _end(self, live: LiveRoom) -> None:
+        """The last member left: the room ends here, and its next life starts afresh."""
+        del self._rooms[live.name]
+        await live.stop()
+        snapshots = self._host.backends.snapshots
+        try:
+            await snapshots.forget(live.name)
+            await snapshots.release(live.name, self._host.backends.node_id)
+        except BackendUnavailable as exc:
+            logger.warning("room %s ended, but its claim lingers until it lapses: %s",
+                           live.name, exc.message)
 
     # -- membership (called by RoomService) ------------------------------------
 
-    def joined(self, room: str, peer: Peer, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    async def joined(self, room: str, peer: Peer,
+                     options: Mapping[str, Any] | None) -> dict[str, Any]:
         """``peer`` joined ``room``: create it if new, run on_join, send the full state."""
         live = self._rooms.get(room)
-        created = live is None
         if live is None:
-            live = LiveRoom(self._types[room.partition(":")[0]](room, options or {}))
-            live.instance.on_create()
+            lock = self._opening.setdefault(room, asyncio.Lock())
+            async with lock:
+                live = self._rooms.get(room)
+                if live is None:
+                    live = await self._open(room, options)
+                    return self._enter(live, peer, created=True)
+            if not lock.locked():
+                self._opening.pop(room, None)
+        return self._enter(live, peer, created=False)
+
+    def _enter(self, live: LiveRoom, peer: Peer, *, created: bool) -> dict[str, Any]:
         member = live.members.get(peer.id)
         if member is None:
             live.instance.on_join(peer.user)  # may refuse: then a new room is not kept
             if created:
-                self._rooms[room] = live
+                self._rooms[live.name] = live
                 live.start()
         live.flush()  # the join's own changes reach those already in as a delta
         if member is None:
-            member = live.members[peer.id] = _Member(peer, takes_binary(peer.subprotocol),
-                                                     live.encoder.version)
+            member = live.members[peer.id] = Member(peer, takes_binary(peer.subprotocol),
+                                                    live.encoder.version)
         live.send_full(member)
         return {"version": live.encoder.version, "encoding": "binary" if member.binary else "json"}
 
@@ -259,12 +240,11 @@ class StateService:
         except Exception:
             logger.exception("room %s: on_leave failed", room)
         if not live.members:
-            del self._rooms[room]
-            await live.stop()
+            await self._end(live)
 
     # -- methods -----------------------------------------------------------------
 
-    def _member(self, ctx: CallContext, room: str) -> tuple[LiveRoom, _Member]:
+    def _member(self, ctx: CallContext, room: str) -> tuple[LiveRoom, Member]:
         live = self._rooms.get(room)
         member = live.members.get(ctx.connection_id) if live is not None else None
         if live is None or member is None:

@@ -55,11 +55,12 @@ from rtctl.state.hlc import Stamp
 from rtctl.state.nodes import Node
 from rtctl.state.types import Primitive
 
-__all__ = ["DEFAULT_SNAPSHOT_EVERY", "DEFAULT_TICK_RATE", "Policy", "StateRoom", "Target",
-           "resolve"]
+__all__ = ["DEFAULT_SNAPSHOT_EVERY", "DEFAULT_SNAPSHOT_TTL", "DEFAULT_TICK_RATE", "Policy",
+           "StateRoom", "Target", "resolve"]
 
 DEFAULT_TICK_RATE = 20.0  # Hz: Valve's default snapshot rate (cl_updaterate 20)
 DEFAULT_SNAPSHOT_EVERY = 100  # versions between kept snapshots (5 s at 20 Hz)
+DEFAULT_SNAPSHOT_TTL = 300.0  # s: players of a dead node have that long to come back
 
 S = TypeVar("S", bound=Schema)
 
@@ -78,6 +79,7 @@ class StateRoom(Generic[S]):
     schema: ClassVar[type[Schema]]
     tick_rate: float = DEFAULT_TICK_RATE  # an instance may set its own in on_create
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    snapshot_ttl: float = DEFAULT_SNAPSHOT_TTL  # how long a kept snapshot outlives its room
     writable: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
@@ -89,6 +91,10 @@ class StateRoom(Generic[S]):
 
     def on_create(self) -> None:
         """The room was created (first join); ``self.options`` came with that join."""
+
+    def on_restore(self) -> None:
+        """The room resumed from a kept snapshot (its last node died): ``self.state`` is
+        that snapshot's; on_create ran just before, on a fresh state it replaced."""
 
     def on_join(self, user: str) -> None:
         """A connection of ``user`` joined (raise an RpcError to refuse it)."""

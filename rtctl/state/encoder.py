@@ -47,18 +47,21 @@ class Encoder:
     remembered that long); a client further behind needs :meth:`full`.
     """
 
-    def __init__(self, state: Schema, *, history: int = DEFAULT_HISTORY) -> None:
+    def __init__(self, state: Schema, *, history: int = DEFAULT_HISTORY,
+                 version: int = 0) -> None:
         if state._parent is not None:
             raise ValueError("encode a root: this state is part of another one")
         if history < 1:
             raise ValueError("history must be at least 1 version")
+        if version < 0:
+            raise ValueError("versions start at 0")
         self.state = state
-        self.version = 0
+        self.version = version  # a state restored from a snapshot goes on from its version
         self._history = history
         self._started = False  # nothing sent yet: the first delta is a full state
-        self._streamed = 0  # the version the last full state or delta brought clients to
+        self._streamed = version  # the version the last full state or delta brought clients to
         self._sent_at = -1  # the version the values kept for relative deltas belong to
-        state._reset(0)
+        state._reset(version)
 
     @property
     def floor(self) -> int:

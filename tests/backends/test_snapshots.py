@@ -60,6 +60,10 @@ async def test_a_snapshot_keeps_any_bytes_exactly_and_the_newest_wins(stores: Ba
     await s.put("arena:é", 2**63 - 1, EVERY_BYTE[::-1] * 3, ttl=30)
     assert await s.get("arena:é") == (2**63 - 1, EVERY_BYTE[::-1] * 3)
     assert await s.get("arena:1") == (60, b"")
+    await s.forget("arena:1")  # the room ended: its next life starts afresh
+    assert await s.get("arena:1") is None
+    assert await s.get("arena:é") is not None
+    await s.forget("arena:1")  # twice is harmless
 
 
 async def test_a_snapshot_expires_after_its_ttl_and_outlives_its_owner(stores: Backends) -> None:
@@ -134,7 +138,8 @@ async def test_every_call_fails_fast_when_redis_is_gone(lost_redis: Backends) ->
     s = lost_redis.snapshots
     calls: list[Callable[[], Awaitable[object]]] = [
         lambda: s.own("arena", "n1", ttl=30), lambda: s.release("arena", "n1"),
-        lambda: s.put("arena", 1, EVERY_BYTE, ttl=30), lambda: s.get("arena")]
+        lambda: s.put("arena", 1, EVERY_BYTE, ttl=30), lambda: s.get("arena"),
+        lambda: s.forget("arena")]
     for call in calls:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable) as info:

@@ -3,22 +3,26 @@ client writes (issue 11). Ticks are run by the test (the room type ticks once in
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
 
+from rtctl.backends import memory_backends
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import parse_state_frame
 from rtctl.protocol.upgrade import SUBPROTOCOL
 from rtctl.services.rooms import RoomService
 from rtctl.services.sessions import SessionService
-from rtctl.services.state import LiveRoom, StateService
+from rtctl.services.state import StateService
+from rtctl.services.state_live import LiveRoom
 from rtctl.services.state_room import StateRoom
 from rtctl.state import Decoder, Schema, uint8, uint16
 from rtctl.state.hlc import Stamp
-from tests.services.fakes import FakeHost, FakePeer, ManualTimer
+from tests.services.fakes import FakeClock, FakeHost, FakePeer, ManualTimer
 
 SLOW = 1e-4  # Hz: the room's own ticker never fires during a test
 
@@ -289,3 +293,83 @@ def test_bad_room_types_are_refused_at_start_up() -> None:
                        ({"x": dict}, "not a StateRoom")]:
         with pytest.raises(ValueError, match=why):
             StateService(host, types)  # type: ignore[arg-type]
+
+
+# -- ownership and snapshots -------------------------------------------------------
+
+
+class KeptRoom(MatchRoom):
+    snapshot_every = 3
+    restored: ClassVar[list[str]] = []
+
+    def on_restore(self) -> None:
+        KeptRoom.restored.append(self.name)
+
+
+def node(backends: Any, name: str, clock: FakeClock) -> Setup:
+    setup = Setup.__new__(Setup)
+    setup.host = FakeHost(dataclasses.replace(backends, node_id=name), clock=clock)
+    setup.state = StateService(setup.host, {"match": KeptRoom})
+    setup.rooms = RoomService(setup.host, SessionService(setup.host), timer=ManualTimer(),
+                              stateful=setup.state)
+    return setup
+
+
+async def kept(setup: Setup, room: str = "match:1") -> tuple[int, bytes] | None:
+    await asyncio.gather(*setup.state._keeping.values())
+    return await setup.host.backends.snapshots.get(room)
+
+
+async def test_a_room_lives_on_one_node_and_another_node_says_which() -> None:
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    n2 = node(n1.host.backends, "n2", clock)
+    await n1.join(FakePeer("c1", "alice"))
+    with pytest.raises(RpcError) as err:
+        await n2.join(FakePeer("c2", "bob"))
+    assert err.value.code == ErrorCode.WRONG_NODE
+    assert err.value.data == {"room": "match:1", "node": "n1"}
+    assert n2.state.room("match:1") is None
+
+
+async def test_when_its_node_dies_the_room_resumes_elsewhere_from_its_snapshot() -> None:
+    KeptRoom.restored.clear()
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    alice = FakePeer("c1", "alice")
+    await n1.join(alice)
+    for _ in range(7):
+        n1.tick()
+    snapshot = await kept(n1)
+    assert snapshot is not None
+    version, data = snapshot
+    assert version >= 6  # kept every 3 versions
+    saved = Decoder(Match)
+    saved.apply(data)
+    # n1 dies without a word: its claim lapses after the node TTL
+    await n1.live().stop()
+    clock.now += n1.host.backends.node_ttl + 1
+    n2 = node(n1.host.backends, "n2", clock)
+    bob = FakePeer("c2", "bob")
+    reply = await n2.join(bob)
+    assert KeptRoom.restored == ["match:1"]
+    assert reply["version"] > version  # versions go on: no client mistakes it for older
+    state = copy_of(bob).state.to_dict()
+    assert state["round"] == saved.state.round
+    assert set(state["players"]) == {"alice", "bob"}  # alice's entity came back with it
+
+
+async def test_a_room_that_ends_starts_afresh() -> None:
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    alice = FakePeer("c1", "alice")
+    await n1.join(alice)
+    for _ in range(7):
+        n1.tick()
+    assert await kept(n1) is not None
+    await n1.rooms.leave(alice.context(), "match:1")
+    assert await n1.host.backends.snapshots.get("match:1") is None
+    n2 = node(n1.host.backends, "n2", clock)  # and any node may take the name now
+    reply = await n2.join(FakePeer("c2", "bob"))
+    assert reply["version"] == 1
+    assert n2.live().instance.state.round == 0
