@@ -187,3 +187,22 @@ def test_help_states_the_exit_codes(env: dict[str, str], command: list[str]) -> 
     said = " ".join(rtctl(*command, "--help", env=env).stdout.replace("│", " ").split())
     assert "Exit codes:" in said
     assert "2 bad usage" in said
+
+
+def test_serve_hosts_the_room_types_it_is_given(env: dict[str, str]) -> None:
+    server = Served("--jwt-secret", SECRET, "--drain", "0", "--room-type", "drift", env=env)
+    try:
+        assert server.proc.stdout is not None
+        banner = [*server.banner, server.proc.stdout.readline()]  # the rooms line is fifth
+        assert "  rooms:   drift (DriftRoom, 20 Hz)\n" in banner, banner
+        token = rtctl("token", "--sub", "alice", "--jwt-secret", SECRET, env=env).stdout.strip()
+        schema = rtctl("call", server.base_url, "state.schema", '{"room": "drift:1"}',
+                       "--token", token, env=env)
+        assert schema.returncode == 0, schema.stderr
+        assert json.loads(schema.stdout)["root"] == "Arena"
+        other = rtctl("call", server.base_url, "state.schema", '{"room": "lobby"}',
+                      "--token", token, env=env)
+        assert other.returncode == 3
+        assert "'lobby' is not a stateful room" in other.stderr
+    finally:
+        server.stop()
