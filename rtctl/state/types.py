@@ -182,14 +182,14 @@ class _Int(Primitive):
 
 
 class _Float(Primitive):
-    __slots__ = ("_bits_format", "_format", "bits", "size")
+    __slots__ = ("_float", "_pattern_of", "bits", "size")
 
     def __init__(self, name: str, bits: int) -> None:
         super().__init__(name)
         self.bits = bits
         self.size = bits // 8
-        self._format = "<f" if bits == 32 else "<d"
-        self._bits_format = "<I" if bits == 32 else "<Q"
+        self._float = struct.Struct("<f" if bits == 32 else "<d")
+        self._pattern_of = struct.Struct("<I" if bits == 32 else "<Q")
 
     def default(self) -> float:
         return 0.0
@@ -198,24 +198,26 @@ class _Float(Primitive):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise TypeError(f"{self.name} field takes a float, not {type(value).__name__}")
         try:
-            packed = struct.pack(self._format, value)
+            packed = self._float.pack(value)
         except (OverflowError, struct.error):  # struct.error: an int beyond any float
             raise ValueError(f"{value} is beyond the range of {self.name}") from None
-        held: float = struct.unpack(self._format, packed)[0]
+        held: float = self._float.unpack(packed)[0]
         return held
 
     def _pattern(self, value: float) -> int:
-        pattern: int = struct.unpack(self._bits_format, struct.pack(self._format, value))[0]
+        pattern: int = self._pattern_of.unpack(self._float.pack(value))[0]
         return pattern
 
     def same(self, a: Any, b: Any) -> bool:
-        return self._pattern(a) == self._pattern(b)
+        if a == b:  # equal floats differ in bits only as 0.0 and -0.0
+            return a != 0.0 or self._pattern(a) == self._pattern(b)
+        return a != a and b != b and self._pattern(a) == self._pattern(b)  # two NaNs
 
     def write(self, out: bytearray, value: Any) -> None:
-        out += struct.pack(self._format, value)
+        out += self._float.pack(value)
 
     def read(self, reader: Reader) -> float:
-        value: float = struct.unpack(self._format, reader.take(self.size))[0]
+        value: float = self._float.unpack(reader.take(self.size))[0]
         return value
 
     def write_relative(self, out: bytearray, old: Any, new: Any) -> None:
@@ -229,7 +231,7 @@ class _Float(Primitive):
         if not -(1 << (self.bits - 1)) <= step < 1 << (self.bits - 1):
             raise StateError(f"{self.name} difference wider than {self.bits} bits: corrupt")
         pattern = (self._pattern(old) + step) & ((1 << self.bits) - 1)
-        value: float = struct.unpack(self._format, struct.pack(self._bits_format, pattern))[0]
+        value: float = self._float.unpack(self._pattern_of.pack(pattern))[0]
         return value
 
     def to_json(self, value: Any) -> Any:

@@ -106,6 +106,10 @@ class Reader:
         return chunk
 
     def varint(self) -> int:
+        data, pos = self._data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # the common case: one byte
+            self.pos = pos + 1
+            return data[pos]
         result = shift = 0
         for _ in range(MAX_VARINT_BYTES):
             byte = self.byte()
