@@ -67,7 +67,7 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "Normal closure.",
     CloseCode.GOING_AWAY: "The gateway is shutting down (after its drain period); reconnect elsewhere.",
     CloseCode.PROTOCOL_ERROR: "The peer broke the WebSocket protocol.",
-    CloseCode.UNSUPPORTED_DATA: "A binary frame arrived; rtctl.v1 (and the default) carries JSON in text frames.",
+    CloseCode.UNSUPPORTED_DATA: "A binary frame arrived from the client: clients send JSON-RPC in text frames on every subprotocol (rtctl.v1.binary's binary frames go server to client only).",
     CloseCode.NO_STATUS: "Reported, never sent: the close carried no code (or the simulator relayed it unread).",
     CloseCode.ABNORMAL_CLOSURE: "Reported, never sent: the connection dropped without a closing handshake.",
     CloseCode.INVALID_PAYLOAD: "A text frame was not valid UTF-8.",

@@ -109,7 +109,9 @@ class RoomService:
         await self._backends.bus.publish(
             self._subject(room), {"event": event, "room": room, "session": session_id, **fields})
 
-    async def _drop_local(self, room: str, conn_id: str) -> None:
+    async def _drop_local(self, room: str, conn_id: str, *, leaving: bool = True) -> None:
+        """Forget ``conn_id``'s membership here; ``leaving`` is False when its connection
+        ended (a stateful room then keeps its snapshot, to resume if players come back)."""
         members = self._local.get(room, {})
         members.pop(conn_id, None)
         rooms = self._joined.get(conn_id, set())
@@ -117,7 +119,7 @@ class RoomService:
         if not rooms:
             self._joined.pop(conn_id, None)
         if self._stateful is not None:
-            await self._stateful.left(room, conn_id)
+            await self._stateful.left(room, conn_id, leaving=leaving)
         if not members:
             self._local.pop(room, None)
             self._delivery.forget(room)
@@ -133,7 +135,7 @@ class RoomService:
     async def _ended(self, session_id: str, user: str) -> None:
         local = self._joined.get(session_id, set())
         for room in list(local):
-            await self._drop_local(room, session_id)
+            await self._drop_local(room, session_id, leaving=False)
         for room in sorted(local | set(await self._backends.rooms.rooms_of(session_id))):
             await self._leave_store(room, session_id, user)
 
@@ -172,17 +174,17 @@ class RoomService:
         except RpcError:
             await self._drop_local(room, conn.id)
             raise
-        if first:
-            await self._send(room, "joined", conn.id, user=conn.user, total=total)
         reply = await self._membership(room, total)
         if stateful:
             assert self._stateful is not None
             try:
                 reply.update(await self._stateful.joined(room, conn, options))
-            except BaseException:  # the game refused the join (or failed): undo it
-                await self._leave_store(room, conn.id, conn.user)
+            except BaseException:  # refused (by the game, or another node owns it): undo it
+                await self._backends.rooms.leave(room, conn.id)  # quietly: nobody was told
                 await self._drop_local(room, conn.id)
                 raise
+        if first:
+            await self._send(room, "joined", conn.id, user=conn.user, total=total)
         return reply
 
     async def _membership(self, room: str, total: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -133,11 +134,12 @@ class StateService:
             raise
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew())
-        return LiveRoom(instance, version=version, keep=self._keep)
+        return LiveRoom(instance, version=version,
+                        keep=functools.partial(self._keep, ttl=instance.snapshot_ttl))
 
     @staticmethod
     def _restore(instance: StateRoom[Any], version: int, snapshot: bytes) -> int:
-        decoder = Decoder(type(instance).schema)
+        decoder = Decoder(type(instance.state))  # on_create may have chosen a subclass
         try:
             decoder.apply(snapshot)
         except StateError as exc:
@@ -150,10 +152,9 @@ class StateService:
                     version)
         return version
 
-    def _keep(self, room: str, version: int, snapshot: bytes) -> None:
+    def _keep(self, room: str, version: int, snapshot: bytes, *, ttl: float) -> None:
         """Store a snapshot where any node can find it: one write per room at a time, and
         while one is under way only the newest snapshot waits for the next."""
-        ttl = self._rooms[room].instance.snapshot_ttl if room in self._rooms else 0.0
         self._unsaved[room] = (version, snapshot, ttl)
         if room not in self._keeping:
             self._keeping[room] = asyncio.get_running_loop().create_task(self._save(room))
@@ -188,17 +189,31 @@ class StateService:
                                  "than the node TTL and both now run it; its members here "
                                  "should rejoin", room, owner)
 
-    async def _end(self, live: LiveRoom) -> None:
-        """The last member left: the room ends here, and its next life starts afresh."""
+    async def _end(self, live: LiveRoom, *, resumable: bool) -> None:
+        """The last member is gone. If they left, the room ends: its next life starts
+        afresh. If their connections ended (a network cut, this node draining), its final
+        state is kept as its snapshot: players who come back within ``snapshot_ttl``,
+        through any node, find the room where it was."""
         del self._rooms[live.name]
         await live.stop()
+        if resumable:
+            live.flush()
+            self._keep(live.name, live.encoder.version, live.full(),
+                       ttl=live.instance.snapshot_ttl)
+            saving = self._keeping.get(live.name)
+            if saving is not None:  # stored before the claim goes: no node resumes older
+                await saving
+        await self._release(live.name, forget=not resumable)
+
+    async def _release(self, room: str, *, forget: bool) -> None:
         snapshots = self._host.backends.snapshots
         try:
-            await snapshots.forget(live.name)
-            await snapshots.release(live.name, self._host.backends.node_id)
+            if forget:
+                await snapshots.forget(room)
+            await snapshots.release(room, self._host.backends.node_id)
         except BackendUnavailable as exc:
-            logger.warning("room %s ended, but its claim lingers until it lapses: %s",
-                           live.name, exc.message)
+            logger.warning("room %s closed here, but its claim lingers until it lapses: %s",
+                           room, exc.message)
 
     # -- membership (called by RoomService) ------------------------------------
 
@@ -212,7 +227,11 @@ class StateService:
                 live = self._rooms.get(room)
                 if live is None:
                     live = await self._open(room, options)
-                    return self._enter(live, peer, created=True)
+                    try:
+                        return self._enter(live, peer, created=True)
+                    except BaseException:  # refused: the room never was
+                        await self._release(room, forget=False)
+                        raise
             if not lock.locked():
                 self._opening.pop(room, None)
         return self._enter(live, peer, created=False)
@@ -231,7 +250,8 @@ class StateService:
         live.send_full(member)
         return {"version": live.encoder.version, "encoding": "binary" if member.binary else "json"}
 
-    async def left(self, room: str, connection_id: str) -> None:
+    async def left(self, room: str, connection_id: str, *, leaving: bool) -> None:
+        """``connection_id`` left ``room`` (``leaving``) or its connection ended."""
         live = self._rooms.get(room)
         if live is None or (member := live.members.pop(connection_id, None)) is None:
             return
@@ -240,7 +260,7 @@ class StateService:
         except Exception:
             logger.exception("room %s: on_leave failed", room)
         if not live.members:
-            await self._end(live)
+            await self._end(live, resumable=not leaving)
 
     # -- methods -----------------------------------------------------------------
 
@@ -262,7 +282,8 @@ class StateService:
         if kind is None:
             raise InvalidParams(f"Invalid params: {room!r} is not a stateful room",
                                 {"room": room})
-        return describe(kind.schema)
+        live = self._rooms.get(room)  # an instance may pick its schema from its options
+        return describe(type(live.instance.state) if live is not None else kind.schema)
 
     def info(self, ctx: CallContext, room: str) -> dict[str, Any]:
         """``state.info {room}`` → what the room costs here: version, rate, bytes, CPU."""

@@ -27,7 +27,7 @@ __all__ = ["KeepSnapshot", "LiveRoom", "Member"]
 
 logger = logging.getLogger("rtctl.services.state")
 
-KeepSnapshot = Callable[[str, int, bytes], None]
+KeepSnapshot = Callable[[str, int, bytes], None]  # room, version, full state
 
 
 @dataclass(slots=True, eq=False)

@@ -23,6 +23,7 @@ from rtctl.services.state_room import StateRoom
 from rtctl.state import Decoder, Schema, uint8, uint16
 from rtctl.state.hlc import Stamp
 from tests.services.fakes import FakeClock, FakeHost, FakePeer, ManualTimer
+from tests.services.test_large_rooms import bus_settled
 
 SLOW = 1e-4  # Hz: the room's own ticker never fires during a test
 
@@ -373,3 +374,44 @@ async def test_a_room_that_ends_starts_afresh() -> None:
     reply = await n2.join(FakePeer("c2", "bob"))
     assert reply["version"] == 1
     assert n2.live().instance.state.round == 0
+
+
+async def test_a_room_whose_players_all_dropped_resumes_where_it_was() -> None:
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    alice = FakePeer("c1", "alice")
+    await n1.join(alice)
+    n1.tick()
+    n1.tick()  # round 2: not yet a kept snapshot (every 3 versions)
+    version = n1.live().encoder.version
+    await n1.state.left("match:1", "c1", leaving=False)  # e.g. this node drains on SIGTERM
+    assert n1.state.room("match:1") is None
+    snapshot = await kept(n1)
+    assert snapshot is not None
+    assert snapshot[0] == version + 1  # the final state: on_leave's change included
+    version = snapshot[0]
+    n2 = node(n1.host.backends, "n2", clock)  # the claim was released: no wait
+    bob = FakePeer("c2", "bob")
+    reply = await n2.join(bob)
+    assert reply["version"] > version
+    assert copy_of(bob).state.round == 2
+
+
+async def test_a_refused_first_join_releases_the_claim() -> None:
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    with pytest.raises(RpcError, match="banned"):
+        await n1.join(FakePeer("c9", "mallory"))
+    n2 = node(n1.host.backends, "n2", clock)
+    assert (await n2.join(FakePeer("c2", "bob")))["version"] == 1
+
+
+async def test_a_refused_join_is_never_announced(setup: Setup) -> None:
+    alice = FakePeer("c1", "alice")
+    await setup.join(alice)
+    await bus_settled(setup.host.backends, "match:1")
+    seen = len(alice.received)
+    with pytest.raises(RpcError, match="banned"):
+        await setup.join(FakePeer("c9", "mallory"))
+    await bus_settled(setup.host.backends, "match:1")
+    assert alice.received[seen:] == []  # neither room.joined nor room.left
