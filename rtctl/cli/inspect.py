@@ -10,13 +10,16 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.options import dev_token
+from rtctl.cli.options import dev_token, import_attr
 from rtctl.exceptions import ConfigError
 from rtctl.inspect.capture import Sink, capture, replay
 from rtctl.inspect.filters import parse_filter
 from rtctl.inspect.recorder import Recorder
+from rtctl.inspect.schemas import SchemaFetcher, schema_endpoint
+from rtctl.inspect.states import StateFrames
 from rtctl.inspect.view import Viewer
 from rtctl.protocol.tap import ADMIN_ROLE
+from rtctl.state import Schema
 from rtctl.units import parse_duration
 
 __all__ = ["inspect"]
@@ -34,6 +37,18 @@ def _sinks(viewer: Viewer, record: Path | None, pcap: Path | None,
 
         sinks.append(PcapExporter(pcap))
     return sinks
+
+
+def load_schema(spec: str) -> type[Schema]:
+    """Import ``MODULE:CLASS`` and check it is a Schema class that declares fields."""
+    target = import_attr(spec, "--schema", "mygame.state:Arena")
+    if not (isinstance(target, type) and issubclass(target, Schema)):
+        raise ConfigError(f"--schema: {spec} is not an rtctl Schema class")
+    try:
+        target.fields()
+    except TypeError as exc:
+        raise ConfigError(f"--schema: {spec}: {exc}") from None
+    return target
 
 
 def inspect(
@@ -59,20 +74,28 @@ def inspect(
         "--plain", help="One JSON object a line instead of the readable view.")] = False,
     replay_file: Annotated[Path | None, typer.Option(
         "--replay", help="Show a recording (FILE.jsonl) again instead of a live gateway.")] = None,
+    schema: Annotated[str | None, typer.Option(
+        help="Decode every room's state frames with this Schema class, MODULE:CLASS "
+             "(e.g. mygame.state:Arena). Without it, schemas are fetched from a gateway "
+             "URL with state.schema; a recording or a simulator shows their headers only.",
+    )] = None,
 ) -> None:
     """Show a gateway's traffic live: every frame, connect, disconnect and refusal.
 
-    Replies are paired with their requests and show their latency. --record
+    Replies are paired with their requests and show their latency; state
+    frames show the fields they change, with their version and size. --record
     and --pcap can be combined, also with --replay (to turn a recording into a
     pcap). Stop with Ctrl-C: files are flushed and closed either way.
 
     Exit codes: 0 stopped (Ctrl-C, --duration, end of the recording); 1 the
-    gateway is not there or refused the token; 2 bad usage (a bad filter or
-    duration, a recording that is missing or does not parse).
+    gateway is not there or refused the token; 2 bad usage (a bad filter,
+    duration or --schema, a recording that is missing or does not parse).
     """
     if (url is None) == (replay_file is None):
         raise ConfigError("give a gateway URL to watch, or --replay FILE.jsonl (one of the two)")
-    viewer = Viewer(filter=parse_filter(filter or ""), plain=plain)
+    endpoint = schema_endpoint(url) if url is not None and schema is None else None
+    states = StateFrames(load_schema(schema) if schema else None, fetching=endpoint is not None)
+    viewer = Viewer(filter=parse_filter(filter or ""), plain=plain, states=states)
     seconds = parse_duration(duration) if duration is not None else None
     sinks = _sinks(viewer, record, pcap, replay_file)
     try:
@@ -80,8 +103,10 @@ def inspect(
             replay(replay_file, sinks)
         else:
             assert url is not None
-            asyncio.run(capture(url, token=token or dev_token({"role": ADMIN_ROLE}),
-                                sinks=sinks, duration=seconds))
+            token = token or dev_token({"role": ADMIN_ROLE})
+            if endpoint is not None:
+                sinks.append(SchemaFetcher(endpoint, token=token, states=states))
+            asyncio.run(capture(url, token=token, sinks=sinks, duration=seconds))
     except KeyboardInterrupt:
         pass
     finally:

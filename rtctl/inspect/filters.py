@@ -6,10 +6,12 @@ The grammar is small on purpose::
     term   := "errors"
             | field ("=" | "!=") value ("|" value)*
             | "size" ("=" | "!=" | ">" | ">=" | "<" | "<=") SIZE
-    field  := "method" | "user" | "conn" | "dir" | "kind"
+    field  := "method" | "user" | "conn" | "dir" | "kind" | "room"
 
-* ``method``, ``user`` and ``conn`` take shell-style globs (``room.*``); a
-  reply matches by its request's method, a batch by any of its methods.
+* ``method``, ``user``, ``conn`` and ``room`` take shell-style globs
+  (``room.*``); a reply matches by its request's method, a batch by any of
+  its methods. ``room`` is the room of a state frame (binary, or a
+  ``state.patch`` notification): ``room=drift:*``.
 * ``dir`` is ``in`` (client to gateway) or ``out``; ``kind`` is one of
   :data:`KINDS`; ``size`` is the message's bytes, with units (``1KB``, ``4KiB``).
 * ``errors`` keeps error replies, messages that are not JSON-RPC, refused
@@ -47,7 +49,7 @@ from rtctl.units import parse_size
 __all__ = ["FIELDS", "KINDS", "Filter", "parse_filter"]
 
 KINDS = ("request", "notification", "result", "error", "batch", "invalid", BINARY_KIND)
-FIELDS = ("method", "user", "conn", "dir", "kind", "size")
+FIELDS = ("method", "user", "conn", "dir", "kind", "room", "size")
 _NORMAL_CLOSES = frozenset({1000, 1001})
 _TERM = re.compile(r"([a-z]+)(!=|>=|<=|=|>|<)(.*)")
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
@@ -74,6 +76,8 @@ def _values(row: Row, field: str) -> list[str] | None:
         return None if user is None else [user]
     if field == "conn":
         return [event.conn] if isinstance(event, Connected | Disconnected | FrameSeen) else None
+    if field == "room":
+        return None if row.state is None or row.state.room is None else [row.state.room]
     if not isinstance(event, FrameSeen):
         return None
     if field == "method":

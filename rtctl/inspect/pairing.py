@@ -5,13 +5,17 @@ the latest unanswered request of the same id, sent the other way on the same
 connection. Batches (§6) pair element by element. Requests that are never
 answered (the connection dropped) are forgotten at the disconnect, and at
 most :data:`MAX_PENDING` wait per connection, oldest forgotten first.
+
+The same pass decodes state frames (:mod:`~rtctl.inspect.states`): like
+pairing, it needs every event of a connection in order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from rtctl.inspect.states import StateFrame, StateFrames
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.tap import IN, OUT, Disconnected, FrameSeen, TapEvent, describe_message
 
@@ -28,21 +32,32 @@ class Row:
 
     ``method`` is the frame's own, or for a reply its request's (a batch's
     are comma-separated); ``latency_us`` is a reply's time since its request
-    (the slowest element's, for a batch).
+    (the slowest element's, for a batch); ``state`` is a state frame's header
+    and changes.
     """
 
     event: TapEvent
     method: str | None = None
     latency_us: int | None = None
+    state: StateFrame | None = None
 
 
 class Pairing:
-    """Feed it every event in order; it returns the :class:`Row` to show."""
+    """Feed it every event in order; it returns the :class:`Row` to show.
 
-    def __init__(self) -> None:
+    ``states`` decodes state frames (by default header only: no schema).
+    """
+
+    def __init__(self, states: StateFrames | None = None) -> None:
         self._pending: dict[str, dict[_Key, tuple[int, str]]] = {}
+        self.states = states if states is not None else StateFrames()
 
     def see(self, event: TapEvent) -> Row:
+        row = self._pair(event)
+        state = self.states.see(event)
+        return row if state is None else replace(row, state=state)
+
+    def _pair(self, event: TapEvent) -> Row:
         if isinstance(event, Disconnected):
             self._pending.pop(event.conn, None)
             return Row(event)

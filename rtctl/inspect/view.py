@@ -8,10 +8,17 @@ terminal) reads::
     12:04:05.123456 → alice    3f2a1c-1  request      sys.echo         #1     52 B           [1,"a"]
     12:04:05.123689 ← alice    3f2a1c-1  result       sys.echo         #1     40 B   0.23 ms [1,"a"]
 
-A binary message (``rtctl.v1.binary``) shows what :func:`binary_preview`
-makes of its bytes. The plain line is the event's JSON object (a binary
-payload in base64) with the reply's paired ``method`` and its ``latency_us``
-added, for ``jq`` and friends.
+A state frame (binary on ``rtctl.v1.binary``, or a ``state.patch``
+notification) shows its room, version and size and the fields it changed
+(:mod:`~rtctl.inspect.states`), at the end of its line::
+
+    state drift:1 v42←41 delta 87 B  entities.e7.x 512.25 → 515.75, +entities.e103
+
+Other binary messages show their size and first bytes (:func:`binary_preview`).
+The plain line is the event's JSON object (a binary payload in base64) with
+the reply's paired ``method`` and its ``latency_us`` added, and a state
+frame's ``state`` (:meth:`~rtctl.inspect.states.StateFrame.to_json`), for
+``jq`` and friends.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from rich.text import Text
 
 from rtctl.inspect.filters import Filter, parse_filter
 from rtctl.inspect.pairing import Pairing, Row
+from rtctl.inspect.states import StateFrames
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.tap import (
@@ -39,7 +47,7 @@ from rtctl.protocol.tap import (
     TapEvent,
 )
 
-__all__ = ["Viewer", "binary_preview", "plain_line", "rich_line"]
+__all__ = ["Viewer", "binary_preview", "frame_preview", "plain_line", "rich_line"]
 
 _PREVIEW = 80  # characters of payload shown at the end of a readable line
 _HEX_PREVIEW = 16  # bytes of a binary payload shown in hex
@@ -60,22 +68,39 @@ def _close_name(code: int) -> str:
 
 
 def plain_line(row: Row) -> str:
-    """The event as one JSON object, with a reply's request ``method`` and ``latency_us``."""
+    """The event as one JSON object, with a reply's request ``method`` and ``latency_us``
+    (and a state frame's ``state``)."""
     obj: dict[str, Any] = row.event.to_json()
     if isinstance(row.event, FrameSeen):
         obj["method"] = row.method
         obj["latency_us"] = row.latency_us
+    if row.state is not None:
+        obj["state"] = row.state.to_json()
     return jsonrpc.dumps(obj).decode()
 
 
 def binary_preview(data: bytes) -> str:
-    """How a readable line shows a binary message: its size and first bytes in hex.
-
-    The one place binary payloads are rendered: a decoder of the frame types
-    of :mod:`rtctl.protocol.frames` plugs in here.
-    """
+    """A binary message that is no state frame (or a corrupt one): its size and first bytes."""
     more = "…" if len(data) > _HEX_PREVIEW else ""
     return f"<binary {len(data)} bytes> {data[:_HEX_PREVIEW].hex(' ')}{more}"
+
+
+def frame_preview(row: Row, *, whole: bool = False) -> str:
+    """What a readable line shows of a frame's message; ``whole`` for a detail pane.
+
+    A state frame: its header and changes (every change, one a line, when
+    ``whole``), a corrupt binary one followed by its first bytes. Another
+    binary message: :func:`binary_preview`. Text: its start.
+    """
+    frame = row.event
+    assert isinstance(frame, FrameSeen)
+    state = row.state
+    if state is not None:
+        text = state.text(None, lines=True) if whole else state.text()
+        return f"{text} {binary_preview(frame.data)}" if state.corrupt and frame.binary else text
+    if frame.binary:
+        return binary_preview(frame.data)
+    return frame.payload[:_PREVIEW]
 
 
 def _frame_line(row: Row, frame: FrameSeen) -> Text:
@@ -90,7 +115,7 @@ def _frame_line(row: Row, frame: FrameSeen) -> Text:
         f"{ident:<7.7} {frame.size:>7} B {latency:>10} ",
         (f"[{frame.impairment}] " if frame.impairment else "",
          "bold red" if (frame.impairment or "").startswith("dropped") else "bold yellow"),
-        (binary_preview(frame.data) if frame.binary else frame.payload[:_PREVIEW], "dim"),
+        (frame_preview(row), "dim"),
     )
 
 
@@ -122,15 +147,19 @@ def rich_line(row: Row) -> Text:
 
 
 class Viewer:
-    """Pairs, filters and prints events as they come (a sink for ``rtctl inspect``)."""
+    """Pairs, decodes, filters and prints events as they come (a sink for ``rtctl inspect``).
+
+    ``states`` decodes state frames (:mod:`~rtctl.inspect.states`); by default
+    they show their header only.
+    """
 
     def __init__(self, *, filter: Filter | None = None, plain: bool = False,
-                 file: IO[str] | None = None) -> None:
+                 file: IO[str] | None = None, states: StateFrames | None = None) -> None:
         self.filter = filter or parse_filter("")
         self.plain = plain
         self.shown = 0
         self.dropped = 0  # events the gateway dropped for this listener
-        self._pairing = Pairing()
+        self._pairing = Pairing(states)
         self._file = file or sys.stdout
         self._console = Console(file=self._file, highlight=False)
         self._crop = self._console.is_terminal  # a file or a pipe gets whole lines

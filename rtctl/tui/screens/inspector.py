@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.json import JSON
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -23,6 +24,7 @@ from textual.widgets import Input, Static
 from rtctl.exceptions import ConfigError
 from rtctl.inspect.filters import Filter, parse_filter
 from rtctl.inspect.pairing import Row
+from rtctl.inspect.view import frame_preview
 from rtctl.protocol.tap import FrameSeen, TapEvent
 from rtctl.tui.feed import export
 from rtctl.tui.screens.base import LiveScreen
@@ -128,9 +130,11 @@ class InspectorScreen(LiveScreen):
         self.query_one("#inspector-note", Static).update(text)
 
 
-def _detail(row: Row) -> JSON | str:
+def _detail(row: Row) -> JSON | Text | str:
     event = row.event
     if isinstance(event, FrameSeen):
+        if event.binary:  # as `rtctl inspect` shows it: a state frame's changes, or the bytes
+            return Text(frame_preview(row, whole=True))  # Text: no markup in values
         try:
             return JSON(event.payload)
         except ValueError:
