@@ -20,8 +20,9 @@ state if that is beyond the encoder's history. A slow reader's queue therefore
 holds at most about one patch, however many ticks it misses.
 
 A joining member, and one that calls ``state.resync`` (its client saw a gap),
-gets the full state of the current version. Every ``snapshot_every`` versions
-the room keeps a full snapshot.
+gets the full state of the current version. Every ``snapshot_every`` versions,
+and when its players are all disconnected, the room keeps a full snapshot in
+the backends' snapshot store, where another node resumes it if this one dies.
 
 Methods (besides ``room.*``): ``state.resync {room}``, ``state.input {room,
 data}``, ``state.update {room, path, value, expect_version?, clock?}``,
@@ -67,7 +68,7 @@ class StateService:
         self._types = dict(types)
         self._host = host
         self._rooms: dict[str, LiveRoom] = {}
-        self._opening: dict[str, asyncio.Lock] = {}  # one creation at a time per room
+        self._opening: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, joins waiting on it
         self._keeping: dict[str, asyncio.Task[None]] = {}  # snapshot writes in flight
         self._unsaved: dict[str, tuple[int, bytes, float]] = {}  # the newest, waiting for it
         self._renewer: asyncio.Task[None] | None = None
@@ -221,20 +222,27 @@ class StateService:
                      options: Mapping[str, Any] | None) -> dict[str, Any]:
         """``peer`` joined ``room``: create it if new, run on_join, send the full state."""
         live = self._rooms.get(room)
-        if live is None:
-            lock = self._opening.setdefault(room, asyncio.Lock())
-            async with lock:
+        if live is not None:
+            return self._enter(live, peer, created=False)
+        lock, waiting = self._opening.get(room, (asyncio.Lock(), 0))
+        self._opening[room] = (lock, waiting + 1)
+        try:
+            async with lock:  # joins racing to create the room: the first creates it
                 live = self._rooms.get(room)
-                if live is None:
-                    live = await self._open(room, options)
-                    try:
-                        return self._enter(live, peer, created=True)
-                    except BaseException:  # refused: the room never was
-                        await self._release(room, forget=False)
-                        raise
-            if not lock.locked():
-                self._opening.pop(room, None)
-        return self._enter(live, peer, created=False)
+                if live is not None:
+                    return self._enter(live, peer, created=False)
+                live = await self._open(room, options)
+                try:
+                    return self._enter(live, peer, created=True)
+                except BaseException:  # refused: the room never was
+                    await self._release(room, forget=False)
+                    raise
+        finally:
+            lock, waiting = self._opening[room]
+            if waiting == 1:
+                del self._opening[room]
+            else:
+                self._opening[room] = (lock, waiting - 1)
 
     def _enter(self, live: LiveRoom, peer: Peer, *, created: bool) -> dict[str, Any]:
         member = live.members.get(peer.id)

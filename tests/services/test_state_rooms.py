@@ -415,3 +415,40 @@ async def test_a_refused_join_is_never_announced(setup: Setup) -> None:
         await setup.join(FakePeer("c9", "mallory"))
     await bus_settled(setup.host.backends, "match:1")
     assert alice.received[seen:] == []  # neither room.joined nor room.left
+
+
+class SlowClaims:
+    """The memory snapshot store, giving the loop away on every claim as Redis would."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def own(self, room: str, node: str, *, ttl: float) -> str:
+        await asyncio.sleep(0)
+        return str(await self.inner.own(room, node, ttl=ttl))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_joins_racing_to_create_a_room_create_it_once() -> None:
+    created: list[str] = []
+
+    class Counted(MatchRoom):
+        def on_create(self) -> None:
+            created.append(self.name)
+
+    clock = FakeClock()
+    backends = memory_backends(clock=clock)
+    host = FakeHost(dataclasses.replace(backends, snapshots=SlowClaims(backends.snapshots)),
+                    clock=clock)
+    state = StateService(host, {"match": Counted})
+    peers = [FakePeer(f"c{i}", f"u{i}") for i in range(3)]
+    replies = await asyncio.gather(*(state.joined("match:1", p, None) for p in peers))
+    assert created == ["match:1"]
+    live = state.room("match:1")
+    assert live is not None
+    assert set(live.members) == {"c0", "c1", "c2"}
+    assert all(r["encoding"] == "binary" for r in replies)
+    assert state._opening == {}
+    await live.stop()
