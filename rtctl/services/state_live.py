@@ -46,6 +46,8 @@ class LiveRoom:
         self.encoder = Encoder(instance.state, version=version)
         self.instance.version = version
         self._keep = keep
+        # The encoder's first message is a full state; made now, later ones are deltas.
+        self._full = (version, self.encoder.full())
         self.members: dict[str, Member] = {}
         self.snapshot: tuple[int, bytes] | None = None  # the last kept (version, full state)
         self.ticks = 0
@@ -55,7 +57,6 @@ class LiveRoom:
         self.coalesced = 0  # patches not sent to a member that was behind
         self.catch_ups = 0  # single deltas sent to members that had fallen behind
         self.fulls = 0  # full states sent (joins, resyncs, members beyond the history)
-        self._full: tuple[int, bytes] | None = None  # the full state of the current version
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -92,7 +93,7 @@ class LiveRoom:
 
     def full(self) -> bytes:
         """The full state at the committed version (one encoding per version, shared)."""
-        if self._full is None or self._full[0] != self.encoder.version:
+        if self._full[0] != self.encoder.version:
             self._full = (self.encoder.version, self.encoder.full())
         return self._full[1]
 

@@ -1,11 +1,11 @@
-"""The devtools app: six screens over one :class:`~rtctl.tui.session.Session`.
+"""The devtools app: seven screens over one :class:`~rtctl.tui.session.Session`.
 
 Start-up is a worker, so the dashboard shows at once and fills in when the
 stack is up. The screens repaint when their data changes, never on a timer
 of their own: they follow the app's reactives (:attr:`LiveScreen.FOLLOWS`),
 which move as the data arrives. A second worker reads the tap into the feed
-and moves ``tapped``: at once, or, if it moved less than :data:`TAP_GAP` ago,
-when the gap is over, so a busy gateway costs a few redraws a second, not
+and moves ``tapped``, paced (:class:`~rtctl.tui.pacer.Pacer`) to at most once
+every :data:`TAP_GAP`, so a busy gateway costs a few redraws a second, not
 one per batch (a redrawn table is the most expensive thing the app paints).
 The observer's state changes move ``status``; every change the TUI makes to
 the simulator moves ``link``. The one periodic timer left samples the
@@ -16,7 +16,6 @@ observer, simulator, gateway) before the app exits, so nothing is left running.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar
@@ -25,10 +24,10 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.timer import Timer
 
 from rtctl.client import StateChanged
 from rtctl.exceptions import RtctlError
+from rtctl.tui.pacer import Pacer
 from rtctl.tui.screens import (
     MODES,
     ConnectionScreen,
@@ -38,6 +37,7 @@ from rtctl.tui.screens import (
     PresenceScreen,
     ProfilerScreen,
     SimulatorScreen,
+    StateScreen,
 )
 from rtctl.tui.session import Session
 from rtctl.tui.stack import Stack
@@ -59,7 +59,7 @@ class DevtoolsApp(App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "switch_mode('dashboard')", "Screens", key_display="1-6"),
+        Binding("1", "switch_mode('dashboard')", "Screens", key_display="1-7"),
         *(Binding(str(number), f"switch_mode('{mode}')", show=False)
           for number, mode in enumerate(MODES[1:], 2)),
         Binding("l", "lag_switch", "Lag"),
@@ -77,14 +77,14 @@ class DevtoolsApp(App[None]):
         super().__init__()
         self.session = Session(period=refresh)
         self._start = start
-        self._tapped_at = -TAP_GAP  # time.monotonic() when ``tapped`` last moved
-        self._tap_due: Timer | None = None  # moves ``tapped`` when the gap is over
+        self._tap = Pacer(self, TAP_GAP, self._show_tap)
         session = self.session
         screens: list[Callable[[], LiveScreen]] = [
             lambda: DashboardScreen(session), lambda: ConnectionScreen(session),
             lambda: PresenceScreen(session),
             lambda: InspectorScreen(session, export_dir=export_dir),
-            lambda: SimulatorScreen(session), lambda: ProfilerScreen(session)]
+            lambda: SimulatorScreen(session), lambda: ProfilerScreen(session),
+            lambda: StateScreen(session)]
         for mode, make in zip(MODES, screens, strict=True):
             self.add_mode(mode, make)
 
@@ -115,23 +115,11 @@ class DevtoolsApp(App[None]):
         try:
             async for events in stack.events():
                 feed.add(events)
-                self._tap_moved()
+                self._tap.poke()
         except (RtctlError, OSError) as exc:
             self.notify(f"the tap is closed: {exc}", severity="warning", timeout=10)
 
-    def _tap_moved(self) -> None:
-        """Move ``tapped`` now, or once :data:`TAP_GAP` has passed since it last moved."""
-        if self._tap_due is not None:
-            return  # the rows that just arrived are shown with the ones already waiting
-        wait = self._tapped_at + TAP_GAP - time.monotonic()
-        if wait > 0:
-            self._tap_due = self.set_timer(wait, self._show_tap)
-        else:
-            self._show_tap()
-
     def _show_tap(self) -> None:
-        self._tap_due = None
-        self._tapped_at = time.monotonic()
         self.tapped = self.session.feed.added
 
     def _sample(self) -> None:

@@ -4,14 +4,17 @@ A :class:`Stack` is built either by :func:`rtctl.tui.demo.start_demo` (gateway,
 simulator and bots in this process) or by :func:`attach` (a running gateway
 reached over the network). The screens only ever read it: ``gateway``,
 ``proxy`` and ``bots`` are None when attached, and each screen says so
-instead of showing numbers it does not have.
+instead of showing numbers it does not have. ``schemas`` are the state
+schemas of the room types this process registered (the demo's ``drift``):
+the state screen decodes those rooms with them, any other one with the
+schema the gateway describes (``state.schema``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +24,7 @@ from rtctl.client.endpoint import endpoint_url
 from rtctl.gateway.server import Gateway
 from rtctl.inspect.listener import listen
 from rtctl.protocol.tap import TAP_PATH, TapEvent
+from rtctl.state import Schema
 from rtctl.tap import Subscription
 from rtctl.tui.bots import BotCrowd
 from simulator.proxy import WebSocketProxy
@@ -46,6 +50,7 @@ class Stack:
     bots: BotCrowd | None = None
     tap: Subscription | None = None  # in-process tap; None: listen to the remote /tap
     known_users: list[str] = field(default_factory=list)
+    schemas: Mapping[str, type[Schema]] = field(default_factory=dict)  # by room type name
 
     @property
     def admin_url(self) -> str:

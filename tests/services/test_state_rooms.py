@@ -118,6 +118,9 @@ async def test_members_share_one_frame_per_tick_and_stay_equal(setup: Setup) -> 
     for _ in range(3):
         setup.tick()
     assert alice.binary[-1] is bob.binary[-1]  # encoded once for everyone
+    info = setup.state.info(alice.context(), "match:1")
+    # alice's and bob's arrivals and three ticks; the two full states are not patches
+    assert (info["patches"], info["fulls"]) == (5, 2)
     server = setup.live().instance.state.to_dict()
     assert copy_of(alice).state.to_dict() == copy_of(bob).state.to_dict() == server
     assert server["round"] == 3

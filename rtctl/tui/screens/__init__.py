@@ -7,6 +7,7 @@ from rtctl.tui.screens.inspector import InspectorScreen
 from rtctl.tui.screens.presence import PresenceScreen
 from rtctl.tui.screens.profiler import ProfilerScreen
 from rtctl.tui.screens.simulator import SimulatorScreen
+from rtctl.tui.screens.state import StateScreen
 
 __all__ = [
     "MODES",
@@ -17,4 +18,5 @@ __all__ = [
     "PresenceScreen",
     "ProfilerScreen",
     "SimulatorScreen",
+    "StateScreen",
 ]

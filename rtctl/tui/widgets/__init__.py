@@ -3,5 +3,6 @@
 from rtctl.tui.widgets.frame_table import FrameTable
 from rtctl.tui.widgets.impairment_form import ImpairmentForm
 from rtctl.tui.widgets.nav_bar import NavBar
+from rtctl.tui.widgets.state_tree import StateTree
 
-__all__ = ["FrameTable", "ImpairmentForm", "NavBar"]
+__all__ = ["FrameTable", "ImpairmentForm", "NavBar", "StateTree"]

@@ -17,7 +17,10 @@ __all__ = ["NavBar"]
 
 
 class NavBar(Static):
-    """``1 Dashboard  2 Connection  …`` with ``current`` in reverse video."""
+    """``1 Dashboard 2 Connection …`` with ``current``'s name in reverse video.
+
+    Each screen takes its name's length and three cells, so all seven fit in 80 columns.
+    """
 
     class Picked(Message):
         """The user clicked the screen named ``mode``."""
@@ -38,8 +41,8 @@ class NavBar(Static):
         for number, mode in enumerate(self.modes, 1):
             start = len(text)
             style = "reverse bold" if mode == self.current else ""
-            text.append(f" {number} ", "bold")
-            text.append(f"{mode.capitalize()} ", style)
+            text.append(str(number), "bold")
+            text.append(f" {mode.capitalize()} ", style)
             self._spans.append((start, len(text), mode))
         return text
 
