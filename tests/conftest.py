@@ -18,9 +18,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from rtctl.config import DEFAULT_TRANSPORT, GatewayConfig, Heartbeat, Limits
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
-from rtctl.services import BUILTIN_SERVICES
 from rtctl.protocol import jsonrpc
 from rtctl.router import Router
+from rtctl.services import BUILTIN_SERVICES
 from rtctl.tokens import issue_token
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"

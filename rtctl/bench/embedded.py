@@ -2,7 +2,8 @@
 
 Without a URL, ``rtctl bench`` measures something real at once: ``rtctl serve``
 in a subprocess on a free loopback port with a fresh random secret (so the
-bench can mint a token per client), and with ``--through PROFILE`` an
+bench can mint a token per client) and the built-in ``drift`` room type (for the
+``state`` scenario), and with ``--through PROFILE`` an
 ``rtctl simulate`` proxy between them. Each is a separate process, as in
 production, so the load generator does not share its event loop with what it
 measures. A process is ready when it prints its banner's first line,
@@ -80,11 +81,13 @@ def _process(command: list[str], what: str) -> Iterator[tuple[subprocess.Popen[s
 
 @contextlib.contextmanager
 def embedded_gateway(*, connections: int) -> Iterator[Embedded]:
-    """``rtctl serve`` on 127.0.0.1, a free port and a random secret, for ``connections``."""
+    """``rtctl serve`` on 127.0.0.1, a free port, a random secret and ``drift`` rooms, for
+    ``connections``."""
     secret = secrets.token_urlsafe(32)
     limit = str(max(2 * connections + 16, 10_000))  # a reconnect storm overlaps old and new
     command = [sys.executable, "-m", "rtctl", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--jwt-secret", secret, "--max-connections", limit, "--drain", "0"]
+               "--jwt-secret", secret, "--max-connections", limit, "--drain", "0",
+               "--room-type", "drift"]
     with _process(command, "the embedded gateway") as (process, line):
         yield Embedded(url=line.split()[-1].removesuffix("/ws"), pid=process.pid,
                        secret=secret)

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rtctl.exceptions import ConfigError
+from rtctl.services.drift import LIMITS
 from rtctl.tokens import issue_token
 
 __all__ = [
     "DEFAULT_DRAIN",
     "DEFAULT_DURATION",
+    "DEFAULT_ENTITIES",
+    "DEFAULT_MOVERS",
     "DEFAULT_ROOM_SIZE",
     "DEFAULT_WARMUP",
     "Plan",
@@ -24,6 +27,8 @@ DEFAULT_DURATION = 30.0
 DEFAULT_WARMUP = 5.0
 DEFAULT_ROOM_SIZE = 10  # members per room in the ``rooms`` scenario
 DEFAULT_DRAIN = 2.0  # seconds to wait for answers after the window; later ones are lost
+DEFAULT_ENTITIES = LIMITS["entities"][2]  # the ``state`` scenario's room: the drift type's
+DEFAULT_MOVERS = LIMITS["movers"][2]
 TOKEN_TTL = 3600.0
 
 
@@ -60,6 +65,9 @@ class Plan:
     room_size: int = DEFAULT_ROOM_SIZE
     payload_bytes: int = 32
     drain: float = DEFAULT_DRAIN
+    entities: int = DEFAULT_ENTITIES  # the ``state`` scenario's room, and how many move
+    movers: int = DEFAULT_MOVERS
+    encoding: str = "binary"  # of its clients: binary, json, or mixed (every other one)
 
     def __post_init__(self) -> None:
         """Checks what holds for any scenario; the scenario checks the rest

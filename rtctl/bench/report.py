@@ -7,7 +7,8 @@ bottleneck), and the files: the JSON document of
 as CSV. Throughput is named in the scenario's unit (calls/s, deliveries/s ...),
 a percentile of nothing is shown as "—", and connections that failed are
 explained (:func:`refusals`), so a run that measured nothing says so plainly
-(:func:`nothing_completed`).
+(:func:`nothing_completed`). The ``state`` scenario adds its bytes per tick,
+sync counts and the room's own cost (:func:`state_parts`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from rich.text import Text
 from rtctl.bench.results import BenchResult
 from rtctl.bench.scenarios import SCENARIOS
 from rtctl.bench.session import CONNECT, CONNECT_TIMEOUT, OPEN_TIMEOUT, is_connect_error
+from rtctl.bench.state_counts import StateTotals
 from rtctl.bench.thresholds import Verdict
 
-__all__ = ["nothing_completed", "progress_line", "refusals", "summary", "unit", "write_csv",
-           "write_json"]
+__all__ = ["nothing_completed", "progress_line", "refusals", "state_parts", "summary", "unit",
+           "write_csv", "write_json"]
 
 _LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99",
            "max": "max", "mean": "mean"}
@@ -89,6 +91,8 @@ def nothing_completed(result: BenchResult) -> str | None:
 def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
     """The summary: what ran, throughput, the percentile table, errors, thresholds."""
     mode = f"open loop at {result.rate:g}/s" if result.rate is not None else "closed loop"
+    if result.state is not None:
+        mode = f"one room ticking {result.rate:g} times a second"
     what = unit(result)
     failed = nothing_completed(result)
     verdict = (Text(failed, "bold red") if failed
@@ -117,6 +121,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         for kind, count in sorted(result.errors.items()):
             errors.add_row(kind, f"{count:,}")
         parts.append(errors)
+    if result.state is not None and result.state.clients:  # else no client joined
+        parts.extend(state_parts(result.state))
     if verdicts:
         rules = Table(title="thresholds", title_justify="left")
         for name in ("rule", "measured", "result"):
@@ -126,6 +132,48 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
                           Text("pass", "green") if v.passed else Text("FAIL", "bold red"))
         parts.append(rules)
     return Group(*parts)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return _NOTHING if value is None else f"{value:,.{digits}f}"
+
+
+def state_parts(state: StateTotals) -> list[Text | Table]:
+    """The state scenario's counts: per encoding, then the room's cost, then any warning."""
+    table = Table(title="state over the window", title_justify="left")
+    table.add_column("per client")
+    rows: list[list[str]] = [["clients"], ["bytes per tick"], ["wire bytes per tick"],
+                             ["bytes per patch"], ["versions advanced"],
+                             ["patches / snapshots"], ["gaps / resyncs"],
+                             ["stale / dropped / corrupt"]]
+    for encoding, c in sorted(state.clients.items()):
+        table.add_column(encoding, justify="right")
+        document = c.to_json()
+        cells = [f"{c.clients:,}", _number(document["bytes_per_tick"]),
+                 _number(document["wire_bytes_per_tick"]), _number(document["bytes_per_patch"]),
+                 f"{c.versions:,}", f"{c.patches:,} / {c.snapshots:,}",
+                 f"{c.gaps:,} / {c.resyncs:,}", f"{c.stale:,} / {c.dropped:,} / {c.corrupt:,}"]
+        for row, cell in zip(rows, cells, strict=True):
+            row.append(cell)
+    for row in rows:
+        table.add_row(*row)
+    room = (f"room {state.room}: {state.entities:,} entities, {state.movers:,} moving, "
+            f"{state.tick_rate:g} ticks/s")
+    cost = state.server
+    if cost is None:
+        room += "; its own counts (state.info) did not come"
+    else:
+        room += (f"; over the window {cost.ticks:,} ticks, {cost.patches:,} patches of "
+                 f"{_number(cost.bytes_per_patch)} bytes, encoded in "
+                 f"{_number(cost.encode_us_per_patch)} µs each; {cost.coalesced:,} held "
+                 f"back from members behind, {cost.catch_ups:,} catch-ups, "
+                 f"{cost.fulls:,} full states; {cost.members:,} members")
+    parts: list[Text | Table] = [table, Text(room)]
+    if state.early:
+        parts.append(Text(f"{state.early:,} versions were applied before the server stamped "
+                          "them: its clock and this machine's disagree, so the latencies are "
+                          "off by as much", "bold yellow"))
+    return parts
 
 
 def write_json(result: BenchResult, path: Path, verdicts: Sequence[Verdict] = ()) -> None:

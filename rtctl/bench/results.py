@@ -8,7 +8,8 @@ histogram, or fails with an error class (``closed``, ``connect``, ``http 503``,
 moment the attempt was *meant* to start, so a stalled sender cannot hide its
 own stall (no coordinated omission). Connections opened are counted too, so a
 report can say how many of them were refused. A percentile of no samples is
-None (``null`` in JSON, an empty CSV cell), never 0.
+None (``null`` in JSON, an empty CSV cell), never 0. The ``state`` scenario
+adds its own counts (:mod:`rtctl.bench.state_counts`), merged the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from rtctl.bench.bottleneck import Bottleneck, GeneratorLoad, judge
 from rtctl.bench.histogram import Histogram
+from rtctl.bench.state_counts import StateTotals
 
 __all__ = ["LATENCY_METRICS", "LOST", "BenchResult", "Recorder", "WorkerResult",
            "percentile_ms"]
@@ -50,6 +52,7 @@ class Recorder:
         self.connects = 0  # connections tried, in or out of the window
         self.start = float("inf")  # the measured window, set by open_window
         self.end = float("inf")
+        self.state: StateTotals | None = None  # the state scenario's counts
 
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end = start, end
@@ -87,7 +90,8 @@ class Recorder:
         """The counts, with ``load``: what generating them cost this worker."""
         self._fold()
         return WorkerResult(timeline=self._timeline, errors=Counter(self.errors),
-                            expected=self.expected, load=load, connects=self.connects)
+                            expected=self.expected, load=load, connects=self.connects,
+                            state=self.state)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class WorkerResult:
     expected: int
     load: GeneratorLoad
     connects: int = 0
+    state: StateTotals | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class BenchResult:
     expected: int = 0
     generator: tuple[GeneratorLoad, ...] = ()  # one per worker
     connects: int = 0  # connections tried
+    state: StateTotals | None = None  # the state scenario's bytes, sync counts, room cost
 
     @classmethod
     def merge(cls, parts: list[WorkerResult], *, scenario: str, clients: int,
@@ -137,7 +143,8 @@ class BenchResult:
                    duration_s=duration_s, histogram=histogram, timeline=timeline,
                    errors=errors, expected=max(expected, histogram.count),
                    generator=tuple(part.load for part in parts),
-                   connects=sum(part.connects for part in parts))
+                   connects=sum(part.connects for part in parts),
+                   state=StateTotals.merged([p.state for p in parts if p.state is not None]))
 
     @property
     def bottleneck(self) -> Bottleneck:
@@ -173,7 +180,7 @@ class BenchResult:
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document (its fields are listed in ``docs/bench.md``)."""
         verdict = self.bottleneck
-        return {
+        document = {
             "scenario": self.scenario, "clients": self.clients, "workers": self.workers,
             "mode": self.mode, "rate": self.rate, "duration_s": self.duration_s,
             "messages": self.messages, "throughput_per_s": self.throughput,
@@ -191,6 +198,9 @@ class BenchResult:
                              "lag_ms": g.lag_s * 1e3} for g in self.generator],
             },
         }
+        if self.state is not None:
+            document["state"] = self.state.to_json()
+        return document
 
     def csv_rows(self) -> list[list[str]]:
         """The per-second timeline as CSV rows, header first."""

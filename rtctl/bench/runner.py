@@ -28,7 +28,8 @@ from typing import Any
 from rtctl.bench.bottleneck import LoadMeter
 from rtctl.bench.plan import Plan
 from rtctl.bench.results import BenchResult, Recorder, WorkerResult
-from rtctl.bench.scenarios import Context, scenario_for
+from rtctl.bench.scenario import Context
+from rtctl.bench.scenarios import scenario_for
 from rtctl.bench.session import Session
 from rtctl.exceptions import RtctlError
 
@@ -101,8 +102,12 @@ def _worker_main(plan: Plan, worker: int, barrier: Any, out: Any) -> None:
 
 
 def run(plan: Plan, *, progress: Progress | None = None) -> BenchResult:
-    """Run ``plan`` (in ``plan.workers`` processes when more than one) and merge."""
-    scenario_for(plan)  # a plan the scenario cannot run fails here, before any process starts
+    """Run ``plan`` (in ``plan.workers`` processes when more than one) and merge.
+
+    A plan the scenario cannot run, or a server it cannot run against (its
+    :meth:`~rtctl.bench.scenario.Scenario.prepare`), fails before any client starts.
+    """
+    run_loop(scenario_for(plan).prepare(plan))
     if plan.workers == 1:
         parts = [run_loop(run_worker(plan, progress=progress))]
     else:

@@ -1,17 +1,5 @@
 """The load scenarios: what each simulated client does, on asyncio.
 
-Every scenario has the same three steps per client: :meth:`Scenario.open`
-(during the ramp: connect, join rooms), :meth:`Scenario.load` (until the end
-of the window) and :meth:`Scenario.close`. Load runs in one of two modes:
-
-* **open loop** at a fixed total rate: each client has a schedule of intended
-  start times (evenly spaced, phase-shifted per client) and latency counts from
-  the intended time, so a stall in the server or in the sender itself shows as
-  latency instead of fewer samples (no coordinated omission);
-* **closed loop** (``rate is None``): each client starts its next attempt when
-  the previous one completed; throughput is then clients / mean latency
-  (Little's law).
-
 Scenarios (JSON-RPC 2.0 methods named in ``docs/api.md``):
 
 ``echo``            ``sys.echo`` round trips.
@@ -22,8 +10,12 @@ Scenarios (JSON-RPC 2.0 methods named in ``docs/api.md``):
 ``reconnect-storm`` drop the connection (no close handshake), reconnect and
                     ``sys.ping``; latency is drop → first reply. With a rate,
                     every client drops at the same instants (rate storms/s).
+``state``           one stateful room that ticks at the rate; latency is the
+                    server's commit of a version → a client applying it
+                    (:mod:`rtctl.bench.state_scenario`).
 
-A closed-loop echo runs in the connection's frame callback
+The steps and the two loop modes are :mod:`rtctl.bench.scenario`'s. A
+closed-loop echo runs in the connection's frame callback
 (:meth:`~rtctl.bench.session.Session.repeat`), the fastest path; the other
 loops are coroutines. :func:`scenario_for` finds a plan's scenario and checks
 the plan against it.
@@ -33,117 +25,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from rtctl.bench.plan import Plan
-from rtctl.bench.results import Recorder
-from rtctl.bench.session import (
-    CLOSED,
-    TIMEOUT,
-    ConnectFailed,
-    Notification,
-    Session,
-    request_head,
-)
+from rtctl.bench.scenario import UNMEASURED, Context, Scenario
+from rtctl.bench.session import Session, request_head
+from rtctl.bench.state_scenario import StateSync
 from rtctl.exceptions import ConfigError
 
-__all__ = ["QUIET", "SCENARIOS", "Context", "Scenario", "scenario_for"]
+__all__ = ["QUIET", "SCENARIOS", "SessionScenario", "scenario_for"]
 
-_BEFORE = float("-inf")  # the intended time of set-up calls: never measured
-_PING = request_head("sys.ping")
 # Seconds without a delivery after which a room scenario stops listening, at least; over
 # a slow link, twice the slowest delivery seen, so what is still in flight is not lost.
 QUIET = 0.2
 
 
-@dataclass
-class Context:
-    """What a worker's clients share: the plan, the recorder and the phase times."""
-
-    plan: Plan
-    recorder: Recorder
-    ramp_start: float
-    start: float = float("inf")  # load begins (the warm-up starts here)
-    end: float = float("inf")
-    slowest: float = 0.0  # seconds: the longest a room delivery took so far
-
-    async def session(self, index: int,
-                      on_notification: Notification | None = None) -> Session | None:
-        """Open client ``index``'s connection; a failure is counted and gives None."""
-        self.recorder.connects += 1
-        try:
-            return await Session.open(self.plan.url, self.plan.tokens.for_client(index),
-                                      self.recorder, on_notification)
-        except ConnectFailed as exc:
-            self.recorder.failed(exc.kind)
-            return None
-
-    async def connect_and_ping(self, index: int, intended: float) -> Session | None:
-        """One attempt meant for ``intended``: connect client ``index``, ``sys.ping``."""
-        measured = self.recorder.expect(intended)
-        session = await self.session(index)
-        if session is None:
-            return None
-        replied = await session.call(_PING, _BEFORE)
-        if measured:
-            if replied:
-                self.recorder.completed(intended, time.monotonic())
-            else:
-                self.recorder.failed(CLOSED if session.closed.done() else TIMEOUT)
-        return session
-
-    async def ramp(self, index: int) -> None:
-        """Wait for client ``index``'s place in the ramp (clients start evenly over it)."""
-        delay = self.ramp_start + self.plan.ramp * index / self.plan.clients - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def schedule(self, index: int, clients: int, rate: float) -> AsyncIterator[float]:
-        """Intended start times for one of ``clients`` sharing ``rate``/s, until the end."""
-        interval = clients / rate
-        first = self.start + interval * (index % clients) / clients
-        intended, sent = first, 0
-        while intended < self.end:
-            delay = intended - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            yield intended
-            sent += 1
-            intended = first + sent * interval  # no drift from adding up rounding errors
-
-    async def attempts(self, index: int, clients: int) -> AsyncIterator[float]:
-        """Open loop on the plan's rate, else closed loop: 'now' after each attempt."""
-        if self.plan.rate is not None:
-            async for intended in self.schedule(index, clients, self.plan.rate):
-                yield intended
-            return
-        while (now := time.monotonic()) < self.end:
-            yield now
-
-
-class Scenario(ABC):
-    """One kind of client behaviour; ``unit`` names what one completion is."""
-
-    name: str
-    unit: str  # plural: throughput is reported in unit/s
-    min_clients = 1
-
-    def check(self, plan: Plan) -> None:
-        """Raise :class:`ConfigError` when ``plan`` cannot run this scenario."""
-        if plan.clients < self.min_clients:
-            raise ConfigError(f"{self.name} needs {self.min_clients} clients at least")
+class SessionScenario(Scenario[Session]):
+    """A scenario whose clients are bench sessions (:mod:`rtctl.bench.session`)."""
 
     async def open(self, ctx: Context, index: int) -> Session | None:
-        """Start client ``index`` at its place in the ramp."""
         await ctx.ramp(index)
         return await ctx.session(index)
-
-    @abstractmethod
-    async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
-        """Generate this client's load until ``ctx.end``; return the session to close."""
 
     async def close(self, ctx: Context, session: Session | None) -> None:
         if session is not None:
@@ -151,7 +53,7 @@ class Scenario(ABC):
             await session.close()
 
 
-class Echo(Scenario):
+class Echo(SessionScenario):
     name = "echo"
     unit = "calls"
 
@@ -169,7 +71,7 @@ class Echo(Scenario):
         return session
 
 
-class Rooms(Scenario):
+class Rooms(SessionScenario):
     """Rooms of ``plan.room_size`` where everyone publishes (``rooms``), or one big
     room with a single publisher, client 0 (``fanout``)."""
 
@@ -203,7 +105,7 @@ class Rooms(Scenario):
         session = await ctx.session(index, delivered)
         if session is not None:
             room = self._room(ctx.plan, index)[0]
-            await session.call(request_head("room.join", {"room": room}), _BEFORE)
+            await session.call(request_head("room.join", {"room": room}), UNMEASURED)
         return session
 
     async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
@@ -220,7 +122,7 @@ class Rooms(Scenario):
             data = {"t": intended, "m": measured}
             head = request_head("room.publish", {"room": room, "data": data})
             if closed_loop:  # paced by the gateway's answer; the answer is not measured
-                await session.call(head, _BEFORE)
+                await session.call(head, UNMEASURED)
             else:
                 session.notify(head)
             if session.closed.done():
@@ -235,7 +137,7 @@ class Rooms(Scenario):
         await super().close(ctx, session)
 
 
-class PresenceChurn(Scenario):
+class PresenceChurn(SessionScenario):
     name = "presence-churn"
     unit = "sessions"
 
@@ -250,7 +152,7 @@ class PresenceChurn(Scenario):
         return None
 
 
-class ReconnectStorm(Scenario):
+class ReconnectStorm(SessionScenario):
     name = "reconnect-storm"
     unit = "reconnects"
 
@@ -266,13 +168,13 @@ class ReconnectStorm(Scenario):
         return session
 
 
-SCENARIOS: dict[str, Scenario] = {
+SCENARIOS: dict[str, Scenario[Any]] = {
     s.name: s for s in (Echo(), Rooms("fanout"), Rooms("rooms"), PresenceChurn(),
-                        ReconnectStorm())
+                        ReconnectStorm(), StateSync())
 }
 
 
-def scenario_for(plan: Plan) -> Scenario:
+def scenario_for(plan: Plan) -> Scenario[Any]:
     """``plan``'s scenario, once the plan is checked against it (else :class:`ConfigError`)."""
     scenario = SCENARIOS.get(plan.scenario)
     if scenario is None:

@@ -20,10 +20,18 @@ from rich.console import Console
 from rich.live import Live
 
 from rtctl.bench.embedded import target
-from rtctl.bench.plan import DEFAULT_DURATION, DEFAULT_WARMUP, Plan, TokenPlan
+from rtctl.bench.plan import (
+    DEFAULT_DURATION,
+    DEFAULT_ENTITIES,
+    DEFAULT_MOVERS,
+    DEFAULT_WARMUP,
+    Plan,
+    TokenPlan,
+)
 from rtctl.bench.report import nothing_completed, progress_line, summary, write_csv, write_json
 from rtctl.bench.runner import run
 from rtctl.bench.scenarios import SCENARIOS, scenario_for
+from rtctl.bench.state_scenario import ENCODINGS
 from rtctl.bench.thresholds import check, parse_threshold
 from rtctl.cli.devsecret import existing_dev_secret
 from rtctl.cli.exits import EXIT_FAILURE, CommandFailed
@@ -67,11 +75,13 @@ def bench(
         help=f"What the clients do: {', '.join(SCENARIOS)}. Throughput is in the scenario's "
              "unit: calls/s (echo), deliveries/s (fanout, rooms: one publish reaching N "
              "members counts N), sessions/s (presence-churn), reconnects/s "
-             "(reconnect-storm).")] = "echo",
+             "(reconnect-storm), versions/s (state: one room version applied by one "
+             "client).")] = "echo",
     clients: Annotated[int, typer.Option(help="Simulated clients (connections).")] = 100,
     rate: Annotated[float | None, typer.Option(
         help="Open loop: attempts per second over all clients (for fanout: publishes/s; "
-             "for reconnect-storm: storms/s). Latency counts from the intended send time.")]
+             "for reconnect-storm: storms/s; for state: the room's ticks per second, "
+             "1 to 120, default 20). Latency counts from the intended send time.")]
         = None,
     closed: Annotated[bool, typer.Option(
         "--closed", help="Closed loop (the default without --rate): each client starts its "
@@ -83,6 +93,13 @@ def bench(
     ramp: Annotated[str, typer.Option(help="Open the connections evenly over this time.")]
         = "0s",
     workers: Annotated[int, typer.Option(help="Load generator processes.")] = 1,
+    entities: Annotated[int, typer.Option(
+        help="state: entities in the room.")] = DEFAULT_ENTITIES,
+    movers: Annotated[int, typer.Option(
+        help="state: entities that move each tick.")] = DEFAULT_MOVERS,
+    encoding: Annotated[str, typer.Option(
+        help=f"state: how the clients take the room's state: {', '.join(ENCODINGS)} "
+             "(every other client JSON).")] = "binary",
     through: Annotated[str | None, typer.Option(
         help="Put the network simulator with this profile in between (see rtctl simulate "
              "--list-profiles).")] = None,
@@ -110,14 +127,18 @@ def bench(
 
     Exit codes: 0 something completed and every --threshold held; 1 nothing
     completed (the summary says why, e.g. connections refused), a threshold
-    failed, or a server could not be started; 2 bad usage.
+    failed, a server could not be started, or (state) the gateway has no drift
+    room type; 2 bad usage.
     """
     if rate is not None and closed:
         raise ConfigError("--rate and --closed exclude each other")
     rules = [parse_threshold(text) for text in threshold or []]
+    if rate is None and not closed and scenario in SCENARIOS:
+        rate = SCENARIOS[scenario].default_rate
     plan = Plan(scenario=scenario, url=endpoint_url(url) if url else "", clients=clients,
                 rate=rate, duration=parse_duration(duration), warmup=parse_duration(warmup),
-                ramp=parse_duration(ramp), workers=workers, tokens=_tokens(token, jwt_secret))
+                ramp=parse_duration(ramp), workers=workers, tokens=_tokens(token, jwt_secret),
+                entities=entities, movers=movers, encoding=encoding)
     scenario_for(plan)
     if through is not None:
         load_profile(through)

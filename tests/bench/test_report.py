@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from rich.console import Console
 from rtctl.bench.histogram import Histogram
 from rtctl.bench.report import nothing_completed, refusals, summary, write_csv, write_json
 from rtctl.bench.results import BenchResult
+from rtctl.bench.state_counts import RoomCost, StateTotals, SyncCounts
 
 
 def _result(scenario: str = "echo", latencies: tuple[int, ...] = (), connects: int = 0,
@@ -34,6 +36,7 @@ def _text(result: BenchResult) -> str:
 @pytest.mark.parametrize(("scenario", "unit"), [
     ("echo", "calls/s"), ("fanout", "deliveries/s"), ("rooms", "deliveries/s"),
     ("presence-churn", "sessions/s"), ("reconnect-storm", "reconnects/s"),
+    ("state", "versions/s"),
 ])
 def test_throughput_is_named_in_the_scenarios_unit(tmp_path: Path, scenario: str,
                                                    unit: str) -> None:
@@ -99,3 +102,50 @@ def test_nothing_completed_is_one_sentence_with_its_cause(
 def test_the_summary_explains_refusals_of_a_run_that_measured() -> None:
     text = _text(_result(latencies=(1_000_000,) * 8, connects=10, http_429=2))
     assert "2 of 10 connections failed: 2 http 429 (too many connections for one user" in text
+
+
+def _state(server: RoomCost | None, early: int = 0) -> StateTotals:
+    state = StateTotals(room="drift:bench", entities=100, movers=10, tick_rate=20.0,
+                        server=server, early=early)
+    state.add("binary", SyncCounts(clients=2, versions=40, messages=41, bytes=3_800,
+                                   patches=38, patch_bytes=3_420, snapshots=1, resyncs=1,
+                                   gaps=1, dropped=1, wire_messages=41, wire_bytes=4_333))
+    state.add("json", SyncCounts(clients=1, versions=20, messages=20, bytes=8_000, patches=20,
+                                 patch_bytes=8_000, wire_messages=20, wire_bytes=9_000))
+    return state
+
+
+def test_the_state_scenario_shows_bytes_per_tick_per_encoding_and_the_rooms_cost(
+        tmp_path: Path) -> None:
+    cost = RoomCost(ticks=20, versions=20, patches=20, bytes_per_patch=90.0,
+                    encode_us_per_patch=210.5, coalesced=0, catch_ups=2, fulls=1, members=3)
+    result = replace(_result("state", latencies=(1_000_000,) * 60), rate=20.0,
+                     state=_state(cost))
+    lines = [" ".join(line.split()) for line in _text(result).splitlines()]
+    assert "┃ per client ┃ binary ┃ json ┃" in lines
+    assert "│ bytes per tick │ 95.0 │ 400.0 │" in lines  # 3,800 bytes over 40 versions
+    assert "│ wire bytes per tick │ 108.3 │ 450.0 │" in lines
+    assert "│ bytes per patch │ 90.0 │ 400.0 │" in lines
+    assert "│ gaps / resyncs │ 1 / 1 │ 0 / 0 │" in lines
+    said = _said(_text(result))
+    assert "state: 4 clients, one room ticking 20 times a second" in said
+    assert ("room drift:bench: 100 entities, 10 moving, 20 ticks/s; over the window 20 ticks, "
+            "20 patches of 90.0 bytes, encoded in 210.5 µs each") in said
+    assert "applied before the server stamped" not in said
+    write_json(result, tmp_path / "r.json")
+    document = json.loads((tmp_path / "r.json").read_text())["state"]
+    assert document["server"]["encode_us_per_patch"] == 210.5
+    assert document["clients"]["binary"]["bytes_per_tick"] == 95.0
+    assert document["clients"]["json"]["wire_bytes_per_tick"] == 450.0
+
+
+def test_the_state_scenario_says_what_it_could_not_measure() -> None:
+    result = replace(_result("state", latencies=(1,)), rate=20.0,
+                     state=_state(None, early=3))
+    said = _said(_text(result))
+    assert "its own counts (state.info) did not come" in said
+    assert "3 versions were applied before the server stamped them" in said
+
+
+def _said(text: str) -> str:
+    return " ".join(text.split())

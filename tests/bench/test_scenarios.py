@@ -94,6 +94,12 @@ async def test_one_token_is_one_user_a_secret_mints_one_each(gateway: Gateway) -
     ({"workers": 3, "clients": 2}, "workers for 2 clients"),
     ({"rate": 0.0}, "--rate"),
     ({"scenario": "fanout", "clients": 1}, "fanout needs 2"),
+    ({"scenario": "state"}, "ticks --rate times a second"),  # --closed, or no default
+    ({"scenario": "state", "rate": 20.5}, "a whole number from 1 to 120"),
+    ({"scenario": "state", "rate": 121.0}, "a whole number from 1 to 120"),
+    ({"scenario": "state", "rate": 20.0, "entities": 10_001}, "--entities must be from 0"),
+    ({"scenario": "state", "rate": 20.0, "movers": -1}, "--movers must be from 0"),
+    ({"scenario": "state", "rate": 20.0, "encoding": "xml"}, "--encoding must be one of"),
 ])
 def test_bad_plans_are_refused(fields: dict[str, Any], message: str) -> None:
     plan: dict[str, Any] = {"scenario": "echo", "url": "ws://127.0.0.1:1/ws", "clients": 2}

@@ -87,3 +87,37 @@ def test_one_token_is_one_user_and_the_summary_says_why_the_rest_were_refused(
     assert minted.returncode == 0, minted.stderr
     assert "0 errors" in minted.stdout
     assert "connections failed" not in _said(minted.stdout)
+
+
+def test_the_state_scenario_reports_bytes_per_tick_latency_and_the_rooms_cost(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "result.json"
+    done = rtctl("bench", "--scenario", "state", "--clients", "3", "--entities", "10",
+                 "--duration", "1s", "--warmup", "0.2s", "--json", str(out), env=env,
+                 timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "one room ticking 20 times a second" in _said(done.stdout)  # the default rate
+    result = json.loads(out.read_text())
+    assert (result["throughput_unit"], result["errors"]) == ("versions/s", {})
+    assert result["latency_ms"]["p50"] is not None
+    state = result["state"]
+    assert (state["room"], state["entities"], state["tick_rate"]) == ("drift:bench", 10, 20.0)
+    binary = state["clients"]["binary"]
+    assert binary["clients"] == 3
+    assert binary["bytes_per_tick"] > 0
+    assert binary["wire_bytes_per_tick"] > binary["bytes_per_tick"]
+    assert binary["gaps"] == binary["resyncs"] == 0
+    server = state["server"]
+    assert server["members"] == 3
+    assert server["encode_us_per_patch"] > 0
+    assert server["bytes_per_patch"] > 0
+
+
+def test_the_state_scenario_names_the_room_type_a_gateway_lacks(
+        served: Served, env: dict[str, str]) -> None:
+    done = rtctl("bench", served.base_url, "--scenario", "state", "--clients", "2",
+                 "--jwt-secret", SECRET, env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "rtctl: error: the gateway has no 'drift' room type: start it with "
+        "`rtctl serve --room-type drift`"]
