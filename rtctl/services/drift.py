@@ -84,6 +84,11 @@ class DriftRoom(StateRoom[Arena]):
         for _ in range(_option(self.options, "entities")):
             self._add()
 
+    def on_restore(self) -> None:
+        """Resumed from a snapshot: new entities are numbered after those it holds."""
+        numbers = [int(key[1:]) for key in self.state.entities if key[1:].isdigit()]
+        self._next = max(numbers, default=-1) + 1
+
     def _add(self) -> None:
         rng = self._rng
         self.state.entities[f"e{self._next}"] = Entity(

@@ -44,3 +44,14 @@ def test_without_the_option_the_state_is_the_plain_arena() -> None:
 def test_stamp_is_true_or_false(stamp: Any) -> None:
     with pytest.raises(InvalidParams, match=r"options\.stamp must be true or false"):
         _room(stamp=stamp)
+
+
+def test_a_restored_room_numbers_new_entities_after_those_it_holds() -> None:
+    room = _room(entities=3, seed=1)
+    room.state.entities["e41"] = room.state.entities.pop("e2")
+    restored = _room(entities=0, seed=1)
+    restored.state = room.state
+    restored.on_restore()
+    restored._add()
+    assert list(restored.state.entities)[-1] == "e42"
+    assert len(restored.state.entities) == 4  # nothing was replaced
