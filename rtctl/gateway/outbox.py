@@ -22,17 +22,9 @@ from __future__ import annotations
 
 from collections import deque
 
+from rtctl.protocol.frames import BinaryMessage
+
 __all__ = ["BinaryMessage", "Outbox"]
-
-
-class BinaryMessage(bytes):
-    """A queued binary message (RFC 6455 §5.6, opcode 2); a queued plain ``bytes`` is text.
-
-    Bytes itself, so the queue counts and hands out both kinds alike; the
-    driver asks ``type(data) is BinaryMessage`` for the opcode.
-    """
-
-    __slots__ = ()
 
 
 class Outbox:
@@ -60,7 +52,9 @@ class Outbox:
         if self._bytes + len(data) > self._max_bytes:
             self.overflowed = True
             return False
-        self._queue.append(BinaryMessage(data) if binary else data)
+        if binary and type(data) is not BinaryMessage:
+            data = BinaryMessage(data)  # a frame made for many is one already: no copy
+        self._queue.append(data)
         self._bytes += len(data)
         return True
 

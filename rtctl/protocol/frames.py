@@ -14,13 +14,24 @@ services, the client and the inspector.
 
 from __future__ import annotations
 
-__all__ = ["MAX_ROOM_BYTES", "STATE_FRAME", "parse_state_frame", "state_frame"]
+__all__ = ["MAX_ROOM_BYTES", "STATE_FRAME", "BinaryMessage", "parse_state_frame", "state_frame"]
 
 STATE_FRAME = 0x01
 MAX_ROOM_BYTES = 255  # the room's length is one byte
 
 
-def state_frame(room: str, message: bytes) -> bytes:
+class BinaryMessage(bytes):
+    """Bytes to be sent as a binary message (opcode 2); plain ``bytes`` queued are text.
+
+    Bytes itself, so an outbound queue counts and hands out both kinds alike and
+    a driver asks ``type(data) is BinaryMessage`` for the opcode. A frame made
+    once for many connections is made as one, and queued without a copy.
+    """
+
+    __slots__ = ()
+
+
+def state_frame(room: str, message: bytes) -> BinaryMessage:
     """The state frame of ``message`` for ``room``; ValueError if the name cannot be carried."""
     try:
         name = room.encode()
@@ -31,7 +42,7 @@ def state_frame(room: str, message: bytes) -> bytes:
     if len(name) > MAX_ROOM_BYTES:
         raise ValueError(f"room name is {len(name)} bytes of UTF-8; a state frame carries "
                          f"at most {MAX_ROOM_BYTES}")
-    return bytes((STATE_FRAME, len(name))) + name + message
+    return BinaryMessage(bytes((STATE_FRAME, len(name))) + name + message)
 
 
 def parse_state_frame(data: bytes) -> tuple[str, bytes]:

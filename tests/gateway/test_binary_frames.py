@@ -96,6 +96,14 @@ def test_the_outbox_keeps_binary_in_order_and_counts_its_bytes() -> None:
     assert outbox.queued_bytes == 0
 
 
+def test_a_frame_made_once_for_many_is_queued_for_each_without_a_copy() -> None:
+    frame = state_frame("arena:1", b"\x02\x07\x01\x00")
+    outboxes = [Outbox(max_bytes=100) for _ in range(3)]
+    for outbox in outboxes:
+        outbox.put(frame, binary=True)
+    assert all(outbox.pop() is frame for outbox in outboxes)
+
+
 # -- over each transport driver ----------------------------------------------------------
 
 
