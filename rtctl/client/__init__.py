@@ -27,6 +27,7 @@ from rtctl.client.errors import (
     ProtocolError,
     QueueFull,
     ServerError,
+    SnapshotUnreadable,
     TransportError,
     Verdict,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "QueueLimits",
     "SequenceGap",
     "ServerError",
+    "SnapshotUnreadable",
     "StateChanged",
     "StateStore",
     "StoreStats",

@@ -34,6 +34,8 @@ catches them all::
     ├── ClientClosed               close() was called while this was pending
     ├── IllegalTransition          a call the current state does not allow (states.py)
     ├── CallFailed                 call_once could not make its call (oneshot.py, tools)
+    ├── SnapshotUnreadable         a stateful room's snapshot came but does not decode with
+    │                              the schema given (synced_room.py); asking again cannot help
     └── ServerError                also an RpcError: a JSON-RPC error reply
 
 Arguments that can never work are the caller's bug and fail before any I/O,
@@ -72,6 +74,7 @@ __all__ = [
     "ProtocolError",
     "QueueFull",
     "ServerError",
+    "SnapshotUnreadable",
     "TransportError",
     "Verdict",
     "check_retryable_codes",
@@ -138,6 +141,11 @@ class GaveUp(ClientError):
 
 class ClientClosed(ClientError):
     """close() was called while this call waited."""
+
+
+class SnapshotUnreadable(ClientError):
+    """A stateful room's state snapshot arrived but does not decode with the client's
+    schema: most often the wrong schema was given, or the game's server changed it."""
 
 
 class ServerError(ClientError, RpcError):

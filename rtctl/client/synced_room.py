@@ -19,28 +19,35 @@ types are reserved and ignored (docs/state-sync.md).
 
 When the store needs a snapshot (:mod:`rtctl.client.state`: a gap, a corrupt
 message) the room asks for one with ``state.resync {room}``, one request at a
-time, again if the reply or the snapshot is lost on the way, after a backoff
-if the gateway answers a retryable error. A connection that drops ends the
-room memberships it carried, so after the client reconnects the room is joined
-again, and that join's snapshot replaces the state. An error that retrying
-cannot cure stops the repairs until the next reconnect; it is logged and kept
-in :attr:`SyncedRoom.last_error`.
+time, again if the reply or the snapshot is lost on the way or if a gap
+follows the snapshot before the reply, after a backoff if the gateway answers
+a retryable error. A connection that drops ends the room memberships it
+carried, so as soon as the client reconnects the room is joined again, and
+that join's snapshot replaces the state. An error that retrying cannot cure
+stops the repairs until the next reconnect; it is logged and kept in
+:attr:`SyncedRoom.last_error`. So is a snapshot that does not decode with the
+store's schema (:class:`~rtctl.client.errors.SnapshotUnreadable`) three times
+in a row; at the join, one such snapshot fails the join at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import weakref
-from typing import Any, ClassVar, Generic
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar, Generic, NamedTuple
 
 from rtctl.client.backoff import Backoff
 from rtctl.client.calls import NotificationReceived
 from rtctl.client.connection import Client
-from rtctl.client.errors import CallTimeout, ClientError, ServerError
+from rtctl.client.errors import CallTimeout, ClientError, ServerError, SnapshotUnreadable
 from rtctl.client.state import S, StateStore
 from rtctl.client.states import ClientState, StateChanged
+from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import STATE_FRAME, parse_state_frame
 
 __all__ = ["SyncedRoom"]
@@ -48,6 +55,24 @@ __all__ = ["SyncedRoom"]
 logger = logging.getLogger("rtctl.client")
 
 _RETRY = Backoff()  # its nominal delays pace resyncs the gateway asks to retry later
+_UNREADABLE_LIMIT = 3  # snapshots in a row that do not decode: the schema is not the room's
+
+
+class _Membership(enum.Enum):
+    """The client's membership of the room on the gateway, as far as it knows."""
+
+    HELD = "held"  # joined on the current connection
+    LOST = "lost"  # ended with the connection that carried it
+    REJOINING = "rejoining"  # room.join sent again on this connection, no answer yet
+    UNSURE = "unsure"  # that room.join failed: its reply may be what was lost
+
+
+class _Seen(NamedTuple):
+    """What had happened when a snapshot was asked for: any change is its answer."""
+
+    snapshots: int
+    corrupt: int
+    drops: int
 
 
 class SyncedRoom(Generic[S]):
@@ -63,10 +88,11 @@ class SyncedRoom(Generic[S]):
         self.resync_calls = 0  # state.resync requests sent
         self.rejoins = 0  # room.join requests sent again after a reconnect
         self._options = options
-        self._synced = asyncio.Event()  # set while the store holds the room's current state
-        self._rejoin = False  # the connection that carried the membership dropped
-        self._drops = 0  # connections lost while this room was synced
+        self._membership = _Membership.HELD
+        self._active = False  # repairs run: from the join's first answer until leave or close
+        self._drops = 0  # connections lost while in the room
         self._stuck = False  # a repair failed for good: none until the next reconnect
+        self._news = asyncio.Event()  # a message fed, a drop, a rejoin's answer, a give-up
         self._repair: asyncio.Task[None] | None = None
 
     @classmethod
@@ -77,8 +103,11 @@ class SyncedRoom(Generic[S]):
         store of that schema); ``options`` go to the room type's ``on_create``.
 
         Raises what ``client.call`` raises for ``room.join``, ValueError if this
-        client already syncs ``room``, and :class:`CallTimeout` (after leaving
-        again) if no snapshot comes within ``timeout`` twice over, once asked again.
+        client already syncs ``room``, and, after leaving again:
+        :class:`SnapshotUnreadable` as soon as a snapshot does not decode with the
+        schema, the error that stopped the repairs (a refused ``state.resync``),
+        or :class:`CallTimeout` if no snapshot comes within ``timeout`` twice
+        over, once asked again.
         """
         if not isinstance(store, StateStore):
             store = StateStore(store)
@@ -87,8 +116,9 @@ class SyncedRoom(Generic[S]):
         routes.add(self)  # before the join is sent: its snapshot may come first
         store.expect_snapshot(f"joining {room}")
         try:
+            seen = self._seen()
             self.joined = await client.call("room.join", self._join_params(), timeout=timeout)
-            await self._first_snapshot(client.call_timeout if timeout is None else timeout)
+            await self._first_snapshot(seen, client.call_timeout if timeout is None else timeout)
         except BaseException:
             self._stop(routes)
             raise
@@ -100,37 +130,48 @@ class SyncedRoom(Generic[S]):
 
     async def synced(self, *, timeout: float | None = None) -> None:
         """Return once the store holds the room's current state (at once if it does)."""
-        async with asyncio.timeout(timeout):
-            await self._synced.wait()
+        if not await self._until(lambda: not self.store.needs_resync, timeout):
+            raise TimeoutError(f"room {self.name}: not in sync within {timeout}s")
 
     async def leave(self, *, timeout: float | None = None) -> None:
         """Stop keeping the state and leave the room (``room.leave``) unless the
-        membership already ended with its connection."""
+        membership ended with its connection.
+
+        A ``room.join`` sent again after a reconnect is waited for first: the
+        gateway runs a connection's calls side by side, so a ``room.leave`` sent
+        before its answer could overtake it. If it failed (its reply may be what
+        was lost), the leave is sent anyway and a -32003 (not in the room) is
+        taken as done.
+        """
+        self._active = False
+        await self._until(lambda: self._membership is not _Membership.REJOINING, None)
         self._stop(_Routes.of(self.client))
-        if not self._rejoin:
+        if self._membership is _Membership.HELD:
             await self.client.call("room.leave", {"room": self.name}, timeout=timeout)
+        elif (self._membership is _Membership.UNSURE
+              and self.client.state is ClientState.CONNECTED):
+            try:
+                await self.client.call("room.leave", {"room": self.name}, timeout=timeout)
+            except ServerError as exc:
+                if exc.code != ErrorCode.FORBIDDEN:
+                    raise
 
     # -- what the routes call ------------------------------------------------------
 
     def _feed(self, message: Any) -> None:
         self.store.apply(message)
-        if not self.store.needs_resync:
-            self._synced.set()
-            return
-        self._synced.clear()
-        if not self._rejoin and not self._stuck:
-            self._repair_soon()
+        self._news.set()
+        self._repair_soon()  # if the store now needs a snapshot
 
     def _connection_lost(self) -> None:
-        self._rejoin = True
+        self._membership = _Membership.LOST
         self._drops += 1
-        self._synced.clear()
         self.store.expect_snapshot("connection lost")
+        self._news.set()  # a repair waiting for an answer on that connection goes round
 
     def _connected(self) -> None:
         self._stuck = False
-        if self._rejoin:
-            self._repair_soon()
+        self._repair_soon()
 
     # -- repairs ---------------------------------------------------------------------
 
@@ -139,57 +180,122 @@ class SyncedRoom(Generic[S]):
             return {"room": self.name}
         return {"room": self.name, "options": self._options}
 
-    async def _first_snapshot(self, wait: float) -> None:
-        for ask_again in (True, False):
-            with contextlib.suppress(TimeoutError):
-                return await self.synced(timeout=wait)
-            if ask_again:
-                self._repair_soon()  # the snapshot was lost on the way: ask for one
+    def _seen(self) -> _Seen:
+        return _Seen(self.store.stats.snapshots, self.store.stats.corrupt, self._drops)
+
+    async def _until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until ``done()``, checked again at each piece of news, or ``timeout``;
+        return ``done()``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not done():
+                    self._news.clear()
+                    await self._news.wait()
+        return done()
+
+    async def _first_snapshot(self, seen: _Seen, wait: float) -> None:
+        """Wait for the join's snapshot. If it was lost, or a gap or a drop came
+        after it, the repairs take over, and ``wait`` more is given to them."""
+        await self._until(partial(self._answered_since, seen), wait)
+        # A snapshot that does not decode fails the join: asking again would bring the same.
+        if not (self.store.needs_resync and self._unreadable_since(seen)):
+            self._active = True  # from here on, gaps and drops are repaired
+            self._repair_soon()  # if the snapshot was lost, or a gap or a drop followed it
+            await self._until(lambda: not self.store.needs_resync or self._stuck
+                              or self._unreadable_since(seen), wait)
+        if not self.store.needs_resync:
+            return
+        error: ClientError
+        if self._unreadable_since(seen):
+            error = self._unreadable()
+        elif self._stuck and self.last_error is not None:
+            error = self.last_error
+        else:
+            error = CallTimeout(f"room {self.name}: no state snapshot within {2 * wait:g}s",
+                                sent=True)
         with contextlib.suppress(ClientError):
-            await self.client.call("room.leave", {"room": self.name}, timeout=wait)
-        raise CallTimeout(f"room {self.name}: no state snapshot within {2 * wait:g}s",
-                          sent=True)
+            await self.leave(timeout=wait)
+        raise error
 
     def _repair_soon(self) -> None:
-        if self._repair is None or self._repair.done():
+        if (self._active and not self._stuck and self.store.needs_resync
+                and (self._repair is None or self._repair.done())):
             self._repair = asyncio.get_running_loop().create_task(
                 self._repairs(), name=f"state repairs {self.name}")
             self._repair.add_done_callback(_log_failure)
 
     async def _repairs(self) -> None:
         """Join again or ask for a snapshot until the store holds one; one call at a time."""
-        attempt = 0
-        while self.store.needs_resync and self.client.state is ClientState.CONNECTED:
-            drops = self._drops
+        attempt = unreadable = 0
+        while (self._active and self.store.needs_resync
+               and self.client.state is ClientState.CONNECTED):
+            seen = self._seen()
             try:
-                if self._rejoin:
-                    self.rejoins += 1
-                    self.joined = await self.client.call("room.join", self._join_params())
-                    self._rejoin = False
-                else:
+                if self._membership is _Membership.HELD:
                     self.resync_calls += 1
                     await self.client.call("state.resync", {"room": self.name})
-                await self.synced(timeout=self.client.call_timeout)  # the snapshot came first
+                else:
+                    await self._join_again()
             except TimeoutError:
-                continue  # the reply or the snapshot was lost (CallTimeout included)
+                continue  # the reply was lost (CallTimeout): ask again
             except ClientError as exc:
-                if self._drops != drops:
+                if self._dropped_since(seen):
                     continue  # the answer of a connection since lost: its rooms are gone
                 if not exc.retryable:
                     self._give_up(exc)
                     return
                 if isinstance(exc, ServerError):
-                    attempt += 1
-                    await asyncio.sleep(_RETRY.delay(attempt))
-                # a dropped connection ends the loop; the reconnect starts it again
+                    attempt += 1  # wait, unless the connection drops: then rejoin at once
+                    await self._until(partial(self._dropped_since, seen), _RETRY.delay(attempt))
+                continue  # a dropped connection ends the loop; the reconnect starts it again
+            # The snapshot may have come before the reply, and a gap after it; a drop
+            # ends the membership: either way, go round at once.
+            await self._until(partial(self._answered_since, seen), self.client.call_timeout)
+            if self.store.stats.snapshots != seen.snapshots:
+                unreadable = 0
+            elif self._unreadable_since(seen):
+                unreadable += 1
+                if unreadable == _UNREADABLE_LIMIT:
+                    self._give_up(self._unreadable())
+                    return
+
+    async def _join_again(self) -> None:
+        self.rejoins += 1
+        self._membership = _Membership.REJOINING
+        outcome = _Membership.UNSURE
+        try:
+            self.joined = await self.client.call("room.join", self._join_params())
+            outcome = _Membership.HELD
+        finally:
+            if self._membership is _Membership.REJOINING:  # else its connection dropped
+                self._membership = outcome
+            self._news.set()  # leave() waits for this answer
+
+    def _answered_since(self, seen: _Seen) -> bool:
+        return self._seen() != seen
+
+    def _dropped_since(self, seen: _Seen) -> bool:
+        return self._drops != seen.drops
+
+    def _unreadable_since(self, seen: _Seen) -> bool:
+        # While a snapshot is awaited patches are dropped unread: what did not decode was one.
+        return self.store.stats.corrupt != seen.corrupt
+
+    def _unreadable(self) -> SnapshotUnreadable:
+        return SnapshotUnreadable(
+            f"room {self.name}: its state snapshot does not decode as "
+            f"{self.store.schema.__name__} ({self.store.resync_reason}); "
+            "is that the room's schema?")
 
     def _give_up(self, error: ClientError) -> None:
         self.last_error = error
         self._stuck = True
+        self._news.set()
         logger.warning("room %s: cannot get a state snapshot (%s); will retry after a "
                        "reconnect", self.name, error)
 
     def _stop(self, routes: _Routes) -> None:
+        self._active = False
         routes.discard(self)
         if self._repair is not None:
             self._repair.cancel()
@@ -203,15 +309,19 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 class _Routes:
     """A client's state messages to the rooms it syncs; one per client, made on first use."""
 
-    # A client's routes hold its rooms, which hold the client: dropped when it closes.
-    _by_client: ClassVar[weakref.WeakKeyDictionary[Client, _Routes]] = (
+    # The client holds its routes through the callbacks they registered; the routes
+    # hold the rooms, which hold the client: a cycle the collector frees with the
+    # client, closed or not. This table only finds a client's routes: it holds neither.
+    _by_client: ClassVar[weakref.WeakKeyDictionary[Client, weakref.ref[_Routes]]] = (
         weakref.WeakKeyDictionary())
 
     @classmethod
     def of(cls, client: Client) -> _Routes:
-        routes = cls._by_client.get(client)
+        found = cls._by_client.get(client)
+        routes = None if found is None else found()
         if routes is None:
-            routes = cls._by_client[client] = cls()
+            routes = cls()
+            cls._by_client[client] = weakref.ref(routes)
             client.on_binary(routes._binary)
             client.on_notification(routes._patch, "state.patch")
             client.on_state_change(routes._state_changed)

@@ -183,6 +183,8 @@ class RoomService:
                 await self._backends.rooms.leave(room, conn.id)  # quietly: nobody was told
                 await self._drop_local(room, conn.id)
                 raise
+            if conn.id not in self._local.get(room, {}):  # its connection ended meanwhile
+                await self._stateful.left(room, conn.id, leaving=False)
         if first:
             await self._send(room, "joined", conn.id, user=conn.user, total=total)
         return reply

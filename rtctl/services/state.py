@@ -72,6 +72,7 @@ class StateService:
         self._keeping: dict[str, asyncio.Task[None]] = {}  # snapshot writes in flight
         self._unsaved: dict[str, tuple[int, bytes, float]] = {}  # the newest, waiting for it
         self._renewer: asyncio.Task[None] | None = None
+        self._closing: dict[str, asyncio.Task[None]] = {}  # rooms ending: joins wait for it
         host.on_shutdown(self._close)
         self.router = Router()
         self.router.add_method(self.resync, name="state.resync")
@@ -108,11 +109,13 @@ class StateService:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
+        # Connections close before shutdown hooks run, so rooms have ended (their final
+        # snapshots kept) by now; this stops whatever a late join left running.
         for live in list(self._rooms.values()):
             await live.stop()
         self._rooms.clear()
-        for task in list(self._keeping.values()):
-            await task
+        await asyncio.gather(*self._keeping.values(), *self._closing.values(),
+                             return_exceptions=True)
 
     # -- ownership and snapshots -------------------------------------------------
 
@@ -185,6 +188,9 @@ class StateService:
                 except BackendUnavailable as exc:
                     logger.warning("room %s: claim not renewed: %s", room, exc.message)
                     continue
+                except Exception:  # the renewer must outlive any one failure
+                    logger.exception("room %s: claim not renewed", room)
+                    continue
                 if owner != backends.node_id:
                     logger.error("room %s is claimed by node %s: this node was silent longer "
                                  "than the node TTL and both now run it; its members here "
@@ -194,8 +200,17 @@ class StateService:
         """The last member is gone. If they left, the room ends: its next life starts
         afresh. If their connections ended (a network cut, this node draining), its final
         state is kept as its snapshot: players who come back within ``snapshot_ttl``,
-        through any node, find the room where it was."""
+        through any node, find the room where it was. A join meanwhile waits for this."""
         del self._rooms[live.name]
+        closing = asyncio.get_running_loop().create_task(self._close_room(live, resumable))
+        self._closing[live.name] = closing
+        try:
+            await closing
+        finally:
+            if self._closing.get(live.name) is closing:
+                del self._closing[live.name]
+
+    async def _close_room(self, live: LiveRoom, resumable: bool) -> None:
         await live.stop()
         if resumable:
             live.flush()
@@ -231,6 +246,10 @@ class StateService:
                 live = self._rooms.get(room)
                 if live is not None:
                     return self._enter(live, peer, created=False)
+                closing = self._closing.get(room)
+                if closing is not None:  # its last life is still storing its snapshot
+                    with contextlib.suppress(Exception):  # that life's trouble, logged there
+                        await asyncio.shield(closing)
                 live = await self._open(room, options)
                 try:
                     return self._enter(live, peer, created=True)
@@ -324,13 +343,13 @@ class StateService:
         version, value}``: a client's write to a field the room type allows."""
         live, _ = self._member(ctx, room)
         segments = tuple(path.split(".") if isinstance(path, str) else map(str, path))
-        policy = live.instance.policy(segments)
-        dotted = ".".join(segments)
+        target = resolve(live.instance.state, segments)
+        policy = live.instance.policy(target.path)
+        dotted = target.dotted
         if policy is Policy.SERVER:
             raise RpcError(ErrorCode.FORBIDDEN, f"field {dotted} is server-only",
                            {"field": dotted})
         live.flush()  # versions below are those of committed state
-        target = resolve(live.instance.state, segments)
         if policy is Policy.CAS:
             if expect_version is None:
                 raise InvalidParams(f"Invalid params: {dotted} is compare-and-set: give "
@@ -348,12 +367,12 @@ class StateService:
             live.flush()
             return {"applied": True, "version": target.version, "value": target.value}
         stamp = self._stamp(clock)
-        held = live.instance.clocks.get(segments)
+        held = live.instance.clocks.get(target.path)
         if held is not None and stamp <= held:
             return {"applied": False, "version": target.version, "value": target.value,
                     "clock": held.to_json()}
         target.set(value)
-        live.instance.clocks[segments] = stamp
+        live.instance.clocks[target.path] = stamp
         live.flush()
         return {"applied": True, "version": target.version, "value": target.value,
                 "clock": stamp.to_json()}

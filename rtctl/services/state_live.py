@@ -89,7 +89,11 @@ class LiveRoom:
                 logger.exception("room %s: on_tick failed; the room ticks on", self.name)
             last = now
             self.ticks += 1
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a bug, but one room must not stop ticking for it
+                logger.exception("room %s: sending its tick failed; the room ticks on",
+                                 self.name)
 
     def full(self) -> bytes:
         """The full state at the committed version (one encoding per version, shared)."""
@@ -110,7 +114,7 @@ class LiveRoom:
         frame = note = None
         for member in self.members.values():
             if member.peer.backlog():
-                self.coalesced += member.sent == base and bool(delta)
+                self.coalesced += bool(delta)
                 continue  # behind: one delta once its queue has drained
             if member.sent == base and delta:
                 if member.binary:

@@ -124,10 +124,15 @@ class StateRoom(Generic[S]):
 class Target:
     """A primitive a client addressed: the node holding it and its key there."""
 
-    __slots__ = ("key", "kind", "node")
+    __slots__ = ("key", "kind", "node", "path")
 
-    def __init__(self, node: Node, key: Any, kind: Primitive) -> None:
+    def __init__(self, node: Node, key: Any, kind: Primitive, path: tuple[str, ...]) -> None:
         self.node, self.key, self.kind = node, key, kind
+        self.path = path  # canonical: a list index as its decimal digits
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
 
     @property
     def value(self) -> Any:
@@ -137,8 +142,16 @@ class Target:
 
     @property
     def version(self) -> int:
-        """The version of the entity: the last one that changed anything in its node."""
-        return self.node._stamp
+        """The last version that changed the entity holding the field (the schema node,
+        such as ``entities.e1``). A field of the root, or an entry of a map or list of
+        primitives, is its own entity: everything else in those changes every tick."""
+        node = self.node
+        if isinstance(node, Schema):
+            return node._stamps[self.key] if node._parent is None else node._stamp
+        if isinstance(node, StateMap):
+            return node._meta[self.key][1]
+        assert isinstance(node, StateList)
+        return max(int(node._stamps[self.key]), node._structure)
 
     def set(self, value: Any) -> None:
         try:
@@ -150,38 +163,40 @@ class Target:
             raise InvalidParams(f"Invalid params: 'value': {exc}", {"value": value}) from None
 
 
-def _missing(path: Sequence[str], upto: int) -> InvalidParams:
-    return InvalidParams(f"Invalid params: 'path': nothing at {'.'.join(path[:upto + 1])}",
-                         {"path": ".".join(path)})
+def _bad_path(path: Sequence[str], why: str) -> InvalidParams:
+    return InvalidParams(f"Invalid params: 'path': {why}", {"path": ".".join(path)})
 
 
 def resolve(state: Schema, path: Sequence[str]) -> Target:
     """The primitive at ``path`` (``("entities", "e1", "hp")``), or InvalidParams."""
+    if not path:
+        raise _bad_path(path, "it is empty")
     node: Any = state
+    canonical: list[str] = []
     for depth, segment in enumerate(path):
-        last = depth == len(path) - 1
+        here = ".".join(path[:depth + 1])
+        key: Any
         if isinstance(node, Schema):
             field = next((f for f in node.fields() if f.name == segment), None)
             if field is None:
-                raise _missing(path, depth)
-            if last:
-                if not isinstance(field.type, Primitive):
-                    raise InvalidParams(f"Invalid params: 'path': {'.'.join(path)} is not a "
-                                        "single value", {"path": ".".join(path)})
-                return Target(node, field.index, field.type)
-            node = node._values[field.index]
-        elif isinstance(node, StateMap | StateList):
-            key: Any = segment
-            if isinstance(node, StateList):
-                if not segment.isdigit() or int(segment) >= len(node):
-                    raise _missing(path, depth)
-                key = int(segment)
-            elif segment not in node:
-                raise _missing(path, depth)
-            if last:
-                if not isinstance(node.item, Primitive):
-                    raise InvalidParams(f"Invalid params: 'path': {'.'.join(path)} is not a "
-                                        "single value", {"path": ".".join(path)})
-                return Target(node, key, node.item)
-            node = node[key]
-    raise InvalidParams("Invalid params: 'path' is empty", {"path": ""})
+                raise _bad_path(path, f"nothing at {here}")
+            key, kind = field.index, field.type
+        elif isinstance(node, StateMap):
+            if segment not in node:
+                raise _bad_path(path, f"nothing at {here}")
+            key, kind = segment, node.item
+        elif isinstance(node, StateList):
+            if not (segment.isdecimal() and segment.isascii()) or int(segment) >= len(node):
+                raise _bad_path(path, f"nothing at {here} (a list index is 0 to {len(node) - 1})")
+            key, kind = int(segment), node.item
+            segment = str(key)
+        else:
+            raise _bad_path(path, f"{'.'.join(path[:depth])} is a single value: it has no "
+                                  f"{segment!r}")
+        canonical.append(segment)
+        if depth == len(path) - 1:
+            if not isinstance(kind, Primitive):
+                raise _bad_path(path, f"{here} is not a single value")
+            return Target(node, key, kind, tuple(canonical))
+        node = node._values[key] if isinstance(node, Schema) else node[key]
+    raise AssertionError("unreachable: the last segment returns")

@@ -91,10 +91,14 @@ class StateMap(Node, MutableMapping[str, Any]):
     def __repr__(self) -> str:
         return f"StateMap({self._data!r})"
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    @staticmethod
+    def _check_key(key: Any) -> str:
         if not isinstance(key, str):
             raise TypeError(f"map keys are str, not {type(key).__name__}")
-        STRING.check(key)
+        return STRING.check(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check_key(key)
         value = self._item.check(value)
         old = self._data.get(key, _ABSENT)
         if old is _ABSENT:
@@ -123,7 +127,7 @@ class StateMap(Node, MutableMapping[str, Any]):
         """Make the map hold exactly ``items`` (what assigning to the field does)."""
         if not isinstance(items, Mapping):
             raise TypeError(f"a map field takes a dict, not {type(items).__name__}")
-        checked = {key: self._item.check(value) for key, value in items.items()}
+        checked = {self._check_key(key): self._item.check(value) for key, value in items.items()}
         _refuse_foreign(checked.values(), self)
         self.clear()
         self.update(checked)

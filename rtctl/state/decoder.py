@@ -221,8 +221,11 @@ def _read_map(reader: Reader, node: StateMap, *, relative: bool) -> MapOps:
         for position in _positions(reader, count, len(kept), "replaced entry"):
             replaced.append((kept[position], _read_item(reader, item)))
     changed: list[tuple[str, Any]] = []
+    gone_too = {key for key, _ in replaced}
     for position in _positions(reader, head >> 3, len(kept), "changed entry"):
         key = kept[position]
+        if key in gone_too:  # parsed against the old entry, it would apply to the new one
+            raise StateError(f"entry {key!r} is both replaced and changed: corrupt")
         changed.append((key, _read_entry(reader, item, data[key], relative)))
     return MapOps(removed, added, replaced, changed)
 
@@ -242,6 +245,9 @@ def _read_list(reader: Reader, node: StateList, *, relative: bool) -> ListOps:
         for index in _positions(reader, count, len(data), "replaced element"):
             replaced.append((index, _read_item(reader, node.item)))
     changed: list[tuple[int, Any]] = []
+    gone_too = {index for index, _ in replaced}
     for index in _positions(reader, head >> 2, len(data), "changed element"):
+        if index in gone_too:
+            raise StateError(f"element {index} is both replaced and changed: corrupt")
         changed.append((index, _read_entry(reader, node.item, data[index], relative)))
     return ListOps(None, replaced, changed)

@@ -57,6 +57,7 @@ class Encoder:
             raise ValueError("versions start at 0")
         self.state = state
         self.version = version  # a state restored from a snapshot goes on from its version
+        self._origin = version  # nothing is known of the versions before it
         self._history = history
         self._started = False  # nothing sent yet: the first delta is a full state
         self._streamed = version  # the version the last full state or delta brought clients to
@@ -66,7 +67,7 @@ class Encoder:
     @property
     def floor(self) -> int:
         """The oldest version :meth:`since` can start from."""
-        return max(0, self.version - self._history)
+        return max(self._origin, self.version - self._history)
 
     def commit(self, version: int | None = None) -> bool:
         """Stamp pending changes as ``version`` (default: the next); False if there were none."""

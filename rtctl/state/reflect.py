@@ -36,9 +36,13 @@ def _name(item: ItemType) -> str:
 def describe(schema: type[Schema]) -> dict[str, Any]:
     """``schema`` and every schema it contains, as JSON data."""
     types: dict[str, list[dict[str, str]]] = {}
+    named: dict[str, type[Schema]] = {}
     pending = [schema]
     while pending:
         cls = pending.pop()
+        if named.setdefault(cls.__name__, cls) is not cls:
+            raise TypeError(f"two schemas are named {cls.__name__} ({named[cls.__name__]!r} "
+                            f"and {cls!r}): a description names each type once")
         if cls.__name__ in types:
             continue
         fields = types[cls.__name__] = []

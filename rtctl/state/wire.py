@@ -81,9 +81,6 @@ class Reader:
         self._data = data
         self.pos = 0
 
-    def done(self) -> bool:
-        return self.pos == len(self._data)
-
     def expect_end(self) -> None:
         if self.pos != len(self._data):
             raise StateError(f"{len(self._data) - self.pos} bytes left over after the message "

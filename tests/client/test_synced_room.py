@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ import pytest
 
 from rtctl import CallContext, Router
 from rtctl.client import (
+    Backoff,
     CallTimeout,
     Client,
     ClientState,
@@ -25,7 +28,9 @@ from rtctl.client import (
     StateChanged,
     StateStore,
     SyncedRoom,
+    synced_room,
 )
+from rtctl.client.errors import SnapshotUnreadable
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import state_frame
@@ -34,9 +39,10 @@ from rtctl.services.state_room import StateRoom
 from rtctl.state import Change, Encoder, Schema, uint8
 from tests.client.lab import FAST, WAIT
 from tests.client.test_state_store import Arena, Entity
-from tests.conftest import gateway_config, make_token
+from tests.conftest import TIMING, gateway_config, make_token
 
 ROOM = "arena:1"
+FOREVER = 3600.0  # a call timeout no test waits out: what ends a wait early is under test
 Answer = Callable[[str, Any], Awaitable[Any]]
 
 
@@ -122,6 +128,11 @@ def make(room: Room, **answers: Answer) -> FakeClient:
     client = FakeClient(gateway(room, holder, **answers))
     holder.append(client)
     return client
+
+
+async def not_in_room(method: str, params: Any) -> Any:
+    """The gateway's answer to a connection that is not in the room."""
+    raise ServerError(ErrorCode.FORBIDDEN, "Not in room")
 
 
 async def join(client: FakeClient, store: StateStore[Arena] | type[Arena] = Arena,
@@ -238,11 +249,7 @@ async def one_turn() -> None:
 async def test_a_refused_resync_stops_until_the_next_reconnect(
         caplog: pytest.LogCaptureFixture) -> None:
     room = Room()
-
-    async def refuse(method: str, params: Any) -> Any:
-        raise ServerError(ErrorCode.FORBIDDEN, "Not in room")
-
-    client = make(room, **{"state.resync": refuse})
+    client = make(room, **{"state.resync": not_in_room})
     synced = await join(client)
     with caplog.at_level(logging.WARNING, logger="rtctl.client"):
         client.frame(b"\x01\x07arena:1\x02\xff")
@@ -304,7 +311,8 @@ async def test_a_snapshot_lost_after_the_join_is_asked_for() -> None:
     async def join_lost(method: str, params: Any) -> Any:
         return {"version": room.enc.version}  # the snapshot frame never arrives
 
-    client = FakeClient(gateway(room, holder, **{"room.join": join_lost}), call_timeout=0.05)
+    client = FakeClient(gateway(room, holder, **{"room.join": join_lost}),
+                        call_timeout=0.05 * TIMING)
     holder.append(client)
     synced = await join(client)
     assert client.methods() == ["room.join", "state.resync"]
@@ -318,7 +326,7 @@ async def test_no_snapshot_at_all_fails_the_join_and_leaves() -> None:
         return {"version": 0}
 
     client = make(room, **{"room.join": nothing, "state.resync": nothing})
-    client.call_timeout = 0.05
+    client.call_timeout = 0.05 * TIMING
     with pytest.raises(CallTimeout, match="no state snapshot"):
         await join(client)
     assert client.methods() == ["room.join", "state.resync", "room.leave"]
@@ -351,6 +359,180 @@ async def test_a_closed_client_stops_its_rooms() -> None:
     client.move(ClientState.CLOSED)
     client.frame(room.tick())
     assert synced.store.stats.patches == 0
+
+
+async def test_a_gap_between_a_resync_snapshot_and_its_reply_asks_again_at_once() -> None:
+    room = Room()
+
+    async def snapshot_then_gap(method: str, params: Any) -> Any:
+        client.frame(room.full())
+        if client.methods().count("state.resync") == 1:
+            room.tick()  # lost
+            client.frame(room.tick())  # a gap, before the reply
+        return {"version": room.enc.version}
+
+    client = make(room, **{"state.resync": snapshot_then_gap})
+    client.call_timeout = FOREVER
+    synced = await join(client)
+    room.tick()
+    client.frame(room.tick())
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "state.resync"]
+    assert synced.state.to_dict() == room.state.to_dict()
+    assert synced.store.stats.gaps == 2
+
+
+async def test_a_drop_while_a_snapshot_is_awaited_rejoins_as_soon_as_back() -> None:
+    room = Room()
+    asked = asyncio.Event()
+
+    async def snapshot_lost(method: str, params: Any) -> Any:
+        asked.set()
+        return {"version": room.enc.version}  # its snapshot is lost with the connection
+
+    client = make(room, **{"state.resync": snapshot_lost})
+    client.call_timeout = FOREVER
+    synced = await join(client)
+    room.tick()
+    client.frame(room.tick())
+    await asyncio.wait_for(asked.wait(), WAIT)  # the repair now awaits the snapshot
+    client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "room.join"]
+    assert synced.rejoins == 1
+
+
+async def test_a_drop_during_a_resync_backoff_rejoins_as_soon_as_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synced_room, "_RETRY", Backoff(base=FOREVER, cap=FOREVER))
+    room = Room()
+    refused = asyncio.Event()
+
+    async def busy(method: str, params: Any) -> Any:
+        refused.set()
+        raise ServerError(ErrorCode.BACKEND_UNAVAILABLE, "Backend unavailable", retryable=True)
+
+    client = make(room, **{"state.resync": busy})
+    synced = await join(client)
+    room.tick()
+    client.frame(room.tick())
+    await asyncio.wait_for(refused.wait(), WAIT)  # the repair now waits out its backoff
+    client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "room.join"]
+
+
+async def test_a_rejoin_answered_across_another_reconnect_is_sent_again() -> None:
+    room = Room()
+
+    async def join_across_a_reconnect(method: str, params: Any) -> Any:
+        if client.methods().count("room.join") == 2:
+            # The answer comes, but its connection dropped meanwhile, and the membership too.
+            client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+        else:
+            client.frame(room.full())
+        return {"version": room.enc.version}
+
+    client = make(room, **{"room.join": join_across_a_reconnect, "state.resync": not_in_room})
+    client.call_timeout = FOREVER
+    synced = await join(client)
+    client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "room.join", "room.join"]
+    assert (synced.rejoins, synced.last_error) == (2, None)
+
+
+@pytest.mark.parametrize("reply_lost", [False, True])
+async def test_leave_during_a_rejoin_waits_for_its_answer_then_leaves(reply_lost: bool) -> None:
+    room = Room()
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_rejoin(method: str, params: Any) -> Any:
+        if client.methods().count("room.join") == 2:
+            asked.set()
+            await answer.wait()
+            if reply_lost:  # and the join itself, before it reached the gateway
+                raise CallTimeout("no reply within 5s", sent=True)
+        client.frame(room.full())
+        return {"version": room.enc.version}
+
+    answers: dict[str, Answer] = {"room.join": slow_rejoin}
+    if reply_lost:
+        answers["room.leave"] = not_in_room
+    client = make(room, **answers)
+    synced = await join(client)
+    client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
+    await asyncio.wait_for(asked.wait(), WAIT)
+    leaving = asyncio.create_task(synced.leave())
+    await one_turn()
+    assert client.methods() == ["room.join", "room.join"]  # a leave now could overtake it
+    answer.set()
+    await asyncio.wait_for(leaving, WAIT)
+    assert client.methods() == ["room.join", "room.join", "room.leave"]
+
+
+async def test_a_snapshot_in_another_schema_fails_the_join_at_once() -> None:
+    room = Room()
+    client = make(room)
+    client.call_timeout = FOREVER
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(SnapshotUnreadable, match=(
+                r"^room arena:1: its state snapshot does not decode as Match \(corrupt "
+                r"message: .+\); is that the room's schema\?$")):
+            await SyncedRoom.join(cast(Client, client), ROOM, Match)
+    assert client.methods() == ["room.join", "room.leave"]
+
+
+async def test_repairs_stop_after_three_snapshots_that_do_not_decode(
+        caplog: pytest.LogCaptureFixture) -> None:
+    room = Room()
+    other = Match()  # the game's server came back with another schema
+    other.players["p"] = Player(hp=1, name="p")
+
+    async def other_schema(method: str, params: Any) -> Any:
+        client.frame(state_frame(ROOM, Encoder(other).full()))
+        return {"version": 1}
+
+    client = make(room, **{"state.resync": other_schema})
+    synced = await join(client)
+    with caplog.at_level(logging.WARNING, logger="rtctl.client"):
+        room.tick()
+        client.frame(room.tick())  # a gap
+        await one_turn()
+    assert client.methods() == ["room.join"] + ["state.resync"] * 3
+    assert isinstance(synced.last_error, SnapshotUnreadable)
+    assert "does not decode as Arena" in str(synced.last_error)
+    assert any("cannot get a state snapshot" in r.getMessage() for r in caplog.records)
+    client.frame(room.tick())
+    await one_turn()
+    assert len(client.calls) == 4  # none until the next reconnect
+
+
+async def test_a_join_fails_with_the_refusal_that_stopped_its_repairs() -> None:
+    room = Room()
+
+    async def snapshot_then_gap(method: str, params: Any) -> Any:
+        client.frame(room.full())
+        room.tick()  # lost
+        client.frame(room.tick())
+        return {"version": room.enc.version}
+
+    client = make(room, **{"room.join": snapshot_then_gap, "state.resync": not_in_room})
+    client.call_timeout = FOREVER
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(ServerError, match="Not in room"):
+            await join(client)
+    assert client.methods() == ["room.join", "state.resync", "room.leave"]
+
+
+async def test_a_client_dropped_without_close_is_freed_with_its_rooms() -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    freed: list[weakref.ref[Any]] = [weakref.ref(o) for o in (client, synced, synced.store)]
+    del client, synced
+    gc.collect()
+    assert [ref() for ref in freed] == [None, None, None]
 
 
 # -- over the real gateway ----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -455,3 +456,95 @@ async def test_joins_racing_to_create_a_room_create_it_once() -> None:
     assert all(r["encoding"] == "binary" for r in replies)
     assert state._opening == {}
     await live.stop()
+
+
+async def test_a_join_while_the_room_ends_waits_and_starts_afresh() -> None:
+    clock = FakeClock()
+    n1 = node(memory_backends(clock=clock), "n1", clock)
+    alice = FakePeer("c1", "alice")
+    await n1.join(alice)
+    for _ in range(7):
+        n1.tick()  # snapshots are kept meanwhile
+    assert await kept(n1) is not None
+    leaving = asyncio.ensure_future(n1.rooms.leave(alice.context(), "match:1"))
+    await asyncio.sleep(0)  # the room is ending: stopping its ticker, forgetting its snapshot
+    reply = await n1.join(FakePeer("c2", "bob"))
+    await leaving
+    assert reply["version"] == 1  # a new life, not the old one resumed from its snapshot
+    assert n1.live().instance.state.round == 0
+    assert await n1.host.backends.snapshots.own("match:1", "n2", ttl=10) == "n1"  # still ours
+
+
+@pytest.mark.parametrize("steps", range(1, 6))  # the handler has started: its task ran
+async def test_a_connection_that_ends_while_its_join_is_under_way_leaves_no_member(
+    steps: int,
+) -> None:
+    clock = FakeClock()
+    backends = memory_backends(clock=clock)
+    host = FakeHost(dataclasses.replace(backends, snapshots=SlowClaims(backends.snapshots)),
+                    clock=clock)
+    state = StateService(host, {"match": MatchRoom})
+    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+    alice = FakePeer("c1", "alice")
+    join = asyncio.ensure_future(rooms.join(alice.context(), "match:1"))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    await rooms._ended("c1", "alice")  # the disconnect hook, at any point of the join
+    await join
+    live = state.room("match:1")
+    assert live is None or "c1" not in live.members
+
+
+class Scores(Schema):
+    round: uint8
+    board: dict[str, uint16]
+    tags: list[str]
+    players: dict[str, Player]
+
+
+class ScoresRoom(StateRoom[Scores]):
+    schema = Scores
+    tick_rate = SLOW
+    writable: ClassVar[Mapping[str, str]] = {"round": "cas", "board.*": "cas", "tags.*": "lww",
+                                             "players.*.title": "lww"}
+
+    def on_join(self, user: str) -> None:
+        self.state.board[user] = 0
+        self.state.tags.append(user)
+        self.state.players[user] = Player(name=user)
+
+    def on_tick(self, dt: float) -> None:
+        self.state.board["server"] = self.state.board.get("server", 0) + 1
+
+
+async def test_a_root_field_or_a_map_entry_is_its_own_entity_for_compare_and_set() -> None:
+    host = FakeHost()
+    state = StateService(host, {"s": ScoresRoom})
+    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+    alice = FakePeer("c1", "alice")
+    await rooms.join(alice.context(), "s:1")
+    read = state.room("s:1").encoder.version  # type: ignore[union-attr]
+    for _ in range(3):  # the server's own entry changes every tick: not alice's business
+        state.room("s:1").flush()  # type: ignore[union-attr]
+        state.room("s:1").instance.on_tick(0.05)  # type: ignore[union-attr]
+    assert state.update(alice.context(), "s:1", "board.alice", 5,
+                        expect_version=read)["applied"] is True
+    assert state.update(alice.context(), "s:1", "round", 2, expect_version=read)["applied"]
+
+
+async def test_paths_are_checked_and_one_field_has_one_name(setup: Setup) -> None:
+    host = FakeHost()
+    state = StateService(host, {"s": ScoresRoom})
+    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+    alice = FakePeer("c1", "alice")
+    await rooms.join(alice.context(), "s:1")
+    now_ms = int(host.clock() * 1000)
+    for path, why in [("tags.²", "nothing at tags.²"), ("tags.9", "a list index is 0 to 0"),
+                      ("round.x", "round is a single value"), ("", "nothing at"),
+                      ("players.alice", "is not a single value")]:
+        with pytest.raises(InvalidParams, match=re.escape(why)):
+            state.update(alice.context(), "s:1", path, "x", clock=[now_ms, 0, "a"])
+    first = state.update(alice.context(), "s:1", "tags.0", "a", clock=[now_ms, 5, "a"])
+    assert first["applied"] is True
+    alias = state.update(alice.context(), "s:1", "tags.00", "b", clock=[now_ms, 1, "a"])
+    assert alias["applied"] is False  # the same field by another spelling: the same clock

@@ -257,3 +257,21 @@ def test_a_corrupt_message_is_refused_whole(message: bytes | str, error: str) ->
         dec.apply(message)
     assert dec.version == 1
     assert exact(dec.state.to_dict()) == before
+
+
+def test_an_entry_both_replaced_and_changed_is_refused_whole() -> None:
+    """The changed part is read against the old entry; applied to the new one it would fail
+    half-way (a review found it raising IndexError after the root's tick was set)."""
+    world = World()
+    world.units["a"] = Unit(tags=["x", "y"])
+    encoder, decoder = Encoder(world), Decoder(World)
+    decoder.apply(encoder.full())
+    before = decoder.state.to_dict()
+    unit_full = bytes([0]) + struct.pack("<f", 0.0) + bytes([0, 0])
+    message = (bytes([0x03, 1, 1, 0b1001, 7,  # absolute delta to v1: tick = 7, units changed
+                      0b1001, 1, 0])  # units: one changed entry, a replaced section: pos 0
+               + unit_full
+               + bytes([0, 0b1000, 0b100, 1, 1]) + b"z")  # changed pos 0: tags[1] = "z"
+    with pytest.raises(StateError, match="both replaced and changed"):
+        decoder.apply(message)
+    assert (decoder.version, decoder.state.to_dict()) == (0, before)

@@ -150,3 +150,11 @@ def test_only_a_root_is_encoded() -> None:
         Encoder(world.leaf)
     with pytest.raises(ValueError, match="history must be at least 1"):
         Encoder(world, history=0)
+
+
+def test_a_map_assigned_a_bad_key_keeps_what_it_held() -> None:
+    world = World()
+    world.units["a"] = Unit()
+    with pytest.raises(TypeError, match="map keys are str"):
+        world.units = {"b": Unit(), 5: Unit()}  # type: ignore[dict-item]
+    assert list(world.units) == ["a"]
