@@ -15,10 +15,15 @@ both ends of the window, taken apart: ticks, patches, their size and the time
 spent committing and encoding them (binary, once for all members), the
 patches held back from members that were behind and the single catch-up
 deltas and full states sent instead.
+
+Which version was the last one stamped in the window (:class:`WindowEnd`) is
+what tells a client's lost versions apart from those stamped after the window.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -26,7 +31,7 @@ from typing import Any
 from rtctl.client.netstats import NetSnapshot
 from rtctl.client.state import StoreStats
 
-__all__ = ["RoomCost", "StateTotals", "SyncCounts"]
+__all__ = ["RoomCost", "StateTotals", "SyncCounts", "WindowEnd"]
 
 
 @dataclass(slots=True)
@@ -113,6 +118,62 @@ class RoomCost:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class WindowEnd:
+    """The last version stamped in the window, as one worker's clients learn it.
+
+    The room stamps its versions in order, so a version stamped before the
+    window's end and the next one stamped after it pin the end exactly, whichever
+    clients applied the two. A client that jumps over the end (a resync, a
+    catch-up delta) only brackets it, so :attr:`settled` is set once the end is
+    pinned or no client can tell more (each one is past the end, or gone); an end
+    still not pinned then is estimated from the room's tick rate, within what the
+    clients saw.
+    """
+
+    def __init__(self) -> None:
+        self.before: tuple[int, float] | None = None  # (latest version before, its stamp's lead)
+        self.after: int | None = None  # the earliest version stamped after the end
+        self.waiting = 0  # clients not yet past the end
+        self.settled = asyncio.Event()
+
+    def __reduce__(self) -> tuple[type[WindowEnd], tuple[()]]:
+        # The event belongs to the worker's loop; the parent merging results needs none of it.
+        return WindowEnd, ()
+
+    def expect_client(self) -> None:
+        self.waiting += 1
+
+    def applied_before(self, version: int, lead: float) -> None:
+        """A client applied ``version``, stamped ``lead`` s before the window's end."""
+        if self.before is None or version > self.before[0]:
+            self.before = (version, lead)
+            self._check()
+
+    def passed(self, version: int | None) -> None:
+        """A client is past the end: ``version`` is the first it applied stamped after the
+        end (later ones are higher: they tell nothing more), or None if it is gone."""
+        self.waiting -= 1
+        if version is not None and (self.after is None or version < self.after):
+            self.after = version
+        self._check()
+
+    def _check(self) -> None:
+        pinned = (self.before is not None and self.after is not None
+                  and self.after <= self.before[0] + 1)
+        if pinned or self.waiting <= 0:
+            self.settled.set()
+
+    def version(self, rate: float) -> int | None:
+        """The last version stamped in the window (None if no client applied one stamped
+        before its end): exact once pinned, else the versions after the latest one seen
+        before the end, one per tick at ``rate``, that fall before it."""
+        if self.before is None:
+            return None
+        version, lead = self.before
+        estimate = version + max(0, math.ceil(lead * rate) - 1)
+        return estimate if self.after is None else max(version, min(estimate, self.after - 1))
+
+
 @dataclass(slots=True)
 class StateTotals:
     """One worker's (then the run's) state counts: per encoding, and the room's cost."""
@@ -124,7 +185,7 @@ class StateTotals:
     clients: dict[str, SyncCounts] = field(default_factory=dict)  # by encoding
     server: RoomCost | None = None  # from the one client that asks
     early: int = 0  # versions applied before their stamp: the two clocks disagree
-    end_version: int | None = None  # this worker's: the last version stamped in the window
+    window: WindowEnd = field(default_factory=WindowEnd, repr=False, compare=False)
 
     def add(self, encoding: str, counts: SyncCounts) -> None:
         self.clients.setdefault(encoding, SyncCounts()).add(counts)

@@ -17,8 +17,11 @@ synchronised (NTP, PTP), and a version that seems applied before it was
 stamped is counted as ``early`` (and as 0 ms). A version stamped in the window
 that a client never applied by itself -- it resynced over a gap, was sent one
 catch-up delta for several because it fell behind, or had not come by the end
-of the drain -- is expected but not completed: ``lost``. Bytes and sync counts over the window are
-:mod:`rtctl.bench.state_counts`'s, and one client reads the room's own cost
+of the drain -- is expected but not completed: ``lost``. Which version was the
+window's last is pinned by the clients of a worker together
+(:class:`~rtctl.bench.state_counts.WindowEnd`), so what one client missed does
+not depend on which client closes first. Bytes and sync counts over the window
+are :mod:`rtctl.bench.state_counts`'s, and one client reads the room's own cost
 (``state.info``) at both ends of the window.
 
 :meth:`StateSync.prepare` first asks for the room's schema (``state.schema``):
@@ -96,6 +99,7 @@ class SyncClient:
         self.accounted: int | None = None  # the last one stamped before the window's end
         self.after_window = asyncio.Event()  # set once a version stamped after it is applied
         self.store.on_change("sent_at", self._applied)
+        totals.window.expect_client()
 
     def _applied(self, change: Change) -> None:
         """A version was applied (its stamp changed): one delivery, after any it skipped."""
@@ -107,19 +111,20 @@ class SyncClient:
         recorder = self.ctx.recorder
         if intended < recorder.end:
             self.accounted = version
+            self.totals.window.applied_before(version, recorder.end - intended)
             if recorder.expect(intended, 1 + skipped):
                 recorder.completed(intended, now)
                 self.totals.early += latency < 0
         elif not self.after_window.is_set():
-            if skipped == 0 and self.accounted is not None and self.accounted == self.last:
-                self.totals.end_version = self.accounted  # the window's last, exactly
+            self.totals.window.passed(version)
             self.after_window.set()
         self.last = version
 
     def unapplied(self) -> int:
-        """Versions stamped in the window that this client never applied nor skipped over:
-        those it was still behind on (known once any client of this worker saw the end)."""
-        end, accounted = self.totals.end_version, self.accounted
+        """Versions stamped in the window that this client never applied nor skipped over
+        before it: those it was still behind on, or jumped over at the window's end."""
+        end = self.totals.window.version(self.totals.tick_rate)
+        accounted = self.accounted
         return 0 if end is None or accounted is None else max(0, end - accounted)
 
     def counts(self) -> SyncCounts:
@@ -200,6 +205,7 @@ class StateSync(Scenario[SyncClient]):
             await member.join(plan)
         except ClientError as exc:
             ctx.recorder.failed(_error_class(exc))
+            member.totals.window.passed(None)
             await member.client.close()
             return None
         return member
@@ -221,13 +227,14 @@ class StateSync(Scenario[SyncClient]):
 
     async def close(self, ctx: Context, member: SyncClient | None) -> None:
         """Wait until a version stamped after the window is applied: each one stamped in it
-        then came, or was skipped (at most ``plan.drain`` s; what has not come by then is
-        lost)."""
+        then came, or was skipped; and until the window's last version is known, whichever
+        client closes first (at most ``plan.drain`` s; what has not come by then is lost)."""
         if member is None:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.plan.drain):
                 await member.after_window.wait()
+                await member.totals.window.settled.wait()
         ctx.recorder.expected += member.unapplied()  # not come by now: lost
         await member.client.close()
 

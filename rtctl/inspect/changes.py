@@ -17,6 +17,7 @@ its stand-in, rendered at once.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -31,7 +32,6 @@ __all__ = ["ShownChange", "kept"]
 _STRING_PREVIEW = 24  # characters of a string value shown
 
 Path = tuple[str | int, ...]
-_FIELD_TYPES: dict[type[Any], dict[str, Any]] = {}  # schema class → field name → its type
 
 
 class _Rendered(str):
@@ -97,16 +97,15 @@ def _type_at(schema: type[Schema], path: Path) -> Primitive | None:
         if isinstance(kind, MapOf | ListOf):
             kind = kind.item
         elif isinstance(kind, SchemaOf):
-            kind = _field_types(kind.cls)[str(part)]
+            cls: type[Schema] = kind.cls  # typed: mypy takes a type[Any] for unhashable
+            kind = _field_types(cls)[str(part)]
     return _primitive(kind)
 
 
-def _field_types(schema: type[Any]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)  # bounded: classes come and go with the gateway's schemas
+def _field_types(schema: type[Schema]) -> dict[str, Any]:
     """A schema's fields by name, kept: a busy room's patch asks for the same few often."""
-    types = _FIELD_TYPES.get(schema)
-    if types is None:
-        types = _FIELD_TYPES[schema] = {f.name: f.type for f in schema.fields()}
-    return types
+    return {f.name: f.type for f in schema.fields()}
 
 
 def _path(path: Path) -> str:

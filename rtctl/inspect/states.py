@@ -35,10 +35,14 @@ from rtctl.protocol.frames import STATE_FRAME, parse_state_frame
 from rtctl.protocol.tap import OUT, Disconnected, FrameSeen, TapEvent
 from rtctl.state import Decoder, Schema, StateError, VersionGap, versions
 
-__all__ = ["MAX_WAITING", "SHOWN_CHANGES", "StateFrame", "StateFrames"]
+__all__ = ["MAX_ROOMS", "MAX_WAITING", "SHOWN_CHANGES", "StateFrame", "StateFrames"]
 
 SHOWN_CHANGES = 8  # changes listed on a readable line; the rest are counted
 MAX_WAITING = 1024  # messages held per copy while its schema is fetched; beyond, wait for a full
+# Rooms whose fetched schema (or its absence) is remembered: a gateway makes rooms without
+# end (drift:<id>), so the one learnt first is forgotten first; copies keep their decoders,
+# and a new copy of a forgotten room asks again.
+MAX_ROOMS = 4096
 _KINDS = {0x01: "full", 0x02: "delta", 0x03: "absolute delta"}  # docs/state-sync.md
 
 
@@ -105,7 +109,7 @@ class StateFrames:
     fetching: bool = False
     _learnt: dict[str, type[Schema] | None] = field(default_factory=dict)  # room → schema
     _wanted: dict[str, None] = field(default_factory=dict)  # rooms to ask about, in order
-    _asked: set[str] = field(default_factory=set)  # rooms handed out by wanted()
+    _asked: set[str] = field(default_factory=set)  # rooms handed out by wanted(), not learnt
     _copies: dict[str, dict[str, _Copy]] = field(default_factory=dict)  # conn → room → copy
 
     def see(self, event: TapEvent) -> StateFrame | None:
@@ -130,8 +134,11 @@ class StateFrames:
 
     def learn(self, room: str, schema: type[Schema] | None) -> None:
         """``schema`` decodes ``room`` (None: nothing will); catch up the copies held."""
+        if room not in self._learnt and len(self._learnt) >= MAX_ROOMS:
+            del self._learnt[next(iter(self._learnt))]
         self._learnt[room] = schema
         self._wanted.pop(room, None)
+        self._asked.discard(room)
         for rooms in self._copies.values():
             copy = rooms.get(room)
             if copy is not None and copy.waiting is not None:
@@ -183,16 +190,17 @@ class StateFrames:
     def _decode(self, conn: str, header: StateFrame, message: Any) -> StateFrame:
         room = header.room
         assert room is not None
-        schema = self.schema or self._learnt.get(room)
-        if schema is None and not (self.fetching and room not in self._learnt):
-            return _with(header, note="no schema")
-        copy = self._copies.setdefault(conn, {}).setdefault(room, _Copy())
-        if schema is None:
-            if room not in self._asked:
-                self._wanted[room] = None
-            self._hold(copy, header, message)
-            return _with(header, note="schema not fetched yet")
-        if copy.decoder is None:
+        copy = self._copies.get(conn, {}).get(room)
+        if copy is None or copy.decoder is None:  # a copy keeps its schema, even if forgotten
+            schema = self.schema or self._learnt.get(room)
+            if schema is None and not (self.fetching and room not in self._learnt):
+                return _with(header, note="no schema")
+            copy = self._copies.setdefault(conn, {}).setdefault(room, _Copy())
+            if schema is None:
+                if room not in self._asked:
+                    self._wanted[room] = None
+                self._hold(copy, header, message)
+                return _with(header, note="schema not fetched yet")
             copy.decoder = Decoder(schema)
         try:
             changes = copy.decoder.apply(message)

@@ -13,7 +13,10 @@ Every change the store announces (a pattern at each depth of the schema: the
 store reports changes at exact depths) is kept for the screen, which takes
 them when it redraws (:meth:`WatchedRoom.take_changes`). After a whole
 snapshot (a ``replace`` at the root) the rest of the batch is not kept: the
-screen redraws everything from the state.
+screen redraws everything from the state. The screen is told once a message
+is applied, not at each of its changes: the store applies it inside the
+connection's reader, which is no place to draw, and a message's changes are
+drawn together.
 
 :meth:`WatchedRoom.refresh` asks ``state.info {room}`` for the server's side
 (tick rate, encode time per patch, coalesced patches, catch-ups) and measures
@@ -22,6 +25,7 @@ the patches applied per second since the previous answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -58,7 +62,8 @@ class WatchedRoom:
     @classmethod
     async def join(cls, client: Client, room: str, schemas: Mapping[str, type[Schema]],
                    changed: Callable[[], object]) -> WatchedRoom:
-        """Join ``room``; ``changed()`` is called whenever its state changed.
+        """Join ``room``; ``changed()`` is called soon after its state changed (once for
+        all the changes of one message: they are kept before it runs).
 
         Raises what the client raises for ``state.schema`` and ``room.join`` (a
         room that is not stateful: the gateway's invalid-params error), and
@@ -69,13 +74,22 @@ class WatchedRoom:
             schema = build(await client.call("state.schema", {"room": room}))
         store = StateStore(schema)
         kept: list[Change] = []
+        told = True  # changed() ran since the last change was kept
+
+        def tell() -> None:
+            nonlocal told
+            told = True
+            changed()
 
         def seen(change: Change) -> None:
+            nonlocal told
             if not change.path:
                 kept[:] = [change]  # a whole new state: drawn anew, what came before is moot
             elif not kept or kept[0].path:
                 kept.append(change)  # (else: the snapshot's own details, drawn with it)
-            changed()
+            if told:  # the first change of a message: tell once the store is done with it
+                told = False
+                asyncio.get_running_loop().call_soon(tell)
 
         for depth in range(_depth(SchemaOf(schema)) + 1):
             store.on_change(("*",) * depth, seen)

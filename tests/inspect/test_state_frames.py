@@ -20,7 +20,6 @@ from rtctl.inspect.capture import feed
 from rtctl.inspect.filters import parse_filter
 from rtctl.inspect.pairing import Pairing, Row
 from rtctl.inspect.recorder import Recorder
-from rtctl.inspect.schemas import schema_endpoint
 from rtctl.inspect.states import SHOWN_CHANGES, StateFrames
 from rtctl.inspect.view import frame_preview, plain_line, rich_line
 from rtctl.protocol import jsonrpc
@@ -278,6 +277,27 @@ def test_a_copy_held_too_long_waits_for_a_full_and_a_failed_fetch_leaves_headers
     assert refused.wanted() == []
 
 
+def test_rooms_learnt_long_ago_are_forgotten_but_their_copies_keep_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, (full, first) = hp_stream(5)
+    monkeypatch.setattr(states_module, "MAX_ROOMS", 2)
+    states = StateFrames(fetching=True)
+    pairing = Pairing(states)
+    for room in ("drift:1", "drift:2", "drift:3"):
+        pairing.see(binary(full, room=room))
+        assert states.wanted() == [room]
+        states.learn(room, Arena)  # the third makes the gateway's first the one forgotten
+    assert phrases(pairing.see(binary(first, room="drift:1"))) == ["entities.e0.hp 100 → 5"]
+    assert states.wanted() == []  # c-1's copy still has its schema
+    pairing.see(binary(full, "c-2", room="drift:1"))
+    pairing.see(binary(full, "c-2", room="drift:3"))
+    assert states.wanted() == ["drift:1"]  # a new copy of a forgotten room asks again
+    states.learn("drift:1", Arena)
+    assert phrases(pairing.see(binary(first, "c-2", room="drift:1"))) == [
+        "entities.e0.hp 100 → 5"]
+
+
 def test_room_filters_state_frames() -> None:
     enc = Encoder(arena(), version=1)
     full = enc.full()
@@ -288,14 +308,6 @@ def test_room_filters_state_frames() -> None:
     assert [parse_filter("room=drift:*").matches(r) for r in shown] == [True, False, True, False]
     assert [parse_filter("room!=lobby kind=binary").matches(r) for r in shown] == [
         True, False, False, False]
-
-
-def test_the_gateway_endpoint_beside_a_tap() -> None:
-    assert schema_endpoint("ws://127.0.0.1:8765") == "ws://127.0.0.1:8765/ws"
-    assert schema_endpoint("ws://127.0.0.1:8765/tap") == "ws://127.0.0.1:8765/ws"
-    assert schema_endpoint("127.0.0.1:8765") == "ws://127.0.0.1:8765/ws"
-    assert schema_endpoint("ws://127.0.0.1:8765/custom/tap") is None
-    assert schema_endpoint("http://127.0.0.1:8767") is None  # a simulator: nothing to ask
 
 
 def test_a_recording_replays_decoded_with_schema(tmp_path: Path) -> None:
