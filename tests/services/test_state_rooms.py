@@ -64,9 +64,12 @@ class MatchRoom(StateRoom[Match]):
 
 
 class Setup:
-    def __init__(self) -> None:
-        self.host = FakeHost()
-        self.state = StateService(self.host, {"match": MatchRoom})
+    """One node's rooms: a fake host, the state service and the room service over it."""
+
+    def __init__(self, host: FakeHost | None = None,
+                 types: Mapping[str, type[StateRoom[Any]]] | None = None) -> None:
+        self.host = host or FakeHost()
+        self.state = StateService(self.host, types or {"match": MatchRoom})
         self.rooms = RoomService(self.host, SessionService(self.host), timer=ManualTimer(),
                                  stateful=self.state)
 
@@ -312,12 +315,15 @@ class KeptRoom(MatchRoom):
 
 
 def node(backends: Any, name: str, clock: FakeClock) -> Setup:
-    setup = Setup.__new__(Setup)
-    setup.host = FakeHost(dataclasses.replace(backends, node_id=name), clock=clock)
-    setup.state = StateService(setup.host, {"match": KeptRoom})
-    setup.rooms = RoomService(setup.host, SessionService(setup.host), timer=ManualTimer(),
-                              stateful=setup.state)
-    return setup
+    return Setup(FakeHost(dataclasses.replace(backends, node_id=name), clock=clock),
+                 {"match": KeptRoom})
+
+
+def slow_claims() -> FakeHost:
+    clock = FakeClock()
+    backends = memory_backends(clock=clock)
+    return FakeHost(dataclasses.replace(backends, snapshots=SlowClaims(backends.snapshots)),
+                    clock=clock)
 
 
 async def kept(setup: Setup, room: str = "match:1") -> tuple[int, bytes] | None:
@@ -442,11 +448,7 @@ async def test_joins_racing_to_create_a_room_create_it_once() -> None:
         def on_create(self) -> None:
             created.append(self.name)
 
-    clock = FakeClock()
-    backends = memory_backends(clock=clock)
-    host = FakeHost(dataclasses.replace(backends, snapshots=SlowClaims(backends.snapshots)),
-                    clock=clock)
-    state = StateService(host, {"match": Counted})
+    state = Setup(slow_claims(), {"match": Counted}).state
     peers = [FakePeer(f"c{i}", f"u{i}") for i in range(3)]
     replies = await asyncio.gather(*(state.joined("match:1", p, None) for p in peers))
     assert created == ["match:1"]
@@ -479,12 +481,8 @@ async def test_a_join_while_the_room_ends_waits_and_starts_afresh() -> None:
 async def test_a_connection_that_ends_while_its_join_is_under_way_leaves_no_member(
     steps: int,
 ) -> None:
-    clock = FakeClock()
-    backends = memory_backends(clock=clock)
-    host = FakeHost(dataclasses.replace(backends, snapshots=SlowClaims(backends.snapshots)),
-                    clock=clock)
-    state = StateService(host, {"match": MatchRoom})
-    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+    setup = Setup(slow_claims())
+    state, rooms = setup.state, setup.rooms
     alice = FakePeer("c1", "alice")
     join = asyncio.ensure_future(rooms.join(alice.context(), "match:1"))
     for _ in range(steps):
@@ -518,9 +516,8 @@ class ScoresRoom(StateRoom[Scores]):
 
 
 async def test_a_root_field_or_a_map_entry_is_its_own_entity_for_compare_and_set() -> None:
-    host = FakeHost()
-    state = StateService(host, {"s": ScoresRoom})
-    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+    setup = Setup(types={"s": ScoresRoom})
+    state, rooms = setup.state, setup.rooms
     alice = FakePeer("c1", "alice")
     await rooms.join(alice.context(), "s:1")
     read = state.room("s:1").encoder.version  # type: ignore[union-attr]
@@ -532,10 +529,9 @@ async def test_a_root_field_or_a_map_entry_is_its_own_entity_for_compare_and_set
     assert state.update(alice.context(), "s:1", "round", 2, expect_version=read)["applied"]
 
 
-async def test_paths_are_checked_and_one_field_has_one_name(setup: Setup) -> None:
-    host = FakeHost()
-    state = StateService(host, {"s": ScoresRoom})
-    rooms = RoomService(host, SessionService(host), timer=ManualTimer(), stateful=state)
+async def test_paths_are_checked_and_one_field_has_one_name() -> None:
+    setup = Setup(types={"s": ScoresRoom})
+    host, state, rooms = setup.host, setup.state, setup.rooms
     alice = FakePeer("c1", "alice")
     await rooms.join(alice.context(), "s:1")
     now_ms = int(host.clock() * 1000)
