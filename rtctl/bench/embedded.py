@@ -2,8 +2,8 @@
 
 Without a URL, ``rtctl bench`` measures something real at once: ``rtctl serve``
 in a subprocess on a free loopback port with a fresh random secret (so the
-bench can mint a token per client) and the built-in ``drift`` room type (for the
-``state`` scenario), and with ``--through PROFILE`` an
+bench can mint a token per client) and the built-in ``drift`` and ``arena`` room
+types (for the ``state`` and ``arena`` scenarios), and with ``--through PROFILE`` an
 ``rtctl simulate`` proxy between them. Each is a separate process, as in
 production, so the load generator does not share its event loop with what it
 measures. A process is ready when it prints its banner's first line,
@@ -81,13 +81,13 @@ def _process(command: list[str], what: str) -> Iterator[tuple[subprocess.Popen[s
 
 @contextlib.contextmanager
 def embedded_gateway(*, connections: int) -> Iterator[Embedded]:
-    """``rtctl serve`` on 127.0.0.1, a free port, a random secret and ``drift`` rooms, for
-    ``connections``."""
+    """``rtctl serve`` on 127.0.0.1, a free port, a random secret, ``drift`` and ``arena``
+    rooms, for ``connections``."""
     secret = secrets.token_urlsafe(32)
     limit = str(max(2 * connections + 16, 10_000))  # a reconnect storm overlaps old and new
     command = [sys.executable, "-m", "rtctl", "serve", "--host", "127.0.0.1", "--port", "0",
                "--jwt-secret", secret, "--max-connections", limit, "--drain", "0",
-               "--room-type", "drift"]
+               "--room-type", "drift", "--room-type", "arena"]
     with _process(command, "the embedded gateway") as (process, line):
         yield Embedded(url=line.split()[-1].removesuffix("/ws"), pid=process.pid,
                        secret=secret)
@@ -105,15 +105,19 @@ def simulator_in_front(upstream: str, profile: str) -> Iterator[Embedded]:
 
 @contextlib.contextmanager
 def target(url: str | None, *, through: str | None, clients: int,
-           tokens: TokenPlan) -> Iterator[tuple[str, TokenPlan]]:
-    """The endpoint to load and the tokens to use: ``url``'s, or an embedded gateway's.
+           tokens: TokenPlan) -> Iterator[tuple[str, TokenPlan, str]]:
+    """The endpoint to load, the tokens to use and the gateway's own endpoint: ``url``'s,
+    or an embedded gateway's.
 
-    ``through`` puts the simulator with that profile in front of either.
+    ``through`` puts the simulator with that profile in front of either: the endpoint is
+    then the simulator's, and the gateway's is what a client that must not go through it
+    (the ``arena`` scenario's observer) connects to.
     """
     with contextlib.ExitStack() as stack:
         if url is None:
             gateway = stack.enter_context(embedded_gateway(connections=clients))
             url, tokens = gateway.url, TokenPlan(secret=gateway.secret)
+        direct = url
         if through is not None:
             url = stack.enter_context(simulator_in_front(url, through)).url
-        yield endpoint_url(url), tokens
+        yield endpoint_url(url), tokens, endpoint_url(direct)

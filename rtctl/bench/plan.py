@@ -44,9 +44,13 @@ class TokenPlan:
     secret: str | None = None
 
     def for_client(self, index: int) -> str | None:
+        return self.for_user(f"bench-{index}")
+
+    def for_user(self, sub: str) -> str | None:
+        """A token for user ``sub`` (the one token when there is no secret)."""
         if self.secret is None:
             return self.token
-        return issue_token(self.secret, sub=f"bench-{index}", ttl=TOKEN_TTL)
+        return issue_token(self.secret, sub=sub, ttl=TOKEN_TTL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +72,8 @@ class Plan:
     entities: int = DEFAULT_ENTITIES  # the ``state`` scenario's room, and how many move
     movers: int = DEFAULT_MOVERS
     encoding: str = "binary"  # of its clients: binary, json, or mixed (every other one)
+    through: str | None = None  # the simulator profile between the clients and the gateway
+    gateway: str | None = None  # the gateway's own endpoint, when ``url`` is the simulator's
 
     def __post_init__(self) -> None:
         """Checks what holds for any scenario; the scenario checks the rest

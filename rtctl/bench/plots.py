@@ -1,5 +1,10 @@
 """``--plot``: the percentile spectrum and the throughput timeline, as one PNG.
 
+For the ``arena`` scenario a second PNG beside it (``out-netcode.png`` for
+``out.png``, :func:`netcode_path`) draws the netcode numbers second by second:
+prediction error, remote players' error with and without interpolation
+(p50 and p99 each), snapshot age, and corrections per second.
+
 The spectrum puts the percentile on a log axis of ``1 / (1 - p)`` (as
 HdrHistogram's plots do), so p99, p99.9 and p99.99 are evenly spaced and the
 tail is as readable as the median. A second with nothing completed has no p99
@@ -10,17 +15,24 @@ is needed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rtctl.bench.report import unit
 from rtctl.bench.results import BenchResult, percentile_ms
 
-__all__ = ["SPECTRUM", "draw"]
+__all__ = ["SPECTRUM", "draw", "netcode_path"]
 
 SPECTRUM = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999)
 
 
+def netcode_path(path: Path) -> Path:
+    """Where the arena's netcode figure goes, beside ``path``."""
+    return path.with_name(f"{path.stem}-netcode{path.suffix}")
+
+
 def draw(result: BenchResult, path: Path) -> None:
-    """Write the two panels to ``path`` (PNG)."""
+    """Write the two panels to ``path`` (PNG), and for the arena its netcode figure to
+    :func:`netcode_path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +65,50 @@ def draw(result: BenchResult, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    if result.netcode is not None:
+        _draw_netcode(result, netcode_path(path))
+
+
+def _draw_netcode(result: BenchResult, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    netcode = result.netcode
+    assert netcode is not None
+    seconds = len(result.timeline)
+    x = list(range(seconds))
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    (prediction, remotes), (age, corrections) = axes
+    own = netcode.prediction_error
+    _percentiles(prediction, x, own.timeline(seconds, 50), own.timeline(seconds, 99), "",
+                 "tab:blue")
+    prediction.set_title("own player: predicted vs the server's (world units)")
+    for series, label, color in ((netcode.interpolation_error, "interpolated", "tab:green"),
+                                 (netcode.latest_error, "newest snapshot", "tab:red")):
+        _percentiles(remotes, x, series.timeline(seconds, 50), series.timeline(seconds, 99),
+                     label + " ", color)
+    remotes.set_title("remote players: drawn vs the server's at that time (world units)")
+    _percentiles(age, x, [percentile_ms(s, 50) for s in result.timeline],
+                 [percentile_ms(s, 99) for s in result.timeline], "", "tab:purple")
+    age.set_title("snapshot age (ms)")
+    corrections.bar(x, netcode.corrections.counts(seconds), color="tab:orange", alpha=0.7)
+    corrections.set_title("corrections per second (all bots)")
+    for axis in (age, corrections):
+        axis.set_xlabel("second of the measured window")
+    for axis in (prediction, remotes, age):
+        axis.legend(loc="upper right", fontsize="small")
+    for axis in (prediction, remotes, age, corrections):
+        axis.grid(True, alpha=0.3)
+    profile = f" through {netcode.profile}" if netcode.profile else ""
+    figure.suptitle(f"arena: {result.clients} bots{profile}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _percentiles(axis: Any, x: list[int], p50: list[float | None], p99: list[float | None],
+                 label: str, color: str) -> None:
+    axis.plot(x, [_gap(v) for v in p50], color=color, marker=".", label=f"{label}p50")
+    axis.plot(x, [_gap(v) for v in p99], color=color, linestyle="--", label=f"{label}p99")
 
 
 def _gap(value: float | None) -> float:

@@ -8,15 +8,18 @@ as CSV. Throughput is named in the scenario's unit (calls/s, deliveries/s ...),
 a percentile of nothing is shown as "—", and connections that failed are
 explained (:func:`refusals`), so a run that measured nothing says so plainly
 (:func:`nothing_completed`). The ``state`` scenario adds its bytes per tick,
-sync counts and the room's own cost (:func:`state_parts`).
+sync counts and the room's own cost (:func:`state_parts`), the ``arena``
+scenario its netcode numbers, with and without prediction and interpolation
+(:func:`netcode_parts`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -27,9 +30,10 @@ from rtctl.bench.scenarios import SCENARIOS
 from rtctl.bench.session import CONNECT, CONNECT_TIMEOUT, OPEN_TIMEOUT, is_connect_error
 from rtctl.bench.state_counts import StateTotals
 from rtctl.bench.thresholds import Verdict
+from rtctl.demo.game import TICK_RATE
 
-__all__ = ["nothing_completed", "progress_line", "refusals", "state_parts", "summary", "unit",
-           "write_csv", "write_json"]
+__all__ = ["netcode_parts", "nothing_completed", "progress_line", "refusals", "state_parts",
+           "summary", "unit", "write_csv", "write_json"]
 
 _LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99",
            "max": "max", "mean": "mean"}
@@ -93,6 +97,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
     mode = f"open loop at {result.rate:g}/s" if result.rate is not None else "closed loop"
     if result.state is not None:
         mode = f"one room ticking {result.rate:g} times a second"
+    if result.netcode is not None:
+        mode = f"bots playing one arena that ticks {TICK_RATE} times a second"
     what = unit(result)
     failed = nothing_completed(result)
     verdict = (Text(failed, "bold red") if failed
@@ -123,6 +129,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         parts.append(errors)
     if result.state is not None and result.state.clients:  # else no client joined
         parts.extend(state_parts(result.state))
+    if result.netcode is not None:
+        parts.extend(netcode_parts(result.to_json()["netcode"]))
     if verdicts:
         rules = Table(title="thresholds", title_justify="left")
         for name in ("rule", "measured", "result"):
@@ -173,6 +181,53 @@ def state_parts(state: StateTotals) -> list[Text | Table]:
         parts.append(Text(f"{state.early:,} versions were applied before the server stamped "
                           "them: its clock and this machine's disagree, so the latencies are "
                           "off by as much", "bold yellow"))
+    return parts
+
+
+def _spread(values: Mapping[str, float | None], *keys: str, digits: int = 2) -> str:
+    return " / ".join(_number(values[key], digits) for key in keys)
+
+
+def netcode_parts(netcode: Mapping[str, Any]) -> list[Text | Table]:
+    """The arena's netcode numbers (the ``netcode`` JSON object): with prediction and
+    interpolation, and what a client without them would have had; then the profile's
+    verdict when it is not playable."""
+    without = netcode["without"]
+    table = Table(title="netcode over the window (distances in world units)",
+                  title_justify="left")
+    for name in ("", "with prediction and interpolation", "without"):
+        table.add_column(name, justify="right" if name else "left")
+    loss, rate = netcode["input_loss"], netcode["bytes_per_s"]
+    ratio = netcode["extrapolated_ratio"]
+    corrections = netcode["corrections"]
+    rows = [
+        ("prediction error p50 / p99 / max",
+         _spread(netcode["prediction_error"], "p50", "p99", "max", digits=3), ""),
+        ("corrections: count, p99 size",
+         f"{corrections['count']:,}, {_number(corrections['p99'], 3)}", ""),
+        ("remote player error p50 / p99",
+         _spread(netcode["interpolation_error"], "p50", "p99"),
+         _spread(without["interpolation_error"], "p50", "p99")),
+        ("input delay p50 / p99 (ms)", _spread(netcode["input_delay_ms"], "p50", "p99", digits=1),
+         _spread(without["input_delay_ms"], "p50", "p99", digits=1)),
+        ("snapshot age p50 / p99 (ms)",
+         _spread(netcode["snapshot_age_ms"], "p50", "p99", digits=1), ""),
+        ("interpolation delay p50 / p99 (ms)",
+         _spread(netcode["interpolation_delay_ms"], "p50", "p99", digits=1), ""),
+        ("frames extrapolated or frozen", _NOTHING if ratio is None else f"{ratio:.2%}", ""),
+        ("rollback frames p50 / p99 / max",
+         _spread(netcode["rollback_frames"], "p50", "p99", "max", digits=0), ""),
+        ("inputs lost / sent", f"{loss['lost']:,} / {loss['sent']:,}", ""),
+        ("bytes/s per client in / out", f"{_number(rate['in'], 0)} / {_number(rate['out'], 0)}",
+         ""),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    parts: list[Text | Table] = [table]
+    profile = netcode["profile"]
+    if profile is not None and profile["unplayable"] is not None:
+        parts.append(Text(f"profile {profile['name']} is not playable for a "
+                          f"{TICK_RATE} Hz shooter: {profile['unplayable']}", "bold yellow"))
     return parts
 
 

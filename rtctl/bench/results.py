@@ -9,7 +9,8 @@ moment the attempt was *meant* to start, so a stalled sender cannot hide its
 own stall (no coordinated omission). Connections opened are counted too, so a
 report can say how many of them were refused. A percentile of no samples is
 None (``null`` in JSON, an empty CSV cell), never 0. The ``state`` scenario
-adds its own counts (:mod:`rtctl.bench.state_counts`), merged the same way.
+adds its own counts (:mod:`rtctl.bench.state_counts`), the ``arena`` scenario
+its netcode numbers (:mod:`rtctl.bench.netcode_counts`), merged the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from rtctl.bench.bottleneck import Bottleneck, GeneratorLoad, judge
 from rtctl.bench.histogram import Histogram
+from rtctl.bench.netcode_counts import NetcodeTotals
 from rtctl.bench.state_counts import StateTotals
 
 __all__ = ["LATENCY_METRICS", "LOST", "BenchResult", "Recorder", "WorkerResult",
@@ -53,6 +55,7 @@ class Recorder:
         self.start = float("inf")  # the measured window, set by open_window
         self.end = float("inf")
         self.state: StateTotals | None = None  # the state scenario's counts
+        self.netcode: NetcodeTotals | None = None  # the arena scenario's
 
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end = start, end
@@ -91,7 +94,7 @@ class Recorder:
         self._fold()
         return WorkerResult(timeline=self._timeline, errors=Counter(self.errors),
                             expected=self.expected, load=load, connects=self.connects,
-                            state=self.state)
+                            state=self.state, netcode=self.netcode)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class WorkerResult:
     load: GeneratorLoad
     connects: int = 0
     state: StateTotals | None = None
+    netcode: NetcodeTotals | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class BenchResult:
     generator: tuple[GeneratorLoad, ...] = ()  # one per worker
     connects: int = 0  # connections tried
     state: StateTotals | None = None  # the state scenario's bytes, sync counts, room cost
+    netcode: NetcodeTotals | None = None  # the arena scenario's netcode numbers
 
     @classmethod
     def merge(cls, parts: list[WorkerResult], *, scenario: str, clients: int,
@@ -144,7 +149,9 @@ class BenchResult:
                    errors=errors, expected=max(expected, histogram.count),
                    generator=tuple(part.load for part in parts),
                    connects=sum(part.connects for part in parts),
-                   state=StateTotals.merged([p.state for p in parts if p.state is not None]))
+                   state=StateTotals.merged([p.state for p in parts if p.state is not None]),
+                   netcode=NetcodeTotals.merged([p.netcode for p in parts
+                                                 if p.netcode is not None]))
 
     @property
     def bottleneck(self) -> Bottleneck:
@@ -200,6 +207,10 @@ class BenchResult:
         }
         if self.state is not None:
             document["state"] = self.state.to_json()
+        if self.netcode is not None:
+            h = self.histogram
+            document["netcode"] = self.netcode.to_json(
+                {"p50": percentile_ms(h, 50), "p99": percentile_ms(h, 99)})
         return document
 
     def csv_rows(self) -> list[list[str]]:

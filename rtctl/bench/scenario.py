@@ -13,7 +13,8 @@ of the window) and :meth:`Scenario.close`. Load runs in one of two modes:
   (Little's law).
 
 A client is whatever its scenario's :meth:`Scenario.open` makes: a bench
-:class:`~rtctl.bench.session.Session` for most, an SDK client for ``state``.
+:class:`~rtctl.bench.session.Session` for most, an SDK client for ``state``, a
+bot playing the demo arena for ``arena``.
 The scenarios themselves are in :mod:`rtctl.bench.scenarios`.
 """
 
@@ -23,8 +24,8 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from rtctl.bench.plan import Plan
 from rtctl.bench.results import Recorder
@@ -49,6 +50,7 @@ class Context:
     start: float = float("inf")  # load begins (the warm-up starts here)
     end: float = float("inf")
     slowest: float = 0.0  # seconds: the longest a room delivery took so far
+    shared: dict[str, Any] = field(default_factory=dict)  # by a scenario's clients (arena)
 
     async def session(self, index: int,
                       on_notification: Notification | None = None) -> Session | None:

@@ -13,6 +13,9 @@ Scenarios (JSON-RPC 2.0 methods named in ``docs/api.md``):
 ``state``           one stateful room that ticks at the rate; latency is the
                     server's commit of a version → a client applying it
                     (:mod:`rtctl.bench.state_scenario`).
+``arena``           bots play the demo arena; latency is a snapshot's age, and
+                    the netcode is measured as they play
+                    (:mod:`rtctl.bench.arena_scenario`).
 
 The steps and the two loop modes are :mod:`rtctl.bench.scenario`'s. A
 closed-loop echo runs in the connection's frame callback
@@ -27,6 +30,7 @@ import asyncio
 import time
 from typing import Any
 
+from rtctl.bench.arena_scenario import Arena
 from rtctl.bench.plan import Plan
 from rtctl.bench.scenario import UNMEASURED, Context, Scenario
 from rtctl.bench.session import Session, request_head
@@ -170,7 +174,7 @@ class ReconnectStorm(SessionScenario):
 
 SCENARIOS: dict[str, Scenario[Any]] = {
     s.name: s for s in (Echo(), Rooms("fanout"), Rooms("rooms"), PresenceChurn(),
-                        ReconnectStorm(), StateSync())
+                        ReconnectStorm(), StateSync(), Arena())
 }
 
 

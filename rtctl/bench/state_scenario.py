@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rtctl.bench.plan import Plan
@@ -48,7 +49,8 @@ from rtctl.protocol.codes import ErrorCode
 from rtctl.services.drift import LIMITS, StampedArena
 from rtctl.state import Change
 
-__all__ = ["ENCODINGS", "ROOM", "NoRoomType", "StateSync", "SyncClient"]
+__all__ = ["ENCODINGS", "ROOM", "NoRoomType", "StateSync", "SyncClient", "join_error_class",
+           "require_room_type", "retried", "sdk_client", "until"]
 
 ROOM = "drift:bench"
 ENCODINGS = ("binary", "json", "mixed")  # mixed: even clients binary, odd ones JSON
@@ -61,16 +63,28 @@ _STATUS = re.compile(r"\bHTTP (\d{3})\b")  # how the SDK words a refused upgrade
 
 
 class NoRoomType(RtctlError):
-    """The gateway has no ``drift`` room type: the run cannot be made."""
+    """The gateway has no room type the scenario needs: the run cannot be made."""
 
 
-def _client(plan: Plan, index: int, *, binary: bool, backoff: Backoff = _RECONNECTS) -> Client:
-    return Client(plan.url, token=plan.tokens.for_client(index), binary=binary,
-                  transport="picows", call_timeout=CALL_TIMEOUT, ping_interval=None,
-                  backoff=backoff)
+def sdk_client(url: str, token: str | None, *, binary: bool, backoff: Backoff = _RECONNECTS,
+               ping_interval: float | None = None) -> Client:
+    """An SDK client as the bench's scenarios run them: picows, calls that are asked again
+    after :data:`CALL_TIMEOUT`, a start that gives up quickly."""
+    return Client(url, token=token, binary=binary, transport="picows",
+                  call_timeout=CALL_TIMEOUT, ping_interval=ping_interval, backoff=backoff)
 
 
-def _error_class(exc: ClientError) -> str:
+async def retried(join: Callable[[], Awaitable[object]]) -> None:
+    """``join()``, again on a timeout (a reply or snapshot lost on a simulated link), at
+    most :data:`JOIN_ATTEMPTS` times."""
+    for _ in range(JOIN_ATTEMPTS - 1):
+        with contextlib.suppress(CallTimeout):
+            await join()
+            return
+    await join()
+
+
+def join_error_class(exc: ClientError) -> str:
     """A countable class for why a client could not join, in :mod:`rtctl.bench.session`'s
     terms where they apply (``http 429`` has an explanation in the report)."""
     if isinstance(exc, ServerError):
@@ -134,13 +148,8 @@ class SyncClient:
         """Join the room (and make it, if first); a lost reply or snapshot is tried again."""
         options = {"entities": plan.entities, "movers": plan.movers,
                    "tick_rate": int(plan.rate or 0), "stamp": True}
-        for _ in range(JOIN_ATTEMPTS - 1):
-            with contextlib.suppress(CallTimeout):
-                await SyncedRoom.join(self.client, ROOM, self.store, options=options,
-                                      timeout=CALL_TIMEOUT)
-                return
-        await SyncedRoom.join(self.client, ROOM, self.store, options=options,
-                              timeout=CALL_TIMEOUT)
+        await retried(lambda: SyncedRoom.join(self.client, ROOM, self.store, options=options,
+                                              timeout=CALL_TIMEOUT))
 
     async def info(self) -> dict[str, Any] | None:
         """``state.info`` of the room (asked again if lost), or None if it did not come."""
@@ -175,20 +184,7 @@ class StateSync(Scenario[SyncClient]):
             raise ConfigError(f"--encoding must be one of {', '.join(ENCODINGS)}")
 
     async def prepare(self, plan: Plan) -> None:
-        """Ask the gateway for the room's schema: no ``drift`` type there, no run. A gateway
-        that cannot be reached is left for the clients to count."""
-        client = _client(plan, 0, binary=False, backoff=Backoff(max_attempts=0))
-        try:
-            await client.connect()
-            await client.call("state.schema", {"room": ROOM})
-        except ServerError as exc:
-            if exc.code in _NO_TYPE_CODES:
-                raise NoRoomType("the gateway has no 'drift' room type: start it with "
-                                 "`rtctl serve --room-type drift`") from None
-        except ClientError:
-            pass
-        finally:
-            await client.close()
+        await require_room_type(plan, ROOM, "drift")
 
     async def open(self, ctx: Context, index: int) -> SyncClient | None:
         plan = ctx.plan
@@ -198,13 +194,13 @@ class StateSync(Scenario[SyncClient]):
         binary = plan.encoding == "binary" or (plan.encoding == "mixed" and index % 2 == 0)
         await ctx.ramp(index)
         ctx.recorder.connects += 1
-        member = SyncClient(ctx, ctx.recorder.state, _client(plan, index, binary=binary),
-                            binary=binary)
+        client = sdk_client(plan.url, plan.tokens.for_client(index), binary=binary)
+        member = SyncClient(ctx, ctx.recorder.state, client, binary=binary)
         try:
             await member.client.connect()
             await member.join(plan)
         except ClientError as exc:
-            ctx.recorder.failed(_error_class(exc))
+            ctx.recorder.failed(join_error_class(exc))
             member.totals.window.passed(None)
             await member.client.close()
             return None
@@ -215,10 +211,10 @@ class StateSync(Scenario[SyncClient]):
         """Count what came over the window; client 0 also reads the room's cost."""
         if member is None:
             return None
-        await _until(ctx.recorder.start)
+        await until(ctx.recorder.start)
         first = await member.info() if index == 0 else None
         start = member.counts()
-        await _until(ctx.end)
+        await until(ctx.end)
         member.totals.add(member.encoding, member.counts().since(start))
         if first is not None and (last := await member.info()) is not None:
             with contextlib.suppress(KeyError, TypeError):
@@ -239,6 +235,24 @@ class StateSync(Scenario[SyncClient]):
         await member.client.close()
 
 
-async def _until(when: float) -> None:
+async def require_room_type(plan: Plan, room: str, kind: str) -> None:
+    """Ask the gateway for ``room``'s schema (``state.schema``): no ``kind`` type there, no
+    run. A gateway that cannot be reached is left for the clients to count."""
+    client = sdk_client(plan.url, plan.tokens.for_client(0), binary=False,
+                        backoff=Backoff(max_attempts=0))
+    try:
+        await client.connect()
+        await client.call("state.schema", {"room": room})
+    except ServerError as exc:
+        if exc.code in _NO_TYPE_CODES:
+            raise NoRoomType(f"the gateway has no '{kind}' room type: start it with "
+                             f"`rtctl serve --room-type {kind}`") from None
+    except ClientError:
+        pass
+    finally:
+        await client.close()
+
+
+async def until(when: float) -> None:
     """Sleep until ``time.monotonic()`` reaches ``when`` (a point of the run's schedule)."""
     await asyncio.sleep(max(0.0, when - time.monotonic()))

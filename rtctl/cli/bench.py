@@ -76,7 +76,9 @@ def bench(
              "unit: calls/s (echo), deliveries/s (fanout, rooms: one publish reaching N "
              "members counts N), sessions/s (presence-churn), reconnects/s "
              "(reconnect-storm), versions/s (state: one room version applied by one "
-             "client).")] = "echo",
+             "client), snapshots/s (arena: bots play the demo arena; one snapshot applied "
+             "by one bot, its latency the snapshot's age; the netcode numbers besides).")]
+        = "echo",
     clients: Annotated[int, typer.Option(help="Simulated clients (connections).")] = 100,
     rate: Annotated[float | None, typer.Option(
         help="Open loop: attempts per second over all clients (for fanout: publishes/s; "
@@ -102,7 +104,7 @@ def bench(
              "(every other client JSON).")] = "binary",
     through: Annotated[str | None, typer.Option(
         help="Put the network simulator with this profile in between (see rtctl simulate "
-             "--list-profiles).")] = None,
+             "--list-profiles). arena: says whether the profile is playable.")] = None,
     token: Annotated[str | None, typer.Option(
         envvar="RTCTL_TOKEN", show_envvar=True,
         help="JWT for every client: they are all one user, so the server's per-user "
@@ -118,7 +120,8 @@ def bench(
     csv_file: Annotated[Path | None, typer.Option(
         "--csv", help="Write the per-second timeline as CSV.")] = None,
     plot: Annotated[Path | None, typer.Option(
-        help="Draw the percentile spectrum and the throughput timeline to FILE.png.")] = None,
+        help="Draw the percentile spectrum and the throughput timeline to FILE.png (arena: "
+             "and the netcode numbers per second to FILE-netcode.png).")] = None,
     threshold: Annotated[list[str] | None, typer.Option(
         help="A rule that must hold, else exit 1: p99<50ms, errors<0.1%, throughput>20000. "
              "Repeatable.")] = None,
@@ -127,8 +130,8 @@ def bench(
 
     Exit codes: 0 something completed and every --threshold held; 1 nothing
     completed (the summary says why, e.g. connections refused), a threshold
-    failed, a server could not be started, or (state) the gateway has no drift
-    room type; 2 bad usage.
+    failed, a server could not be started, or (state, arena) the gateway has no
+    drift or arena room type; 2 bad usage.
     """
     if rate is not None and closed:
         raise ConfigError("--rate and --closed exclude each other")
@@ -138,16 +141,16 @@ def bench(
     plan = Plan(scenario=scenario, url=endpoint_url(url) if url else "", clients=clients,
                 rate=rate, duration=parse_duration(duration), warmup=parse_duration(warmup),
                 ramp=parse_duration(ramp), workers=workers, tokens=_tokens(token, jwt_secret),
-                entities=entities, movers=movers, encoding=encoding)
+                entities=entities, movers=movers, encoding=encoding, through=through)
     scenario_for(plan)
     if through is not None:
         load_profile(through)
     for path, flag in ((json_file, "--json"), (csv_file, "--csv"), (plot, "--plot")):
         _writable(path, flag)
     console = Console(stderr=True)
-    with target(url, through=through, clients=clients, tokens=plan.tokens) as (endpoint,
-                                                                                tokens):
-        plan = replace(plan, url=endpoint, tokens=tokens)
+    with target(url, through=through, clients=clients, tokens=plan.tokens) as (
+            endpoint, tokens, gateway):
+        plan = replace(plan, url=endpoint, tokens=tokens, gateway=gateway)
         total = plan.warmup + plan.duration
         with Live(progress_line(scenario, 0, total, 0, 0), console=console,
                   transient=True, refresh_per_second=4) as live:
@@ -168,7 +171,7 @@ def bench(
         if plot is not None:
             from rtctl.bench.plots import draw  # matplotlib takes a while to import
 
-            draw(result, plot)
+            draw(result, plot)  # and the arena's netcode figure beside it
     except OSError as exc:
         raise CommandFailed(f"cannot write {exc.filename}: {exc.strerror}") from None
     if failed := nothing_completed(result):

@@ -16,6 +16,7 @@ from rtctl.backends.base import DEFAULT_NODE_TTL
 from rtctl.cli.exits import CommandFailed
 from rtctl.cli.options import JwtSecret, dev_or_given_secret, import_attr
 from rtctl.config import GatewayConfig, load_config_file, merge
+from rtctl.demo.room import ArenaRoom
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
@@ -47,7 +48,7 @@ def load_router(spec: str) -> Router:
     return target
 
 
-BUILTIN_ROOM_TYPES: dict[str, type[StateRoom[Any]]] = {"drift": DriftRoom}
+BUILTIN_ROOM_TYPES: dict[str, type[StateRoom[Any]]] = {"drift": DriftRoom, "arena": ArenaRoom}
 
 
 def load_room_types(specs: list[str]) -> dict[str, type[StateRoom[Any]]]:
@@ -117,8 +118,9 @@ def serve(
              "e.g. mygame.rpc:router (imported from the current directory too).")] = None,
     room_type: Annotated[list[str] | None, typer.Option(
         "--room-type", help="A stateful room type, repeatable: NAME=MODULE:ATTR naming your "
-        "StateRoom class (rooms NAME and NAME:* are of that type), or `drift` for the "
-        "built-in self-moving room that `rtctl bench --scenario state` uses.")] = None,
+        "StateRoom class (rooms NAME and NAME:* are of that type), or a built-in type: `drift` "
+        "(the self-moving room of `rtctl bench --scenario state`) or `arena` (the demo "
+        "shooter of `rtctl bench --scenario arena` and docs/netcode.md).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="TOML file with \\[server], \\[auth], \\[limits], \\[heartbeat]; "
                          "flags override it.")] = None,

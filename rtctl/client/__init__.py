@@ -31,14 +31,31 @@ from rtctl.client.errors import (
     TransportError,
     Verdict,
 )
+from rtctl.client.interpolation import (
+    ANGLE,
+    LINEAR,
+    STEP,
+    DelayBounds,
+    Frame,
+    Interpolator,
+    adaptive_delay,
+    lerp,
+    lerp_angle,
+    wrap_angle,
+)
 from rtctl.client.netstats import NetSnapshot, SequenceGap
+from rtctl.client.prediction import Predictor, Reconciliation
 from rtctl.client.queue import Overflow, QueueCounters, QueueLimits
+from rtctl.client.rollback import Rollback, RollbackTooFar
 from rtctl.client.state import ApplyOutcome, StateStore, StoreStats
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
 from rtctl.client.synced_room import SyncedRoom
 
 __all__ = [
+    "ANGLE",
     "DEFAULT_RETRYABLE_CODES",
+    "LINEAR",
+    "STEP",
     "ApplyOutcome",
     "AuthRefused",
     "Backoff",
@@ -48,18 +65,25 @@ __all__ = [
     "ClientError",
     "ClientState",
     "ConnectionLost",
+    "DelayBounds",
     "ErrorKind",
+    "Frame",
     "GaveUp",
     "IllegalTransition",
+    "Interpolator",
     "Kicked",
     "MessageDropped",
     "NetSnapshot",
     "NotificationReceived",
     "Overflow",
+    "Predictor",
     "ProtocolError",
     "QueueCounters",
     "QueueFull",
     "QueueLimits",
+    "Reconciliation",
+    "Rollback",
+    "RollbackTooFar",
     "SequenceGap",
     "ServerError",
     "SnapshotUnreadable",
@@ -69,4 +93,8 @@ __all__ = [
     "SyncedRoom",
     "TransportError",
     "Verdict",
+    "adaptive_delay",
+    "lerp",
+    "lerp_angle",
+    "wrap_angle",
 ]
