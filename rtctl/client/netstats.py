@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DEFAULT_RATE_WINDOW",
     "JITTER_GAIN",
+    "MIN_RTO",
     "OFFSET_SAMPLES",
     "RTT_GAIN",
     "NetSnapshot",
@@ -38,6 +39,8 @@ RTT_GAIN = 1 / 8  # RFC 6298 §2 (alpha)
 JITTER_GAIN = 1 / 16  # RFC 3550 §6.4.1
 OFFSET_SAMPLES = 8  # RFC 5905 §10 keeps eight samples in its clock filter
 DEFAULT_RATE_WINDOW = 2.0  # seconds: smooth enough to read, short enough to follow a spike
+MIN_RTO = 0.2  # s: Linux's TCP_RTO_MIN; RFC 6298 §2.4's 1 s is longer than a game can wait
+RTO_K = 4  # RFC 6298 §2.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,14 @@ class NetSnapshot:
     sequence_gaps: int
     missing: int
     duplicates: int
+
+    def retransmission_timeout(self) -> float | None:
+        """How long a reply may take before it is presumed lost (RFC 6298 §2.3):
+        ``srtt + 4 × jitter``, the mean deviation of the RTT standing for RTTVAR, and at
+        least :data:`MIN_RTO`; None before the first ping."""
+        if self.srtt is None:
+            return None
+        return max(MIN_RTO, self.srtt + RTO_K * self.jitter)
 
 
 @dataclass(slots=True)

@@ -19,7 +19,8 @@ types are reserved and ignored (docs/state-sync.md).
 
 When the store needs a snapshot (:mod:`rtctl.client.state`: a gap, a corrupt
 message) the room asks for one with ``state.resync {room}``, one request at a
-time, again if the reply or the snapshot is lost on the way or if a gap
+time, again if the reply or the snapshot is lost on the way (after the
+connection's retransmission timeout, RFC 6298, once it has a measured RTT) or if a gap
 follows the snapshot before the reply, after a backoff if the gateway answers
 a retryable error. A connection that drops ends the room memberships it
 carried, so as soon as the client reconnects the room is joined again, and
@@ -233,7 +234,8 @@ class SyncedRoom(Generic[S]):
             try:
                 if self._membership is _Membership.HELD:
                     self.resync_calls += 1
-                    await self.client.call("state.resync", {"room": self.name})
+                    await self.client.call("state.resync", {"room": self.name},
+                                           timeout=self._patience())
                 else:
                     await self._join_again()
             except TimeoutError:
@@ -250,7 +252,7 @@ class SyncedRoom(Generic[S]):
                 continue  # a dropped connection ends the loop; the reconnect starts it again
             # The snapshot may have come before the reply, and a gap after it; a drop
             # ends the membership: either way, go round at once.
-            await self._until(partial(self._answered_since, seen), self.client.call_timeout)
+            await self._until(partial(self._answered_since, seen), self._patience())
             if self.store.stats.snapshots != seen.snapshots:
                 unreadable = 0
             elif self._unreadable_since(seen):
@@ -258,6 +260,14 @@ class SyncedRoom(Generic[S]):
                 if unreadable == _UNREADABLE_LIMIT:
                     self._give_up(self._unreadable())
                     return
+
+    def _patience(self) -> float:
+        """How long a resync's reply, then its snapshot, may take before it is asked for
+        again: the connection's retransmission timeout, from its pings (a lost message
+        on a lossy link then costs about a round trip, not a call timeout), at most the
+        call timeout, which is also the wait before the first ping."""
+        rto = self.client.netstats().retransmission_timeout()
+        return self.client.call_timeout if rto is None else min(rto, self.client.call_timeout)
 
     async def _join_again(self) -> None:
         self.rejoins += 1

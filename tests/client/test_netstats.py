@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rtctl.client.netstats import NetStats, SequenceGap
+from rtctl.client.netstats import MIN_RTO, NetStats, SequenceGap
 
 
 def pings(stats: NetStats, samples: list[tuple[float, float, float]]) -> None:
@@ -86,3 +86,17 @@ def test_streams_are_tracked_apart() -> None:
     gap = stats.observe_sequence("room:b", 7)
     assert gap == SequenceGap("room:b", 6, 7)
     assert gap.missing == 1
+
+
+@pytest.mark.parametrize(("rtts", "rto"), [
+    ([], None),
+    ([0.010], MIN_RTO),  # srtt + 4 × 0 is below the floor
+    ([0.300], 0.300),
+    ([0.300, 0.316], 0.302 + 4 * 0.001),  # srtt 0.300 + 0.016/8, jitter 0.016/16
+])
+def test_the_retransmission_timeout_follows_rfc_6298(rtts: list[float],
+                                                      rto: float | None) -> None:
+    stats = NetStats()
+    for rtt in rtts:
+        stats.observe_ping(0.0, rtt, rtt / 2)
+    assert stats.snapshot(0.0).retransmission_timeout() == pytest.approx(rto)

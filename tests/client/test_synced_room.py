@@ -31,6 +31,7 @@ from rtctl.client import (
     synced_room,
 )
 from rtctl.client.errors import SnapshotUnreadable
+from rtctl.client.netstats import NetSnapshot, NetStats
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import state_frame
@@ -54,12 +55,16 @@ class FakeClient:
         self.call_timeout = call_timeout
         self.calls: list[tuple[str, Any]] = []
         self.answer = answer
+        self.pings = NetStats()  # no ping yet: resyncs wait for the call timeout
         self._binary: list[Callable[[bytes], object]] = []
         self._notes: list[tuple[str | None, Callable[[NotificationReceived], object]]] = []
         self._states: list[Callable[[StateChanged], object]] = []
 
     def on_binary(self, callback: Callable[[bytes], object]) -> None:
         self._binary.append(callback)
+
+    def netstats(self) -> NetSnapshot:
+        return self.pings.snapshot(0.0)
 
     def on_notification(self, callback: Callable[[NotificationReceived], object],
                         method: str | None = None) -> None:
@@ -238,6 +243,29 @@ async def test_a_lost_resync_reply_is_asked_again() -> None:
     assert client.methods() == ["room.join", "state.resync", "state.resync"]
     assert synced.store.stats.corrupt == 1
     assert synced.resync_calls == 2
+
+
+async def test_a_lost_resync_snapshot_is_asked_again_after_a_round_trip_timeout() -> None:
+    """With an RTT measured, a snapshot that does not come is asked for again after the
+    retransmission timeout (here its floor, MIN_RTO), not after the call timeout (which
+    no test waits out)."""
+    room = Room()
+    holder: list[FakeClient] = []
+    snapshots = iter((False, True))
+
+    async def lossy(method: str, params: Any) -> Any:
+        if next(snapshots):
+            holder[0].frame(room.full())
+        return {"version": room.enc.version}
+
+    client = FakeClient(gateway(room, holder, **{"state.resync": lossy}),
+                        call_timeout=FOREVER)
+    holder.append(client)
+    client.pings.observe_ping(0.0, 0.01, 0.005)
+    synced = await join(client)
+    client.frame(b"\x01\x07arena:1\x02\xff")  # corrupt
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "state.resync"]
 
 
 async def one_turn() -> None:
