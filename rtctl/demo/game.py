@@ -35,6 +35,7 @@ from rtctl.state import Schema, float32, float64, uint8, uint16, uint32
 from rtctl.state.types import FLOAT32
 
 __all__ = [
+    "AIM_DECIMALS",
     "DAMAGE",
     "HEIGHT",
     "INPUT_FIELDS",
@@ -44,6 +45,7 @@ __all__ = [
     "RELOAD_TICKS",
     "SPEED",
     "TICK_RATE",
+    "VIEW_DECIMALS",
     "WIDTH",
     "ArenaState",
     "Body",
@@ -63,6 +65,8 @@ DAMAGE = 34  # three hits take a full player down
 MAX_HP = 100
 RELOAD_TICKS = 10  # a player fires at most once per this many ticks (3 shots/s at 30 Hz)
 INPUT_FIELDS = "[seq, dx, dy, aim, fire, view]"
+AIM_DECIMALS = 4  # radians: 0.006 degrees, finer than any screen shows
+VIEW_DECIMALS = 2  # ticks
 
 
 class Player(Schema):
@@ -98,6 +102,12 @@ class Input(NamedTuple):
     aim: float = 0.0
     fire: bool = False
     view: float = 0.0
+
+    def quantized(self) -> Input:
+        """The input as it is sent: aim to 1/10,000 rad, view to 1/100 tick, so that each
+        prints in a few digits and the server reads back exactly what was predicted with."""
+        return self._replace(aim=round(self.aim, AIM_DECIMALS),
+                             view=round(self.view, VIEW_DECIMALS))
 
     def to_wire(self, seq: int) -> list[Any]:
         return [seq, self.dx, self.dy, self.aim, int(self.fire), self.view]

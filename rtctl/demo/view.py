@@ -34,7 +34,7 @@ from rtctl.demo.game import RADIUS, TICK_RATE, ArenaState, Body, Input, body_of,
 __all__ = ["LAYOUT", "MAX_UNACKED", "REDUNDANCY", "SNAP", "PlayerView", "Scene", "Seen"]
 
 LAYOUT = {"x": LINEAR, "y": LINEAR, "angle": ANGLE, "hp": STEP}
-REDUNDANCY = 8  # inputs per message: 8 frames (267 ms at 30 Hz) of losses in a row cost nothing
+REDUNDANCY = 4  # inputs per message: 4 messages lost in a row (133 ms at 30 Hz) cost nothing
 MAX_UNACKED = 256  # inputs remembered for their delay: 8.5 s at 30 Hz, the predictor's reach
 SNAP = 8 * RADIUS  # world units: a correction this large is a respawn, not an error to glide
 DEFAULT_SMOOTHING = 0.1  # s: corrections are spread over three frames at 30 Hz
@@ -102,7 +102,7 @@ class PlayerView:
         predictor = self.predictor
         if predictor is None:
             return []
-        command = command._replace(view=self._view)
+        command = command._replace(view=self._view).quantized()
         seq = predictor.apply(command)
         self._made.append((self._base + seq, now))
         self.metrics.inputs(sent=self._base + seq, acked=self._acked,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 
 from rtctl.demo.game import (
@@ -92,3 +93,10 @@ def test_a_shot_reaches_exactly_its_range() -> None:
     edge = 100.0 + RANGE + RADIUS  # the disc's near edge at RANGE
     assert hit((100.0, 0.0), 0.0, [("t", edge, 0.0)]) == "t"
     assert hit((100.0, 0.0), 0.0, [("t", edge + 1, 0.0)]) is None
+
+
+def test_a_quantized_input_is_read_back_exactly_in_few_digits() -> None:
+    command = Input(dx=1, aim=math.pi / 3, view=12.3456789).quantized()
+    wire = orjson.dumps(command.to_wire(3))
+    assert wire == b"[3,1,0,1.0472,0,12.35]"
+    assert Input.from_wire(orjson.loads(wire)) == (3, command)
