@@ -28,7 +28,7 @@ from typing import Any
 
 from rtctl.client.interpolation import ANGLE, LINEAR, STEP, DelayBounds, Frame, Interpolator
 from rtctl.client.netcode import NetcodeMetrics
-from rtctl.client.prediction import Predictor, Reconciliation
+from rtctl.client.prediction import DEFAULT_SMOOTHING, Predictor, Reconciliation
 from rtctl.demo.game import RADIUS, TICK_RATE, ArenaState, Body, Input, body_of, move
 
 __all__ = ["LAYOUT", "MAX_UNACKED", "REDUNDANCY", "SNAP", "PlayerView", "Scene", "Seen"]
@@ -37,7 +37,6 @@ LAYOUT = {"x": LINEAR, "y": LINEAR, "angle": ANGLE, "hp": STEP}
 REDUNDANCY = 4  # inputs per message: 4 messages lost in a row (133 ms at 30 Hz) cost nothing
 MAX_UNACKED = 256  # inputs remembered for their delay: 8.5 s at 30 Hz, the predictor's reach
 SNAP = 8 * RADIUS  # world units: a correction this large is a respawn, not an error to glide
-DEFAULT_SMOOTHING = 0.1  # s: corrections are spread over three frames at 30 Hz
 
 
 def _fields(body: Body) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The devtools app: seven screens over one :class:`~rtctl.tui.session.Session`.
+"""The devtools app: eight screens over one :class:`~rtctl.tui.session.Session`.
 
 Start-up is a worker, so the dashboard shows at once and fills in when the
 stack is up. The screens repaint when their data changes, never on a timer
@@ -10,8 +10,10 @@ one per batch (a redrawn table is the most expensive thing the app paints).
 The observer's state changes move ``status``; every change the TUI makes to
 the simulator moves ``link``. The one periodic timer left samples the
 numbers that have no event (the frame rate, the RTT, the counters) into
-sparklines, and ``sampled`` follows it. ``q`` closes the stack (bots,
-observer, simulator, gateway) before the app exits, so nothing is left running.
+sparklines, and ``sampled`` follows it. The arena's maps move with its
+player's frames, paced the same way (:mod:`~rtctl.tui.screens.arena`). ``q``
+closes the stack (arena, bots, observer, simulator, gateway) before the app
+exits, so nothing is left running.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rtctl.exceptions import RtctlError
 from rtctl.tui.pacer import Pacer
 from rtctl.tui.screens import (
     MODES,
+    ArenaScreen,
     ConnectionScreen,
     DashboardScreen,
     InspectorScreen,
@@ -59,7 +62,7 @@ class DevtoolsApp(App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "switch_mode('dashboard')", "Screens", key_display="1-7"),
+        Binding("1", "switch_mode('dashboard')", "Screens", key_display="1-8"),
         *(Binding(str(number), f"switch_mode('{mode}')", show=False)
           for number, mode in enumerate(MODES[1:], 2)),
         Binding("l", "lag_switch", "Lag"),
@@ -84,7 +87,7 @@ class DevtoolsApp(App[None]):
             lambda: PresenceScreen(session),
             lambda: InspectorScreen(session, export_dir=export_dir),
             lambda: SimulatorScreen(session), lambda: ProfilerScreen(session),
-            lambda: StateScreen(session)]
+            lambda: StateScreen(session), lambda: ArenaScreen(session)]
         for mode, make in zip(MODES, screens, strict=True):
             self.add_mode(mode, make)
 

@@ -1,5 +1,6 @@
 """The TUI's screens, one per module; each redraws from the shared session as it changes."""
 
+from rtctl.tui.screens.arena import ArenaScreen
 from rtctl.tui.screens.base import MODES, LiveScreen
 from rtctl.tui.screens.connection import ConnectionScreen
 from rtctl.tui.screens.dashboard import DashboardScreen
@@ -11,6 +12,7 @@ from rtctl.tui.screens.state import StateScreen
 
 __all__ = [
     "MODES",
+    "ArenaScreen",
     "ConnectionScreen",
     "DashboardScreen",
     "InspectorScreen",

@@ -22,7 +22,8 @@ from rtctl.tui.widgets.nav_bar import NavBar
 
 __all__ = ["MODES", "LiveScreen", "milliseconds"]
 
-MODES = ("dashboard", "connection", "presence", "inspector", "simulator", "profiler", "state")
+MODES = ("dashboard", "connection", "presence", "inspector", "simulator", "profiler", "state",
+         "arena")
 
 
 def milliseconds(seconds: float | None) -> str:
@@ -73,7 +74,7 @@ class LiveScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer "Leave field" (in the footer too) only while a text field has the keys.
 
-        While one has, Textual leaves the keys it takes (``1``-``7``, ``q``) out of
+        While one has, Textual leaves the keys it takes (``1``-``8``, ``q``) out of
         the bindings, so they are typed, never commands.
         """
         if action == "leave_field":

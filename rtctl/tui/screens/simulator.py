@@ -75,7 +75,7 @@ class SimulatorScreen(LiveScreen):
         except ConfigError as exc:
             self.notify(str(exc), severity="error")
             return  # the field keeps the focus, to be corrected
-        self.set_focus(None)  # applied: the keys are commands again (1-7, q, l)
+        self.set_focus(None)  # applied: the keys are commands again (1-8, q, l)
         self.post_message(self.Changed())
 
     def update_view(self) -> None:

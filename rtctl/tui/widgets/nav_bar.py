@@ -17,9 +17,9 @@ __all__ = ["NavBar"]
 
 
 class NavBar(Static):
-    """``1 Dashboard 2 Connection …`` with ``current``'s name in reverse video.
+    """``1Dashboard 2Connection …`` (bold numbers) with ``current``'s name in reverse video.
 
-    Each screen takes its name's length and three cells, so all seven fit in 80 columns.
+    Each screen takes its name's length and two cells, so all eight fit in 80 columns.
     """
 
     class Picked(Message):
@@ -42,8 +42,9 @@ class NavBar(Static):
             start = len(text)
             style = "reverse bold" if mode == self.current else ""
             text.append(str(number), "bold")
-            text.append(f" {mode.capitalize()} ", style)
+            text.append(mode.capitalize(), style)
             self._spans.append((start, len(text), mode))
+            text.append(" ")
         return text
 
     def on_click(self, event: events.Click) -> None:
