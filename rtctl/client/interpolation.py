@@ -5,7 +5,7 @@ it jumping at the snapshot rate and stalling whenever one is late. Instead the
 client keeps the snapshots in a buffer and renders at ``now - delay``, between
 the two that bracket that time (Gambetta, "Fast-Paced Multiplayer" part III,
 entity interpolation; Valve, "Source Multiplayer Networking": 20 snapshots/s
-rendered 100 ms in the past, two snapshot intervals).
+rendered 100 ms in the past).
 
 * **Fields.** Each field of an entity has a kind that knows how to blend and
   offset it: :data:`LINEAR` for positions, :data:`ANGLE` along the shortest arc
@@ -148,14 +148,16 @@ Layout = Mapping[str, Field]  # field name -> kind; fields not named are treated
 class DelayBounds:
     """How far in the past remote entities are rendered (seconds), and how the delay is sized.
 
-    ``intervals`` snapshot intervals (Valve renders two at 20 Hz: 100 ms) plus
+    ``intervals`` snapshot intervals (Fiedler: three, so that two snapshots lost or
+    late in a row still leave one to interpolate towards; at 30 Hz that is Valve's
+    100 ms) plus
     ``jitter_factor`` times the jitter (Fiedler), clamped to
     ``[minimum, maximum]``.
     """
 
     minimum: float = 0.05
     maximum: float = 0.5
-    intervals: float = 2.0
+    intervals: float = 3.0
     jitter_factor: float = 2.0
 
     def __post_init__(self) -> None:

@@ -16,20 +16,24 @@ bandwidth) into one :class:`NetcodeSnapshot`, what a network graph or a
 * **corrections**: reconciliations that moved the player's predicted present,
   and the last one's size (world units);
 * **interpolation**: the buffer's depth ahead of the render time, its delay,
-  and how often the renderer ran past the newest snapshot (extrapolated or frozen).
+  and how often the renderer ran past the newest snapshot (extrapolated or frozen)
+  over the last :data:`RECENT_FRAMES` frames, so the figure follows the network now
+  rather than since the join.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from rtctl.client.interpolation import Frame
 from rtctl.client.netstats import NetSnapshot, NetStats
 from rtctl.client.prediction import Reconciliation
 
-__all__ = ["CORRECTION_EPSILON", "NetcodeMetrics", "NetcodeSnapshot"]
+__all__ = ["CORRECTION_EPSILON", "RECENT_FRAMES", "NetcodeMetrics", "NetcodeSnapshot"]
 
 CORRECTION_EPSILON = 1e-3  # world units: a smaller change of the present is no correction
+RECENT_FRAMES = 90  # frames the extrapolated share is taken over: 3 s at 30 Hz
 _TICKS = "ticks"  # the stream name of snapshot tick numbers in NetStats' gap counter
 
 
@@ -51,7 +55,7 @@ class NetcodeSnapshot:
     last_correction: float  # world units
     buffer_depth: int
     delay: float  # of the interpolation
-    extrapolated_ratio: float  # frames rendered past the newest snapshot / frames rendered
+    extrapolated_ratio: float  # of the recent frames, those past the newest snapshot
 
 
 class NetcodeMetrics:
@@ -66,8 +70,8 @@ class NetcodeMetrics:
         self.inputs_missed = 0
         self.corrections = 0
         self.last_correction = 0.0
-        self.frames = 0
-        self.beyond = 0  # frames extrapolated or frozen
+        self._recent: deque[bool] = deque(maxlen=RECENT_FRAMES)  # beyond, per recent frame
+        self._recent_beyond = 0
         self._frame: Frame[str] | None = None
 
     def snapshot(self, tick: int, age: float | None) -> None:
@@ -88,8 +92,11 @@ class NetcodeMetrics:
             self.last_correction = result.correction
 
     def rendered(self, frame: Frame[str]) -> None:
-        self.frames += 1
-        self.beyond += frame.mode in ("extrapolated", "frozen")
+        beyond = frame.mode in ("extrapolated", "frozen")
+        if len(self._recent) == RECENT_FRAMES:
+            self._recent_beyond -= self._recent[0]
+        self._recent.append(beyond)
+        self._recent_beyond += beyond
         self._frame = frame
 
     def read(self, net: NetSnapshot, *, jitter: float) -> NetcodeSnapshot:
@@ -108,4 +115,4 @@ class NetcodeMetrics:
             corrections=self.corrections, last_correction=self.last_correction,
             buffer_depth=frame.depth if frame is not None else 0,
             delay=frame.delay if frame is not None else 0.0,
-            extrapolated_ratio=self.beyond / self.frames if self.frames else 0.0)
+            extrapolated_ratio=self._recent_beyond / len(self._recent) if self._recent else 0.0)

@@ -95,8 +95,8 @@ def test_angle_shift_wraps() -> None:
 
 
 @pytest.mark.parametrize(("interval", "jitter", "expected"), [
-    (0.0625, 0.0, 0.125),  # two intervals
-    (0.0625, 0.03125, 0.1875),  # plus twice the jitter
+    (0.0625, 0.0, 0.1875),  # three intervals
+    (0.0625, 0.03125, 0.25),  # plus twice the jitter
     (0.01, 0.0, 0.05),  # the minimum
     (0.25, 0.125, 0.5),  # the maximum
 ])
@@ -239,21 +239,21 @@ def test_jitter_estimate() -> None:
 
 def test_delay_adapts_to_jitter_slewed() -> None:
     interpolator = _jittery([0.25, 0.75])
-    assert interpolator.delay == 0.125  # two intervals: no jitter measured yet
-    assert interpolator.target_delay == 0.125 + 2 * 0.5 / 16
+    assert interpolator.delay == 0.1875  # three intervals: no jitter measured yet
+    assert interpolator.target_delay == 0.1875 + 2 * 0.5 / 16
     times = [interpolator.sample(now).time for now in (10.0, 10.125, 11.0)]
-    assert interpolator.delay == 0.1875
+    assert interpolator.delay == 0.25
     assert times == sorted(times)
     interpolator = _jittery([0.25, 0.75])
     interpolator.sample(10.0)
     interpolator.sample(10.125)
-    assert interpolator.delay == 0.125 + DELAY_SLEW * 0.125
+    assert interpolator.delay == 0.1875 + DELAY_SLEW * 0.125
 
 
 @pytest.mark.parametrize(("interval", "transits", "delay"), [
     (0.0625, [0.0, 100.0] * 4, 0.5),  # huge jitter: the maximum
     (0.001, [0.0] * 8, 0.05),  # fast, steady snapshots: the minimum
-    (0.0625, [0.0] * 8, 0.125),
+    (0.0625, [0.0] * 8, 0.1875),
 ])
 def test_delay_stays_within_bounds(interval: float, transits: list[float], delay: float
                                    ) -> None:
@@ -265,7 +265,7 @@ def test_delay_stays_within_bounds(interval: float, transits: list[float], delay
 
 
 def test_render_time_never_goes_back_when_the_delay_grows() -> None:
-    """The target jumps from 0.125 s to 0.5 s between two frames 10 ms apart: the delay
+    """The target jumps from 0.1875 s to 0.5 s between two frames 10 ms apart: the delay
     grows by DELAY_SLEW * 10 ms, so the render time still moves forward."""
     interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.0625)
     for t, received in [(1.0, 1.0), (2.0, 3.0), (3.0, 3.0)]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtctl.client.interpolation import Frame
-from rtctl.client.netcode import CORRECTION_EPSILON, NetcodeMetrics
+from rtctl.client.netcode import CORRECTION_EPSILON, RECENT_FRAMES, NetcodeMetrics
 from rtctl.client.netstats import NetStats
 from rtctl.client.prediction import Reconciliation
 
@@ -68,3 +68,13 @@ def test_the_connections_own_numbers_come_along() -> None:
     numbers = NetcodeMetrics().read(stats.snapshot(1.0), jitter=0.0)
     assert numbers.rtt == pytest.approx(0.1)
     assert (numbers.bytes_in_per_s, numbers.bytes_out_per_s) == (250.0, 100.0)
+
+
+def test_the_extrapolated_share_is_of_the_recent_frames() -> None:
+    metrics = NetcodeMetrics()
+    for _ in range(RECENT_FRAMES):
+        metrics.rendered(frame("frozen", depth=0))
+    for _ in range(RECENT_FRAMES // 3):
+        metrics.rendered(frame("interpolated"))
+    numbers = metrics.read(NetStats().snapshot(0.0), jitter=0.0)
+    assert numbers.extrapolated_ratio == pytest.approx(2 / 3)
