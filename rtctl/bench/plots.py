@@ -2,8 +2,9 @@
 
 For the ``arena`` scenario a second PNG beside it (``out-netcode.png`` for
 ``out.png``, :func:`netcode_path`) draws the netcode numbers second by second:
-prediction error, remote players' error with and without interpolation
-(p50 and p99 each), snapshot age, and corrections per second.
+prediction error, remote players' error with and without interpolation, input
+delay with and without prediction (p50 and p99 each), snapshot age, and
+corrections per second.
 
 The spectrum puts the percentile on a log axis of ``1 / (1 - p)`` (as
 HdrHistogram's plots do), so p99, p99.9 and p99.99 are evenly spaced and the
@@ -76,8 +77,10 @@ def _draw_netcode(result: BenchResult, path: Path) -> None:
     assert netcode is not None
     seconds = len(result.timeline)
     x = list(range(seconds))
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    (prediction, remotes), (age, corrections) = axes
+    figure, axes = plt.subplots(3, 2, figsize=(12, 11), sharex=True)
+    (prediction, remotes), (delay, age), (corrections, spare) = axes
+    spare.axis("off")
+    age.xaxis.set_tick_params(labelbottom=True)  # the panel under it is empty
     own = netcode.prediction_error
     _percentiles(prediction, x, own.timeline(seconds, 50), own.timeline(seconds, 99), "",
                  "tab:blue")
@@ -90,13 +93,18 @@ def _draw_netcode(result: BenchResult, path: Path) -> None:
     _percentiles(age, x, [percentile_ms(s, 50) for s in result.timeline],
                  [percentile_ms(s, 99) for s in result.timeline], "", "tab:purple")
     age.set_title("snapshot age (ms)")
+    for series, label, color in ((netcode.input_delay, "predicted", "tab:blue"),
+                                 (netcode.ack_delay, "unpredicted", "tab:red")):
+        _percentiles(delay, x, series.timeline(seconds, 50), series.timeline(seconds, 99),
+                     label + " ", color)
+    delay.set_title("input delay: made to seen on screen (ms)")
     corrections.bar(x, netcode.corrections.counts(seconds), color="tab:orange", alpha=0.7)
     corrections.set_title("corrections per second (all bots)")
-    for axis in (age, corrections):
+    for axis in (corrections, age):
         axis.set_xlabel("second of the measured window")
-    for axis in (prediction, remotes, age):
+    for axis in (prediction, remotes, delay, age):
         axis.legend(loc="upper right", fontsize="small")
-    for axis in (prediction, remotes, age, corrections):
+    for axis in (prediction, remotes, delay, age, corrections):
         axis.grid(True, alpha=0.3)
     profile = f" through {netcode.profile}" if netcode.profile else ""
     figure.suptitle(f"arena: {result.clients} bots{profile}")
