@@ -36,6 +36,8 @@ catches them all::
     ├── CallFailed                 call_once could not make its call (oneshot.py, tools)
     ├── SnapshotUnreadable         a stateful room's snapshot came but does not decode with
     │                              the schema given (synced_room.py); asking again cannot help
+    ├── RollbackTooFar             an input or state for a frame outside the rollback's window
+    │                              (also a ValueError; rollback.py)
     └── ServerError                also an RpcError: a JSON-RPC error reply
 
 Arguments that can never work are the caller's bug and fail before any I/O,

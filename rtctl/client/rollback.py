@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Generic, TypeAlias, TypeVar
 
+from rtctl.client.errors import ClientError
+
 __all__ = ["DEFAULT_CAPACITY", "Rollback", "RollbackTooFar", "Step", "repeat_last"]
 
 DEFAULT_CAPACITY = 8  # frames: GGPO's maximum prediction window
@@ -43,7 +45,7 @@ def repeat_last(last: In | None) -> In | None:
     return last
 
 
-class RollbackTooFar(ValueError):
+class RollbackTooFar(ClientError, ValueError):
     """An input or state for a frame older than the frames kept: it cannot be taken."""
 
 

@@ -53,7 +53,7 @@ CASES: list[tuple[list[str], int, str]] = [
      "json:dumps is a function, not an rtctl Router"),
     (["serve", "--port", "0", "--router", "tests.fixtures.clash_router:router"], USAGE,
      "method 'sys.ping' is registered twice"),
-    (["serve", "--port", "0", "--room-type", "arena"], USAGE,
+    (["serve", "--port", "0", "--room-type", "nosuchtype"], USAGE,
      "--room-type expects NAME=MODULE:ATTR"),
     (["serve", "--port", "0", "--room-type", "arena=json:dumps"], USAGE,
      "json:dumps is not an rtctl StateRoom class"),
