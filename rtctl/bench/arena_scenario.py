@@ -158,7 +158,7 @@ class Bot:
             return
         totals = self.table.totals
         if seen.reconciliation is not None:
-            totals.reconciled(second, seen.reconciliation)
+            totals.reconciled(second, seen.reconciliation, respawned=seen.respawned)
         if seen.acked:
             totals.acked(second, shown=self._shown_after(seen.acked),
                          seen=[now - made for _, made in seen.acked])

@@ -119,6 +119,7 @@ class NetcodeTotals:
     input_delay: Series = field(default_factory=_times)  # made → first frame showing it
     ack_delay: Series = field(default_factory=_times)  # made → first snapshot acking it
     interpolation_delay: Series = field(default_factory=_times)
+    respawns: int = 0  # reconciliations across a respawn, left out of the errors
     frames: int = 0  # rendered with at least one remote player
     beyond: int = 0  # of those, extrapolated or frozen
     unjudged: int = 0  # remote samples whose truth was no longer (or not yet) recorded
@@ -128,9 +129,14 @@ class NetcodeTotals:
     bytes_in_per_s: float = 0.0  # summed over those bots
     bytes_out_per_s: float = 0.0
 
-    def reconciled(self, second: int, result: Reconciliation) -> None:
-        self.prediction_error.record(second, (result.error,))
+    def reconciled(self, second: int, result: Reconciliation, *, respawned: bool) -> None:
+        """One reconciliation; one across a respawn (the server placed the player anew) is
+        a teleport, counted apart rather than as an error of the prediction."""
         self.rollback_frames.record(second, (result.replayed,))
+        if respawned:
+            self.respawns += 1
+            return
+        self.prediction_error.record(second, (result.error,))
         if result.correction > CORRECTION_EPSILON:
             self.corrections.record(second, (result.correction,))
 
@@ -182,6 +188,7 @@ class NetcodeTotals:
         return {
             "prediction_error": self.prediction_error.summary("p50", "p99", "max"),
             "corrections": self.corrections.summary("count", "p99"),
+            "respawns": self.respawns,
             "interpolation_error": self.interpolation_error.summary("p50", "p99"),
             "snapshot_age_ms": snapshot_age_ms,
             "extrapolated_ratio": self.beyond / self.frames if self.frames else None,

@@ -205,6 +205,7 @@ def netcode_parts(netcode: Mapping[str, Any]) -> list[Text | Table]:
          _spread(netcode["prediction_error"], "p50", "p99", "max", digits=3), ""),
         ("corrections: count, p99 size",
          f"{corrections['count']:,}, {_number(corrections['p99'], 3)}", ""),
+        ("respawns (left out of both)", f"{netcode['respawns']:,}", ""),
         ("remote player error p50 / p99",
          _spread(netcode["interpolation_error"], "p50", "p99"),
          _spread(without["interpolation_error"], "p50", "p99")),

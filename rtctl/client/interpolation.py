@@ -16,17 +16,32 @@ rendered 100 ms in the past).
   packet intervals plus the jitter, so that the next snapshot has nearly always
   arrived when it is needed: :func:`adaptive_delay` is ``intervals * interval +
   jitter_factor * jitter``, clamped to :class:`DelayBounds`. The jitter is the
-  RFC 3550 §6.4.1 estimate over the snapshots' transit times. The delay in use
-  follows that target at most :data:`DELAY_SLEW` seconds per second, so the
-  render clock runs between 0.75 and 1.25 times real time and never backwards.
+  RFC 3550 §6.4.1 estimate over the snapshots' transit times.
 * **Clock.** Snapshots carry server time (tick / tick rate); the client maps
   its own clock onto it with the offset ``max(t - received)`` over the last
   :data:`OFFSET_WINDOW` seconds of snapshots: the fastest arrival had the least
-  queueing, so it is the truest.
+  queueing, so it is the truest. The render time is ``now + lead``, the lead
+  following its target ``offset - delay`` (both of which move: a latency drop
+  raises the offset at once) at most :data:`SLEW` seconds per second, so the
+  render clock runs between 0.75 and 1.25 times real time and never backwards.
+  A target more than the :attr:`Interpolator.margin` away is no network
+  weather but another clock (the room made afresh ahead of the old one's
+  time): it is stepped to at once, as NTP steps rather than slews an offset
+  beyond its step threshold (RFC 5905 §11.3); a step back holds the render time
+  still until the clock catches up, never backwards.
+* **New timeline.** A snapshot older than the newest by more than the margin
+  is a new life of the room (the server restarted its clock: the room was made
+  afresh, a gateway restarted), not one overtaken on the way: the buffer, the
+  clock and the jitter estimate start over from it.
 * **Late snapshots.** Past the newest snapshot the entities are extrapolated
   from the last two for at most ``extrapolate`` seconds (Valve's
   ``cl_extrapolate_amount`` 0.25), then frozen there; :attr:`Frame.mode` says
   which, so the game (and ``rtctl bench``) can count it.
+* **Teleports.** An entity whose :data:`LINEAR` fields moved more than
+  ``snap`` (Euclidean) between two snapshots teleported (a respawn): between
+  those two it is drawn as :data:`STEP` draws (the older values until the newer
+  one's time), and never extrapolated across the jump, which would throw it
+  far past where it landed.
 """
 
 from __future__ import annotations
@@ -43,9 +58,9 @@ __all__ = [
     "ANGLE",
     "DEFAULT_CAPACITY",
     "DEFAULT_EXTRAPOLATE",
-    "DELAY_SLEW",
     "LINEAR",
     "OFFSET_WINDOW",
+    "SLEW",
     "STEP",
     "DelayBounds",
     "Field",
@@ -56,12 +71,13 @@ __all__ = [
     "adaptive_delay",
     "lerp",
     "lerp_angle",
+    "linear_distance",
     "wrap_angle",
 ]
 
 DEFAULT_EXTRAPOLATE = 0.25  # s: Valve's cl_extrapolate_amount
 DEFAULT_CAPACITY = 64  # snapshots: 3.2 s at 20 Hz, far more than any delay within bounds
-DELAY_SLEW = 0.25  # s of delay change per s: a 25 % speed change reads as motion, not a jump
+SLEW = 0.25  # s of render-time lead change per s: a 25 % speed change reads as motion, not a jump
 OFFSET_WINDOW = 2.0  # s of snapshots whose fastest arrival sets the clock offset
 
 K = TypeVar("K")
@@ -144,6 +160,12 @@ STEP: Field = _Step()
 Layout = Mapping[str, Field]  # field name -> kind; fields not named are treated as STEP
 
 
+def linear_distance(layout: Layout, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """How far apart ``a`` and ``b`` are: Euclidean over the :data:`LINEAR` fields both hold."""
+    return math.hypot(*(LINEAR.diff(a[name], b[name]) for name, kind in layout.items()
+                        if kind is LINEAR and name in a and name in b))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DelayBounds:
     """How far in the past remote entities are rendered (seconds), and how the delay is sized.
@@ -180,7 +202,7 @@ class Frame(Generic[K]):
     entities: dict[K, dict[str, Any]]
     mode: Mode  # "frozen": past the newest snapshot by more than the extrapolation cap
     depth: int  # snapshots buffered newer than ``time``: 0 means running on extrapolation
-    delay: float
+    delay: float  # how far behind the server's present, as the clock offset has it
 
 
 _Snapshot = tuple[float, dict[Any, dict[str, Any]]]
@@ -191,12 +213,13 @@ class Interpolator(Generic[K]):
 
     ``push`` each snapshot as it arrives (server time, entities, local receive
     time) and ``sample`` once per rendered frame; both take the local clock in
-    seconds, any origin.
+    seconds, any origin. ``snap`` (world units, None: never) is the jump of an
+    entity's :data:`LINEAR` fields between two snapshots taken for a teleport.
     """
 
     def __init__(self, layout: Layout, *, interval: float, bounds: DelayBounds = DelayBounds(),
-                 extrapolate: float = DEFAULT_EXTRAPOLATE,
-                 capacity: int = DEFAULT_CAPACITY) -> None:
+                 extrapolate: float = DEFAULT_EXTRAPOLATE, capacity: int = DEFAULT_CAPACITY,
+                 snap: float | None = None) -> None:
         if capacity < 2:
             raise ValueError(f"an interpolation buffer needs room for two snapshots, "
                              f"got capacity {capacity}")
@@ -204,6 +227,7 @@ class Interpolator(Generic[K]):
         self.interval = interval
         self.bounds = bounds
         self.extrapolate = extrapolate
+        self.snap = snap
         self.jitter = 0.0
         self.delay = adaptive_delay(interval, 0.0, bounds)
         self._buffer: deque[_Snapshot] = deque(maxlen=capacity)
@@ -211,21 +235,35 @@ class Interpolator(Generic[K]):
         self._offsets: deque[tuple[float, float]] = deque()
         self._transit: float | None = None
         self._now: float | None = None
-        self._time: float | None = None
+        self._lead: float | None = None  # render time - now, slewed
+        self._time: float | None = None  # the last render time: the next is not earlier
 
     @property
     def target_delay(self) -> float:
         """The delay the current jitter asks for; :attr:`delay` moves towards it."""
         return adaptive_delay(self.interval, self.jitter, self.bounds)
 
+    @property
+    def margin(self) -> float:
+        """The most the render time can trail the newest snapshot (the longest delay) plus
+        run past it (the extrapolation cap): a clock further off is another clock."""
+        return self.bounds.maximum + self.extrapolate
+
     def push(self, t: float, entities: Mapping[K, Mapping[str, Any]], received: float) -> bool:
         """Buffer the snapshot of server time ``t`` received at ``received``.
 
         False, and nothing changes, if it is not newer than the newest one
-        (a duplicate, or overtaken on the way).
+        (a duplicate, or overtaken on the way), unless it is older by more than
+        :attr:`margin`: a new timeline, which the buffer, the clock offset, the
+        jitter estimate and the render time start over from.
         """
         if self._buffer and t <= self._buffer[-1][0]:
-            return False
+            if self._buffer[-1][0] - t <= self.margin:
+                return False
+            self._buffer.clear()
+            self._offsets.clear()
+            self._transit = self._lead = self._time = None
+            self.jitter = 0.0
         self._buffer.append((t, {key: dict(fields) for key, fields in entities.items()}))
         transit = received - t
         if self._transit is not None:  # RFC 3550 §6.4.1: J += (|D(i-1, i)| - J) / 16
@@ -240,16 +278,23 @@ class Interpolator(Generic[K]):
 
     def sample(self, now: float) -> Frame[K]:
         """The entities as rendered at ``now``; call it once per frame, ``now`` not decreasing."""
-        if self._now is not None and now > self._now:
-            step = DELAY_SLEW * (now - self._now)
-            self.delay += min(max(self.target_delay - self.delay, -step), step)
+        elapsed = 0.0 if self._now is None else max(now - self._now, 0.0)
         self._now = now if self._now is None else max(now, self._now)
         if not self._buffer:
             return Frame(now - self.delay, {}, "empty", 0, self.delay)
-        time = now + self._offsets[0][1] - self.delay
-        if self._time is not None:  # the offset fell (its fastest snapshot aged out): wait
-            time = max(time, self._time)
-        self._time = time
+        offset = self._offsets[0][1]
+        target = offset - self.target_delay
+        lead = self._lead
+        if lead is None or abs(target - lead) > self.margin:
+            lead = target  # the first frame, or another clock: stepped
+        else:
+            step = SLEW * elapsed
+            lead += min(max(target - lead, -step), step)
+        time = now + lead
+        if self._time is not None and time < self._time:  # a step back: held meanwhile
+            time, lead = self._time, self._time - now
+        self._lead, self._time = lead, time
+        self.delay = offset - lead
         buffer = self._buffer
         while len(buffer) > 2 and buffer[1][0] <= time:  # keep one at or before `time`
             buffer.popleft()
@@ -279,5 +324,7 @@ class Interpolator(Generic[K]):
         return Frame(time, entities, mode, depth, self.delay)
 
     def _blend(self, a: dict[str, Any], b: dict[str, Any], t: float) -> dict[str, Any]:
+        if self.snap is not None and t != 1 and linear_distance(self.layout, a, b) > self.snap:
+            t = 0.0 if t < 1 else 1.0  # teleported: as STEP, never extrapolated across
         return {name: self.layout.get(name, STEP).lerp(a[name], value, t) if name in a else value
                 for name, value in b.items()}

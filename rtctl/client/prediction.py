@@ -20,13 +20,12 @@ state after input ``ack`` is the state at the start of frame ``ack``.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from rtctl.client.interpolation import LINEAR, Layout
+from rtctl.client.interpolation import Layout, linear_distance
 from rtctl.client.rollback import Rollback
 
 __all__ = ["DEFAULT_CAPACITY", "DEFAULT_SMOOTHING", "Predictor", "Reconciliation"]
@@ -141,5 +140,4 @@ class Predictor(Generic[St, In]):
         return values
 
     def _distance(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-        return math.hypot(*(LINEAR.diff(a[name], b[name])
-                            for name, kind in self.layout.items() if kind is LINEAR))
+        return linear_distance(self.layout, a, b)

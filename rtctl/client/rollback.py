@@ -6,7 +6,9 @@ last did); it keeps the state and inputs of the last ``capacity`` frames, and
 when a remote input arrives that differs from the guess it rewinds to that
 frame and re-simulates to the present. GGPO allows up to 8 frames of
 prediction, :data:`DEFAULT_CAPACITY`; an input older than the window cannot be
-taken (:class:`RollbackTooFar`).
+taken (:class:`RollbackTooFar`), nor one more than ``capacity`` frames ahead of
+the present (keeping it would let a careless or hostile sender grow the memory
+without bound).
 
 The step must be a pure function of the state and the frame's inputs, and must
 not depend on the mapping's order (iterate players in a fixed order): then,
@@ -46,7 +48,8 @@ def repeat_last(last: In | None) -> In | None:
 
 
 class RollbackTooFar(ClientError, ValueError):
-    """An input or state for a frame older than the frames kept: it cannot be taken."""
+    """An input or state for a frame older than the frames kept, or an input too far
+    ahead of the present: it cannot be taken."""
 
 
 class Rollback(Generic[St, In]):
@@ -97,11 +100,15 @@ class Rollback(Generic[St, In]):
     def add_input(self, frame: int, player: Hashable, input: In) -> int:
         """Take ``player``'s input for ``frame``; return the frames re-simulated.
 
-        A future frame's input is kept for it (0). A past one that matches what
-        the frames since ran with changes nothing (0); otherwise the frames from
-        the first one it changes to the present are run again.
+        A future frame's input is kept for it (0), up to ``capacity`` frames ahead.
+        A past one that matches what the frames since ran with changes nothing (0);
+        otherwise the frames from the first one it changes to the present are run again.
         """
         self._check_kept(frame)
+        if frame > self.frame + self.capacity:
+            raise RollbackTooFar(f"frame {frame} is too far ahead: inputs are kept for frames "
+                                 f"up to {self.frame + self.capacity} "
+                                 f"(capacity {self.capacity} past the present {self.frame})")
         self._known.setdefault(frame, {})[player] = input
         return self._resimulate(len(self._states)) if frame < self.frame else 0
 

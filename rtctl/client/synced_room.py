@@ -20,7 +20,8 @@ types are reserved and ignored (docs/state-sync.md).
 When the store needs a snapshot (:mod:`rtctl.client.state`: a gap, a corrupt
 message) the room asks for one with ``state.resync {room}``, one request at a
 time, again if the reply or the snapshot is lost on the way (after the
-connection's retransmission timeout, RFC 6298, once it has a measured RTT) or if a gap
+connection's retransmission timeout, RFC 6298, once it has a measured RTT, doubled
+at each timeout in a row up to the call timeout, RFC 6298 §5.5) or if a gap
 follows the snapshot before the reply, after a backoff if the gateway answers
 a retryable error. A connection that drops ends the room memberships it
 carried, so as soon as the client reconnects the room is joined again, and
@@ -227,7 +228,7 @@ class SyncedRoom(Generic[S]):
 
     async def _repairs(self) -> None:
         """Join again or ask for a snapshot until the store holds one; one call at a time."""
-        attempt = unreadable = 0
+        attempt = unreadable = timeouts = 0  # timeouts in a row: each doubles the patience
         while (self._active and self.store.needs_resync
                and self.client.state is ClientState.CONNECTED):
             seen = self._seen()
@@ -235,11 +236,12 @@ class SyncedRoom(Generic[S]):
                 if self._membership is _Membership.HELD:
                     self.resync_calls += 1
                     await self.client.call("state.resync", {"room": self.name},
-                                           timeout=self._patience())
+                                           timeout=self._patience(timeouts))
                 else:
                     await self._join_again()
             except TimeoutError:
-                continue  # the reply was lost (CallTimeout): ask again
+                timeouts += 1  # the reply was lost, or is slower than the patience
+                continue
             except ClientError as exc:
                 if self._dropped_since(seen):
                     continue  # the answer of a connection since lost: its rooms are gone
@@ -252,22 +254,27 @@ class SyncedRoom(Generic[S]):
                 continue  # a dropped connection ends the loop; the reconnect starts it again
             # The snapshot may have come before the reply, and a gap after it; a drop
             # ends the membership: either way, go round at once.
-            await self._until(partial(self._answered_since, seen), self._patience())
-            if self.store.stats.snapshots != seen.snapshots:
-                unreadable = 0
+            if not await self._until(partial(self._answered_since, seen),
+                                     self._patience(timeouts)):
+                timeouts += 1
+            elif self.store.stats.snapshots != seen.snapshots:
+                unreadable = timeouts = 0
             elif self._unreadable_since(seen):
                 unreadable += 1
                 if unreadable == _UNREADABLE_LIMIT:
                     self._give_up(self._unreadable())
                     return
 
-    def _patience(self) -> float:
+    def _patience(self, timeouts: int) -> float:
         """How long a resync's reply, then its snapshot, may take before it is asked for
         again: the connection's retransmission timeout, from its pings (a lost message
-        on a lossy link then costs about a round trip, not a call timeout), at most the
+        on a lossy link then costs about a round trip, not a call timeout), doubled for
+        each of the last ``timeouts`` in a row (RFC 6298 §5.5: a reply slower than the
+        estimate is then still waited for, not asked for again and again), at most the
         call timeout, which is also the wait before the first ping."""
         rto = self.client.netstats().retransmission_timeout()
-        return self.client.call_timeout if rto is None else min(rto, self.client.call_timeout)
+        call_timeout = self.client.call_timeout
+        return call_timeout if rto is None else min(rto * 2 ** timeouts, call_timeout)
 
     async def _join_again(self) -> None:
         self.rejoins += 1

@@ -40,10 +40,12 @@ __all__ = [
     "HEIGHT",
     "INPUT_FIELDS",
     "MAX_HP",
+    "MAX_SEQ",
     "RADIUS",
     "RANGE",
     "RELOAD_TICKS",
     "SPEED",
+    "TELEPORT",
     "TICK_RATE",
     "VIEW_DECIMALS",
     "WIDTH",
@@ -64,7 +66,9 @@ RANGE = 400.0  # how far a shot reaches
 DAMAGE = 34  # three hits take a full player down
 MAX_HP = 100
 RELOAD_TICKS = 10  # a player fires at most once per this many ticks (3 shots/s at 30 Hz)
+TELEPORT = 8 * RADIUS  # a move this long between two ticks is a respawn, never motion
 INPUT_FIELDS = "[seq, dx, dy, aim, fire, view]"
+MAX_SEQ = 0xFFFF_FFFF  # the state's ack is a uint32: 4.5 years of inputs at 30 Hz
 AIM_DECIMALS = 4  # radians: 0.006 degrees, finer than any screen shows
 VIEW_DECIMALS = 2  # ticks
 
@@ -78,6 +82,7 @@ class Player(Schema):
     ack: uint32  # the last input of this player the server processed (0: none yet)
     missed: uint32  # inputs the server never got: skipped over when a later one came
     shot: uint32  # the tick of this player's last shot (0: none)
+    spawns: uint32  # times placed by the server (joined, respawned): a change is a teleport
 
 
 class ArenaState(Schema):
@@ -119,8 +124,8 @@ class Input(NamedTuple):
         if not isinstance(item, list) or len(item) != 6:
             raise ValueError(f"an input is a list {INPUT_FIELDS}, not {item!r}")
         seq, dx, dy, aim, fire, view = item
-        if not _integer(seq) or seq < 1:
-            raise ValueError(f"an input's seq is an integer from 1, not {seq!r}")
+        if not _integer(seq) or not 1 <= seq <= MAX_SEQ:
+            raise ValueError(f"an input's seq is an integer from 1 to {MAX_SEQ}, not {seq!r}")
         if not (_integer(dx) and _integer(dy) and dx in (-1, 0, 1) and dy in (-1, 0, 1)):
             raise ValueError(f"an input's dx and dy are -1, 0 or 1, not {dx!r}, {dy!r}")
         if not (_number(aim) and math.isfinite(aim)):

@@ -13,9 +13,10 @@ that does not drift) it takes the frame's input (the brain's decision, or
 :attr:`ArenaPlayer.steer`), applies it at once, renders the scene and sends
 ``state.input`` as a notification carrying the last unacknowledged inputs.
 Each authoritative state the room's :class:`~rtctl.client.SyncedRoom` applies
-reaches the :class:`~rtctl.demo.view.PlayerView` as it arrives. Inputs are not
-queued while the connection is down: they would be stale when it is back, and
-the room is joined again (with a fresh player on the server) first anyway.
+reaches the :class:`~rtctl.demo.view.PlayerView` as it arrives. While the
+connection is down the player does not move and no input is numbered: they
+could not be sent, and the room is joined again with a fresh player on the
+server, which the view predicts afresh (:meth:`~rtctl.demo.view.PlayerView.lost`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rtctl.client import Client, ClientError, ClientState, StateStore, SyncedRoom
+from rtctl.client import Client, ClientError, ClientState, StateChanged, StateStore, SyncedRoom
 from rtctl.client.netcode import NetcodeSnapshot
 from rtctl.demo.bots import Brain
 from rtctl.demo.game import TICK_RATE, ArenaState, Input
@@ -60,6 +61,7 @@ class ArenaPlayer:
         self._store: StateStore[ArenaState] = StateStore(ArenaState)
         self._store.on_change("tick", self._ticked)  # once per applied version
         self._frames: asyncio.Task[None] | None = None
+        client.on_state_change(self._state_changed)
 
     async def join(self, *, timeout: float | None = None) -> None:
         """Join the arena and start the frames once its snapshot is in."""
@@ -81,7 +83,11 @@ class ArenaPlayer:
     def metrics(self) -> NetcodeSnapshot:
         """The netcode numbers now (the connection's RTT and bandwidth included)."""
         return self.view.metrics.read(self.client.netstats(),
-                                      jitter=self.view.interpolator.jitter)
+                                      jitter=self.view.interpolator.jitter, now=self._clock())
+
+    def _state_changed(self, event: StateChanged) -> None:
+        if event.old is ClientState.CONNECTED:
+            self.view.lost()
 
     def _ticked(self, change: Change) -> None:
         seen = self.view.snapshot(self._store.state, self._clock(), self._wall() * 1000)
@@ -106,11 +112,12 @@ class ArenaPlayer:
             command = self.brain.decide(own, others)
         else:
             command = self.steer
-        inputs = view.command(command, now)
+        connected = self.client.state is ClientState.CONNECTED
+        inputs = view.command(command, now) if connected else []  # none to number and lose
         self.scene = scene = view.render(now)
         for callback in self.on_frame:
             callback(scene)
-        if inputs and self.client.state is ClientState.CONNECTED:
+        if inputs:
             with contextlib.suppress(ClientError):  # lost on the way: the next frame resends
                 await self.client.notify("state.input", {"room": self.room_name,
                                                          "data": {"inputs": inputs}})

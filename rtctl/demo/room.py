@@ -6,16 +6,23 @@ Each joining user gets a player at a random spot (seeded: option ``seed``);
 :data:`~rtctl.demo.game.TICK_RATE`:
 
 1. each player, in name order, runs the inputs its queue releases
-   (:class:`~rtctl.services.netcode.InputQueue`: in order, at most three per
-   tick, gaps skipped and counted in ``missed``) through
+   (:class:`~rtctl.services.netcode.InputQueue`: in order, one a tick on
+   average and at most three, gaps skipped and a standing backlog trimmed, both
+   counted in ``missed``) through
    :func:`~rtctl.demo.game.move`, and ``ack`` becomes the last one's number;
 2. an input with ``fire`` set (and the player reloaded) shoots along its aim at
    the other players *where the shooter saw them*: rewound to the input's
    ``view`` tick by :class:`~rtctl.services.netcode.LagCompensation`, at most
-   one second back (Valve's ``sv_maxunlag``). A hit costs the target
+   one second back (Valve's ``sv_maxunlag``), never between the two places of a
+   respawn. A hit costs the target
    :data:`~rtctl.demo.game.DAMAGE`; a player shot down scores its shooter a point
    and respawns at once at a random spot, with full health;
 3. the positions are recorded for later rewinds, and ``sent_at`` is stamped.
+
+A stall of the event loop does not slow the game down: the ticks it owes are run at
+once (up to :data:`MAX_CATCH_UP`) and go out as one patch. A player's ``spawns``
+counts the times the server placed it (joined, shot down): clients see a teleport
+there, not motion to interpolate or an error of their prediction.
 
 Register it with ``rtctl serve --room-type arena`` (or
 ``builtin_services(room_types={"arena": ArenaRoom})``); the room is made by its
@@ -35,6 +42,7 @@ from rtctl.demo.game import (
     MAX_HP,
     RADIUS,
     RELOAD_TICKS,
+    TELEPORT,
     TICK_RATE,
     WIDTH,
     ArenaState,
@@ -49,9 +57,10 @@ from rtctl.exceptions import InvalidParams
 from rtctl.services.netcode import InputQueue, LagCompensation
 from rtctl.services.state_room import StateRoom
 
-__all__ = ["MAX_INPUTS", "ArenaRoom"]
+__all__ = ["MAX_CATCH_UP", "MAX_INPUTS", "ArenaRoom"]
 
 MAX_INPUTS = 32  # inputs in one state.input: a client re-sends at most its unacknowledged ones
+MAX_CATCH_UP = 10  # ticks run at once after a stall; a longer stall's remainder is skipped
 _SEED = 7
 
 
@@ -73,7 +82,8 @@ class ArenaRoom(StateRoom[ArenaState]):
         self._rng = random.Random(seed)
         self._queues: dict[str, InputQueue[Input]] = {}
         self._connections: Counter[str] = Counter()  # a user may play from several
-        self._lag: LagCompensation[str] = LagCompensation(tick_rate=TICK_RATE)
+        self._lag: LagCompensation[str] = LagCompensation(tick_rate=TICK_RATE, snap=TELEPORT)
+        self._owed = 0.0  # ticks due, carried between calls
 
     def on_join(self, user: str) -> None:
         self._connections[user] += 1
@@ -108,12 +118,26 @@ class ArenaRoom(StateRoom[ArenaState]):
         queue.receive(parsed)
         return {"ack": queue.last}
 
+    def on_restore(self) -> None:
+        """Resumed from a snapshot (its node died): the clock goes on, the players rejoin
+        afresh (their inputs were numbered for a queue that is gone)."""
+        self.state.players.clear()
+
     def on_tick(self, dt: float) -> None:
+        """Run the ticks due since the last call: one, or after a stall of the event loop
+        as many as it lasted, up to :data:`MAX_CATCH_UP` (a fixed timestep: Fiedler, "Fix
+        Your Timestep!"), so that ``tick / TICK_RATE`` keeps pace with the wall clock the
+        clients interpolate against. One patch carries them all."""
+        self._owed = min(self._owed + dt * TICK_RATE, MAX_CATCH_UP)
+        due = max(round(self._owed), 1)
+        self._owed -= due
         state = self.state
-        state.tick += 1
-        for name in sorted(state.players):
-            self._play(name, state.players[name], state.tick)
-        self._lag.record(state.tick, {name: (p.x, p.y) for name, p in state.players.items()})
+        for _ in range(due):
+            state.tick += 1
+            for name in sorted(state.players):
+                self._play(name, state.players[name], state.tick)
+            self._lag.record(state.tick, {name: (p.x, p.y)
+                                          for name, p in state.players.items()})
         state.sent_at = time.time() * 1000
 
     def _play(self, name: str, player: Player, tick: int) -> None:
@@ -126,7 +150,7 @@ class ArenaRoom(StateRoom[ArenaState]):
                 self._shoot(name, player, body, command.view, tick)
             player.ack = seq
         player.x, player.y, player.angle = body  # an unchanged value is not sent again
-        player.missed = queue.lost
+        player.missed = queue.lost + queue.throttled
 
     def _shoot(self, name: str, shooter: Player, body: Body, view: float, tick: int) -> None:
         seen = self._lag.at(view, tick).positions
@@ -147,3 +171,4 @@ class ArenaRoom(StateRoom[ArenaState]):
         rng = self._rng
         player.x = rng.uniform(RADIUS, WIDTH - RADIUS)
         player.y = rng.uniform(RADIUS, HEIGHT - RADIUS)
+        player.spawns += 1

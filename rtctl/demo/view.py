@@ -29,14 +29,14 @@ from typing import Any
 from rtctl.client.interpolation import ANGLE, LINEAR, STEP, DelayBounds, Frame, Interpolator
 from rtctl.client.netcode import NetcodeMetrics
 from rtctl.client.prediction import DEFAULT_SMOOTHING, Predictor, Reconciliation
-from rtctl.demo.game import RADIUS, TICK_RATE, ArenaState, Body, Input, body_of, move
+from rtctl.demo.game import TELEPORT, TICK_RATE, ArenaState, Body, Input, body_of, move
 
 __all__ = ["LAYOUT", "MAX_UNACKED", "REDUNDANCY", "SNAP", "PlayerView", "Scene", "Seen"]
 
 LAYOUT = {"x": LINEAR, "y": LINEAR, "angle": ANGLE, "hp": STEP}
 REDUNDANCY = 4  # inputs per message: 4 messages lost in a row (133 ms at 30 Hz) cost nothing
 MAX_UNACKED = 256  # inputs remembered for their delay: 8.5 s at 30 Hz, the predictor's reach
-SNAP = 8 * RADIUS  # world units: a correction this large is a respawn, not an error to glide
+SNAP = TELEPORT  # world units: a correction this large is a respawn, not an error to glide
 
 
 def _fields(body: Body) -> dict[str, Any]:
@@ -51,6 +51,7 @@ class Seen:
     age: float | None  # seconds from the server's send to its receipt here
     reconciliation: Reconciliation | None
     acked: list[tuple[int, float]] = field(default_factory=list)  # (seq, made at): new acks
+    respawned: bool = False  # the server placed the own player anew: a teleport, no error
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +83,16 @@ class PlayerView:
         self.interpolate = True
         self.metrics = NetcodeMetrics()
         self.interpolator: Interpolator[str] = Interpolator(
-            LAYOUT, interval=1 / TICK_RATE, bounds=bounds or DelayBounds())
+            LAYOUT, interval=1 / TICK_RATE, bounds=bounds or DelayBounds(), snap=SNAP)
         self.predictor: Predictor[Body, Input] | None = None
         self._smoothing = smoothing
         self._base = 0  # the wire number of the predictor's input 0 (a new player restarts it)
         # (wire seq, when it was made) of the inputs not yet acknowledged, oldest first
         self._made: deque[tuple[int, float]] = deque(maxlen=MAX_UNACKED)
         self._acked = 0
+        self._spawns = 0  # the own player's, as last seen
+        self._missed = 0  # its inputs the server never got, as last seen
+        self._fresh = False  # the connection dropped: the next own player is a new one
         self._own: dict[str, Any] | None = None
         self._latest: dict[str, dict[str, Any]] = {}
         self._latest_at = (0.0, 0.0)  # (server time, local time) of the newest snapshot
@@ -105,7 +109,7 @@ class PlayerView:
         seq = predictor.apply(command)
         self._made.append((self._base + seq, now))
         self.metrics.inputs(sent=self._base + seq, acked=self._acked,
-                            missed=self.metrics.inputs_missed)
+                            missed=self._missed, now=now)
         return [item.to_wire(self._base + n) for n, item in predictor.unacked(REDUNDANCY)]
 
     def snapshot(self, state: ArenaState, now: float, wall_ms: float) -> Seen:
@@ -113,7 +117,7 @@ class PlayerView:
         (this machine's Unix time in ms, for the snapshot's age)."""
         tick = state.tick
         age = (wall_ms - state.sent_at) / 1000 if state.sent_at else None
-        self.metrics.snapshot(tick, age)
+        self.metrics.snapshot(tick, age, now=now)
         server_time = tick / TICK_RATE
         self._latest = {name: {"x": p.x, "y": p.y, "angle": p.angle, "hp": p.hp}
                         for name, p in state.players.items() if name != self.name}
@@ -124,15 +128,18 @@ class PlayerView:
             self._own = None
             return Seen(tick, age, None)
         self._own = {"x": own.x, "y": own.y, "angle": own.angle, "hp": own.hp}
-        if self.predictor is None or own.ack < self._acked:  # joined, or a new player
+        respawned = own.spawns != self._spawns and self.predictor is not None
+        self._spawns, self._missed = own.spawns, own.missed
+        if self.predictor is None or self._fresh or own.ack < self._acked:  # a new player
             self._restart(body_of(own), own.ack)
+            respawned = False
         assert self.predictor is not None
         acked = []
         while self._made and self._made[0][0] <= own.ack:
             acked.append(self._made.popleft())
         self._acked = max(self._acked, own.ack)
         self.metrics.inputs(sent=self._base + self.predictor.seq, acked=self._acked,
-                            missed=own.missed)
+                            missed=own.missed, now=now)
         try:
             result = self.predictor.reconcile(max(own.ack - self._base, 0), body_of(own), now)
         except ValueError:  # RollbackTooFar: an outage outlasted the inputs kept; start over
@@ -140,7 +147,12 @@ class PlayerView:
             return Seen(tick, age, None, acked)
         if result is not None:
             self.metrics.reconciled(result)
-        return Seen(tick, age, result, acked)
+        return Seen(tick, age, result, acked, respawned)
+
+    def lost(self) -> None:
+        """The connection dropped: the room forgot this player, and the next one it shows
+        is new (predicted afresh from where the server places it)."""
+        self._fresh = True
 
     def _restart(self, body: Body, ack: int) -> None:
         """Predict afresh from ``body``: inputs go on being numbered after the last one
@@ -148,6 +160,7 @@ class PlayerView:
         sent = self._base + (self.predictor.seq if self.predictor is not None else 0)
         self._base = max(sent, ack)
         self._acked = ack
+        self._fresh = False
         self._made.clear()
         self.predictor = Predictor(move, body, layout=LAYOUT, fields=_fields,
                                    smoothing=self._smoothing, snap=SNAP)

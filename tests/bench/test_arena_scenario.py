@@ -80,7 +80,7 @@ async def test_bots_play_and_every_netcode_number_is_measured(gateway: Gateway,
     assert result.messages == pytest.approx(BOTS * ticks, abs=2 * BOTS)
     netcode = _netcode(result)
     assert set(netcode) == {
-        "prediction_error", "corrections", "interpolation_error", "snapshot_age_ms",
+        "prediction_error", "corrections", "respawns", "interpolation_error", "snapshot_age_ms",
         "extrapolated_ratio", "rollback_frames", "input_loss", "bytes_per_s",
         "input_delay_ms", "interpolation_delay_ms", "without", "frames", "unjudged",
         "profile"}
@@ -162,8 +162,12 @@ def test_a_plan_the_arena_cannot_run_is_refused(fields: dict[str, Any], refused:
 def _feed(totals: NetcodeTotals, truth: Truth, second: int, base: float) -> None:
     """One worker's samples, all different with ``base``."""
     totals.reconciled(second, Reconciliation(ack=1, error=base, replayed=int(base) % 4,
-                                             correction=base + CORRECTION_EPSILON))
-    totals.reconciled(second, Reconciliation(ack=2, error=0.0, replayed=0, correction=0.0))
+                                             correction=base + CORRECTION_EPSILON),
+                      respawned=False)
+    totals.reconciled(second, Reconciliation(ack=2, error=0.0, replayed=0, correction=0.0),
+                      respawned=False)
+    totals.reconciled(second, Reconciliation(ack=3, error=400.0, replayed=1,
+                                             correction=400.0), respawned=True)
     totals.acked(second, shown=[0.0], seen=[base / 10])
     totals.rendered(second, Frame(1.0, {"b": {"x": 0.0, "y": 0.0}}, "extrapolated", 0,
                                   base / 100))
@@ -199,6 +203,8 @@ def test_two_workers_totals_merge_to_one_fed_both() -> None:
     assert document["without"]["interpolation_error"]["p50"] == pytest.approx(
         math.hypot(1.0, 1.5), rel=1e-3)
     assert document["corrections"]["count"] == 2  # the zero ones are no corrections
+    assert document["respawns"] == 2  # counted apart, not as errors
+    assert document["prediction_error"]["max"] == pytest.approx(7.25, rel=1e-3)
     assert document["extrapolated_ratio"] == 1.0
     assert document["input_loss"] == {"sent": 60, "lost": 8, "ratio": 8 / 60}
     assert document["bytes_per_s"] == {"in": pytest.approx(437.5), "out": pytest.approx(4.375)}

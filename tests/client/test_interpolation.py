@@ -13,8 +13,8 @@ import pytest
 
 from rtctl.client.interpolation import (
     ANGLE,
-    DELAY_SLEW,
     LINEAR,
+    SLEW,
     STEP,
     DelayBounds,
     Field,
@@ -22,6 +22,7 @@ from rtctl.client.interpolation import (
     adaptive_delay,
     lerp,
     lerp_angle,
+    linear_distance,
     wrap_angle,
 )
 
@@ -92,6 +93,12 @@ def test_fields(kind: Field, a: Any, b: Any, t: float, blended: Any, diff: Any,
 
 def test_angle_shift_wraps() -> None:
     assert ANGLE.shift(3.0, 1.0, 0.5) == pytest.approx(3.5 - math.tau, abs=1e-12)
+
+
+def test_linear_distance_is_euclidean_over_the_linear_fields_both_hold() -> None:
+    layout = {"x": LINEAR, "y": LINEAR, "z": LINEAR, "angle": ANGLE}
+    assert linear_distance(layout, {"x": 1.0, "y": 1.0, "z": 0.0, "angle": 0.0},
+                           {"x": 4.0, "y": -3.0, "angle": 3.0}) == 5.0
 
 
 @pytest.mark.parametrize(("interval", "jitter", "expected"), [
@@ -168,6 +175,41 @@ def test_extrapolation_cap_is_configurable(extrapolate: float, now: float, mode:
     assert frame.entities["p"]["x"] == 1.0 + min(now - 0.25 - 2.0, extrapolate)
 
 
+RESPAWN = ((1.0, {"p": {"x": 0.0, "angle": 0.0, "hp": 3}, "q": {"x": 0.0}}),
+           (1.5, {"p": {"x": 100.0, "angle": 1.0, "hp": 4}, "q": {"x": 4.0}}))
+
+
+@pytest.mark.parametrize(("snap", "now", "p", "q"), [
+    # between the two: p drawn where it was until the newer snapshot's time; q, which
+    # moved exactly `snap`, did not teleport and glides
+    (4.0, 1.5, {"x": 0.0, "angle": 0.0, "hp": 3}, 2.0),
+    (4.0, 1.75, {"x": 100.0, "angle": 1.0, "hp": 4}, 4.0),
+    # past the newer: p held where it landed, never extrapolated across the jump
+    (4.0, 2.0, {"x": 100.0, "angle": 1.0, "hp": 4}, 6.0),
+    (None, 1.5, {"x": 50.0, "angle": 0.5, "hp": 3}, 2.0),  # no snap: the old glide...
+    (None, 2.0, {"x": 150.0, "angle": 1.5, "hp": 4}, 6.0),  # ... and the throw off the map
+])
+def test_a_teleport_is_drawn_as_a_step(snap: float | None, now: float, p: dict[str, Any],
+                                       q: float) -> None:
+    frame = _buffer(*RESPAWN, snap=snap).sample(now)
+    assert frame.entities == {"p": p, "q": {"x": q}}
+
+
+def test_a_much_older_snapshot_starts_a_new_timeline() -> None:
+    """The margin here is 0.5 s (the delay bound 0.25 s plus the extrapolation cap): a
+    snapshot older by more is the room made afresh, not one overtaken on the way."""
+    interpolator = _buffer((10.0, {"p": {"x": 0.0}}), (10.5, {"p": {"x": 1.0}}))
+    assert interpolator.push(11.0, {"p": {"x": 2.0}}, 11.25)  # 0.25 s slower: jitter
+    assert interpolator.sample(11.25).time == 11.0
+    assert not interpolator.push(10.5, {"p": {"x": 9.0}}, 11.5)  # by the margin: reordered
+    assert interpolator.push(0.0, {"p": {"x": 5.0}}, 12.0)
+    assert interpolator.jitter == 0.0  # the 11 s change of transit is no jitter
+    frame = interpolator.sample(12.0)  # the new clock, and no floor from the old one
+    assert (frame.time, frame.entities, frame.depth) == (-0.25, {"p": {"x": 5.0}}, 1)
+    assert interpolator.push(0.5, {"p": {"x": 6.0}}, 12.5)
+    assert interpolator.sample(12.5).entities == {"p": {"x": 5.5}}
+
+
 @pytest.mark.parametrize(("now", "mode"), [(1.25, "extrapolated"), (1.5, "extrapolated"),
                                            (1.625, "frozen")])
 def test_single_snapshot_is_held(now: float, mode: str) -> None:
@@ -209,17 +251,51 @@ def test_clock_offset_from_the_fastest_arrival() -> None:
     assert interpolator.sample(4.0).time == 4.0 + 100 - 0.25 - 0.25
 
 
-def test_render_time_waits_when_the_offset_falls() -> None:
+def test_a_falling_offset_is_slewed() -> None:
     """The fastest snapshot ages out of the 2 s window: the offset falls by 0.5 s, and
-    the render time holds rather than going back."""
+    the render clock runs at 0.75 × real time until it has caught up, not frozen."""
     interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.5, bounds=FIXED)
     interpolator.push(1.0, {}, 1.0)
     interpolator.push(2.0, {}, 2.5)
-    held = interpolator.sample(2.75).time
-    assert held == 2.75 - 0.25
+    assert interpolator.sample(2.75).time == 2.75 - 0.25
     interpolator.push(3.5, {}, 4.0)  # received 2 s after the fastest one: it ages out
-    assert interpolator.sample(3.0).time == held
-    assert interpolator.sample(3.625).time == 3.625 - 0.5 - 0.25
+    assert interpolator.sample(3.0).time == 2.5 + 0.25 * (1 - SLEW)
+    assert interpolator.sample(5.0).time == 5.0 - 0.5 - 0.25  # caught up
+    assert interpolator.delay == 0.25
+
+
+def test_a_rising_offset_is_slewed() -> None:
+    """The latency drops by 0.5 s: the offset rises at once, the render clock runs at
+    1.25 × real time until it has caught up instead of jumping 0.5 s ahead."""
+    interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.5, bounds=FIXED)
+    interpolator.push(1.0, {}, 1.5)
+    assert interpolator.sample(1.5).time == 1.5 - 0.5 - 0.25
+    interpolator.push(2.0, {}, 2.0)
+    frame = interpolator.sample(2.0)
+    assert frame.time == 0.75 + 0.5 * (1 + SLEW)
+    assert frame.delay == 0.25 + 0.5 - 0.5 * SLEW  # behind the clock by what is left
+    assert interpolator.sample(4.0).time == 4.0 - 0.25
+
+
+def test_another_clock_far_ahead_is_stepped_to() -> None:
+    """An offset 98.5 s ahead (more than the margin, 0.5 s here) is no latency change:
+    slewing would take minutes."""
+    interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.5, bounds=FIXED)
+    interpolator.push(1.0, {}, 1.0)
+    assert interpolator.sample(1.0).time == 0.75
+    interpolator.push(100.0, {}, 1.5)
+    assert interpolator.sample(1.5).time == 100.0 - 0.25
+
+
+def test_a_step_back_holds_the_render_time_then_slews() -> None:
+    """Rendered ahead of the snapshots (frozen), then the offset falls by 1.5 s: the
+    render time holds until the target is within the margin, then runs at 0.75."""
+    interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.5, bounds=FIXED)
+    interpolator.push(1.0, {}, 1.0)
+    assert interpolator.sample(3.0).time == 2.75
+    interpolator.push(2.0, {}, 3.5)  # transit 1.5 s; the fastest one ages out
+    assert [interpolator.sample(now).time for now in (3.5, 4.0)] == [2.75, 2.75]
+    assert interpolator.sample(4.5).time == 2.75 + 0.5 * (1 - SLEW)
 
 
 def _jittery(transits: list[float], *, interval: float = 0.0625,
@@ -238,16 +314,16 @@ def test_jitter_estimate() -> None:
 
 
 def test_delay_adapts_to_jitter_slewed() -> None:
-    interpolator = _jittery([0.25, 0.75])
+    interpolator = _jittery([0.25])
+    interpolator.sample(10.0)
     assert interpolator.delay == 0.1875  # three intervals: no jitter measured yet
+    interpolator.push(2.0, {}, 2.75)  # slower: the offset holds, the jitter grows
     assert interpolator.target_delay == 0.1875 + 2 * 0.5 / 16
-    times = [interpolator.sample(now).time for now in (10.0, 10.125, 11.0)]
+    times = [interpolator.sample(10.125).time]
+    assert interpolator.delay == 0.1875 + SLEW * 0.125
+    times.append(interpolator.sample(11.0).time)
     assert interpolator.delay == 0.25
     assert times == sorted(times)
-    interpolator = _jittery([0.25, 0.75])
-    interpolator.sample(10.0)
-    interpolator.sample(10.125)
-    assert interpolator.delay == 0.1875 + DELAY_SLEW * 0.125
 
 
 @pytest.mark.parametrize(("interval", "transits", "delay"), [
@@ -266,7 +342,7 @@ def test_delay_stays_within_bounds(interval: float, transits: list[float], delay
 
 def test_render_time_never_goes_back_when_the_delay_grows() -> None:
     """The target jumps from 0.1875 s to 0.5 s between two frames 10 ms apart: the delay
-    grows by DELAY_SLEW * 10 ms, so the render time still moves forward."""
+    grows by SLEW * 10 ms, so the render time still moves forward."""
     interpolator: Interpolator[str] = Interpolator(LAYOUT, interval=0.0625)
     for t, received in [(1.0, 1.0), (2.0, 3.0), (3.0, 3.0)]:
         interpolator.push(t, {}, received)
@@ -275,5 +351,5 @@ def test_render_time_never_goes_back_when_the_delay_grows() -> None:
         interpolator.push(t, {}, received)
     assert interpolator.target_delay == 0.5
     after = interpolator.sample(5.0 + 1 / 128)
-    assert after.delay == before.delay + DELAY_SLEW / 128
+    assert after.delay == before.delay + SLEW / 128
     assert after.time > before.time

@@ -102,6 +102,18 @@ def test_too_far_changes_nothing() -> None:
     assert isinstance(RollbackTooFar("x"), ValueError)
 
 
+
+def test_too_far_ahead_is_refused_and_not_kept() -> None:
+    """Capacity 2 at frame 4: inputs for frames up to 6 are kept, 7 is refused, so a
+    sender cannot make the memory grow without bound."""
+    rollback = _played({0: "a"}, {0: "b"}, {0: "c"}, {0: "d"}, capacity=2)
+    assert rollback.add_input(6, 1, "y") == 0  # the edge: kept for frame 6
+    with pytest.raises(RollbackTooFar, match=r"frame 7 .* up to 6 \(capacity 2 past .* 4\)"):
+        rollback.add_input(7, 1, "z")
+    for inputs in ({0: "e"}, {0: "f"}, {0: "g"}, {0: "h"}):
+        rollback.advance(inputs)
+    assert rollback.state[-2:] == (((0, "g"), (1, "y")), ((0, "h"), (1, "y")))  # not "z"
+
 def test_correct_replaces_and_reruns() -> None:
     rollback = _played({0: "a", 1: "x"}, {0: "b"}, {0: "c"}, {0: "d"})
     server: Log = (((0, "A"), (1, "X")),)
@@ -179,14 +191,15 @@ def plane(state: Plane, inputs: Mapping[Hashable, Move]) -> Plane:
 @st.composite
 def games(draw: st.DrawFn) -> Game:
     """(capacity, the schedule of every player's inputs, remote arrivals in order as
-    (frame of arrival, frame, player)): from 2 frames early to `capacity` late."""
+    (frame of arrival, frame, player)): from 2 frames early (at most `capacity`, the
+    furthest ahead an input is taken) to `capacity` late."""
     capacity = draw(st.integers(1, DEFAULT_CAPACITY))
     players = draw(st.integers(2, 4))
     frames = draw(st.integers(1, 40))
     move = st.sampled_from(MOVES)
     schedule: Schedule = [{p: draw(move) for p in range(players)} for _ in range(frames)]
     arrivals = sorted(
-        (min(max(frame + draw(st.integers(-2, capacity)), 0), frames),
+        (min(max(frame + draw(st.integers(-min(2, capacity), capacity)), 0), frames),
          draw(st.integers(0, 3)), frame, player)
         for frame in range(frames) for player in range(1, players))
     return capacity, schedule, [(at, frame, player) for at, _, frame, player in arrivals]

@@ -31,7 +31,7 @@ from rtctl.client import (
     synced_room,
 )
 from rtctl.client.errors import SnapshotUnreadable
-from rtctl.client.netstats import NetSnapshot, NetStats
+from rtctl.client.netstats import MIN_RTO, NetSnapshot, NetStats
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import state_frame
@@ -48,12 +48,14 @@ Answer = Callable[[str, Any], Awaitable[Any]]
 
 
 class FakeClient:
-    """What a :class:`SyncedRoom` uses of a client; ``answer`` plays the gateway."""
+    """What a :class:`SyncedRoom` uses of a client; ``answer`` plays the gateway, within
+    the call's timeout as the real client waits (the call timeout when none is given)."""
 
     def __init__(self, answer: Answer, *, call_timeout: float = WAIT) -> None:
         self.state = ClientState.CONNECTED
         self.call_timeout = call_timeout
         self.calls: list[tuple[str, Any]] = []
+        self.timeouts: list[float] = []  # each call's, as given
         self.answer = answer
         self.pings = NetStats()  # no ping yet: resyncs wait for the call timeout
         self._binary: list[Callable[[bytes], object]] = []
@@ -76,7 +78,13 @@ class FakeClient:
     async def call(self, method: str, params: Any = None, *,
                    timeout: float | None = None) -> Any:
         self.calls.append((method, params))
-        return await self.answer(method, params)
+        timeout = self.call_timeout if timeout is None else timeout
+        self.timeouts.append(timeout)
+        try:  # in the caller's task, as the real client does: no extra turns of the loop
+            async with asyncio.timeout(timeout):
+                return await self.answer(method, params)
+        except TimeoutError:
+            raise CallTimeout(f"no reply within {timeout:g}s", sent=True) from None
 
     def frame(self, data: bytes) -> None:
         for callback in self._binary:
@@ -245,10 +253,24 @@ async def test_a_lost_resync_reply_is_asked_again() -> None:
     assert synced.resync_calls == 2
 
 
+async def repaired(room: Room, holder: list[FakeClient], resync: Answer, *,
+                   call_timeout: float) -> tuple[FakeClient, SyncedRoom[Arena]]:
+    """Join with an RTT measured (the retransmission timeout is then its floor,
+    MIN_RTO), corrupt the state, and return once ``resync`` has repaired it."""
+    client = FakeClient(gateway(room, holder, **{"state.resync": resync}),
+                        call_timeout=call_timeout)
+    holder.append(client)
+    client.pings.observe_ping(0.0, 0.01, 0.005)
+    synced = await join(client)
+    client.frame(b"\x01\x07arena:1\x02\xff")  # corrupt
+    await synced.synced(timeout=WAIT)
+    return client, synced
+
+
 async def test_a_lost_resync_snapshot_is_asked_again_after_a_round_trip_timeout() -> None:
     """With an RTT measured, a snapshot that does not come is asked for again after the
-    retransmission timeout (here its floor, MIN_RTO), not after the call timeout (which
-    no test waits out)."""
+    retransmission timeout, not after the call timeout (which no test waits out), and
+    the next one is waited for twice as long."""
     room = Room()
     holder: list[FakeClient] = []
     snapshots = iter((False, True))
@@ -258,14 +280,49 @@ async def test_a_lost_resync_snapshot_is_asked_again_after_a_round_trip_timeout(
             holder[0].frame(room.full())
         return {"version": room.enc.version}
 
-    client = FakeClient(gateway(room, holder, **{"state.resync": lossy}),
-                        call_timeout=FOREVER)
-    holder.append(client)
-    client.pings.observe_ping(0.0, 0.01, 0.005)
-    synced = await join(client)
-    client.frame(b"\x01\x07arena:1\x02\xff")  # corrupt
-    await synced.synced(timeout=WAIT)
+    client, _ = await repaired(room, holder, lossy, call_timeout=FOREVER)
     assert client.methods() == ["room.join", "state.resync", "state.resync"]
+    assert client.timeouts[1:] == [MIN_RTO, 2 * MIN_RTO]
+
+
+async def test_a_slow_resync_reply_is_waited_for_twice_as_long_next_time() -> None:
+    """The reply takes 1.5 retransmission timeouts: the first request is given up after
+    one and asked again with twice the patience, which it fits in. The two deadlines
+    are timers of one loop, so their order is certain, however loaded the machine."""
+    room = Room()
+    holder: list[FakeClient] = []
+
+    async def slow(method: str, params: Any) -> Any:
+        await asyncio.sleep(1.5 * MIN_RTO)  # the network's delay, under test
+        holder[0].frame(room.full())
+        return {"version": room.enc.version}
+
+    client, _ = await repaired(room, holder, slow, call_timeout=FOREVER)
+    assert client.methods() == ["room.join", "state.resync", "state.resync"]
+    assert client.timeouts[1:] == [MIN_RTO, 2 * MIN_RTO]
+
+
+async def test_resync_patience_doubles_up_to_the_call_timeout_until_a_snapshot() -> None:
+    """RFC 6298 §5.5: each timeout in a row doubles the wait, capped at the call
+    timeout; a snapshot that comes starts it over from the retransmission timeout, even
+    when a gap right behind it means asking again."""
+    room = Room()
+    holder: list[FakeClient] = []
+    script = iter(("lost", "lost", "lost", "then a gap", "lost", "answered"))
+
+    async def lossy(method: str, params: Any) -> Any:
+        outcome = next(script)
+        if outcome == "lost":
+            raise CallTimeout("no reply", sent=True)
+        holder[0].frame(room.full())
+        if outcome == "then a gap":
+            room.tick()  # lost
+            holder[0].frame(room.tick())
+        return {"version": room.enc.version}
+
+    client, _ = await repaired(room, holder, lossy, call_timeout=3 * MIN_RTO)
+    assert client.timeouts[1:] == [MIN_RTO, 2 * MIN_RTO, 3 * MIN_RTO, 3 * MIN_RTO,
+                                   MIN_RTO, 2 * MIN_RTO]
 
 
 async def one_turn() -> None:

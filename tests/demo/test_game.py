@@ -33,7 +33,8 @@ def test_an_input_round_trips_through_the_wire() -> None:
 @pytest.mark.parametrize(("item", "problem"), [
     ({"seq": 1}, "is a list"),
     ([1, 0, 0, 0.0, 0], "is a list"),
-    ([0, 0, 0, 0.0, 0, 0.0], "seq is an integer from 1"),
+    ([0, 0, 0, 0.0, 0, 0.0], "seq is an integer from 1 to 4294967295"),
+    ([2**32, 0, 0, 0.0, 0, 0.0], "seq is an integer from 1 to 4294967295"),
     ([True, 0, 0, 0.0, 0, 0.0], "seq is an integer from 1"),
     ([1.0, 0, 0, 0.0, 0, 0.0], "seq is an integer from 1"),
     ([1, 2, 0, 0.0, 0, 0.0], "dx and dy are -1, 0 or 1"),

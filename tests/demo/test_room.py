@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rtctl.demo.game import DAMAGE, MAX_HP, RADIUS, RELOAD_TICKS, SPEED, TICK_RATE, Input
-from rtctl.demo.room import MAX_INPUTS, ArenaRoom
+from rtctl.demo.room import MAX_CATCH_UP, MAX_INPUTS, ArenaRoom
 from rtctl.exceptions import InvalidParams
 
 STEP = SPEED / TICK_RATE
@@ -40,25 +40,36 @@ def test_players_spawn_inside_the_walls_where_the_seed_says() -> None:
         assert player.y >= RADIUS
 
 
-def test_inputs_apply_in_order_three_a_tick_and_are_acknowledged() -> None:
+def test_inputs_apply_in_order_one_a_tick_and_are_acknowledged() -> None:
     room = arena("a")
     place(room, "a", 100.0, 100.0)
     reply = send(room, "a", *[(seq, Input(dx=1)) for seq in range(1, 6)])
     assert reply == {"ack": 0}
     room.on_tick(1 / TICK_RATE)
     player = room.state.players["a"]
-    assert (player.ack, player.x) == (3, pytest.approx(100 + 3 * STEP))
-    send(room, "a", *[(seq, Input(dx=1)) for seq in range(3, 7)])  # 3..5 again: redundant
-    room.on_tick(1 / TICK_RATE)
+    assert (player.ack, player.x) == (1, pytest.approx(100 + STEP))
+    send(room, "a", *[(seq, Input(dx=1)) for seq in range(2, 7)])  # 2..5 again: redundant
+    for _ in range(5):
+        room.on_tick(1 / TICK_RATE)
     assert (player.ack, player.missed) == (6, 0)
     assert player.x == pytest.approx(100 + 6 * STEP)
-    assert room.state.tick == 2
+    assert room.state.tick == 6
+
+
+def test_ticks_without_input_buy_a_short_burst() -> None:
+    """Inputs held up by the network catch up: two idle ticks saved two credits, so the
+    next tick applies three (the most a tick applies)."""
+    room = arena("a")
+    room.on_tick(2 / TICK_RATE)
+    send(room, "a", *[(seq, Input(dx=1)) for seq in range(1, 6)])
+    room.on_tick(1 / TICK_RATE)
+    assert room.state.players["a"].ack == 3
 
 
 def test_an_input_never_received_is_counted_missed() -> None:
     room = arena("a")
     send(room, "a", (1, Input()), (4, Input()))
-    room.on_tick(1 / TICK_RATE)
+    room.on_tick(2 / TICK_RATE)
     assert (room.state.players["a"].ack, room.state.players["a"].missed) == (4, 2)
 
 
@@ -153,3 +164,41 @@ def test_a_player_stays_until_its_last_connection_leaves() -> None:
 def test_bad_options_are_refused(options: dict[str, Any], problem: str) -> None:
     with pytest.raises(InvalidParams, match=problem):
         arena(**options)
+
+
+def test_a_stall_is_caught_up_tick_by_tick_up_to_a_limit() -> None:
+    """After 4 ticks' worth of stall the room runs 4 ticks (each taking its inputs); after
+    a long one, MAX_CATCH_UP and the rest is skipped."""
+    room = arena("a")
+    place(room, "a", 100.0, 100.0)
+    send(room, "a", *[(seq, Input(dx=1)) for seq in range(1, 5)])
+    room.on_tick(4 / TICK_RATE)
+    assert room.state.tick == 4
+    assert room.state.players["a"].ack == 4
+    room.on_tick(100 / TICK_RATE)
+    assert room.state.tick == 4 + MAX_CATCH_UP
+    room.on_tick(1 / TICK_RATE)
+    assert room.state.tick == 5 + MAX_CATCH_UP
+
+
+def test_every_placement_by_the_server_is_counted() -> None:
+    room = arena("shooter", "target")
+    assert room.state.players["target"].spawns == 1
+    place(room, "shooter", 100.0, 100.0)
+    place(room, "target", 200.0, 100.0)
+    room.state.players["target"].hp = DAMAGE
+    room.on_tick(1 / TICK_RATE)
+    send(room, "shooter", (1, Input(fire=True, view=1.0)))
+    room.on_tick(1 / TICK_RATE)
+    assert room.state.players["target"].spawns == 2
+    assert room.state.players["shooter"].spawns == 1
+
+
+def test_a_restored_arena_keeps_its_clock_and_lets_players_rejoin_afresh() -> None:
+    room = arena("a")
+    room.on_tick(3 / TICK_RATE)
+    room.on_restore()
+    assert (room.state.tick, dict(room.state.players)) == (3, {})
+    room.on_join("b")
+    room.on_tick(1 / TICK_RATE)
+    assert list(room.state.players) == ["b"]

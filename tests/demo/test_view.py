@@ -8,11 +8,11 @@ from rtctl.demo.view import REDUNDANCY, PlayerView
 FRAME = 1 / TICK_RATE
 
 
-def arena(tick: int, me: Body, ack: int, **others: Body) -> ArenaState:
+def arena(tick: int, me: Body, ack: int, spawns: int = 1, **others: Body) -> ArenaState:
     state = ArenaState(tick=tick)
     for name, body in {"me": me, **others}.items():
         state.players[name] = Player(x=body.x, y=body.y, angle=body.angle, hp=100,
-                                     ack=ack if name == "me" else 0)
+                                     ack=ack if name == "me" else 0, spawns=spawns)
     return state
 
 
@@ -96,3 +96,31 @@ def test_a_snapshot_of_the_arena_without_this_player_reconciles_nothing() -> Non
     del state.players["me"]
     seen = view.snapshot(state, 0.0, 1000.0)
     assert (seen.reconciliation, seen.age, view.render(0.0).own) == (None, None, None)
+
+
+def test_after_a_drop_the_next_player_is_predicted_afresh_even_before_any_ack() -> None:
+    """The connection dropped before the server acknowledged anything: the player the room
+    shows after the rejoin is new, so the inputs made before are not replayed on it."""
+    view = PlayerView("me")
+    view.snapshot(arena(1, START, 0), 0.0, 0.0)
+    for n in range(20):
+        view.command(Input(dx=1), n * FRAME)
+    view.lost()
+    fresh = Body(400.0, 200.0, 0.0)
+    view.snapshot(arena(5, fresh, 0), 1.0, 0.0)
+    assert view.predictor is not None
+    assert view.predictor.state == fresh
+    assert [item[0] for item in view.command(Input(), 1.0)] == [21]
+
+
+def test_a_respawn_is_a_teleport_not_an_error_of_the_prediction() -> None:
+    view = PlayerView("me")
+    view.snapshot(arena(1, START, 0), 0.0, 0.0)
+    view.command(Input(dx=1), 0.0)
+    elsewhere = Body(500.0, 300.0, 0.0)
+    seen = view.snapshot(arena(2, elsewhere, 1, spawns=2), 0.1, 0.0)
+    assert seen.respawned
+    assert seen.reconciliation is not None
+    assert seen.reconciliation.error > 0
+    later = view.snapshot(arena(3, elsewhere, 1, spawns=2), 0.2, 0.0)
+    assert not later.respawned
