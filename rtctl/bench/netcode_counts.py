@@ -32,7 +32,7 @@ from rtctl.bench.histogram import Histogram
 from rtctl.client.interpolation import Frame
 from rtctl.client.netcode import CORRECTION_EPSILON
 from rtctl.client.prediction import Reconciliation
-from rtctl.demo.game import TICK_RATE
+from rtctl.demo.game import TELEPORT, TICK_RATE
 from rtctl.services.netcode import LagCompensation
 
 __all__ = ["MS", "TRUTH_KEEP", "UNITS", "NetcodeTotals", "Position", "Series", "Truth"]
@@ -213,8 +213,8 @@ class Truth:
 
     def __init__(self, totals: NetcodeTotals, *, keep: float = TRUTH_KEEP) -> None:
         self.totals = totals
-        self._history: LagCompensation[str] = LagCompensation(max_rewind=keep,
-                                                              tick_rate=TICK_RATE)
+        self._history: LagCompensation[str] = LagCompensation(
+            max_rewind=keep, tick_rate=TICK_RATE, snap=TELEPORT)  # as the bots draw it
         self._latest: int | None = None
         # (tick to wait for, order, tick, series, second, positions shown)
         self._waiting: list[tuple[int, int, float, Series, int, dict[str, Position]]] = []

@@ -199,8 +199,9 @@ class LagCompensation(Generic[K]):
 
     Between two recorded ticks an entity is taken on the straight line from one position
     to the next, unless it moved more than ``snap`` world units between them: then it
-    teleported (a respawn), stood at no point between, and is taken where it was at the
-    nearer of the two ticks (the later on a tie).
+    teleported (a respawn), stood at no point between, and is taken where it was until
+    the later tick put it elsewhere, which is also where a client interpolating with the
+    same ``snap`` drew it (:class:`~rtctl.client.interpolation.Interpolator`).
     """
 
     def __init__(self, *, max_rewind: float = DEFAULT_MAX_REWIND, tick_rate: float,
@@ -258,7 +259,7 @@ def _blend(a: Mapping[K, Position], b: Mapping[K, Position], t: float,
         if key in a and key in b:
             (ax, ay), (bx, by) = a[key], b[key]
             if snap is not None and math.hypot(bx - ax, by - ay) > snap:
-                blended[key] = b[key] if t >= 0.5 else a[key]
+                blended[key] = a[key]  # the later tick itself is not blended: exact
             else:
                 blended[key] = (ax + (bx - ax) * t, ay + (by - ay) * t)
         else:

@@ -341,9 +341,9 @@ def _respawn(snap: float | None) -> LagCompensation[str]:
 
 SNAP_CASES = {
     "no snap: a line through where nobody stood": (None, 1.5, (300.0, 0.0), (150.0, 200.0)),
-    "nearer the earlier tick": (50.0, 1.25, (100.0, 0.0), (0.0, 0.0)),
-    "nearer the later tick": (50.0, 1.75, (500.0, 0.0), (300.0, 400.0)),
-    "halfway: the later": (50.0, 1.5, (500.0, 0.0), (300.0, 400.0)),
+    "where it was, early": (50.0, 1.25, (100.0, 0.0), (0.0, 0.0)),
+    "where it was, until the later tick": (50.0, 1.75, (100.0, 0.0), (0.0, 0.0)),
+    "the later tick itself": (50.0, 2.0, (500.0, 0.0), (300.0, 400.0)),
     "the distance, not each axis": (450.0, 1.25, (200.0, 0.0), (0.0, 0.0)),
     "a move of exactly snap is a move": (500.0, 1.5, (300.0, 0.0), (150.0, 200.0)),
 }
@@ -351,9 +351,9 @@ SNAP_CASES = {
 
 @pytest.mark.parametrize(("snap", "tick", "teleported", "diagonal"), SNAP_CASES.values(),
                          ids=SNAP_CASES.keys())
-def test_a_teleport_is_taken_at_the_nearer_tick(snap: float | None, tick: float,
-                                                teleported: tuple[float, float],
-                                                diagonal: tuple[float, float]) -> None:
+def test_a_teleport_is_taken_where_it_was_until_the_later_tick(
+        snap: float | None, tick: float, teleported: tuple[float, float],
+        diagonal: tuple[float, float]) -> None:
     walked = (10.0 * (tick - 1), 0.0)  # under any snap: always between
     assert _respawn(snap).at(tick, 2) == Rewound(
         {"t": teleported, "w": walked, "d": diagonal}, tick, False)

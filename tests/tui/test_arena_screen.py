@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections import deque
 from dataclasses import replace
 from typing import ClassVar
 
 import pytest
+from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.widgets import Static
 
 from rtctl.demo.game import HEIGHT, RANGE, SPEED, WIDTH, ArenaState, Player
 from rtctl.demo.room import ArenaRoom
+from rtctl.demo.view import Scene
 from rtctl.gateway.server import Gateway
 from rtctl.tui import demo
 from rtctl.tui.app import DevtoolsApp
@@ -177,6 +181,38 @@ def test_marks_of_a_view_take_positions_from_it_and_shots_from_the_snapshot() ->
     assert [m.name for m in marks_of_view(PLAYER, None, others, state)] == ["ivan", "judy"]
 
 
+# -- the widget: only the lines that changed are repainted -------------------------------
+
+class OneMap(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ArenaMap()
+
+
+async def test_the_map_repaints_only_the_lines_that_changed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with OneMap().run_test(size=(COLS, ROWS + 1)) as pilot:  # + 1: the legend line
+        widget = pilot.app.query_one(ArenaMap)
+        you = Mark("you", 325.0, 185.0, 0.0, 100, own=True)
+        widget.marks = (you, Mark("ivan", 105.0, 55.0, math.pi / 2, 66))
+        await pilot.pause()
+        assert widget.render_line(18).text[32:34] == "@-"
+        refreshed: list[tuple[Region, ...]] = []
+        monkeypatch.setattr(widget, "refresh", lambda *regions: refreshed.append(regions))
+
+        widget.marks = (replace(you, x=345.0), widget.marks[1])  # two cells right, same row
+        await pilot.pause()
+        assert refreshed == [(Region(0, 18, COLS, 1),)]
+        assert widget.render_line(18).text[32:37] == "  @- "
+
+        widget.marks = tuple(widget.marks)  # the same picture: nothing to repaint
+        widget.note = "tick 7"
+        await pilot.pause()
+        assert refreshed[1:] == [(Region(0, ROWS, COLS, 1),)]  # the legend's line only
+        legend_line = widget.render_line(ROWS).text
+        assert legend_line.startswith("@ 100  I 66")
+        assert legend_line.endswith("tick 7")
+
+
 # -- the screen, over the demo ----------------------------------------------------------
 
 class Recorded(ArenaRoom):
@@ -197,6 +233,19 @@ def _screen_text(widget: ArenaMap, row: int) -> str:
     return widget.render_line(row).text
 
 
+def _seen(scene: Scene, *, predict: bool, interpolate: bool) -> dict[str, tuple[float, float]]:
+    """Where the player draws everyone in ``scene`` with the switches so set."""
+    own, others = scene.visible(predict=predict, interpolate=interpolate)
+    assert own is not None
+    return {PLAYER: (own["x"], own["y"]), **{name: (o["x"], o["y"]) for name, o in others.items()}}
+
+
+def _drew(widget: ArenaMap, scenes: deque[Scene], predict: bool, interpolate: bool) -> bool:
+    """Whether ``widget`` shows one of ``scenes`` as the player sees it with the switches."""
+    drawn = {m.name: (m.x, m.y) for m in widget.marks}
+    return any(drawn == _seen(s, predict=predict, interpolate=interpolate) for s in scenes)
+
+
 async def test_the_arena_plays_switches_and_steers(monkeypatch: pytest.MonkeyPatch) -> None:
     Recorded.rooms.clear()
     monkeypatch.setitem(demo.ROOM_TYPES, "arena", Recorded)
@@ -210,7 +259,8 @@ async def test_the_arena_plays_switches_and_steers(monkeypatch: pytest.MonkeyPat
         assert arena is not None
         player = arena.player
         numbers = screen.query_one("#arena-numbers", Static)
-        await wait_until(lambda: re.search(r"RTT \d+\.\d ms", str(numbers.render())) is not None
+        await wait_until(lambda: re.search(r"RTT \d+\.\d ms, smoothed \d+\.\d ms",
+                                           str(numbers.render())) is not None
                          and re.search(r"snapshots +\d+\.\d ms old", str(numbers.render()))
                          is not None, "the numbers to fill in")
         assert player.metrics().snapshots > 0
@@ -220,29 +270,33 @@ async def test_the_arena_plays_switches_and_steers(monkeypatch: pytest.MonkeyPat
         truth = screen.query_one("#arena-truth", ArenaMap)
         await wait_until(lambda: {m.name for m in truth.marks} == set(room.state.players)
                          == {PLAYER, "ivan", "judy"}, "the truth to show the room's players")
-        screen.draw_maps()
         size = truth.content_size
-        for mark in truth.marks:
-            col, row = cell(mark.x, mark.y, size.width, size.height - 1)
-            assert _screen_text(truth, row)[col] in ("@", mark.glyph), mark
-        assert _screen_text(truth, size.height - 1).startswith("@ ")  # the legend, own first
 
-        # The switches set the player's view, and the left map draws what it sees.
+        def drawn_where_they_are() -> bool:  # once the lines have caught up with the marks
+            return all(_screen_text(truth, row)[col] in ("@", mark.glyph) for mark in truth.marks
+                       for col, row in [cell(mark.x, mark.y, size.width, size.height - 1)])
+
+        await wait_until(drawn_where_they_are, "the truth's lines to show its marks")
+        legend_line = _screen_text(truth, size.height - 1)
+        assert legend_line.startswith("@ ")  # the legend, own first
+        assert re.search(r"tick \d+$", legend_line)  # and the server's tick
+
+        # The switches set the player's view, and the left map then draws what it sees: one
+        # of the player's latest scenes (it draws a few times a second, from the newest).
         seen = screen.query_one("#arena-seen", ArenaMap)
+        scenes: deque[Scene] = deque(maxlen=30)  # the player's last second of frames
+        player.on_frame.append(scenes.append)
         for keys, predict, interpolate in ((["p"], False, True), (["i"], False, False),
                                            (["n"], True, True), (["n"], False, False),
                                            (["p", "i"], True, True)):
+            before = seen.marks
             await pilot.press(*keys)
             assert (player.view.predict, player.view.interpolate) == (predict, interpolate)
             assert f"prediction    {'ON ' if predict else 'off'} (p)" in str(numbers.render())
-            screen.draw_maps()  # and, with no await between, what it drew from
-            scene = player.scene
-            assert scene is not None
-            own, others = scene.visible(predict=predict, interpolate=interpolate)
-            assert own is not None
-            drawn = {m.name: (m.x, m.y) for m in seen.marks}
-            assert drawn == {PLAYER: (own["x"], own["y"]),
-                             **{name: (o["x"], o["y"]) for name, o in others.items()}}
+            await wait_until(
+                lambda before=before, switches=(predict, interpolate):  # type: ignore[misc]
+                seen.marks != before and _drew(seen, scenes, *switches),
+                f"the left map to draw {keys}'s view")
             assert [m.name for m in seen.marks if m.own] == [PLAYER]
 
         # Steering takes over from the brain, and the server moves the player.

@@ -27,7 +27,7 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -179,31 +179,80 @@ def marks_of_view(own_name: str, own: Mapping[str, Any] | None,
 
 
 class ArenaMap(Widget):
-    """The map, and the legend on its last line; redrawn when :attr:`marks` changes.
+    """The map, and the legend on its last line (:attr:`note` at its right end); redrawn
+    when :attr:`marks` or :attr:`note` changes, only the lines that changed.
 
-    It draws line by line (Textual's line API) from :func:`cells`: a frame
-    costs a few segments a line, not the parsing of a styled text, which
-    matters at animation rates (``rtctl tui`` shares its event loop with the
-    players it shows).
+    It draws line by line (Textual's line API) from :func:`cells`, and keeps
+    each line's cells to compare with the next picture: a frame moves a few
+    players by a cell or so, so lines without a player or a shot on them stay
+    as they were and are not painted again (``rtctl tui`` shares its event loop
+    with the players it shows, and a whole 200 × 60 screen takes tens of ms).
     """
 
-    marks: reactive[tuple[Mark, ...]] = reactive(())
+    marks: reactive[tuple[Mark, ...]] = reactive((), repaint=False)
+    note: reactive[str] = reactive("", repaint=False)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._drawn: tuple[tuple[tuple[Mark, ...], Size], list[Strip]] | None = None
+        self._drawn_size: Size | None = None  # the content size the lines below are drawn for
+        self._lines: list[tuple[Cell, ...] | Text] = []  # the map's rows, then the legend
+        self._strips: list[Strip] = []
+        self._repaint_queued = False
+
+    def watch_marks(self) -> None:
+        self._queue_repaint()
+
+    def watch_note(self) -> None:
+        self._queue_repaint()
+
+    def _queue_repaint(self) -> None:
+        """Once for what is set together (a frame's marks and note)."""
+        if not self._repaint_queued:
+            self._repaint_queued = self.call_later(self._repaint)
+
+    def _repaint(self) -> None:
+        self._repaint_queued = False
+        size = self.content_size
+        if size != self._drawn_size:
+            return  # resized: Textual repaints it all, and render_line redraws it all
+        changed = self._draw(size)
+        if changed:
+            self.refresh(*(Region(0, y, size.width, 1) for y in changed))
 
     def render_line(self, y: int) -> Strip:
-        key = (self.marks, self.content_size)
-        if self._drawn is None or self._drawn[0] != key:
-            self._drawn = key, self._strips(*key)
-        strips = self._drawn[1]
-        return strips[y] if 0 <= y < len(strips) else Strip.blank(self.content_size.width)
+        if self.content_size != self._drawn_size:
+            self._draw(self.content_size)
+        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(
+            self.content_size.width)
 
-    def _strips(self, marks: tuple[Mark, ...], size: Size) -> list[Strip]:
-        base = self.rich_style
-        rows = [[Segment("".join(char for char, _ in run), base + Style.parse(style))
-                 for style, run in groupby(line, key=itemgetter(1))]
-                for line in cells(marks, size.width, size.height - 1)]
-        rows.append(list(legend(marks).render(self.app.console)))
-        return [Strip(segments).crop_extend(0, size.width, base) for segments in rows]
+    def _draw(self, size: Size) -> list[int]:
+        """Bring the lines up to date with the marks, the note and ``size``; return the
+        numbers of those that changed."""
+        lines: list[tuple[Cell, ...] | Text] = [
+            tuple(row) for row in cells(self.marks, size.width, size.height - 1)]
+        lines.append(self._legend_line(size.width))
+        if size == self._drawn_size:
+            changed = [y for y, (old, new) in enumerate(zip(self._lines, lines, strict=True))
+                       if old != new]
+        else:
+            self._drawn_size, self._strips = size, [Strip([])] * len(lines)
+            changed = list(range(len(lines)))
+        base = self.rich_style  # not cheap: Textual works it out from every ancestor's
+        for y in changed:
+            self._strips[y] = self._strip(lines[y], size.width, base)
+        self._lines = lines
+        return changed
+
+    def _legend_line(self, width: int) -> Text:
+        text = legend(self.marks)
+        if self.note:
+            text.append(" " * max(2, width - text.cell_len - len(self.note)))
+            text.append(self.note, "dim")
+        return text
+
+    def _strip(self, line: tuple[Cell, ...] | Text, width: int, base: Style) -> Strip:
+        if isinstance(line, Text):
+            return Strip(line.render(self.app.console)).crop_extend(0, width, base)
+        # A map row is exactly `width` cells of one column each: no cropping to do.
+        return Strip([Segment("".join(map(itemgetter(0), run)), base + Style.parse(style))
+                      for style, run in groupby(line, key=itemgetter(1))], width)
