@@ -3,8 +3,8 @@
 For the ``arena`` scenario a second PNG beside it (``out-netcode.png`` for
 ``out.png``, :func:`netcode_path`) draws the netcode numbers second by second:
 prediction error, remote players' error with and without interpolation, input
-delay with and without prediction (p50 and p99 each), snapshot age, and
-corrections per second.
+delay with and without prediction, snapshot age, frames re-simulated per
+reconciliation (p50 and p99 each), and corrections per second.
 
 The spectrum puts the percentile on a log axis of ``1 / (1 - p)`` (as
 HdrHistogram's plots do), so p99, p99.9 and p99.99 are evenly spaced and the
@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rtctl.bench.netcode_counts import Series
 from rtctl.bench.report import unit
 from rtctl.bench.results import BenchResult, percentile_ms
 
@@ -78,39 +79,41 @@ def _draw_netcode(result: BenchResult, path: Path) -> None:
     seconds = len(result.timeline)
     x = list(range(seconds))
     figure, axes = plt.subplots(3, 2, figsize=(12, 11), sharex=True)
-    (prediction, remotes), (delay, age), (corrections, spare) = axes
-    spare.axis("off")
-    age.xaxis.set_tick_params(labelbottom=True)  # the panel under it is empty
-    own = netcode.prediction_error
-    _percentiles(prediction, x, own.timeline(seconds, 50), own.timeline(seconds, 99), "",
-                 "tab:blue")
+    (prediction, remotes), (delay, age), (corrections, rollback) = axes
+    _series(prediction, x, seconds, ((netcode.prediction_error, "", "tab:blue"),))
     prediction.set_title("own player: predicted vs the server's (world units)")
-    for series, label, color in ((netcode.interpolation_error, "interpolated", "tab:green"),
-                                 (netcode.latest_error, "newest snapshot", "tab:red")):
-        _percentiles(remotes, x, series.timeline(seconds, 50), series.timeline(seconds, 99),
-                     label + " ", color)
+    _series(remotes, x, seconds, ((netcode.interpolation_error, "interpolated ", "tab:green"),
+                                  (netcode.latest_error, "newest snapshot ", "tab:red")))
     remotes.set_title("remote players: drawn vs the server's at that time (world units)")
+    _series(delay, x, seconds, ((netcode.input_delay, "predicted ", "tab:blue"),
+                                (netcode.ack_delay, "unpredicted ", "tab:red")))
+    delay.set_title("input delay: made to seen on screen (ms)")
     _percentiles(age, x, [percentile_ms(s, 50) for s in result.timeline],
                  [percentile_ms(s, 99) for s in result.timeline], "", "tab:purple")
     age.set_title("snapshot age (ms)")
-    for series, label, color in ((netcode.input_delay, "predicted", "tab:blue"),
-                                 (netcode.ack_delay, "unpredicted", "tab:red")):
-        _percentiles(delay, x, series.timeline(seconds, 50), series.timeline(seconds, 99),
-                     label + " ", color)
-    delay.set_title("input delay: made to seen on screen (ms)")
+    _series(rollback, x, seconds, ((netcode.rollback_frames, "", "tab:brown"),))
+    rollback.set_title("frames re-simulated per reconciliation")
     corrections.bar(x, netcode.corrections.counts(seconds), color="tab:orange", alpha=0.7)
     corrections.set_title("corrections per second (all bots)")
-    for axis in (corrections, age):
+    for axis in (corrections, rollback):
         axis.set_xlabel("second of the measured window")
-    for axis in (prediction, remotes, delay, age):
+    for axis in (prediction, remotes, delay, age, rollback):
         axis.legend(loc="upper right", fontsize="small")
-    for axis in (prediction, remotes, delay, age, corrections):
+    for axis in (prediction, remotes, delay, age, corrections, rollback):
         axis.grid(True, alpha=0.3)
     profile = f" through {netcode.profile}" if netcode.profile else ""
     figure.suptitle(f"arena: {result.clients} bots{profile}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _series(axis: Any, x: list[int], seconds: int,
+            lines: tuple[tuple[Series, str, str], ...]) -> None:
+    """p50 and p99 of each (series, label prefix, colour), second by second."""
+    for series, label, color in lines:
+        _percentiles(axis, x, series.timeline(seconds, 50), series.timeline(seconds, 99),
+                     label, color)
 
 
 def _percentiles(axis: Any, x: list[int], p50: list[float | None], p99: list[float | None],
