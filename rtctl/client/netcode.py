@@ -89,8 +89,10 @@ class NetcodeMetrics:
         self._frame: Frame[str] | None = None
 
     def snapshot(self, tick: int, age: float | None, *, now: float) -> None:
-        """A snapshot of server tick ``tick`` arrived at ``now``, ``age`` seconds after it
-        was sent (None: not known)."""
+        """Snapshot number ``tick`` arrived at ``now``, ``age`` seconds after it was sent
+        (None: not known). Numbers are consecutive unless one never came on its own: a
+        room's state versions (:attr:`~rtctl.client.StateStore.version`), or its ticks when
+        every tick is a version."""
         self.snapshots += 1
         gap = self._ticks.observe_sequence(_TICKS, tick)
         self._missing.append((now, 0 if gap is None else gap.missing))

@@ -57,6 +57,7 @@ __all__ = ["SyncedRoom"]
 logger = logging.getLogger("rtctl.client")
 
 _RETRY = Backoff()  # its nominal delays pace resyncs the gateway asks to retry later
+_DOUBLINGS = 16  # a bound on the exponent: the call timeout caps the patience long before
 _UNREADABLE_LIMIT = 3  # snapshots in a row that do not decode: the schema is not the room's
 
 
@@ -274,7 +275,9 @@ class SyncedRoom(Generic[S]):
         call timeout, which is also the wait before the first ping."""
         rto = self.client.netstats().retransmission_timeout()
         call_timeout = self.client.call_timeout
-        return call_timeout if rto is None else min(rto * 2 ** timeouts, call_timeout)
+        if rto is None:
+            return call_timeout
+        return min(rto * float(2 ** min(timeouts, _DOUBLINGS)), call_timeout)
 
     async def _join_again(self) -> None:
         self.rejoins += 1

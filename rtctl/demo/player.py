@@ -90,7 +90,8 @@ class ArenaPlayer:
             self.view.lost()
 
     def _ticked(self, change: Change) -> None:
-        seen = self.view.snapshot(self._store.state, self._clock(), self._wall() * 1000)
+        seen = self.view.snapshot(self._store.state, self._clock(), self._wall() * 1000,
+                                  version=self._store.version)
         for callback in self.on_snapshot:
             callback(seen)
 

@@ -60,7 +60,8 @@ from rtctl.services.state_room import StateRoom
 __all__ = ["MAX_CATCH_UP", "MAX_INPUTS", "ArenaRoom"]
 
 MAX_INPUTS = 32  # inputs in one state.input: a client re-sends at most its unacknowledged ones
-MAX_CATCH_UP = 10  # ticks run at once after a stall; a longer stall's remainder is skipped
+MAX_CATCH_UP = TICK_RATE  # ticks run at once after a stall (1 s); the rest of a longer one
+# is skipped, and the inputs sent meanwhile then wait on the input queues' budget
 _SEED = 7
 
 

@@ -108,16 +108,19 @@ class PlayerView:
         command = command._replace(view=self._view).quantized()
         seq = predictor.apply(command)
         self._made.append((self._base + seq, now))
-        self.metrics.inputs(sent=self._base + seq, acked=self._acked,
+        self.metrics.inputs(sent=self._base + seq, acked=max(self._acked, self._base),
                             missed=self._missed, now=now)
         return [item.to_wire(self._base + n) for n, item in predictor.unacked(REDUNDANCY)]
 
-    def snapshot(self, state: ArenaState, now: float, wall_ms: float) -> Seen:
+    def snapshot(self, state: ArenaState, now: float, wall_ms: float, *,
+                 version: int | None = None) -> Seen:
         """An authoritative state, received at ``now`` (local seconds) and ``wall_ms``
-        (this machine's Unix time in ms, for the snapshot's age)."""
+        (this machine's Unix time in ms, for the snapshot's age). ``version`` (the store's)
+        tells a lost patch from ticks the server ran together after a stall; without it
+        the ticks are counted."""
         tick = state.tick
         age = (wall_ms - state.sent_at) / 1000 if state.sent_at else None
-        self.metrics.snapshot(tick, age, now=now)
+        self.metrics.snapshot(tick if version is None else version, age, now=now)
         server_time = tick / TICK_RATE
         self._latest = {name: {"x": p.x, "y": p.y, "angle": p.angle, "hp": p.hp}
                         for name, p in state.players.items() if name != self.name}
@@ -138,7 +141,8 @@ class PlayerView:
         while self._made and self._made[0][0] <= own.ack:
             acked.append(self._made.popleft())
         self._acked = max(self._acked, own.ack)
-        self.metrics.inputs(sent=self._base + self.predictor.seq, acked=self._acked,
+        self.metrics.inputs(sent=self._base + self.predictor.seq,
+                            acked=max(self._acked, self._base),
                             missed=own.missed, now=now)
         try:
             result = self.predictor.reconcile(max(own.ack - self._base, 0), body_of(own), now)

@@ -325,6 +325,15 @@ async def test_resync_patience_doubles_up_to_the_call_timeout_until_a_snapshot()
                                    MIN_RTO, 2 * MIN_RTO]
 
 
+async def test_resync_patience_stays_finite_after_any_number_of_timeouts() -> None:
+    """Hours of timeouts in a row on a connection that stays up: the doubling is bounded,
+    so the patience is the call timeout, not an OverflowError that ends the repairs."""
+    client = make(Room())
+    client.pings.observe_ping(0.0, 0.01, 0.005)
+    synced = await join(client)
+    assert synced._patience(5000) == client.call_timeout
+
+
 async def one_turn() -> None:
     """Let the loop run once: a task created before has then run up to its first wait
     (asyncio runs ready callbacks first in, first out)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from rtctl.client.netstats import NetStats
 from rtctl.demo.game import TICK_RATE, ArenaState, Body, Input, Player, move
 from rtctl.demo.view import REDUNDANCY, PlayerView
 
@@ -124,3 +127,14 @@ def test_a_respawn_is_a_teleport_not_an_error_of_the_prediction() -> None:
     assert seen.reconciliation.error > 0
     later = view.snapshot(arena(3, elsewhere, 1, spawns=2), 0.2, 0.0)
     assert not later.respawned
+
+
+def test_ticks_run_together_after_a_stall_are_not_lost_snapshots() -> None:
+    """The arena runs the ticks a stall owed in one go: one version, several ticks."""
+    view = PlayerView("me")
+    view.snapshot(arena(1, START, 0), 0.0, 0.0, version=1)
+    view.snapshot(arena(5, START, 0), 0.1, 0.0, version=2)
+    assert view.metrics.read(NetStats().snapshot(0.1), jitter=0.0, now=0.1).snapshot_loss == 0
+    view.snapshot(arena(7, START, 0), 0.2, 0.0, version=4)  # version 3 never came
+    assert view.metrics.read(NetStats().snapshot(0.2), jitter=0.0,
+                             now=0.2).snapshot_loss == pytest.approx(1 / 4)
