@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from rtctl.client.netstats import JITTER_GAIN
+from rtctl.client.netstats import jitter_step
 
 __all__ = [
     "ANGLE",
@@ -266,8 +266,8 @@ class Interpolator(Generic[K]):
             self.jitter = 0.0
         self._buffer.append((t, {key: dict(fields) for key, fields in entities.items()}))
         transit = received - t
-        if self._transit is not None:  # RFC 3550 §6.4.1: J += (|D(i-1, i)| - J) / 16
-            self.jitter += (abs(transit - self._transit) - self.jitter) * JITTER_GAIN
+        if self._transit is not None:
+            self.jitter = jitter_step(self.jitter, transit - self._transit)
         self._transit = transit
         while self._offsets and self._offsets[-1][1] <= -transit:
             self._offsets.pop()

@@ -85,7 +85,6 @@ class NetcodeMetrics:
         self.corrections = 0
         self.last_correction = 0.0
         self._recent: deque[bool] = deque(maxlen=RECENT_FRAMES)  # beyond, per recent frame
-        self._recent_beyond = 0
         self._frame: Frame[str] | None = None
 
     def snapshot(self, tick: int, age: float | None, *, now: float) -> None:
@@ -119,11 +118,7 @@ class NetcodeMetrics:
             self.last_correction = result.correction
 
     def rendered(self, frame: Frame[str]) -> None:
-        beyond = frame.mode in ("extrapolated", "frozen")
-        if len(self._recent) == RECENT_FRAMES:
-            self._recent_beyond -= self._recent[0]
-        self._recent.append(beyond)
-        self._recent_beyond += beyond
+        self._recent.append(frame.mode in ("extrapolated", "frozen"))
         self._frame = frame
 
     def read(self, net: NetSnapshot, *, jitter: float, now: float) -> NetcodeSnapshot:
@@ -148,7 +143,7 @@ class NetcodeMetrics:
             corrections=self.corrections, last_correction=self.last_correction,
             buffer_depth=frame.depth if frame is not None else 0,
             delay=frame.delay if frame is not None else 0.0,
-            extrapolated_ratio=self._recent_beyond / len(self._recent) if self._recent else 0.0)
+            extrapolated_ratio=sum(self._recent) / len(self._recent) if self._recent else 0.0)
 
     def _forget(self, now: float) -> None:
         """Drop what is older than the window, keeping the input counts' baseline."""

@@ -33,6 +33,7 @@ __all__ = [
     "NetSnapshot",
     "NetStats",
     "SequenceGap",
+    "jitter_step",
 ]
 
 RTT_GAIN = 1 / 8  # RFC 6298 §2 (alpha)
@@ -41,6 +42,12 @@ OFFSET_SAMPLES = 8  # RFC 5905 §10 keeps eight samples in its clock filter
 DEFAULT_RATE_WINDOW = 2.0  # seconds: smooth enough to read, short enough to follow a spike
 MIN_RTO = 0.2  # s: Linux's TCP_RTO_MIN; RFC 6298 §2.4's 1 s is longer than a game can wait
 RTO_K = 4  # RFC 6298 §2.3
+
+
+def jitter_step(jitter: float, change: float) -> float:
+    """The jitter estimate after one more sample whose transit (or RTT) changed by
+    ``change`` from the last: ``J += (|D| - J) / 16`` (RFC 3550 §6.4.1)."""
+    return jitter + (abs(change) - jitter) * JITTER_GAIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +135,7 @@ class NetStats:
         if rtt < 0:
             return None
         if self.rtt is not None:
-            self.jitter += (abs(rtt - self.rtt) - self.jitter) * JITTER_GAIN
+            self.jitter = jitter_step(self.jitter, rtt - self.rtt)
         self.srtt = rtt if self.srtt is None else self.srtt + (rtt - self.srtt) * RTT_GAIN
         self.rtt_min = rtt if self.rtt_min is None else min(self.rtt_min, rtt)
         self.rtt = rtt

@@ -31,12 +31,11 @@ from rtctl.client.netcode import NetcodeMetrics
 from rtctl.client.prediction import DEFAULT_SMOOTHING, Predictor, Reconciliation
 from rtctl.demo.game import TELEPORT, TICK_RATE, ArenaState, Body, Input, body_of, move
 
-__all__ = ["LAYOUT", "MAX_UNACKED", "REDUNDANCY", "SNAP", "PlayerView", "Scene", "Seen"]
+__all__ = ["LAYOUT", "MAX_UNACKED", "REDUNDANCY", "PlayerView", "Scene", "Seen"]
 
 LAYOUT = {"x": LINEAR, "y": LINEAR, "angle": ANGLE, "hp": STEP}
 REDUNDANCY = 4  # inputs per message: 4 messages lost in a row (133 ms at 30 Hz) cost nothing
 MAX_UNACKED = 256  # inputs remembered for their delay: 8.5 s at 30 Hz, the predictor's reach
-SNAP = TELEPORT  # world units: a correction this large is a respawn, not an error to glide
 
 
 def _fields(body: Body) -> dict[str, Any]:
@@ -83,7 +82,7 @@ class PlayerView:
         self.interpolate = True
         self.metrics = NetcodeMetrics()
         self.interpolator: Interpolator[str] = Interpolator(
-            LAYOUT, interval=1 / TICK_RATE, bounds=bounds or DelayBounds(), snap=SNAP)
+            LAYOUT, interval=1 / TICK_RATE, bounds=bounds or DelayBounds(), snap=TELEPORT)
         self.predictor: Predictor[Body, Input] | None = None
         self._smoothing = smoothing
         self._base = 0  # the wire number of the predictor's input 0 (a new player restarts it)
@@ -167,7 +166,7 @@ class PlayerView:
         self._fresh = False
         self._made.clear()
         self.predictor = Predictor(move, body, layout=LAYOUT, fields=_fields,
-                                   smoothing=self._smoothing, snap=SNAP)
+                                   smoothing=self._smoothing, snap=TELEPORT)
 
     def render(self, now: float) -> Scene:
         """The scene at ``now``; what the player looks at decides its next inputs' view."""
