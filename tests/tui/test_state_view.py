@@ -129,6 +129,9 @@ async def test_the_demo_shows_drift_and_leaves_it_when_switched_away(tmp_path: P
         await wait_until(lambda: screen.watched is not None
                          and screen.watched.store.stats.patches >= 3, "three patches")
         await wait_until(lambda: "20 Hz" in screen_text(screen), "the room's tick rate")
+        # The numbers are redrawn at a paced rate: wait for a drawing after the patches.
+        await wait_until(lambda: re.search(r"version [1-9]", screen_text(screen)) is not None,
+                         "the numbers drawn after a patch")
         text = screen_text(screen)
         assert "room     drift:1 (DriftRoom), version " in text
         assert "binary" in text  # the observer offers rtctl.v1.binary
