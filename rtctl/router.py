@@ -97,7 +97,9 @@ class CallContext:
     (``remote_address``, the negotiated ``subprotocol``, ``connected_at``).
     ``session`` is the connection's own mutable mapping, shared by all its
     calls: a place for per-connection game state. ``peer`` lets a handler
-    notify or close the connection.
+    notify or close the connection. ``idempotency_key`` is the request's own
+    (the ``idempotency_key`` member a client sets on a call it may re-send
+    after a reconnect), None for most calls.
     """
 
     connection_id: str
@@ -109,6 +111,7 @@ class CallContext:
     connected_at: float = 0.0
     session: dict[str, Any] = field(default_factory=dict)
     peer: Peer | None = None
+    idempotency_key: str | None = None
 
 
 # ---------------------------------------------------------------------------

@@ -35,11 +35,12 @@ from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
 from rtctl.host import Host
 from rtctl.router import CallContext, Peer, Router
 
-__all__ = ["EndedHook", "ResyncHook", "SessionService", "StartedHook"]
+__all__ = ["DetachedHook", "EndedHook", "ResyncHook", "SessionService", "StartedHook"]
 
 logger = logging.getLogger("rtctl.sessions")
 
 StartedHook = Callable[[Peer], Awaitable[None]]
+DetachedHook = Callable[[str], Awaitable[None]]  # (session id): its connection here closed
 EndedHook = Callable[[str, str], Awaitable[None]]  # (session id, user)
 ResyncHook = Callable[[Sequence[Peer]], Awaitable[None]]
 
@@ -53,6 +54,7 @@ class SessionService:
         self.node = self.backends.node_id
         self._records: dict[str, SessionRecord] = {}  # this node's live sessions
         self._started: list[StartedHook] = []
+        self._detached: list[DetachedHook] = []
         self._ended: list[EndedHook] = []
         self._resyncs: list[ResyncHook] = []
         self._dirty = False
@@ -71,6 +73,12 @@ class SessionService:
 
     def on_started(self, hook: StartedHook) -> None:
         self._started.append(hook)
+
+    def on_detached(self, hook: DetachedHook) -> None:
+        """``hook(session_id)`` when the session's connection on this node closes: what was
+        kept for that connection goes now, what the session holds in the cluster waits for
+        :meth:`on_ended` (later, after the grace period, or never if it is resumed)."""
+        self._detached.append(hook)
 
     def on_ended(self, hook: EndedHook) -> None:
         """``hook(session_id, user)`` for local disconnects and dead nodes' sessions alike."""
@@ -103,6 +111,8 @@ class SessionService:
 
     async def _disconnected(self, conn: Peer, code: int | None, reason: str) -> None:
         self._records.pop(conn.id, None)
+        for hook in self._detached:
+            await self._guarded(hook(conn.id), conn.id)
         await self.end(conn.id, conn.user, self.node)
 
     async def end(self, session_id: str, user: str, node: str) -> bool:
