@@ -5,8 +5,8 @@ Library users and tests build a config in one line::
     GatewayConfig(auth=AuthConfig(secret="s"), limits=Limits(max_connections=100))
 
 The CLI builds one from ``--config FILE.toml`` and its flags (flags win). The
-file has the sections ``[server]``, ``[auth]``, ``[limits]`` and
-``[heartbeat]``; ``docs/api.md`` lists every key. Durations and sizes accept
+file has the sections ``[server]``, ``[auth]``, ``[limits]``, ``[heartbeat]``
+and ``[recovery]``; ``docs/api.md`` lists every key. Durations and sizes accept
 units (``15s``, ``64KiB``). Only the CLI reads the environment.
 """
 
@@ -18,12 +18,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rtctl.backends.base import DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL, HistoryLimits
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 from rtctl.units import parse_duration, parse_size
 
 __all__ = [
     "DEFAULT_DRAIN",
+    "DEFAULT_GRACE",
     "DEFAULT_HOST",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_CONNECTIONS",
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_PORT",
+    "DEFAULT_TOKEN_TTL",
     "DEFAULT_TRANSPORT",
     "DEFAULT_WRITE_TIMEOUT",
     "MAX_PORT",
@@ -42,6 +45,7 @@ __all__ = [
     "GatewayConfig",
     "Heartbeat",
     "Limits",
+    "Recovery",
     "load_config_file",
     "merge",
 ]
@@ -61,6 +65,8 @@ DEFAULT_WRITE_TIMEOUT = 5.0
 DEFAULT_PING_INTERVAL = 15.0  # Nakama 15 s, Centrifugo 25 s: under most NAT idle timeouts
 DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
 DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
+DEFAULT_GRACE = 5.0  # a dropped session is held this long: a quick reconnect flaps nothing
+DEFAULT_TOKEN_TTL = 3600.0  # a recovery token's life; the SDK fetches a new one at half of it
 MAX_PORT = 65535  # TCP ports are 16 bits; 0 asks the system for a free one
 TRANSPORTS = ("websockets", "picows")  # the drivers of rtctl.gateway.transports
 DEFAULT_TRANSPORT = "websockets"
@@ -88,6 +94,40 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Recovery:
+    """How a client that dropped gets its session and its rooms' messages back.
+
+    A dropped session is held ``grace`` s (0: ended at once) before presence
+    says offline and its rooms are left; a recovery token lasts ``token_ttl``
+    s and is signed with ``secret`` (default: derived from the JWT secret).
+    Each room keeps its last ``history_size`` messages for ``history_ttl`` s
+    after its last one: a client that was away longer gets ``recovered:
+    false``.
+    """
+
+    grace: float = DEFAULT_GRACE
+    token_ttl: float = DEFAULT_TOKEN_TTL
+    secret: str | None = field(default=None, repr=False)
+    history_size: int = DEFAULT_HISTORY_SIZE
+    history_ttl: float = DEFAULT_HISTORY_TTL
+
+    def __post_init__(self) -> None:
+        if self.grace < 0:
+            raise ConfigError(f"recovery grace must be zero or more seconds, got {self.grace:g}")
+        if self.token_ttl <= 0:
+            raise ConfigError(f"recovery token_ttl must be above 0, got {self.token_ttl:g}")
+        if self.secret == "":
+            raise ConfigError("the recovery secret is empty")
+        self.history  # noqa: B018 - its own checks, now rather than at the first publish
+
+    @property
+    def history(self) -> HistoryLimits:
+        """The rooms' history limits (a recovery replays at most ``history_size`` messages)."""
+        return HistoryLimits(size=self.history_size, ttl=self.history_ttl,
+                             max_replay=self.history_size)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     """Everything ``rtctl serve`` needs; ``port=0`` picks a free port."""
 
@@ -99,6 +139,7 @@ class GatewayConfig:
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     drain: float = DEFAULT_DRAIN
     transport: str = DEFAULT_TRANSPORT  # one of TRANSPORTS
+    recovery: Recovery = field(default_factory=Recovery)
 
     def __post_init__(self) -> None:
         """Refuse what cannot work, whether it came from a flag, a file or code."""
@@ -146,12 +187,17 @@ _CONVERTERS: dict[str, Any] = {
     "jwks": str,
     "audience": str,
     "issuer": str,
+    "grace": parse_duration,
+    "token_ttl": parse_duration,
+    "history_size": _integer,
+    "history_ttl": parse_duration,
 }
 _SECTIONS = {
     "server": {"host", "port", "path", "drain", "transport"},
     "auth": {"secret", "public_key", "jwks", "audience", "issuer", "leeway"},
     "limits": {f.name for f in fields(Limits)},
     "heartbeat": {f.name for f in fields(Heartbeat)},
+    "recovery": {f.name for f in fields(Recovery)},
 }
 
 
@@ -198,4 +244,6 @@ def merge(config: GatewayConfig, section: str, values: Mapping[str, Any]) -> Gat
         return replace(config, limits=replace(config.limits, **values))
     if section == "heartbeat":
         return replace(config, heartbeat=replace(config.heartbeat, **values))
+    if section == "recovery":
+        return replace(config, recovery=replace(config.recovery, **values))
     raise ConfigError(f"unknown config section {section!r}")

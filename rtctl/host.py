@@ -48,6 +48,10 @@ class Host(Protocol):
     def backends(self) -> Backends:
         """Sessions, presence, rooms and the event bus (memory, Redis, NATS)."""
 
+    @property
+    def grace(self) -> float:
+        """Seconds a dropped connection's session is held for a resume (0: not held)."""
+
     def on_connect(self, hook: ConnectHook) -> ConnectHook:
         """Call ``hook(peer)`` once a connection is open and registered."""
 
@@ -65,6 +69,9 @@ class Host(Protocol):
 
     def peer(self, connection_id: str) -> Peer | None:
         """The live connection with this id on this node, if any."""
+
+    def recovery_token(self, session: str, user: str) -> tuple[str, float]:
+        """A token that resumes ``session`` at a later upgrade, and its expiry (Unix s)."""
 
     def reauthenticate(self, connection_id: str, token: str) -> float | None:
         """Adopt ``token`` for the connection; returns its new expiry (Unix seconds).

@@ -63,6 +63,14 @@ class Peer(Protocol):
     def subprotocol(self) -> str | None:
         """The subprotocol negotiated at the upgrade (``rtctl.protocol.upgrade``)."""
 
+    @property
+    def resumed(self) -> bool:
+        """True when this connection carries on an earlier one's session (same id)."""
+
+    @property
+    def close_code(self) -> int | None:
+        """The code this gateway closed the connection with; None while it has not."""
+
     def notify(self, method: str, params: Any = None) -> None:
         """Queue a notification to this connection (never blocks)."""
 
@@ -99,7 +107,10 @@ class CallContext:
     calls: a place for per-connection game state. ``peer`` lets a handler
     notify or close the connection. ``idempotency_key`` is the request's own
     (the ``idempotency_key`` member a client sets on a call it may re-send
-    after a reconnect), None for most calls.
+    after a reconnect), None for most calls. ``resumed`` is True on a
+    connection that took its session over from an earlier one (a recovery
+    token at the upgrade); ``resume_error`` says why an offered token was not
+    honoured.
     """
 
     connection_id: str
@@ -112,6 +123,8 @@ class CallContext:
     session: dict[str, Any] = field(default_factory=dict)
     peer: Peer | None = None
     idempotency_key: str | None = None
+    resumed: bool = False
+    resume_error: str | None = None
 
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from rtctl.config import (
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 
-KNOWN_SECTIONS = "[server], [auth], [limits], [heartbeat]"
+KNOWN_SECTIONS = "[server], [auth], [limits], [heartbeat], [recovery]"
 
 FULL = """\
 [server]
@@ -413,3 +413,28 @@ def test_an_impossible_value_from_the_file_is_refused_at_merge(tmp_path: Path) -
 @pytest.mark.parametrize("port", [0, 65535])
 def test_port_edges_are_accepted(port: int) -> None:
     assert GatewayConfig(auth=AuthConfig(secret="s"), port=port).port == port
+
+
+def test_the_recovery_section_reads_durations_and_counts(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text('[recovery]\ngrace = "2s"\ntoken_ttl = "10m"\nhistory_size = 50\n'
+                    'history_ttl = "30s"\nsecret = "shared"\n')
+    config = merge(GatewayConfig(auth=AuthConfig(secret="s")), "recovery",
+                   load_config_file(path)["recovery"])
+    recovery = config.recovery
+    assert (recovery.grace, recovery.token_ttl, recovery.secret) == (2.0, 600.0, "shared")
+    assert (recovery.history.size, recovery.history.ttl, recovery.history.max_replay) == (
+        50, 30.0, 50)
+    assert "shared" not in repr(recovery)  # a secret never reaches a log line
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"grace": -1.0}, "recovery grace must be zero or more seconds, got -1"),
+    ({"token_ttl": 0.0}, "recovery token_ttl must be above 0, got 0"),
+    ({"history_size": 0}, "history size must be 1 or more messages, got 0"),
+    ({"secret": ""}, "the recovery secret is empty"),
+])
+def test_impossible_recovery_values_are_refused(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        merge(GatewayConfig(auth=AuthConfig(secret="s")), "recovery", values)
+    assert str(caught.value) == message

@@ -8,7 +8,8 @@ uses, so several gateway nodes share sessions, presence, rooms and room state::
                                 nats_url="nats://127.0.0.1:4222", node_id="gw-1")
     async with Gateway(config, backends=backends) as gateway: ...
 
-Either URL may be left out: its part then stays in memory, on this node only.
+Redis may be given alone (state outlives a restart; no traffic between nodes);
+NATS needs Redis (:func:`connect_backends` says why).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from rtctl.backends.base import (
     BackendUnavailable,
     EventBus,
     Health,
+    HistoryLimits,
+    HistoryStore,
     Presence,
     PresenceStore,
+    ReplyCache,
     RoomStore,
     SessionRecord,
     SessionStore,
@@ -35,7 +39,9 @@ from rtctl.backends.base import (
 )
 from rtctl.backends.memory import (
     MemoryBus,
+    MemoryHistoryStore,
     MemoryPresenceStore,
+    MemoryReplyCache,
     MemoryRoomStore,
     MemorySessionStore,
     MemorySnapshotStore,
@@ -46,8 +52,11 @@ __all__ = [
     "BackendUnavailable",
     "Backends",
     "EventBus",
+    "HistoryLimits",
+    "HistoryStore",
     "Presence",
     "PresenceStore",
+    "ReplyCache",
     "RoomStore",
     "SessionRecord",
     "SessionStore",
@@ -67,11 +76,14 @@ def default_node_id() -> str:
 
 
 def memory_backends(*, clock: Callable[[], float] = time.time, node_id: str | None = None,
-                    node_ttl: float = DEFAULT_NODE_TTL) -> Backends:
+                    node_ttl: float = DEFAULT_NODE_TTL,
+                    history: HistoryLimits = HistoryLimits()) -> Backends:
     """Everything in this process: nothing to start, nothing that can fail."""
-    return Backends(sessions=MemorySessionStore(clock=clock), presence=MemoryPresenceStore(),
-                    rooms=MemoryRoomStore(), bus=MemoryBus(),
-                    snapshots=MemorySnapshotStore(clock=clock),
+    return Backends(sessions=MemorySessionStore(clock=clock),
+                    presence=MemoryPresenceStore(clock=clock), rooms=MemoryRoomStore(),
+                    bus=MemoryBus(), snapshots=MemorySnapshotStore(clock=clock),
+                    history=MemoryHistoryStore(history, clock=clock),
+                    replies=MemoryReplyCache(clock=clock),
                     node_id=node_id or default_node_id(), node_ttl=node_ttl)
 
 
@@ -87,33 +99,42 @@ def _check_url(url: str, flag: str, schemes: tuple[str, ...]) -> None:
 
 def connect_backends(*, redis_url: str | None = None, nats_url: str | None = None,
                      node_id: str | None = None, node_ttl: float = DEFAULT_NODE_TTL,
-                     session_ttl: float = DEFAULT_SESSION_TTL, prefix: str = "rtctl") -> Backends:
+                     session_ttl: float = DEFAULT_SESSION_TTL, prefix: str = "rtctl",
+                     history: HistoryLimits = HistoryLimits()) -> Backends:
     """A bundle on Redis and/or NATS; the URLs are checked now, connected at start.
 
-    Raises :class:`ConfigError` for a URL that cannot be right, or a TTL that
-    is not positive.
+    Raises :class:`ConfigError` for a URL that cannot be right, a TTL that is
+    not positive, or NATS without Redis.
     """
     if node_ttl <= 0 or session_ttl <= node_ttl:
         raise ConfigError(f"--node-ttl must be positive and under the session TTL "
                           f"({session_ttl:g}s), got {node_ttl:g}s")
+    if nats_url is not None and redis_url is None:
+        # Nodes joined by NATS alone would each count their own offsets and keep their own
+        # history, sessions and presence: a client moving between them would lose its place.
+        raise ConfigError("--nats needs --redis: NATS shares only traffic between nodes, "
+                          "while room offsets and history, sessions and presence must be "
+                          "shared too; add --redis URL (or drop --nats for one node)")
     node = node_id or default_node_id()
-    memory = memory_backends(node_id=node, node_ttl=node_ttl)
+    memory = memory_backends(node_id=node, node_ttl=node_ttl, history=history)
     sessions, presence, rooms, bus = memory.sessions, memory.presence, memory.rooms, memory.bus
-    snapshots = memory.snapshots
+    snapshots, history_store, replies = memory.snapshots, memory.history, memory.replies
     connections: list[Health] = []
     if redis_url is not None:
         from rtctl.backends.redis import (
             RedisConnection,
-            RedisPresenceStore,
             RedisRoomStore,
             RedisSessionStore,
             RedisSnapshotStore,
         )
+        from rtctl.backends.redis_history import RedisHistoryStore, RedisReplyCache
+        from rtctl.backends.redis_presence import RedisPresenceStore
 
         _check_url(redis_url, "--redis", _REDIS_SCHEMES)
         redis = RedisConnection(redis_url, prefix=f"{prefix}:")
         sessions, presence = RedisSessionStore(redis), RedisPresenceStore(redis)
         rooms, snapshots = RedisRoomStore(redis), RedisSnapshotStore(redis)
+        history_store, replies = RedisHistoryStore(redis, history), RedisReplyCache(redis)
         connections.append(redis)
     if nats_url is not None:
         from rtctl.backends.nats import NatsBus
@@ -123,6 +144,7 @@ def connect_backends(*, redis_url: str | None = None, nats_url: str | None = Non
         bus = nats_bus
         connections.append(nats_bus)
     return Backends(sessions=sessions, presence=presence, rooms=rooms, bus=bus,
-                    snapshots=snapshots, node_id=node, node_ttl=node_ttl,
+                    snapshots=snapshots, history=history_store, replies=replies,
+                    node_id=node, node_ttl=node_ttl,
                     session_ttl=session_ttl, subject_prefix=prefix,
                     connections=tuple(connections))

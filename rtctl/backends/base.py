@@ -13,7 +13,12 @@ as one :class:`Backends` bundle:
 * :class:`SnapshotStore` — which node owns each stateful room, and the room's
   last kept snapshot, for late joins and for a new owner after the old one died;
 * :class:`EventBus` — fire-and-forget messages to every node (presence changes,
-  room traffic).
+  room traffic);
+* :class:`HistoryStore` — each room's message stream: offsets, an epoch, and the
+  last messages kept for a while, so a client that reconnects gets what it missed
+  or is told it cannot (Centrifugo's stream recovery);
+* :class:`ReplyCache` — replies of keyed requests, so a request re-sent after a
+  reconnect is answered, not run twice.
 
 Memory implementations (:mod:`rtctl.backends.memory`) are the default and are
 real; Redis (:mod:`rtctl.backends.redis`) and NATS (:mod:`rtctl.backends.nats`)
@@ -30,31 +35,44 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
-from rtctl.exceptions import RpcError
+from rtctl.exceptions import ConfigError, RpcError
 from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.streams import Reason, StreamPosition
 
 __all__ = [
+    "DEFAULT_HISTORY_SIZE",
+    "DEFAULT_HISTORY_TTL",
     "DEFAULT_NODE_TTL",
+    "DEFAULT_POSITION_TTL",
     "DEFAULT_SESSION_TTL",
     "STATUSES",
     "BackendUnavailable",
     "Backends",
     "EventBus",
     "Health",
+    "HistoryEntry",
+    "HistoryLimits",
+    "HistoryStore",
     "MessageHandler",
     "Presence",
     "PresenceStore",
     "RecoveryHook",
+    "Replay",
+    "ReplyCache",
     "RoomStore",
     "SessionRecord",
     "SessionStore",
     "SnapshotStore",
     "Status",
     "Subscription",
+    "Unrecoverable",
 ]
 
 DEFAULT_NODE_TTL = 10.0  # a dead node's sessions are cleaned up within this (issue: <= 15 s)
 DEFAULT_SESSION_TTL = 60.0  # a record not refreshed by its node for this long expires
+DEFAULT_HISTORY_SIZE = 1000  # messages kept per room
+DEFAULT_HISTORY_TTL = 120.0  # s a room's messages live after its last publish (Socket.IO's 2 min)
+DEFAULT_POSITION_TTL = 86400.0  # s a room's (offset, epoch) outlives its last publish
 
 Status: TypeAlias = Literal["online", "away", "busy", "invisible"]
 STATUSES: tuple[Status, ...] = ("online", "away", "busy", "invisible")
@@ -91,18 +109,22 @@ class SessionRecord:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """A user's stored presence: chosen status, text, devices online, last_seen (ms)."""
+    """A user's stored presence: chosen status, text, devices online, last_seen (ms), and
+    ``version``, raised by every stored change (see :class:`PresenceStore`)."""
 
     status: Status = "online"
     text: str | None = None
     devices: int = 0
     last_seen: float | None = None
+    version: int = 0
 
     def seen(self) -> dict[str, Any]:
         """What other users see: ``invisible`` and no devices both read as offline."""
         if self.devices == 0 or self.status == "invisible":
-            return {"status": "offline", "last_seen": self.last_seen, "text": None}
-        return {"status": self.status, "last_seen": None, "text": self.text}
+            return {"status": "offline", "last_seen": self.last_seen, "text": None,
+                    "version": self.version}
+        return {"status": self.status, "last_seen": None, "text": self.text,
+                "version": self.version}
 
 
 class Health(Protocol):
@@ -151,6 +173,12 @@ class SessionStore(Protocol):
 
 
 class PresenceStore(Protocol):
+    """Presence per user. Every change stored (a device added or removed, ``last_seen``
+    stamped, a status set) raises the user's ``version`` in the same atomic step, to
+    ``max(version + 1, now in ms)``: increasing, and still above every version handed out
+    before the store lost the user (Redis flushed, or the record's retention lapsed), so a
+    node can drop a late copy of an older change (a hybrid logical clock)."""
+
     async def connect(self, user: str, session_id: str) -> bool:
         """Count a device online; True if the user had none before."""
 
@@ -223,6 +251,86 @@ class EventBus(Protocol):
     async def subscribe(self, subject: str, handler: MessageHandler) -> Subscription: ...
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One message of a room's stream, as the room service appended it
+    (``{"from", "data", "session"}``)."""
+
+    offset: int
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Recovered: every entry after the reader's position, whole, in order."""
+
+    position: StreamPosition  # the stream's end as read; the last entry's offset, if any
+    entries: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecoverable:
+    """Not recovered, and why; the reader starts again at ``position``, the end now."""
+
+    position: StreamPosition
+    reason: Reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryLimits:
+    """How much of each room's stream is kept: the last ``size`` messages, until ``ttl`` s
+    after the room's last one; one recovery replays at most ``max_replay`` (else
+    ``too_many``: the client is better served by a fresh start)."""
+
+    size: int = DEFAULT_HISTORY_SIZE
+    ttl: float = DEFAULT_HISTORY_TTL
+    max_replay: int = DEFAULT_HISTORY_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("size", "max_replay"):
+            if (count := getattr(self, name)) < 1:
+                raise ConfigError(f"history {name} must be 1 or more messages, got {count}")
+        # The position must outlive the messages: offsets never restart under kept ones.
+        if not 0 < self.ttl <= DEFAULT_POSITION_TTL:
+            raise ConfigError(f"history ttl must be above 0 and at most "
+                              f"{DEFAULT_POSITION_TTL:g}s, got {self.ttl:g}s")
+
+
+class HistoryStore(Protocol):
+    """Each room's message stream: an offset counter, an epoch, the last messages.
+
+    The epoch is a random token made when a room's position is first needed (or after it
+    was lost or expired); offsets count from 1 within an epoch. A room's position outlives
+    its last append by :data:`DEFAULT_POSITION_TTL`, its messages by ``limits.ttl``.
+    """
+
+    limits: HistoryLimits
+
+    async def append(self, room: str, message: dict[str, Any], *, key: str | None = None
+                     ) -> tuple[StreamPosition, bool]:
+        """Append; returns its position and False. With a ``key`` already appended to this
+        room while its message is kept (the history window): the first one's position and
+        True, nothing appended. Atomic."""
+
+    async def position(self, room: str) -> StreamPosition:
+        """The stream's end now; a room never published to gets offset 0 and an epoch that
+        this read fixes (a later append keeps it)."""
+
+    async def since(self, room: str, since: StreamPosition) -> Replay | Unrecoverable:
+        """Everything after ``since.offset``, or why not
+        (:func:`rtctl.backends.history.replay_after`)."""
+
+
+class ReplyCache(Protocol):
+    """Replies of keyed requests (the gateway's generic idempotency layer)."""
+
+    async def recall(self, key: str) -> str | None:
+        """The reply remembered under ``key``, or None (never, or expired)."""
+
+    async def remember(self, key: str, reply: str, *, ttl: float) -> None:
+        """Keep ``reply`` under ``key`` for ``ttl`` s."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Backends:
     """Everything a node shares with the cluster, and who it is there."""
@@ -232,6 +340,8 @@ class Backends:
     rooms: RoomStore
     bus: EventBus
     snapshots: SnapshotStore
+    history: HistoryStore
+    replies: ReplyCache
     node_id: str
     node_ttl: float = DEFAULT_NODE_TTL
     session_ttl: float = DEFAULT_SESSION_TTL

@@ -12,14 +12,28 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from rtctl.backends.base import MessageHandler, Presence, SessionRecord, Status
+from rtctl.backends.base import (
+    DEFAULT_POSITION_TTL,
+    HistoryEntry,
+    HistoryLimits,
+    MessageHandler,
+    Presence,
+    Replay,
+    SessionRecord,
+    Status,
+    Unrecoverable,
+)
+from rtctl.backends.history import new_epoch, replay_after
+from rtctl.protocol.streams import StreamPosition
 
-__all__ = ["MemoryBus", "MemoryPresenceStore", "MemoryRoomStore", "MemorySessionStore",
-           "MemorySnapshotStore"]
+__all__ = ["MemoryBus", "MemoryHistoryStore", "MemoryPresenceStore", "MemoryReplyCache",
+           "MemoryRoomStore", "MemorySessionStore", "MemorySnapshotStore"]
 
 Clock = Callable[[], float]
 V = TypeVar("V")
@@ -45,6 +59,10 @@ class _Expiring(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def values(self) -> list[V]:
+        """Every value held, the expired ones included until they are swept."""
+        return [value for value, _ in self._entries.values()]
 
     def get(self, key: str) -> V | None:
         entry = self._entries.get(key)
@@ -127,21 +145,24 @@ class MemorySessionStore:
 class MemoryPresenceStore:
     """Presence per user; the devices are the session ids that keep a user online."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._clock = clock
         self._presence: dict[str, Presence] = {}
         self._devices: dict[str, set[str]] = {}
 
     def _update(self, user: str, **changes: Any) -> None:
-        devices = len(self._devices.get(user, ()))
-        self._presence[user] = replace(self._presence.get(user, Presence()), devices=devices,
-                                       **changes)
+        stored = self._presence.get(user, Presence())
+        self._presence[user] = replace(
+            stored, devices=len(self._devices.get(user, ())), **changes,
+            version=max(stored.version + 1, int(self._clock() * 1000)))
 
     async def connect(self, user: str, session_id: str) -> bool:
         devices = self._devices.setdefault(user, set())
-        first = not devices
+        if session_id in devices:
+            return False
         devices.add(session_id)
         self._update(user)
-        return first
+        return len(devices) == 1
 
     async def disconnect(self, user: str, session_id: str, *, now_ms: float) -> bool:
         devices = self._devices.get(user, set())
@@ -252,6 +273,90 @@ class MemorySnapshotStore:
 
     async def forget(self, room: str) -> None:
         self._snapshots.discard(room)
+
+
+class _Window:
+    """A room's kept messages, each with its idempotency key, and the keys' offsets."""
+
+    __slots__ = ("kept", "keys")
+
+    def __init__(self) -> None:
+        self.kept: deque[tuple[HistoryEntry, str | None]] = deque()
+        self.keys: dict[str, int] = {}
+
+
+class MemoryHistoryStore:
+    """Each room's end (epoch, offset) and window of messages, each expiring on its own.
+
+    A window holds the last ``limits.size`` messages and is dropped ``limits.ttl`` s after
+    its room's last append; an end is forgotten :data:`DEFAULT_POSITION_TTL` s after it.
+    Messages are kept as given (not copied): readers must not change them.
+    """
+
+    def __init__(self, limits: HistoryLimits = HistoryLimits(), *,
+                 clock: Clock = time.time) -> None:
+        self.limits = limits
+        self._ends: _Expiring[StreamPosition] = _Expiring(clock)
+        self._windows: _Expiring[_Window] = _Expiring(clock)
+
+    def __len__(self) -> int:
+        """Ends, messages and keys held, the expired ones included until they are swept."""
+        return len(self._ends) + sum(len(w.kept) + len(w.keys) for w in self._windows.values())
+
+    def _end(self, room: str) -> StreamPosition:
+        end = self._ends.get(room)
+        if end is None:  # never published to, or forgotten: a new epoch (no window is
+            end = StreamPosition(0, new_epoch())  # left: it lives at most as long)
+            self._ends.set(room, end, DEFAULT_POSITION_TTL)
+        return end
+
+    async def append(self, room: str, message: dict[str, Any], *, key: str | None = None
+                     ) -> tuple[StreamPosition, bool]:
+        end = self._end(room)
+        window = self._windows.get(room) or _Window()
+        if key is not None and (first := window.keys.get(key)) is not None:
+            return StreamPosition(first, end.epoch), True
+        end = StreamPosition(end.offset + 1, end.epoch)
+        if len(window.kept) == self.limits.size:
+            _, old_key = window.kept.popleft()
+            if old_key is not None:
+                del window.keys[old_key]
+        window.kept.append((HistoryEntry(end.offset, message), key))
+        if key is not None:
+            window.keys[key] = end.offset
+        self._ends.set(room, end, DEFAULT_POSITION_TTL)
+        self._windows.set(room, window, self.limits.ttl)
+        return end, False
+
+    async def position(self, room: str) -> StreamPosition:
+        return self._end(room)
+
+    async def since(self, room: str, since: StreamPosition) -> Replay | Unrecoverable:
+        end = self._end(room)
+        window = self._windows.get(room)
+        kept: list[HistoryEntry] = []
+        if window is not None and since.offset < end.offset:  # a window is never empty
+            start = max(0, since.offset + 1 - window.kept[0][0].offset)
+            kept = [entry for entry, _ in
+                    islice(window.kept, start, start + self.limits.max_replay)]
+        return replay_after(since, end, kept, self.limits)
+
+
+class MemoryReplyCache:
+    """Replies by key, each until its own expiry."""
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._replies: _Expiring[str] = _Expiring(clock)
+
+    def __len__(self) -> int:
+        """Replies held, the expired ones included until they are swept."""
+        return len(self._replies)
+
+    async def recall(self, key: str) -> str | None:
+        return self._replies.get(key)
+
+    async def remember(self, key: str, reply: str, *, ttl: float) -> None:
+        self._replies.set(key, reply, ttl)
 
 
 class _MemorySubscription:

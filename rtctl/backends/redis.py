@@ -1,4 +1,4 @@
-"""Sessions, presence, rooms and room state in Redis, through redis-py's asyncio client.
+"""Sessions, rooms and room state in Redis, through redis-py's asyncio client.
 
 Several gateways share one Redis. Every key starts with a prefix (default
 ``rtctl:``) followed by a kind and one name, so names containing ``:`` never
@@ -18,24 +18,23 @@ import base64
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rtctl.backends.base import BackendUnavailable, Presence, RecoveryHook, SessionRecord, Status
+from rtctl.backends.base import BackendUnavailable, RecoveryHook, SessionRecord
 
-__all__ = ["RedisConnection", "RedisPresenceStore", "RedisRoomStore", "RedisSessionStore",
-           "RedisSnapshotStore"]
+__all__ = ["RedisConnection", "RedisRoomStore", "RedisSessionStore", "RedisSnapshotStore"]
 
 logger = logging.getLogger("rtctl.backends.redis")
 
 DEFAULT_TIMEOUT = 1.0  # a call needing a dead Redis fails within about this
 DEFAULT_PROBE = 0.5  # how often the monitor pings (readiness freshness)
-PRESENCE_RETENTION_MS = 30 * 24 * 3600 * 1000  # last_seen outlives a month offline
+DEFAULT_CONNECTIONS = 100  # sockets to Redis per node; more calls at once wait for one
 _ERRORS = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 _NOT_STARTED = "not started"
 
@@ -46,13 +45,16 @@ class RedisConnection:
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "rtctl:", timeout: float = DEFAULT_TIMEOUT,
-                 probe: float = DEFAULT_PROBE) -> None:
+                 probe: float = DEFAULT_PROBE, connections: int = DEFAULT_CONNECTIONS) -> None:
         self.url = url
         self.prefix = prefix
-        self.client: Redis = Redis.from_url(
-            url, decode_responses=True, socket_timeout=timeout,
-            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
-            health_check_interval=0)
+        # A burst of calls (a reconnect storm's joins) waits up to `timeout` for a socket:
+        # the default pool refuses the call at once, which would read as Redis being down.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=connections, timeout=timeout, decode_responses=True,
+            socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1), health_check_interval=0)
+        self.client: Redis = Redis(connection_pool=pool)
         self._probe = probe
         self._failure: str | None = _NOT_STARTED
         self._hooks: list[RecoveryHook] = []
@@ -71,7 +73,7 @@ class RedisConnection:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
 
     def failure(self) -> str | None:
         return self._failure
@@ -201,68 +203,6 @@ class RedisSessionStore:
         pipe.delete(r.key("node-sessions", node), r.key("node", node))
         with r.guard():
             await pipe.execute()
-
-
-class RedisPresenceStore:
-    """``presence:USER`` hash (status, text, last_seen) and ``devices:USER`` set."""
-
-    def __init__(self, redis: RedisConnection) -> None:
-        self._r = redis
-
-    async def _devices(self, user: str, session_id: str, *, add: bool,
-                       fields: dict[Any, Any]) -> tuple[int, int]:
-        r, devices, presence = self._r, self._r.key("devices", user), self._r.key("presence", user)
-        pipe = r.client.pipeline(transaction=True)
-        (pipe.sadd if add else pipe.srem)(devices, session_id)
-        pipe.scard(devices)
-        if fields:
-            pipe.hset(presence, mapping=fields)
-        pipe.pexpire(presence, PRESENCE_RETENTION_MS)
-        with r.guard():
-            changed, count, *_ = await pipe.execute()
-        return int(changed), int(count)
-
-    async def connect(self, user: str, session_id: str) -> bool:
-        added, count = await self._devices(user, session_id, add=True, fields={})
-        return bool(added) and count == 1
-
-    async def disconnect(self, user: str, session_id: str, *, now_ms: float) -> bool:
-        removed, count = await self._devices(user, session_id, add=False,
-                                             fields={"last_seen": repr(now_ms)})
-        return bool(removed) and count == 0
-
-    async def set_status(self, user: str, status: Status, text: str | None, *,
-                         now_ms: float) -> None:
-        r, key = self._r, self._r.key("presence", user)
-        fields: dict[Any, Any] = {"status": status}
-        if status == "invisible":
-            fields["last_seen"] = repr(now_ms)
-        if text is not None:
-            fields["text"] = text
-        pipe = r.client.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
-        if text is None:
-            pipe.hdel(key, "text")
-        pipe.pexpire(key, PRESENCE_RETENTION_MS)
-        with r.guard():
-            await pipe.execute()
-
-    async def get(self, users: Sequence[str]) -> dict[str, Presence]:
-        r = self._r
-        pipe = r.client.pipeline(transaction=False)
-        for user in users:
-            pipe.hgetall(r.key("presence", user))
-            pipe.scard(r.key("devices", user))
-        with r.guard():
-            raw = await pipe.execute()
-        result: dict[str, Presence] = {}
-        for index, user in enumerate(users):
-            stored, devices = raw[2 * index], raw[2 * index + 1]
-            last_seen = stored.get("last_seen")
-            result[user] = Presence(status=stored.get("status", "online"),
-                                    text=stored.get("text"), devices=int(devices),
-                                    last_seen=None if last_seen is None else float(last_seen))
-        return result
 
 
 # Membership changes run as scripts: whether a session was the user's first or last

@@ -31,6 +31,7 @@ __all__ = ["BUILTIN_ROOM_TYPES", "load_room_types", "load_router", "serve"]
 _AUTH = "Authentication"
 _LIMITS = "Limits and heartbeat"
 _CLUSTER = "Several nodes (Redis and NATS)"
+_RECOVERY = "Session recovery"
 
 
 def say(line: str) -> None:
@@ -169,6 +170,20 @@ def serve(
     node_ttl: Annotated[str | None, typer.Option(
         help="A node silent this long is dead; survivors end its sessions. (default 10s)",
         rich_help_panel=_CLUSTER)] = None,
+    recovery_grace: Annotated[str | None, typer.Option(
+        help="A dropped client's session (presence, rooms) is held this long for it to "
+             "resume; 0 ends it at once. (default 5s)", rich_help_panel=_RECOVERY)] = None,
+    recovery_secret: Annotated[str | None, typer.Option(
+        envvar="RTCTL_RECOVERY_SECRET", show_envvar=True, rich_help_panel=_RECOVERY,
+        help="Signs recovery tokens; every node must have the same. (default: derived "
+             "from --jwt-secret; with a public key, random per node)")] = None,
+    history_size: Annotated[int | None, typer.Option(
+        help="Messages kept per room for recovery. (default 1000)",
+        rich_help_panel=_RECOVERY)] = None,
+    history_ttl: Annotated[str | None, typer.Option(
+        help="A room's messages are kept this long after its last one; a client away "
+             "longer starts afresh (recovered: false). (default 2m)",
+        rich_help_panel=_RECOVERY)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the reference gateway: WebSocket + JSON-RPC 2.0 at ws://HOST:PORT/ws.
@@ -192,7 +207,7 @@ def serve(
     auth, key_source = _auth_config(sections.get("auth", {}), jwt_secret, jwt_public_key, jwks,
                                     audience, issuer, leeway)
     cfg = GatewayConfig(auth=auth)
-    for section in ("server", "limits", "heartbeat"):
+    for section in ("server", "limits", "heartbeat", "recovery"):
         cfg = merge(cfg, section, sections.get(section, {}))
     cfg = merge(cfg, "server", {"host": host, "port": port, "transport": transport,
                                 "drain": parse_duration(drain) if drain else None})
@@ -205,10 +220,16 @@ def serve(
         "interval": parse_duration(ping_interval) if ping_interval else None,
         "timeout": parse_duration(ping_timeout) if ping_timeout else None,
     })
+    cfg = merge(cfg, "recovery", {
+        "grace": parse_duration(recovery_grace) if recovery_grace else None,
+        "secret": recovery_secret, "history_size": history_size,
+        "history_ttl": parse_duration(history_ttl) if history_ttl else None,
+    })
     game_router = load_router(router) if router else None
     backends = connect_backends(
         redis_url=redis, nats_url=nats, node_id=node_id,
-        node_ttl=parse_duration(node_ttl) if node_ttl else DEFAULT_NODE_TTL)
+        node_ttl=parse_duration(node_ttl) if node_ttl else DEFAULT_NODE_TTL,
+        history=cfg.recovery.history)
     room_types = load_room_types(room_type or [])
     main = _run(cfg, game_router, key_source, router, backends, room_types)
     if cfg.transport == "picows":
@@ -251,6 +272,9 @@ async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
         say("  rooms:   " + ", ".join(f"{name} ({kind.__name__}, {kind.tick_rate:g} Hz)"
                                       for name, kind in room_types.items()))
     say(_cluster_line(backends))
+    history = cfg.recovery.history
+    say(f"  recovery: grace {format_duration(cfg.recovery.grace)} · history {history.size} "
+        f"messages per room for {format_duration(history.ttl)}")
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 

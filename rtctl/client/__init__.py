@@ -31,6 +31,7 @@ from rtctl.client.errors import (
     TransportError,
     Verdict,
 )
+from rtctl.client.events import Recovered
 from rtctl.client.interpolation import (
     ANGLE,
     LINEAR,
@@ -46,7 +47,9 @@ from rtctl.client.interpolation import (
 from rtctl.client.netstats import NetSnapshot, SequenceGap
 from rtctl.client.prediction import Predictor, Reconciliation
 from rtctl.client.queue import Overflow, QueueCounters, QueueLimits
+from rtctl.client.recovery import Reconnection, ReconnectStep
 from rtctl.client.rollback import Rollback, RollbackTooFar
+from rtctl.client.rooms import RoomCounters, RoomMessage, RoomRecovery, Rooms
 from rtctl.client.state import ApplyOutcome, StateStore, StoreStats
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
 from rtctl.client.synced_room import SyncedRoom
@@ -82,8 +85,15 @@ __all__ = [
     "QueueFull",
     "QueueLimits",
     "Reconciliation",
+    "ReconnectStep",
+    "Reconnection",
+    "Recovered",
     "Rollback",
     "RollbackTooFar",
+    "RoomCounters",
+    "RoomMessage",
+    "RoomRecovery",
+    "Rooms",
     "SequenceGap",
     "ServerError",
     "SnapshotUnreadable",

@@ -10,7 +10,10 @@ connection drops, sent calls fail with
 :class:`~rtctl.client.errors.ConnectionLost`: the client cannot know whether
 the gateway ran them, so it does not guess (at-most-once; the caller decides
 whether to call again). Queued calls keep waiting and go out on the next
-connection.
+connection. A call *kept* (:meth:`PendingCalls.keep`: it carries an
+``idempotency_key``, so the gateway answers a repeat with the first reply
+instead of running it twice) does not fail: it is sent again on the next
+connection (:meth:`PendingCalls.resends`).
 
 :func:`parse_incoming` sorts what the gateway sent into replies,
 notifications and things that are neither.
@@ -26,6 +29,7 @@ from typing import Any
 
 from rtctl.client.errors import ProtocolError, server_error
 from rtctl.client.netstats import SequenceGap
+from rtctl.client.queue import Queued
 from rtctl.protocol.jsonrpc import RequestId
 
 __all__ = ["Malformed", "NotificationReceived", "PendingCalls", "Reply", "parse_incoming"]
@@ -84,6 +88,8 @@ class PendingCalls:
         self._ids = itertools.count(1)
         self._futures: dict[RequestId, asyncio.Future[Any]] = {}
         self._sent: set[RequestId] = set()
+        self._kept: dict[RequestId, Queued] = {}  # in the order they were called
+        self._resend: set[RequestId] = set()  # kept, and their connection dropped
 
     def __len__(self) -> int:
         return len(self._futures)
@@ -95,19 +101,36 @@ class PendingCalls:
         self._futures[request_id] = future
         return request_id, future
 
+    def keep(self, item: Queued) -> None:
+        """Send ``item`` (one keyed call) again if its connection drops before the reply."""
+        for request_id in item.ids:
+            self._kept[request_id] = item
+
+    def resends(self) -> list[Queued]:
+        """The kept calls whose connection dropped, in the order they were made."""
+        return [item for request_id, item in self._kept.items() if request_id in self._resend]
+
     def forget(self, ids: Iterable[RequestId]) -> None:
         """Stop waiting for ``ids`` (done, timed out or cancelled); late replies are ignored."""
         for request_id in ids:
             self._futures.pop(request_id, None)
-            self._sent.discard(request_id)
+            self._unmark(request_id)
 
     def mark_sent(self, ids: Iterable[RequestId]) -> None:
-        self._sent.update(i for i in ids if i in self._futures)
+        for request_id in ids:
+            if request_id in self._futures:
+                self._sent.add(request_id)
+                self._resend.discard(request_id)
+
+    def _unmark(self, request_id: RequestId) -> None:
+        self._sent.discard(request_id)
+        self._kept.pop(request_id, None)
+        self._resend.discard(request_id)
 
     def resolve(self, reply: Reply) -> bool:
         """Complete the call ``reply`` answers; False when no call waits for that id."""
         future = self._futures.pop(reply.id, None)
-        self._sent.discard(reply.id)
+        self._unmark(reply.id)
         if future is None or future.done():
             return future is not None
         if reply.error is not None:
@@ -119,14 +142,18 @@ class PendingCalls:
     def fail(self, ids: Iterable[RequestId], error: BaseException) -> None:
         """Fail the calls ``ids`` with ``error`` (their message was dropped)."""
         for request_id in ids:
-            self._sent.discard(request_id)
+            self._unmark(request_id)
             future = self._futures.pop(request_id, None)
             if future is not None and not future.done():
                 future.set_exception(error)
 
     def lost(self, error: BaseException) -> None:
-        """The connection dropped: fail every call that was sent on it."""
-        self.fail(list(self._sent), error)
+        """The connection dropped: fail every call that was sent on it, but the kept
+        ones, which wait to be sent again."""
+        kept = self._sent & self._kept.keys()
+        self._resend |= kept
+        self.fail(list(self._sent - kept), error)
+        self._sent -= kept
 
     def fail_all(self, error: BaseException) -> None:
         """The client stopped: fail every call still waiting."""

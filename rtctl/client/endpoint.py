@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from rtctl.exceptions import ConfigError
 
-__all__ = ["DEFAULT_ENDPOINT_PATH", "endpoint_url", "http_url"]
+__all__ = ["DEFAULT_ENDPOINT_PATH", "endpoint_url", "http_url", "with_query"]
 
 DEFAULT_ENDPOINT_PATH = "/ws"
 
@@ -28,10 +28,15 @@ def endpoint_url(url: str, *, token: str | None = None) -> str:
     except ValueError:
         raise ConfigError(f"URL {url!r} has no valid port (a number, 0 to 65535)") from None
     path = parts.path if parts.path not in ("", "/") else DEFAULT_ENDPOINT_PATH
-    query = parts.query
-    if token is not None:
-        query = "&".join(filter(None, [query, urlencode({"token": token})]))
-    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+    url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    return url if token is None else with_query(url, token=token)
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to its query, after what it already has."""
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(params)]))
+    return urlunsplit(parts._replace(query=query))
 
 
 def http_url(url: str, path: str) -> str:

@@ -11,8 +11,9 @@ one answer::
     PROTOCOL    HTTP 404, close 1002/1003/1007/1009, a      report; stop when the upgrade
                 message that is not JSON-RPC 2.0            itself is wrong, else reconnect
     SERVER      a JSON-RPC error reply (§5.1), close 4003   raise it to the caller, marked
-                                                            ``retryable`` only for the codes
-                                                            the config lists
+                (kicked), 4009 (the session was resumed     ``retryable`` only for the codes
+                on another connection: reconnecting would   the config lists; stop on a close
+                take it back), a game's own close code
 
 Every exception the client raises on purpose derives from :class:`ClientError`
 (and so from :class:`rtctl.exceptions.RtctlError`), so one ``except ClientError``

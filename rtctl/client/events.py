@@ -1,12 +1,15 @@
 """How the client tells the application what happened: callbacks and state waits.
 
-Three kinds of event, each a frozen dataclass named for what happened:
+Four kinds of event, each a frozen dataclass named for what happened:
 
 * :class:`~rtctl.client.states.StateChanged` on every transition;
 * :class:`~rtctl.client.calls.NotificationReceived` for each server notification
   (JSON-RPC 2.0 §4.1), for all methods or one;
 * :class:`~rtctl.client.errors.Verdict` for each failure the client classified
-  and handled (reconnected, reported, or stopped on).
+  and handled (reconnected, reported, or stopped on);
+* :class:`Recovered` each time a connection that replaced a dropped one is
+  ready (:mod:`rtctl.client.recovery`): whether the session was resumed, and
+  how long the client was away.
 
 And the bytes of each binary message (on ``rtctl.v1.binary``: the frames of
 :mod:`rtctl.protocol.frames`), passed as they came for the state store to read.
@@ -23,18 +26,40 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rtctl.client.calls import NotificationReceived
 from rtctl.client.errors import Verdict
 from rtctl.client.states import ClientState, StateChanged, StateMachine
 
-__all__ = ["ClientEvents"]
+__all__ = ["ClientEvents", "Recovered"]
 
 logger = logging.getLogger("rtctl.client")
 
 _R = TypeVar("_R")
 _NotificationCallback = Callable[[NotificationReceived], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A connection that replaced a dropped one ran its reconnect steps; it is about
+    to report ``connected`` (queued calls already went out on it).
+
+    ``session`` is the session id ``session.info`` gave (None when the client
+    does not recover sessions, or the call failed); ``resumed`` whether it is the
+    session of the connection that dropped; ``resume_error`` why not, when a
+    recovery token was sent (``expired``, ``invalid``, ``wrong_user``).
+    ``seconds`` runs from the drop to now: the backoff, the upgrade and the steps.
+    ``failed`` counts the steps (``session.info`` included) that raised; each was
+    reported to ``on_error`` or logged.
+    """
+
+    session: str | None
+    resumed: bool
+    resume_error: str | None
+    seconds: float
+    failed: int
 
 
 class ClientEvents:
@@ -47,6 +72,7 @@ class ClientEvents:
         self._on_notification: list[tuple[str | None, _NotificationCallback]] = []
         self._on_error: list[Callable[[Verdict], object]] = []
         self._on_binary: list[Callable[[bytes], object]] = []
+        self._on_recovered: list[Callable[[Recovered], object]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -75,6 +101,11 @@ class ClientEvents:
     def on_error(self, callback: Callable[[Verdict], _R]) -> Callable[[Verdict], _R]:
         """Call ``callback(Verdict)`` for every classified failure the client handles."""
         self._on_error.append(callback)
+        return callback
+
+    def on_recovered(self, callback: Callable[[Recovered], _R]) -> Callable[[Recovered], _R]:
+        """Call ``callback(Recovered)`` each time a connection replacing a dropped one is ready."""
+        self._on_recovered.append(callback)
         return callback
 
     async def wait_for(self, *states: ClientState, timeout: float | None = None) -> ClientState:
@@ -119,6 +150,12 @@ class ClientEvents:
     def _deliver_binary(self, data: bytes) -> None:
         for callback in self._on_binary:
             self._emit(callback, data)
+
+    def _announce(self, event: Recovered) -> None:
+        logger.info("client recovered in %.3fs (session %s%s)", event.seconds, event.session,
+                    ", resumed" if event.resumed else "")
+        for callback in self._on_recovered:
+            self._emit(callback, event)
 
     def _emit(self, callback: Callable[[Any], object], event: object) -> None:
         """Run one callback; an async one becomes a task; a failing one is logged."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from rtctl.client.errors import ErrorKind, TransportError, Verdict, classify_status, refusal_body
 from rtctl.protocol.codes import CloseCode
@@ -109,7 +110,12 @@ def refused(status: int, body: bytes | None) -> OpenFailed:
 
 
 def unreachable(url: str, why: BaseException | str) -> OpenFailed:
-    """No WebSocket opened for another reason: refused port, timeout, a broken handshake."""
+    """No WebSocket opened for another reason: refused port, timeout, a broken handshake.
+
+    The message names ``url`` without its query: that carries credentials (``?token=``,
+    ``?recover=``), and messages end up in logs.
+    """
+    url = urlsplit(url)._replace(query="").geturl()
     if isinstance(why, OSError) and why.strerror:
         text = why.strerror
     elif isinstance(why, BaseException):

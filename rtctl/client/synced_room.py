@@ -24,9 +24,10 @@ connection's retransmission timeout, RFC 6298, once it has a measured RTT, doubl
 at each timeout in a row up to the call timeout, RFC 6298 §5.5) or if a gap
 follows the snapshot before the reply, after a backoff if the gateway answers
 a retryable error. A connection that drops ends the room memberships it
-carried, so as soon as the client reconnects the room is joined again, and
-that join's snapshot replaces the state. An error that retrying cannot cure
-stops the repairs until the next reconnect; it is logged and kept in
+carried, so the room is joined again on the next one before anything queued
+is sent (a reconnect step, :mod:`rtctl.client.recovery`; retried once
+connected if it fails), and that join's snapshot replaces the state. An
+error that retrying cannot cure stops the repairs until the next reconnect; it is logged and kept in
 :attr:`SyncedRoom.last_error`. So is a snapshot that does not decode with the
 store's schema (:class:`~rtctl.client.errors.SnapshotUnreadable`) three times
 in a row; at the join, one such snapshot fails the join at once.
@@ -39,7 +40,7 @@ import contextlib
 import enum
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, ClassVar, Generic, NamedTuple
 
@@ -47,6 +48,7 @@ from rtctl.client.backoff import Backoff
 from rtctl.client.calls import NotificationReceived
 from rtctl.client.connection import Client
 from rtctl.client.errors import CallTimeout, ClientError, ServerError, SnapshotUnreadable
+from rtctl.client.recovery import Reconnection
 from rtctl.client.state import S, StateStore
 from rtctl.client.states import ClientState, StateChanged
 from rtctl.protocol.codes import ErrorCode
@@ -59,6 +61,7 @@ logger = logging.getLogger("rtctl.client")
 _RETRY = Backoff()  # its nominal delays pace resyncs the gateway asks to retry later
 _DOUBLINGS = 16  # a bound on the exponent: the call timeout caps the patience long before
 _UNREADABLE_LIMIT = 3  # snapshots in a row that do not decode: the schema is not the room's
+_JOIN_ATTEMPTS = 3  # room.join sent at most this often when no reply comes in time
 
 
 class _Membership(enum.Enum):
@@ -105,8 +108,9 @@ class SyncedRoom(Generic[S]):
         """Join ``room`` and return once its snapshot is in ``store`` (or a new
         store of that schema); ``options`` go to the room type's ``on_create``.
 
-        Raises what ``client.call`` raises for ``room.join``, ValueError if this
-        client already syncs ``room``, and, after leaving again:
+        Raises what ``client.call`` raises for ``room.join`` (after
+        :data:`_JOIN_ATTEMPTS` timeouts), ValueError if this client already syncs
+        ``room``, and, after leaving again:
         :class:`SnapshotUnreadable` as soon as a snapshot does not decode with the
         schema, the error that stopped the repairs (a refused ``state.resync``),
         or :class:`CallTimeout` if no snapshot comes within ``timeout`` twice
@@ -120,7 +124,14 @@ class SyncedRoom(Generic[S]):
         store.expect_snapshot(f"joining {room}")
         try:
             seen = self._seen()
-            self.joined = await client.call("room.join", self._join_params(), timeout=timeout)
+            for attempts_left in reversed(range(_JOIN_ATTEMPTS)):  # a lossy link lost the reply:
+                try:  # joining again is harmless (the gateway answers with the state again)
+                    self.joined = await client.call("room.join", self._join_params(),
+                                                    timeout=timeout)
+                    break
+                except CallTimeout:
+                    if not attempts_left:
+                        raise
             await self._first_snapshot(seen, client.call_timeout if timeout is None else timeout)
         except BaseException:
             self._stop(routes)
@@ -239,7 +250,7 @@ class SyncedRoom(Generic[S]):
                     await self.client.call("state.resync", {"room": self.name},
                                            timeout=self._patience(timeouts))
                 else:
-                    await self._join_again()
+                    await self._join_again(self.client.call)
             except TimeoutError:
                 timeouts += 1  # the reply was lost, or is slower than the patience
                 continue
@@ -279,12 +290,12 @@ class SyncedRoom(Generic[S]):
             return call_timeout
         return min(rto * float(2 ** min(timeouts, _DOUBLINGS)), call_timeout)
 
-    async def _join_again(self) -> None:
+    async def _join_again(self, call: Callable[..., Awaitable[Any]]) -> None:
         self.rejoins += 1
         self._membership = _Membership.REJOINING
         outcome = _Membership.UNSURE
         try:
-            self.joined = await self.client.call("room.join", self._join_params())
+            self.joined = await call("room.join", self._join_params())
             outcome = _Membership.HELD
         finally:
             if self._membership is _Membership.REJOINING:  # else its connection dropped
@@ -345,6 +356,7 @@ class _Routes:
             client.on_binary(routes._binary)
             client.on_notification(routes._patch, "state.patch")
             client.on_state_change(routes._state_changed)
+            client.add_reconnect_step(routes._rejoin)
         return routes
 
     def __init__(self) -> None:
@@ -377,6 +389,11 @@ class _Routes:
             logger.warning("state.patch without a room dropped: %r", params)
         elif (room := self._rooms.get(name)) is not None:
             room._feed(params.get("message"))
+
+    async def _rejoin(self, link: Reconnection) -> None:
+        held = _Membership.HELD  # what the last drop ended is joined again before the queue
+        lost = [r for r in self._rooms.values() if r._active and r._membership is not held]
+        await asyncio.gather(*(r._join_again(link.call) for r in lost), return_exceptions=True)
 
     def _state_changed(self, event: StateChanged) -> None:
         if event.new is ClientState.CLOSED:

@@ -108,11 +108,18 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who connected: the token's ``sub``, all its claims and its expiry."""
+    """Who connected: the token's ``sub``, all its claims and its expiry.
+
+    ``session`` is the session a recovery token at the upgrade asked for and
+    was granted (:mod:`rtctl.gateway.recovery`); ``resume_error`` says why
+    one offered was not.
+    """
 
     user: str
     claims: Mapping[str, Any]
     expires_at: float | None
+    session: str | None = None
+    resume_error: str | None = None
 
 
 class Authenticator:

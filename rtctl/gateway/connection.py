@@ -14,6 +14,7 @@ it without I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,13 +96,23 @@ class Connection:
                 connection_id=self.id, user=identity.user, claims=identity.claims,
                 expires_at=identity.expires_at, remote_address=self.remote_address,
                 subprotocol=self.subprotocol, connected_at=self.connected_at,
-                session=self.session, peer=self)
+                session=self.session, peer=self, resumed=self.resumed,
+                resume_error=identity.resume_error)
         return ctx
 
     def reauthenticate(self, identity: Identity) -> None:
-        """Adopt a refreshed identity; the caller has checked it names the same user."""
-        self.identity = identity
+        """Adopt a refreshed identity; the caller has checked it names the same user.
+
+        Whether the connection resumed a session stays what the upgrade made it.
+        """
+        self.identity = dataclasses.replace(identity, session=self.identity.session,
+                                            resume_error=self.identity.resume_error)
         self._context = None
+
+    @property
+    def resumed(self) -> bool:
+        """Did this connection take over an earlier one's session (a recovery token)?"""
+        return self.identity.session is not None
 
     @property
     def user(self) -> str:

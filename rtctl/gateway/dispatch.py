@@ -21,6 +21,12 @@ socket or awaits I/O, so the whole path -- count, tap, decode (JSON-RPC 2.0
     ``max_inflight`` at a time) or a batch (``ordered=True``: finished before
     the next message is read, so its effects happen in the order sent).
 
+A request that carries an ``idempotency_key`` (:mod:`rtctl.protocol.jsonrpc`)
+is answered through the ``replies`` cache: a repeat of one that succeeded
+within the window gets the kept result under its own id, without running the
+handler again; the handler sees the key in ``ctx.idempotency_key`` (a
+``room.publish`` re-sent after its node died finds its first append by it).
+
 A batch is at most ``max_batch`` requests (the codec refuses a longer one
 whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
 seconds; the drivers do the same between messages that arrived together. One
@@ -30,12 +36,14 @@ connection never holds everyone else's replies back for longer than that.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from rtctl.backends.base import BackendUnavailable, ReplyCache
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.metrics import GatewayMetrics
 from rtctl.profiler.stages import StageProfiler
@@ -92,10 +100,14 @@ class Dispatcher:
         profiler: StageProfiler,
         *,
         max_batch: int | None = None,
+        replies: ReplyCache | None = None,
+        reply_ttl: float = 0.0,
         perf_counter: Callable[[], float] = time.perf_counter,
         perf_counter_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self.router = router
+        self._replies = replies
+        self._reply_ttl = reply_ttl
         self.metrics = metrics
         self.tap = tap
         self.profiler = profiler
@@ -156,7 +168,7 @@ class Dispatcher:
                sample: Sample | None) -> Outcome:
         if isinstance(incoming, jsonrpc.Request):
             started = self._perf()
-            reply = self.router.handle(incoming, ctx)
+            reply = self._handle(incoming, ctx)
             if reply is not None and not isinstance(reply, dict):  # an async handler
                 return Deferred(self._finish(incoming.method, started, reply, sample), False)
             return self._replied(incoming.method, self._perf() - started, reply, sample)
@@ -164,6 +176,38 @@ class Dispatcher:
             return self.encode(jsonrpc.encode_error(incoming.id, incoming.code,
                                                     incoming.message))
         return Deferred(self._batch(incoming, ctx), True)
+
+    def _handle(self, request: jsonrpc.Request, ctx: CallContext) -> Reply | Awaitable[Reply]:
+        if request.idempotency_key is None:
+            return self.router.handle(request, ctx)
+        ctx = dataclasses.replace(ctx, idempotency_key=request.idempotency_key)
+        if request.is_notification or self._replies is None:
+            return self.router.handle(request, ctx)
+        return self._once(request, ctx, self._replies)
+
+    async def _once(self, request: jsonrpc.Request, ctx: CallContext,
+                    replies: ReplyCache) -> Reply:
+        """Answer a keyed request from the cache, or run it and keep a successful reply.
+
+        Errors are not kept: a repeat runs again (a -32050 may have passed).
+        """
+        scope = f"{ctx.user}:{request.method}:{request.idempotency_key}"
+        try:
+            kept = await replies.recall(scope)
+        except BackendUnavailable as exc:
+            return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
+        if kept is not None:
+            return jsonrpc.encode_result(request.id, jsonrpc.loads(kept))
+        reply = self.router.handle(request, ctx)
+        if reply is not None and not isinstance(reply, dict):
+            reply = await reply
+        if reply is not None and "result" in reply:
+            try:
+                await replies.remember(scope, jsonrpc.dumps(reply["result"]).decode(),
+                                       ttl=self._reply_ttl)
+            except (BackendUnavailable, TypeError) as exc:  # done all the same: answer it
+                logger.info("reply to %s not kept for repeats: %s", request.method, exc)
+        return reply
 
     def _replied(self, method: str, seconds: float, reply: Reply,
                  sample: Sample | None) -> bytes | Timed | None:
@@ -196,7 +240,7 @@ class Dispatcher:
                 answers.append(self.encode(jsonrpc.encode_error(item.id, item.code,
                                                                 item.message)))
                 continue
-            reply = self.router.handle(item, ctx)
+            reply = self._handle(item, ctx)
             if reply is not None and not isinstance(reply, dict):
                 reply = await reply
             self.metrics.observe_call(item.method, self._perf() - started)

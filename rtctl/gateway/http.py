@@ -12,7 +12,8 @@ any non-101 answer). Routes on the game port:
 ``/profile``   admins only: the sampled stage timings (:mod:`rtctl.profiler`);
 ``/tap``       admins only: upgrade to a tap listener (:mod:`rtctl.protocol.tap`);
 the endpoint   validate the JWT (401 with a JSON reason word), then the
-               connection limits (429/503); refuse while draining (503).
+               connection limits (429/503); refuse while draining (503); a
+               ``recover=`` recovery token names the session to resume.
 Anything else is 404 naming the endpoint. A request without exactly one
 ``Host`` header is 400 whatever its path (RFC 9112 §3.2, was RFC 7230 §5.4),
 and so is one with more than one ``Authorization`` header (RFC 9110 §5.3: the
@@ -22,15 +23,17 @@ the endpoint, ``/tap`` and ``/profile`` is counted by reason and tapped.
 
 from __future__ import annotations
 
+import dataclasses
 import http
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from rtctl.config import GatewayConfig
 from rtctl.exceptions import AuthError, ConnectionRefused
 from rtctl.gateway.auth import Authenticator, Identity
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from rtctl.gateway.recovery import RecoveryTokens, ResumeRefused
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.profiler.cpu import SamplerUnavailable
 from rtctl.profiler.stages import PROFILE_PATH, QueueDepths, StageProfiler
@@ -97,9 +100,11 @@ class Front:
         profiler: StageProfiler,
         phase: Callable[[], str],
         readiness_failures: Callable[[], dict[str, str]],
+        recovery: RecoveryTokens,
     ) -> None:
         self._config = config
         self._auth = authenticator
+        self._recovery = recovery
         self._registry = registry
         self._metrics = metrics
         self._tap = tap
@@ -143,7 +148,19 @@ class Front:
             self._registry.check(identity.user)
         except ConnectionRefused as exc:
             return self._refuse(request, path, exc, identity.user)
-        return Admission(identity, listener=False)
+        return Admission(self._resumed(identity, url.query), listener=False)
+
+    def _resumed(self, identity: Identity, query: str) -> Identity:
+        """``identity`` with the session its ``recover=`` token names, or why not."""
+        token = next((value for name, value in parse_qsl(query) if name == "recover"), None)
+        if token is None:
+            return identity
+        try:
+            session = self._recovery.check(token, identity.user)
+        except ResumeRefused as exc:
+            self._metrics.resumes[exc.reason] += 1
+            return dataclasses.replace(identity, resume_error=exc.reason)
+        return dataclasses.replace(identity, session=session)
 
     def _readyz(self) -> Response:
         phase = self._phase()

@@ -90,6 +90,7 @@ class GatewayMetrics:
         self.connections_opened = 0
         self.connections_closed: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
+        self.resumes: Counter[str] = Counter()  # "resumed", or why a recovery token was not
         self.rpc_errors: Counter[int] = Counter()
         self.calls: dict[str, BucketCounts] = {}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -115,6 +116,9 @@ class GatewayMetrics:
         yield _labelled("rtctl_upgrades_refused",
                         "Upgrades refused before a WebSocket opened, by reason",
                         "reason", self.refused)
+        yield _labelled("rtctl_session_resumes",
+                        "Recovery tokens offered at the upgrade, by result (resumed, expired, "
+                        "invalid, wrong_user)", "result", self.resumes)
         yield CounterMetricFamily("rtctl_messages_received", "WebSocket messages received",
                                   value=self.messages_in)
         yield CounterMetricFamily("rtctl_messages_sent", "WebSocket messages sent",

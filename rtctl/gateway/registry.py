@@ -40,9 +40,10 @@ class ConnectionRegistry:
         self._by_user.setdefault(connection.user, {})[connection.id] = connection
 
     def remove(self, connection: Connection) -> None:
-        """Forget ``connection``; removing twice is harmless."""
-        if self._by_id.pop(connection.id, None) is None:
+        """Forget ``connection``; removing twice (or one whose id a resume took) is harmless."""
+        if self._by_id.get(connection.id) is not connection:
             return
+        del self._by_id[connection.id]
         mine = self._by_user[connection.user]
         del mine[connection.id]
         if not mine:

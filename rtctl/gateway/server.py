@@ -35,6 +35,7 @@ from rtctl.gateway.connection import Connection, ConnectionState, Transport
 from rtctl.gateway.dispatch import Dispatcher
 from rtctl.gateway.http import Front
 from rtctl.gateway.metrics import GatewayMetrics
+from rtctl.gateway.recovery import RecoveryTokens, recovery_key
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.gateway.tap import connected_event
 from rtctl.gateway.transports import Driver, load_driver
@@ -74,7 +75,12 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.authenticator = authenticator or Authenticator(config.auth, clock=clock)
-        self.backends = backends or memory_backends(clock=clock)
+        self.backends = backends or memory_backends(clock=clock, history=config.recovery.history)
+        key, shared = recovery_key(config.recovery.secret, config.auth.secret)
+        if not shared and self.backends.connections:
+            logger.warning("recovery tokens are signed with a key of this node only: give "
+                           "every node the same --recovery-secret to resume on any of them")
+        self.recovery = RecoveryTokens(key, ttl=config.recovery.token_ttl, clock=clock)
         self._connect_hooks: list[ConnectHook] = []
         self._disconnect_hooks: list[DisconnectHook] = []
         self._startup_hooks: list[LifecycleHook] = []
@@ -90,14 +96,18 @@ class Gateway:
         self.tap = Tap()
         self.profiler = StageProfiler(known_methods=set(self.router.methods))
         self.dispatcher = Dispatcher(self.router, self.metrics, self.tap, self.profiler,
-                                     max_batch=config.limits.max_batch)
+                                     max_batch=config.limits.max_batch,
+                                     replies=self.backends.replies,
+                                     reply_ttl=config.recovery.history_ttl)
         self.front = Front(config, authenticator=self.authenticator, registry=self.registry,
                            metrics=self.metrics, tap=self.tap, profiler=self.profiler,
-                           phase=self._phase, readiness_failures=self.readiness_failures)
+                           phase=self._phase, readiness_failures=self.readiness_failures,
+                           recovery=self.recovery)
         self._driver: Driver = load_driver(config.transport, self)
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(3).hex()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._replaced: dict[str, Connection] = {}  # session id → the connection a resume took over
         self._started = False
         self._draining = False
         self._stopped = asyncio.Event()
@@ -134,8 +144,15 @@ class Gateway:
         return {name: why for name, check in self._readiness.items()
                 if (why := check()) is not None}
 
+    @property
+    def grace(self) -> float:
+        return self.config.recovery.grace
+
     def peer(self, connection_id: str) -> Peer | None:
         return self.registry.get(connection_id)
+
+    def recovery_token(self, session: str, user: str) -> tuple[str, float]:
+        return self.recovery.issue(session, user)
 
     def reauthenticate(self, connection_id: str, token: str) -> float | None:
         """Adopt a refreshed token for the same user and move the expiry timer."""
@@ -218,9 +235,22 @@ class Gateway:
 
     def open(self, identity: Identity, transport: Transport, *, remote: str | None,
              local: str | None, subprotocol: str | None) -> Connection:
-        """Register an upgraded connection; raises ConnectionRefused at a limit."""
+        """Register an upgraded connection; raises ConnectionRefused at a limit.
+
+        One that resumes a session (``identity.session``) takes its id; an older
+        connection of that session still here is closed with 4009, and its hooks
+        run before the new one's (:meth:`opened`).
+        """
+        session = identity.session
+        if session is not None:
+            self.metrics.resumes["resumed"] += 1
+            older = self.registry.get(session)
+            if older is not None:
+                self.registry.remove(older)
+                older.close(CloseCode.SESSION_RESUMED, "session resumed on a new connection")
+                self._replaced[session] = older
         conn = Connection(
-            id=f"{self._id_prefix}-{next(self._ids)}", identity=identity,
+            id=session or f"{self._id_prefix}-{next(self._ids)}", identity=identity,
             remote_address=remote, local_address=local, connected_at=self.clock(),
             subprotocol=subprotocol, transport=transport)
         self.registry.add(conn)
@@ -234,18 +264,25 @@ class Gateway:
         return conn
 
     async def opened(self, conn: Connection) -> None:
+        older = self._replaced.pop(conn.id, None)
+        if older is not None:
+            await self.closed(older, CloseCode.SESSION_RESUMED, "session resumed")
         for hook in self._connect_hooks:
             await _run_hook(hook(conn))
 
     async def closed(self, conn: Connection, code: int, reason: str) -> None:
-        timer = self._expiry.pop(conn.id, None)
+        if conn.state is ConnectionState.CLOSED:  # replaced by a resume: done in opened()
+            return
+        current = self.registry.get(conn.id) is conn  # not so for a replaced one
+        timer = self._expiry.pop(conn.id, None) if current else None
         if timer is not None:
             timer.cancel()
         if self.tap.active:
             self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=conn.id, user=conn.user,
                                           code=code, reason=reason))
         conn.transition(ConnectionState.CLOSED)
-        self.registry.remove(conn)
+        if current:
+            self.registry.remove(conn)
         if not self.registry:
             self._empty.set()
         self.metrics.connections_closed[code] += 1

@@ -61,6 +61,7 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 4001
     KICKED = 4003
     SLOW_CONSUMER = 4008
+    SESSION_RESUMED = 4009
 
 
 CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
@@ -77,4 +78,5 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TOKEN_EXPIRED: "The token expired and was not refreshed with `session.refresh`; reconnect with a new token.",
     CloseCode.KICKED: "For your handlers (`ctx.peer.close(4003, reason)`): the game or an operator closed this connection.",
     CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue overflowed, or its socket took nothing for `write_timeout`.",
+    CloseCode.SESSION_RESUMED: "The session was resumed on a newer connection (a recovery token at its upgrade): this older one is closed, and must not reconnect.",
 }

@@ -25,12 +25,20 @@ past the decoder meets it (the -32600 of each is answered on an open connection)
   would fail later, far from its cause; :func:`loads` refuses it too;
 * arrays and objects nested more than :data:`MAX_DEPTH` deep;
 * a batch of more than ``max_batch`` elements (one error names the limit).
+
+One member beyond the specification's is read (§4 names the members a Request
+has and says nothing of others): ``idempotency_key``, a string of 1 to 64
+characters ``A-Z a-z 0-9 _ . : -`` that a client sets on a request it may send
+again after a reconnect, so the server can answer the repeat without doing the
+work twice (as Stripe's ``Idempotency-Key`` header). Any other value of it is
+an Invalid Request; other unknown members are ignored.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +49,7 @@ import orjson
 from rtctl.protocol.codes import ErrorCode
 
 __all__ = [
+    "IDEMPOTENCY_KEY",
     "ID_NULL",
     "MAX_DEPTH",
     "BatchReceived",
@@ -64,6 +73,8 @@ ID_NULL: RequestId = None
 
 _NO_ID = object()  # marks a notification: the "id" member is absent (§4.1)
 
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # the idempotency_key member's values
+
 # Arrays and objects inside one another, the message itself counted: serde_json's
 # recursion limit. Anything decoded here re-encodes with orjson (which writes 254
 # levels at most), so a handler that echoes its params never fails on the way out.
@@ -81,6 +92,7 @@ class Request(NamedTuple):
     params: list[Any] | dict[str, Any] | None
     id: RequestId
     is_notification: bool
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +216,17 @@ def _request(obj: Any) -> Request | InvalidMessage:
         if (type(method) is str
                 and (params is _NO_ID or type(params) in _STRUCTURED)
                 and (raw_id is _NO_ID or type(raw_id) in _ID_TYPES)):  # valid_id, inlined
+            key = obj.get("idempotency_key")
+            if key is not None and not (type(key) is str and IDEMPOTENCY_KEY.fullmatch(key)):
+                return InvalidMessage(
+                    ErrorCode.INVALID_REQUEST, 'Invalid Request: "idempotency_key" must be '
+                    "a string of 1 to 64 characters A-Z a-z 0-9 _ . : -",
+                    ID_NULL if raw_id is _NO_ID else raw_id)
             if raw_id is _NO_ID:
-                return _new_request((method, None if params is _NO_ID else params, None, True))
-            return _new_request((method, None if params is _NO_ID else params, raw_id, False))
+                return _new_request((method, None if params is _NO_ID else params, None, True,
+                                     key))
+            return _new_request((method, None if params is _NO_ID else params, raw_id, False,
+                                 key))
     return _invalid(obj)
 
 
@@ -342,11 +362,14 @@ def encode_notification(method: str, params: Any = None) -> dict[str, Any]:
 
 
 def encode_request(
-    method: str, params: Sequence[Any] | dict[str, Any] | None, request_id: RequestId
+    method: str, params: Sequence[Any] | dict[str, Any] | None, request_id: RequestId, *,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """A Request object (§4), as clients send it."""
+    """A Request object (§4), as clients send it (with the ``idempotency_key`` member if given)."""
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         message["params"] = params if isinstance(params, dict) else list(params)
     message["id"] = request_id
+    if idempotency_key is not None:
+        message["idempotency_key"] = idempotency_key
     return message

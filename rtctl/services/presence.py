@@ -8,8 +8,12 @@ devices). They choose a status — ``online``, ``away``, ``busy`` or
 Every change is written to the presence store and then published on the bus
 subject ``<prefix>.presence``; each node forwards it to its own subscribers as
 ``presence.changed`` notifications, skipping what a subscriber has already
-seen. NATS core may drop messages while a node is cut off, so on resync the
-node re-announces its users and re-reads what its subscribers watch.
+seen. Each stored change raises the user's ``version``, carried by the bus
+message, the notification and the replies: messages from two nodes may arrive
+in either order, and one older than what a subscriber was last given is
+dropped, so a late update never overwrites a newer status. NATS core may drop
+messages while a node is cut off, so on resync the node re-announces its users
+and re-reads what its subscribers watch.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ logger = logging.getLogger("rtctl.presence")
 MAX_USERS_PER_CALL = 100
 MAX_WATCHED = 1000  # users one connection may subscribe to
 MAX_TEXT = 256  # characters of status text
+_SEEN = ("status", "last_seen", "text")  # what a subscriber sees change
 
 
 class _Watch:
-    """One connection watching one user, and the presence it was last sent."""
+    """One connection watching one user: the presence it was last sent, and the newest
+    version it has heard of (sent, or found to change nothing it sees)."""
 
-    __slots__ = ("conn", "seen")
+    __slots__ = ("conn", "seen", "version")
 
-    def __init__(self, conn: Peer, seen: dict[str, Any]) -> None:
-        self.conn, self.seen = conn, seen
+    def __init__(self, conn: Peer, seen: dict[str, Any], version: int) -> None:
+        self.conn, self.seen, self.version = conn, seen, version
 
 
 def _users(users: list[str]) -> list[str]:
@@ -84,12 +90,16 @@ class PresenceService:
         watchers = self._watchers.get(user) if isinstance(user, str) else None
         if not watchers:
             return
-        seen = {"status": message.get("status"), "last_seen": message.get("last_seen"),
-                "text": message.get("text")}
+        seen = {name: message.get(name) for name in _SEEN}
+        version = message.get("version", 0)
         for watch in list(watchers.values()):
+            if version < watch.version:  # a late copy of an older change, from another node
+                continue
+            watch.version = version
             if watch.seen != seen:  # a resync or a late message repeats what it knows
                 watch.seen = seen
-                watch.conn.notify("presence.changed", {"user": user, **seen})
+                watch.conn.notify("presence.changed", {"user": user, **seen,
+                                                       "version": version})
 
     # -- sessions come and go ---------------------------------------------------
 
@@ -125,7 +135,8 @@ class PresenceService:
 
     async def set(self, ctx: CallContext, status: Status,
                   text: str | None = None) -> dict[str, Any]:
-        """``presence.set {status, text?}`` → what others now see of the caller."""
+        """``presence.set {status, text?}`` → what others now see of the caller, and its
+        version."""
         if text is not None and len(text) > MAX_TEXT:
             raise InvalidParams(f"Invalid params: 'text' must be at most {MAX_TEXT} characters")
         self._backends.require_healthy()  # store and broadcast together, or neither
@@ -134,7 +145,7 @@ class PresenceService:
         return (await self._backends.presence.get([ctx.user]))[ctx.user].seen()
 
     async def get(self, users: list[str]) -> dict[str, dict[str, Any]]:
-        """``presence.get {users}`` → user → ``{status, last_seen, text}``."""
+        """``presence.get {users}`` → user → ``{status, last_seen, text, version}``."""
         found = await self._backends.presence.get(_users(users))
         return {user: presence.seen() for user, presence in found.items()}
 
@@ -150,7 +161,8 @@ class PresenceService:
         current = await self.get(wanted)
         self._watching.setdefault(conn.id, set()).update(wanted)
         for user, seen in current.items():
-            self._watchers.setdefault(user, {})[conn.id] = _Watch(conn, seen)
+            self._watchers.setdefault(user, {})[conn.id] = _Watch(
+                conn, {name: seen[name] for name in _SEEN}, seen["version"])
         return current
 
     def unsubscribe(self, ctx: CallContext, users: list[str] | None = None) -> dict[str, Any]:

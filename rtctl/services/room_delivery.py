@@ -1,37 +1,51 @@
 """How a room's bus traffic reaches this node's members, at a cost that grows as O(members).
 
-:class:`~rtctl.services.rooms.RoomService` hands every message on a room's
-subject to :meth:`RoomDelivery.deliver`. Two things keep big rooms cheap:
+:class:`~rtctl.services.rooms.RoomService` subscribes this node to a room's
+subject while the room has a member here (:class:`LocalRoom`) and hands every
+message on it to :meth:`RoomDelivery.deliver`.
 
+* **Messages go out in stream order.** The room's
+  :class:`~rtctl.services.room_stream.RoomStream` orders them by offset; the
+  holes it finds are read from history here (again after ``FILL_RETRY`` s if
+  the store failed), and what history no longer has is logged.
+* **A joining member misses nothing and gets nothing twice.** While its join
+  reads where it starts, what the room delivers is kept for it
+  (:class:`~rtctl.services.room_stream.Backlog`); then its replay and what was
+  kept after its start go out, and it receives like everyone else. One that
+  starts beyond what this node has delivered skips the messages up to its
+  start: the only per-member check on a fan-out, only while such a one exists.
 * **Membership news depends on the room's size.** While a room has at most
   ``small_room`` users, a user's first join and last leave are each one
-  ``room.joined`` / ``room.left``, sent at once, as they always were. Above
-  that (by the total the news carries, or by the members here when it is
-  handled, so joins that outrun their news cannot slip past), they are
-  coalesced into one ``room.diff {room, total, joined, left, truncated}`` per
-  room, sent at most every ``max(diff_interval, members here / diff_rate)``
-  seconds: a node delivers at most ``diff_rate`` diffs a second per room,
-  however fast the room churns, so a storm of n joins lasting T seconds costs
-  at most n + ``diff_rate`` × T deliveries (and ``small_room``²/2 for its
-  first joins) instead of n²/2 (Phoenix Presence's ``presence_diff``,
-  rate-limited for size). A user who
-  joins and leaves between two diffs is in neither list.
-* **A big fan-out yields.** It is pushed ``chunk`` connections at a time with
-  the loop given back in between, so the writes it wakes are spread over
-  several loop iterations. Notifications of one room keep their order: while
-  one fan-out is under way, the next waits behind it.
+  ``room.joined`` / ``room.left``, sent at once. Above that (by the total the
+  news carries, or by the members here when it is handled, so joins that
+  outrun their news cannot slip past), they are coalesced into one ``room.diff
+  {room, total, joined, left, truncated}`` per room, sent at most every
+  ``max(diff_interval, members here / diff_rate)`` seconds: a storm of n joins
+  lasting T seconds costs at most n + ``diff_rate`` × T deliveries (and
+  ``small_room``²/2 for its first joins) instead of n²/2 (Phoenix Presence's
+  ``presence_diff``, rate-limited for size). A user who joins and leaves
+  between two diffs is in neither list.
+* **A big fan-out yields.** It is encoded once and pushed ``chunk``
+  connections at a time with the loop given back in between, so the writes it
+  wakes are spread over several loop iterations; one who left (or whose
+  connection closed) meanwhile is skipped. Notifications of one room keep
+  their order: while one fan-out is under way, the next waits behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence, Set
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
+from rtctl.backends.base import BackendUnavailable, HistoryEntry, HistoryStore, Subscription
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.streams import StreamPosition
 from rtctl.router import Peer
+from rtctl.services.room_stream import Backlog, RoomStream, Step, StreamMessage, is_news
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -39,7 +53,9 @@ __all__ = [
     "DEFAULT_DIFF_NAMES",
     "DEFAULT_DIFF_RATE",
     "DEFAULT_SMALL_ROOM",
+    "FILL_RETRY",
     "Cancellable",
+    "LocalRoom",
     "PendingDiff",
     "RoomDelivery",
     "RoomLimits",
@@ -51,6 +67,9 @@ DEFAULT_DIFF_INTERVAL = 1.0  # seconds between two diffs of one room, at least
 DEFAULT_DIFF_RATE = 5000.0  # diff deliveries per second per room on one node, at most
 DEFAULT_DIFF_NAMES = 100  # users listed in each of a diff's joined and left, at most
 DEFAULT_CHUNK = 500  # pushes between two yields to the loop
+FILL_RETRY = 1.0  # seconds before a history read that failed is tried again
+
+logger = logging.getLogger("rtctl.rooms")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,100 +122,273 @@ class PendingDiff:
                 "left": left[:names], "truncated": max(len(joined), len(left)) > names}
 
 
+_FanOut: TypeAlias = tuple[Sequence[Peer], bytes, str | None]  # targets, data, skip
+
+
+class LocalRoom:
+    """One room on this node: members, joins under way, its stream, its subscription."""
+
+    __slots__ = ("diff", "joining", "members", "name", "opening", "queue", "recent", "retry",
+                 "stream", "subscription")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[str, Peer] = {}  # conn id → conn: receiving
+        self.joining: dict[str, Backlog] = {}  # conn id → kept for it until it knows its start
+        self.recent: dict[str, StreamPosition] = {}  # members starting beyond the stream here
+        self.stream = RoomStream()
+        self.opening = asyncio.Lock()  # subscribing; the read the stream starts at
+        self.subscription: Subscription | None = None
+        self.diff: PendingDiff | None = None
+        self.queue: deque[_FanOut] | None = None  # fan-outs under way, in order
+        self.retry: Cancellable | None = None  # a failed history read, to be tried again
+
+    def __len__(self) -> int:
+        return len(self.members) + len(self.joining)
+
+    def member(self, conn_id: str) -> Peer | None:
+        """The connection with this id in the room here, receiving or joining."""
+        conn = self.members.get(conn_id)
+        if conn is None and (backlog := self.joining.get(conn_id)) is not None:
+            return backlog.peer
+        return conn
+
+    def peers(self) -> list[Peer]:
+        return [*self.members.values(), *(backlog.peer for backlog in self.joining.values())]
+
+
 class RoomDelivery:
     """Turns one node's room bus messages into its members' notifications."""
 
-    def __init__(self, local: Mapping[str, Mapping[str, Peer]], limits: RoomLimits,
+    def __init__(self, history: HistoryStore, limits: RoomLimits,
                  timer: Timer | None = None) -> None:
-        self._local = local  # room → conn id → conn, owned by the room service
+        self._history = history
         self._limits = limits
         self._timer = timer
-        self._diffs: dict[str, PendingDiff] = {}
-        self._queues: dict[str, deque[tuple[Sequence[Peer], bytes, str | None]]] = {}
+        self._rooms: dict[str, LocalRoom] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def deliver(self, room: str, message: dict[str, Any]) -> None:
-        """The bus handler: ``message`` as :class:`~rtctl.services.rooms.RoomService` sent it."""
+    def room(self, name: str) -> LocalRoom | None:
+        return self._rooms.get(name)
+
+    def open(self, name: str) -> LocalRoom:
+        """The room here, made if it has no member here yet."""
+        local = self._rooms.get(name)
+        if local is None:
+            local = self._rooms[name] = LocalRoom(name)
+        return local
+
+    def rooms(self) -> list[LocalRoom]:
+        return list(self._rooms.values())
+
+    def _current(self, local: LocalRoom) -> bool:
+        """Whether ``local`` is still the room here (not forgotten, maybe made again)."""
+        return self._rooms.get(local.name) is local
+
+    # -- members ---------------------------------------------------------------
+
+    def admit(self, local: LocalRoom, conn: Peer) -> None:
+        """``conn`` is joining: what the room delivers is kept for it until :meth:`activate`."""
+        local.joining[conn.id] = Backlog(conn)
+
+    def start(self, local: LocalRoom, position: StreamPosition) -> None:
+        """The room's stream here starts after ``position`` (read after subscribing)."""
+        self._apply(local, local.stream.start(position))
+
+    def activate(self, local: LocalRoom, conn: Peer, start: StreamPosition,
+                 replay: Sequence[HistoryEntry] = ()) -> int:
+        """``conn`` starts after ``start``: push ``replay`` (its own messages skipped, as live
+        delivery skips the sender), then what was kept for it after ``start``; from now on
+        it receives with the others. Returns how many replayed messages were pushed (0 if
+        it is joining no more: its connection ended meanwhile)."""
+        backlog = local.joining.get(conn.id)
+        if backlog is None or backlog.peer is not conn:
+            return 0
+        del local.joining[conn.id]
+        replayed = 0
+        for entry in replay:
+            message = StreamMessage.of(entry, start.epoch)
+            if message.session != conn.id:
+                conn.push(_message(local.name, message))
+                replayed += 1
+        for data in backlog.release(start):
+            conn.push(data)
+        local.members[conn.id] = conn
+        here = local.stream.position
+        if here is not None and here.epoch == start.epoch and start.offset > here.offset:
+            local.recent[conn.id] = start
+        return replayed
+
+    def remove(self, local: LocalRoom, conn_id: str) -> bool:
+        """Forget a member; True when it was the last here (the caller unsubscribes)."""
+        local.members.pop(conn_id, None)
+        local.joining.pop(conn_id, None)
+        local.recent.pop(conn_id, None)
+        if local:
+            return False
+        self.forget(local)
+        return True
+
+    def forget(self, local: LocalRoom) -> None:
+        """The room has no member here any more: nothing pending for it matters."""
+        if self._current(local):
+            del self._rooms[local.name]
+        for handle in (local.retry, local.diff.handle if local.diff is not None else None):
+            if handle is not None:
+                handle.cancel()
+        local.retry = local.diff = None
+
+    # -- what arrives on the bus -------------------------------------------------
+
+    def deliver(self, local: LocalRoom, message: dict[str, Any]) -> None:
+        """The bus handler of the room's subscription (what ``RoomService`` sends)."""
+        if not self._current(local):  # a subscription being dropped
+            return
         event, sender = message.get("event"), message.get("session")
         sender = sender if isinstance(sender, str) else None
         if event == "message":
-            self._fan_out(room, "room.message", {"room": room, "from": message.get("from"),
-                                                 "data": message.get("data")}, sender)
+            offset, epoch = message.get("offset"), message.get("epoch")
+            if type(offset) is int and isinstance(epoch, str):  # else it has no place
+                received = StreamMessage(offset, epoch, sender, message.get("from"),
+                                         message.get("data"))
+                if local.stream.takes(received):
+                    self._send(local, received)
+                else:
+                    self._apply(local, local.stream.receive(received))
         elif event in ("joined", "left"):
             user, total = message.get("user"), message.get("total")
             if not isinstance(user, str):
                 return
-            here, small = len(self._local.get(room, ())), self._limits.small_room
+            here, small = len(local), self._limits.small_room
             total = total if isinstance(total, int) else here
             if total > small or here > small:
-                self._coalesce(room, user, event == "joined", total)
+                self._coalesce(local, user, event == "joined", total)
             else:  # small, or from a node that sends no total
-                self.flush(room)  # what was coalesced before comes first
-                self._fan_out(room, f"room.{event}", {"room": room, "user": user}, sender)
+                self.flush(local)  # what was coalesced before comes first
+                self._fan_out(local, _notification(f"room.{event}", {"room": local.name,
+                                                                     "user": user}), sender)
 
-    def _coalesce(self, room: str, user: str, joined: bool, total: int) -> None:
-        diff = self._diffs.get(room)
+    def _apply(self, local: LocalRoom, step: Step) -> None:
+        for lost in step.lost:
+            logger.warning("room %s: messages of epoch %s after offset %d%s not delivered "
+                           "here: %s", local.name, lost.epoch, lost.after,
+                           "" if lost.upto is None else f" up to {lost.upto}", lost.reason)
+        for message in step.deliver:
+            self._send(local, message)
+        if step.read is not None:
+            self._spawn(self._fill(local, step.read))
+
+    async def _fill(self, local: LocalRoom, since: StreamPosition) -> None:
+        try:
+            answer = await self._history.since(local.name, since)
+        except BackendUnavailable as exc:
+            local.stream.unfilled()
+            if self._current(local):
+                logger.info("room %s: a hole in its stream waits for history: %s",
+                            local.name, exc.message)
+                timer = self._timer or asyncio.get_running_loop().call_later
+                local.retry = timer(FILL_RETRY, lambda: self._retry(local))
+            return
+        if self._current(local):
+            self._apply(local, local.stream.filled(answer))
+
+    def _retry(self, local: LocalRoom) -> None:
+        local.retry = None
+        self._apply(local, local.stream.retry())
+
+    def _send(self, local: LocalRoom, message: StreamMessage) -> None:
+        behind: Set[str] = frozenset()
+        if local.recent:  # rarely: only just after a join read ahead of this node
+            behind = {conn_id for conn_id, start in local.recent.items()
+                      if not is_news(start, message.offset, message.epoch)}
+            for conn_id, start in list(local.recent.items()):
+                if start.epoch != message.epoch or message.offset >= start.offset:
+                    del local.recent[conn_id]  # the stream here has caught up with it
+        self._fan_out(local, _message(local.name, message), message.session, message, behind)
+
+    # -- membership news -----------------------------------------------------------
+
+    def _coalesce(self, local: LocalRoom, user: str, joined: bool, total: int) -> None:
+        diff = local.diff
         if diff is None:
-            diff = self._diffs[room] = PendingDiff()
+            diff = local.diff = PendingDiff()
         diff.add(user, joined, total)
         if diff.handle is None:
-            delay = self._limits.diff_spacing(len(self._local.get(room, ())))
+            delay = self._limits.diff_spacing(len(local))
             timer = self._timer or asyncio.get_running_loop().call_later
-            diff.handle = timer(delay, lambda: self.flush(room))
+            diff.handle = timer(delay, lambda: self.flush(local))
 
-    def flush(self, room: str) -> None:
+    def flush(self, local: LocalRoom) -> None:
         """Send the room's pending diff now, if it has one."""
-        diff = self._diffs.pop(room, None)
+        diff, local.diff = local.diff, None
         if diff is None:
             return
         if diff.handle is not None:
             diff.handle.cancel()
         if diff.changes:
-            self._fan_out(room, "room.diff", diff.params(room, self._limits.diff_names), None)
+            self._fan_out(local, _notification(
+                "room.diff", diff.params(local.name, self._limits.diff_names)), None)
 
-    def _fan_out(self, room: str, method: str, params: dict[str, Any], skip: str | None
+    # -- fan-out ---------------------------------------------------------------------
+
+    def _fan_out(self, local: LocalRoom, data: bytes, skip: str | None,
+                 message: StreamMessage | None = None, behind: Set[str] = frozenset()
                  ) -> None:
-        members = self._local.get(room)
+        """Push ``data`` to every member but ``skip`` (the sender) and those ``behind``,
+        and keep it for those joining."""
+        for conn_id, backlog in local.joining.items():
+            if conn_id != skip:
+                backlog.keep(data, message)
+        members = local.members
         if not members:
             return
-        data = jsonrpc.dumps(jsonrpc.encode_notification(method, params))  # once for all
-        queue = self._queues.get(room)
-        if queue is None and len(members) <= self._limits.chunk:
-            _push(members.values(), data, skip)
+        targets: Iterable[Peer] = members.values()
+        if behind:
+            targets = [conn for conn in targets if conn.id not in behind]
+        if local.queue is None and len(members) <= self._limits.chunk:
+            _push(targets, data, skip)
             return
-        if queue is None:
-            queue = self._queues[room] = deque()
-            task = asyncio.get_running_loop().create_task(self._drain(room, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        queue.append((list(members.values()), data, skip))  # who is here now
+        if local.queue is None:
+            local.queue = deque()
+            self._spawn(self._drain(local, local.queue))
+        local.queue.append((list(targets), data, skip))  # who is here now
 
-    async def _drain(self, room: str, queue: deque[tuple[Sequence[Peer], bytes, str | None]]
-                     ) -> None:
+    async def _drain(self, local: LocalRoom, queue: deque[_FanOut]) -> None:
         chunk = self._limits.chunk
         try:
             while queue:
                 targets, data, skip = queue[0]
                 for start in range(0, len(targets), chunk):
-                    _push(targets[start:start + chunk], data, skip)
+                    members = local.members  # still here, on the same connection
+                    _push([conn for conn in targets[start:start + chunk]
+                           if members.get(conn.id) is conn], data, skip)
                     await asyncio.sleep(0)  # let the writes just woken run
                 queue.popleft()
         finally:
-            del self._queues[room]
+            local.queue = None
 
-    def forget(self, room: str) -> None:
-        """The last local member left: nothing pending for the room matters any more."""
-        diff = self._diffs.pop(room, None)
-        if diff is not None and diff.handle is not None:
-            diff.handle.cancel()
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Stop timers and fan-outs under way (the node shuts down)."""
-        for room in list(self._diffs):
-            self.forget(room)
+        """Stop timers, reads and fan-outs under way (the node shuts down)."""
+        for local in self.rooms():
+            self.forget(local)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _notification(method: str, params: dict[str, Any]) -> bytes:
+    return jsonrpc.dumps(jsonrpc.encode_notification(method, params))  # once for all
+
+
+def _message(room: str, message: StreamMessage) -> bytes:
+    return _notification("room.message", {"room": room, "from": message.sender,
+                                          "data": message.data, "offset": message.offset,
+                                          "epoch": message.epoch})
 
 
 def _push(targets: Iterable[Peer], data: bytes, skip: str | None) -> None:

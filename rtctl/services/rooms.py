@@ -6,15 +6,23 @@ on ``<prefix>.room.<room>``, which a node subscribes to while it has at least
 one local member. Each node forwards what arrives to its local members
 (:mod:`~rtctl.services.room_delivery`), except the session that sent it:
 
-* ``room.message {room, from, data}`` for ``room.publish``;
+* ``room.message {room, from, data, offset, epoch}`` for ``room.publish``: the
+  message is appended to the room's history first (its ``offset`` counts the
+  room's messages from 1 within its ``epoch``), then sent; each node delivers
+  a room's messages in offset order, holes filled from history
+  (:mod:`~rtctl.services.room_stream`);
 * in a small room, ``room.joined`` / ``room.left {room, user}`` when a user's
   first session joins or their last one leaves (a second device is not news);
   in a big one, those are coalesced into periodic ``room.diff``.
 
-A big room's member list is never sent whole: ``room.join`` answers its
-``total`` and ``room.members`` pages through it (Discord's lazy member lists).
-Leaving also happens when a session ends: on disconnect, or when its node died
-and a survivor cleans up (:class:`~rtctl.services.sessions.SessionService`).
+``room.join`` answers where the member starts (``offset, epoch``); a client
+that reconnects joins with ``since`` and gets what it missed replayed, or is
+told why not (Centrifugo's stream recovery). A big room's member list is never
+sent whole: ``room.join`` answers its ``total`` and ``room.members`` pages
+through it (Discord's lazy member lists). A connection that closes stops
+receiving at once; its session leaves the store's rooms when it ends: after the
+recovery grace unless it is resumed, or when its node died and a survivor
+cleans up (:class:`~rtctl.services.sessions.SessionService`).
 """
 
 from __future__ import annotations
@@ -23,16 +31,18 @@ import asyncio
 import base64
 import binascii
 import functools
+import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar
 
-from rtctl.backends.base import Subscription
+from rtctl.backends.base import BackendUnavailable, Replay, Unrecoverable
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.host import Host
 from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.streams import StreamPosition, parse_position
 from rtctl.router import CallContext, Peer, Router
-from rtctl.services.room_delivery import RoomDelivery, RoomLimits, Timer
+from rtctl.services.room_delivery import LocalRoom, RoomDelivery, RoomLimits, Timer
 from rtctl.services.sessions import SessionService
 from rtctl.services.state import StateService
 
@@ -44,6 +54,8 @@ DEFAULT_PAGE = 100  # users per room.members page when no limit is given
 MAX_PAGE = 1000
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger("rtctl.rooms")
 
 
 def _checked(room: str) -> str:
@@ -70,6 +82,24 @@ def _after(cursor: str) -> str:
     return after
 
 
+def _since(value: Any) -> StreamPosition:
+    try:
+        return parse_position(value)
+    except ValueError as exc:
+        raise InvalidParams(f"Invalid params: 'since': {exc}", {"since": value}) from None
+
+
+def _check_rejoin(local: LocalRoom, conn: Peer, since: Any) -> None:
+    """A connection joins a room it is in already: it is sent nothing again."""
+    if conn.id in local.joining:
+        raise InvalidParams(f"Invalid params: this connection is joining {local.name!r} "
+                            "already", {"room": local.name})
+    if since is not None:
+        raise InvalidParams(f"Invalid params: 'since' is for joining, and this connection "
+                            f"is in {local.name!r} already (it was sent every message since)",
+                            {"since": since})
+
+
 async def _paced(items: Iterable[_T], every: int) -> AsyncIterator[_T]:
     """``items``, giving the loop back every ``every`` of them (the memory store never
     awaits anything, so a long loop of its calls would otherwise hold the loop)."""
@@ -80,7 +110,7 @@ async def _paced(items: Iterable[_T], every: int) -> AsyncIterator[_T]:
 
 
 class RoomService:
-    """Rooms for one gateway: the store, the bus and this node's members."""
+    """Rooms for one gateway: the store, history, the bus and this node's members."""
 
     def __init__(self, host: Host, sessions: SessionService, *,
                  limits: RoomLimits = RoomLimits(), timer: Timer | None = None,
@@ -89,10 +119,9 @@ class RoomService:
         self._stateful = stateful
         self._backends = sessions.backends
         self._limits = limits
-        self._local: dict[str, dict[str, Peer]] = {}  # room → conn id → conn
         self._joined: dict[str, set[str]] = {}  # conn id → rooms
-        self._subs: dict[str, Subscription] = {}
-        self._delivery = RoomDelivery(self._local, limits, timer)
+        self._delivery = RoomDelivery(self._backends.history, limits, timer)
+        sessions.on_detached(self._detached)
         sessions.on_ended(self._ended)
         sessions.on_resync(self._resync)
         host.on_shutdown(self._delivery.close)
@@ -112,47 +141,67 @@ class RoomService:
     async def _drop_local(self, room: str, conn_id: str, *, leaving: bool = True) -> None:
         """Forget ``conn_id``'s membership here; ``leaving`` is False when its connection
         ended (a stateful room then keeps its snapshot, to resume if players come back)."""
-        members = self._local.get(room, {})
-        members.pop(conn_id, None)
         rooms = self._joined.get(conn_id, set())
         rooms.discard(room)
         if not rooms:
             self._joined.pop(conn_id, None)
+        local = self._delivery.room(room)
+        emptied = local is not None and self._delivery.remove(local, conn_id)
         if self._stateful is not None:
             await self._stateful.left(room, conn_id, leaving=leaving)
-        if not members:
-            self._local.pop(room, None)
-            self._delivery.forget(room)
-            sub = self._subs.pop(room, None)
-            if sub is not None:
-                await sub.unsubscribe()
+        if emptied and local is not None and local.subscription is not None:
+            await local.subscription.unsubscribe()
+
+    async def _subscribe(self, local: LocalRoom) -> None:
+        """Subscribe this node to the room once, before its member is in the store: no news
+        or message sent after that passes it by."""
+        if local.subscription is None:
+            async with local.opening:
+                if local.subscription is None:
+                    local.subscription = await self._backends.bus.subscribe(
+                        self._subject(local.name), functools.partial(self._delivery.deliver, local))
+                    if self._delivery.room(local.name) is not local:  # emptied meanwhile
+                        await local.subscription.unsubscribe()
 
     async def _leave_store(self, room: str, session_id: str, user: str) -> None:
         last, total = await self._backends.rooms.leave(room, session_id)
         if last:
             await self._send(room, "left", session_id, user=user, total=total)
 
+    async def _detached(self, conn_id: str) -> None:
+        """A connection closed: nothing is pushed to it any more. Its session stays in the
+        store's rooms until it ends (:meth:`_ended`), so a resume flaps nothing."""
+        live = self._host.peer(conn_id)  # a newer connection of the session, resumed here
+        for room in sorted(self._joined.get(conn_id, ())):
+            local = self._delivery.room(room)
+            if local is None or local.member(conn_id) is not live:
+                await self._drop_local(room, conn_id, leaving=False)
+
     async def _ended(self, session_id: str, user: str) -> None:
-        local = self._joined.get(session_id, set())
-        for room in list(local):
-            await self._drop_local(room, session_id, leaving=False)
-        for room in sorted(local | set(await self._backends.rooms.rooms_of(session_id))):
+        for room in sorted(await self._backends.rooms.rooms_of(session_id)):
             await self._leave_store(room, session_id, user)
 
     async def _resync(self, conns: Sequence[Peer]) -> None:
-        memberships = [(room, conn) for room, members in list(self._local.items())
-                       for conn in list(members.values())]
+        memberships = [(local.name, conn) for local in self._delivery.rooms()
+                       for conn in local.peers()]
         async for room, conn in _paced(memberships, self._limits.chunk):
             await self._backends.rooms.join(room, conn.id, conn.user)
 
     # -- methods -----------------------------------------------------------------
 
-    async def join(self, ctx: CallContext, room: str,
-                   options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``room.join {room, options?}`` → ``{members, total}``; a big room's reply has no
-        ``members``. A stateful room's adds ``version`` and ``encoding``, and takes the
-        ``options`` its type's ``on_create`` reads (the first joiner's)."""
+    async def join(self, ctx: CallContext, room: str, options: dict[str, Any] | None = None,
+                   since: Any = None) -> dict[str, Any]:
+        """``room.join {room, options?, since?}`` → ``{members, total, offset, epoch}``.
+
+        A big room's reply has no ``members``. A stateful room's adds ``version``
+        and ``encoding``, and takes the ``options`` its type's ``on_create`` reads
+        (the first joiner's). ``offset, epoch``: the stream position the member
+        starts after. With ``since`` (the last position the client had), every
+        later message is pushed first (``recovered: true, replayed: n``), or none
+        (``recovered: false, reason``): never a partial replay.
+        """
         _checked(room)
+        position = None if since is None else _since(since)
         stateful = self._stateful is not None and self._stateful.handles(room)
         if options is not None and not stateful:
             raise InvalidParams("Invalid params: 'options' are for stateful rooms, and "
@@ -164,12 +213,19 @@ class RoomService:
         conn = ctx.peer
         assert conn is not None, "the gateway gives every call its caller's peer"
         self._backends.require_healthy()
-        if room not in self._subs:  # before the store: no message falls in between
-            self._subs[room] = await self._backends.bus.subscribe(
-                self._subject(room), functools.partial(self._delivery.deliver, room))
-        self._local.setdefault(room, {})[conn.id] = conn
+        local = self._delivery.open(room)
+        here = local.member(conn.id)
+        if here is not None and here is not conn:  # a closed connection of this session
+            await self._drop_local(room, conn.id, leaving=False)
+            local, here = self._delivery.open(room), None
+        if here is None:
+            self._delivery.admit(local, conn)
+        else:
+            _check_rejoin(local, conn, since)
         self._joined.setdefault(conn.id, set()).add(room)
         try:
+            await self._subscribe(local)
+            read = None if here is not None else await self._read(local, position)
             first, total = await self._backends.rooms.join(room, conn.id, conn.user)
         except RpcError:
             await self._drop_local(room, conn.id)
@@ -183,11 +239,48 @@ class RoomService:
                 await self._backends.rooms.leave(room, conn.id)  # quietly: nobody was told
                 await self._drop_local(room, conn.id)
                 raise
-            if conn.id not in self._local.get(room, {}):  # its connection ended meanwhile
+            if local.member(conn.id) is not conn:  # its connection ended meanwhile
                 await self._stateful.left(room, conn.id, leaving=False)
+        reply.update(self._entered(local, conn, read, recovering=position is not None))
         if first:
             await self._send(room, "joined", conn.id, user=conn.user, total=total)
         return reply
+
+    async def _read(self, local: LocalRoom, since: StreamPosition | None
+                    ) -> Replay | Unrecoverable:
+        """Where a joining member starts: the stream's end, or what it missed ``since``.
+
+        The first read after the node subscribed starts the room's stream here; joins
+        that come meanwhile read after it, so no member starts before the stream.
+        """
+        if local.stream.started:
+            return await self._history_after(local.name, since)
+        async with local.opening:
+            read = await self._history_after(local.name, since)
+            self._delivery.start(local, read.position)
+        return read
+
+    async def _history_after(self, room: str, since: StreamPosition | None
+                             ) -> Replay | Unrecoverable:
+        history = self._backends.history
+        if since is None:
+            return Replay(await history.position(room), ())
+        return await history.since(room, since)
+
+    def _entered(self, local: LocalRoom, conn: Peer, read: Replay | Unrecoverable | None, *,
+                 recovering: bool) -> dict[str, Any]:
+        """The member receives from here on: the reply's stream fields."""
+        if read is None:  # in the room already: where what it was sent has reached
+            here = local.recent.get(conn.id) or local.stream.position
+            assert here is not None, "a member receiving has a started stream"
+            return here.to_json()
+        if isinstance(read, Unrecoverable):
+            self._delivery.activate(local, conn, read.position)
+            return {**read.position.to_json(), "recovered": False, "reason": read.reason}
+        replayed = self._delivery.activate(local, conn, read.position, read.entries)
+        if not recovering:
+            return read.position.to_json()
+        return {**read.position.to_json(), "recovered": True, "replayed": replayed}
 
     async def _membership(self, room: str, total: int) -> dict[str, Any]:
         small = self._limits.small_room
@@ -208,11 +301,28 @@ class RoomService:
         await self._leave_store(room, ctx.connection_id, ctx.user)
         await self._drop_local(room, ctx.connection_id)
 
-    async def publish(self, ctx: CallContext, room: str, data: Any = None) -> None:
-        """``room.publish {room, data}``: every other member gets ``room.message``."""
-        self._require_member(ctx, _checked(room))
-        await self._send(room, "message", ctx.connection_id, **{"from": ctx.user, "data": data})
+    async def publish(self, ctx: CallContext, room: str, data: Any = None) -> dict[str, Any]:
+        """``room.publish {room, data}`` → ``{offset, epoch}``, once the message is in the
+        room's history; every other member gets ``room.message``.
 
+        Re-sent with the same ``idempotency_key`` (by the same user, to the same room,
+        while the first is kept), it answers the first one's position and appends
+        nothing. A bus that fails after the append costs no message: every node
+        fills the hole from history when the next message comes.
+        """
+        self._require_member(ctx, _checked(room))
+        self._backends.require_healthy()
+        key = None if ctx.idempotency_key is None else f"{ctx.user}:{ctx.idempotency_key}"
+        position, duplicate = await self._backends.history.append(
+            room, {"from": ctx.user, "data": data, "session": ctx.connection_id}, key=key)
+        if not duplicate:
+            try:
+                await self._send(room, "message", ctx.connection_id,
+                                 **{"from": ctx.user, "data": data}, **position.to_json())
+            except BackendUnavailable as exc:
+                logger.warning("room %s: message %d is in history but not on the bus (%s)",
+                               room, position.offset, exc.message)
+        return position.to_json()
     async def members(self, ctx: CallContext, room: str, cursor: str | None = None,
                       limit: int = DEFAULT_PAGE) -> dict[str, Any]:
         """``room.members {room, cursor?, limit?}`` → ``{members, total, next}``.

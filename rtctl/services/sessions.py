@@ -12,6 +12,17 @@ session store while it lives. A background task, every ``node_ttl / 4``:
   notifications go out) and forgets the node. A node killed without warning
   is thus cleaned up within ``node_ttl / 2 + node_ttl / 4 < node_ttl``.
 
+A connection that drops does not end its session at once: it is *held* for
+``host.grace`` seconds (presence stays online, the store keeps its rooms), so a
+client that reconnects with its recovery token -- on this node or any other --
+carries on with nothing flapping. A new connection that resumes a session
+announces it on ``<prefix>.session`` (``{"takeover": id, "node": n}``): the
+node that held it cancels its pending end, and one that still has an older
+connection of it (half-open) closes that with 4009. A client that closes
+deliberately (1000, 1001 or no code, on its own initiative) leaves at once.
+Whoever ends a session first checks that its record still names the node
+ending it: one resumed elsewhere is left alone.
+
 A backend that fails while a session starts or ends never costs the client its
 connection: the node marks itself out of sync and, once every backend is
 healthy again, reconciles the store with its live connections
@@ -33,6 +44,7 @@ from typing import Any
 
 from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
 from rtctl.host import Host
+from rtctl.protocol.codes import CloseCode
 from rtctl.router import CallContext, Peer, Router
 
 __all__ = ["DetachedHook", "EndedHook", "ResyncHook", "SessionService", "StartedHook"]
@@ -43,6 +55,10 @@ StartedHook = Callable[[Peer], Awaitable[None]]
 DetachedHook = Callable[[str], Awaitable[None]]  # (session id): its connection here closed
 EndedHook = Callable[[str, str], Awaitable[None]]  # (session id, user)
 ResyncHook = Callable[[Sequence[Peer]], Awaitable[None]]
+
+# A close the client chose (RFC 6455 §7.4.1: normal, going away, or no code at all) is the
+# player leaving; any other end of a connection may be followed by a resume.
+_LEAVING = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS})
 
 
 class SessionService:
@@ -57,6 +73,9 @@ class SessionService:
         self._detached: list[DetachedHook] = []
         self._ended: list[EndedHook] = []
         self._resyncs: list[ResyncHook] = []
+        self._held: dict[str, asyncio.TimerHandle] = {}  # dropped sessions → their pending end
+        self._moved: set[str] = set()  # sessions of live connections here resumed elsewhere
+        self._ending: set[asyncio.Task[None]] = set()
         self._dirty = False
         self._beat_at: float | None = None  # host clock at our last heartbeat
         self._wake: asyncio.Event | None = None
@@ -98,11 +117,36 @@ class SessionService:
 
     # -- connections come and go --------------------------------------------
 
+    @property
+    def _subject(self) -> str:
+        return f"{self.backends.subject_prefix}.session"
+
     async def _connected(self, conn: Peer) -> None:
         record = SessionRecord(id=conn.id, user=conn.user, node=self.node,
                                created_at=conn.connected_at, last_seen=conn.connected_at)
         self._records[conn.id] = record
+        if conn.resumed:
+            self._release(conn.id)
+            await self._guarded(self.backends.bus.publish(
+                self._subject, {"takeover": conn.id, "node": self.node}), conn.id)
         await self._guarded(self._announce_start(conn, record), conn.id)
+
+    def _release(self, session_id: str) -> None:
+        """The held session was resumed: it must not end."""
+        handle = self._held.pop(session_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _taken_over(self, message: dict[str, Any]) -> None:
+        """The bus handler: a session was resumed on ``message["node"]``."""
+        session_id = message.get("takeover")
+        if not isinstance(session_id, str) or message.get("node") == self.node:
+            return
+        self._release(session_id)
+        conn = self._host.peer(session_id)
+        if conn is not None:  # a connection the client has given up on (half-open)
+            self._moved.add(session_id)
+            conn.close(CloseCode.SESSION_RESUMED, "session resumed on another node")
 
     async def _announce_start(self, conn: Peer, record: SessionRecord) -> None:
         await self.backends.sessions.put([record], ttl=self.backends.session_ttl)
@@ -110,10 +154,42 @@ class SessionService:
             await hook(conn)
 
     async def _disconnected(self, conn: Peer, code: int | None, reason: str) -> None:
-        self._records.pop(conn.id, None)
+        successor = self._host.peer(conn.id)  # a newer connection here resumed it
+        moved = conn.id in self._moved
+        self._moved.discard(conn.id)
+        if successor is None:
+            self._records.pop(conn.id, None)
         for hook in self._detached:
             await self._guarded(hook(conn.id), conn.id)
+        if successor is not None or moved:
+            return
+        grace = self._host.grace
+        if grace > 0 and not (conn.close_code is None and code in _LEAVING):
+            loop = asyncio.get_running_loop()
+            self._held[conn.id] = loop.call_later(grace, self._expire, conn.id, conn.user)
+            return
         await self.end(conn.id, conn.user, self.node)
+
+    def _expire(self, session_id: str, user: str) -> None:
+        """A held session's grace is over: end it, unless it was resumed elsewhere."""
+        del self._held[session_id]
+        task = asyncio.get_running_loop().create_task(self._end_held(session_id, user))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _end_held(self, session_id: str, user: str) -> None:
+        try:
+            moved = await self._resumed_elsewhere(session_id, self.node)
+        except BackendUnavailable:
+            self.mark_out_of_sync()  # the resync ends it, if it is still ours
+            return
+        if not moved:
+            await self.end(session_id, user, self.node)
+
+    async def _resumed_elsewhere(self, session_id: str, node: str) -> bool:
+        """Does the session's record name another node than ``node`` (it was resumed)?"""
+        record = await self.backends.sessions.get(session_id)
+        return record is not None and record.node != node
 
     async def end(self, session_id: str, user: str, node: str) -> bool:
         """Run every ended hook, then drop the record; False (kept for a retry) on failure."""
@@ -141,6 +217,7 @@ class SessionService:
 
     async def _start(self) -> None:
         await self.backends.start()
+        await self.backends.bus.subscribe(self._subject, self._taken_over)
         await self._beat()
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -150,8 +227,17 @@ class SessionService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(BackendUnavailable):
-            await self.backends.sessions.forget_node(self.node)
+        for handle in self._held.values():
+            handle.cancel()
+        for task in list(self._ending):
+            task.cancel()
+        if self._held:  # a survivor ends the sessions not resumed, once our heartbeat lapses
+            logger.info("node %s stops with %d sessions held for recovery", self.node,
+                        len(self._held))
+            self._held.clear()
+        else:
+            with contextlib.suppress(BackendUnavailable):
+                await self.backends.sessions.forget_node(self.node)
         await self.backends.close()
 
     async def _run(self) -> None:
@@ -217,7 +303,8 @@ class SessionService:
     async def _reap(self, node: str) -> None:
         sessions = await self.backends.sessions.by_node(node)
         logger.warning("node %s is gone: ending its %d sessions", node, len(sessions))
-        results = [await self.end(sid, user, node) for sid, user in sessions.items()]
+        results = [await self.end(sid, user, node) for sid, user in sessions.items()
+                   if not await self._resumed_elsewhere(sid, node)]
         if all(results):
             await self.backends.sessions.forget_node(node)
 
@@ -225,7 +312,9 @@ class SessionService:
         """Make the store match this node's live connections, then let services catch up."""
         stored = await self.backends.sessions.by_node(self.node)
         for sid, user in stored.items():
-            if sid not in self._records:  # it ended while the store was unreachable
+            # It ended while the store was unreachable (unless it is held or moved on).
+            if (sid not in self._records and sid not in self._held
+                    and not await self._resumed_elsewhere(sid, self.node)):
                 await self.end(sid, user, self.node)
         if self._records:
             await self.backends.sessions.put(list(self._records.values()),

@@ -4,7 +4,10 @@
   milliseconds (fractional), for round-trip time and clock offset (NTP-style:
   offset ≈ time − (t_send + t_receive) / 2).
 * ``sys.echo`` → its params, unchanged (tests and benchmarks).
-* ``session.info`` → who am I: connection id, user, claims, token expiry.
+* ``session.info`` → who am I: connection (= session) id, user, claims, token
+  expiry; whether this connection resumed its session (``resumed``, or
+  ``resume_error`` saying why a recovery token was not honoured), and a fresh
+  ``recovery_token`` to reconnect with (``?recover=TOKEN`` at the upgrade).
 * ``session.refresh {token}`` → adopt a new token for the same user, so the
   connection outlives the old token's ``exp``.
 """
@@ -39,6 +42,7 @@ def system_router(host: Host) -> Router:
 
     @router.method("session.info")
     def info(ctx: CallContext) -> dict[str, Any]:
+        token, expires = host.recovery_token(ctx.connection_id, ctx.user)
         return {
             "connection_id": ctx.connection_id,
             "user": ctx.user,
@@ -47,6 +51,10 @@ def system_router(host: Host) -> Router:
             "connected_at": _ms(ctx.connected_at),
             "subprotocol": ctx.subprotocol,
             "remote_address": ctx.remote_address,
+            "resumed": ctx.resumed,
+            "resume_error": ctx.resume_error,
+            "recovery_token": token,
+            "recovery_expires_at": _ms(expires),
         }
 
     @router.method("session.refresh")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rtctl.backends import Backends, Presence, SessionRecord
+from tests.backends.conftest import lose_keys, redis_of
 from tests.conftest import TIMING
 
 
@@ -91,29 +93,78 @@ async def test_presence_counts_devices_and_stamps_last_seen(stores: Backends) ->
     assert await p.connect("alice", "s1") is True
     assert await p.connect("alice", "s2") is False
     assert await p.connect("alice", "s2") is False  # the same device twice
-    assert (await p.get(["alice"]))["alice"] == Presence(devices=2)
+    two = (await p.get(["alice"]))["alice"]
+    assert two == Presence(devices=2, version=two.version)
     assert await p.disconnect("alice", "s1", now_ms=100.5) is False
     assert await p.disconnect("alice", "s2", now_ms=200.5) is True
     assert await p.disconnect("alice", "s2", now_ms=300.0) is False  # already gone
     alice = (await p.get(["alice"]))["alice"]
     assert alice.devices == 0
-    assert alice.seen() == {"status": "offline", "last_seen": 300.0, "text": None}
+    assert alice.seen() == {"status": "offline", "last_seen": 300.0, "text": None,
+                            "version": alice.version}
     assert (await p.get(["nobody"]))["nobody"] == Presence()
+
+
+async def test_every_stored_presence_change_raises_the_version(stores: Backends) -> None:
+    p = stores.presence
+
+    async def version() -> int:
+        return (await p.get(["carol"]))["carol"].version
+
+    assert await version() == 0  # never seen
+    changes: list[Callable[[], Awaitable[object]]] = [
+        lambda: p.connect("carol", "s1"), lambda: p.connect("carol", "s2"),
+        lambda: p.set_status("carol", "away", "brb", now_ms=1.0),
+        lambda: p.set_status("carol", "away", "brb", now_ms=2.0),  # stored again: a change
+        lambda: p.disconnect("carol", "s1", now_ms=3.0),
+        lambda: p.disconnect("carol", "s2", now_ms=4.0),
+        lambda: p.disconnect("carol", "s2", now_ms=5.0)]  # last_seen stamped again
+    versions = []
+    for change in changes:
+        await change()
+        versions.append(await version())
+    assert versions == sorted(set(versions))  # each one above the one before
+    assert versions[0] >= 1
+    await p.connect("carol", "s3")
+    before = await version()
+    assert await p.connect("carol", "s3") is False  # already there: nothing stored
+    assert await version() == before
+
+
+async def test_a_user_lost_from_redis_comes_back_with_a_higher_version(
+    redis_stores: Backends,
+) -> None:
+    p, redis = redis_stores.presence, redis_of(redis_stores)
+    for index in range(5):
+        await p.connect("dave", f"s{index}")
+    lost = (await p.get(["dave"]))["dave"].version
+
+    async def past() -> bool:  # a lost store takes longer than changes can run ahead
+        seconds, micros = await redis.client.time()
+        return seconds * 1000 + micros // 1000 > lost
+
+    await eventually(past)
+    assert await lose_keys(redis_stores, "*:dave") == 2  # its presence and devices
+    assert await p.connect("dave", "s0") is True
+    assert (await p.get(["dave"]))["dave"].version > lost
 
 
 async def test_status_and_text_and_invisible(stores: Backends) -> None:
     p = stores.presence
     await p.connect("bob", "s1")
     await p.set_status("bob", "busy", "in a match", now_ms=1.0)
-    assert (await p.get(["bob"]))["bob"].seen() == {"status": "busy", "last_seen": None,
-                                                    "text": "in a match"}
+    bob = (await p.get(["bob"]))["bob"]
+    assert (bob.status, bob.text, bob.last_seen) == ("busy", "in a match", None)
     await p.set_status("bob", "away", None, now_ms=2.0)
-    assert (await p.get(["bob"]))["bob"].seen() == {"status": "away", "last_seen": None,
-                                                    "text": None}
+    bob = (await p.get(["bob"]))["bob"]
+    assert (bob.status, bob.text, bob.last_seen) == ("away", None, None)
+    await p.set_status("bob", "online", "", now_ms=2.5)  # empty text is text, not none
+    assert (await p.get(["bob"]))["bob"].text == ""
     await p.set_status("bob", "invisible", "hidden", now_ms=3.0)
     bob = (await p.get(["bob"]))["bob"]
     assert (bob.status, bob.devices) == ("invisible", 1)
-    assert bob.seen() == {"status": "offline", "last_seen": 3.0, "text": None}
+    assert bob.seen() == {"status": "offline", "last_seen": 3.0, "text": None,
+                          "version": bob.version}
 
 
 # -- rooms ----------------------------------------------------------------------

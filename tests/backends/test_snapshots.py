@@ -4,15 +4,14 @@ memory store's exact expiry on a fake clock, then a Redis that went away."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from rtctl.backends import Backends, BackendUnavailable, connect_backends
+from rtctl.backends import Backends, BackendUnavailable
 from rtctl.backends.memory import MemorySnapshotStore
 from tests.backends.test_contract import eventually
 from tests.conftest import TIMING
-from tests.servers import ServerProcess
 from tests.services.fakes import FakeClock
 
 EVERY_BYTE = bytes(range(256))
@@ -117,21 +116,6 @@ async def test_memory_expired_entries_are_swept_as_rooms_come_and_go() -> None:
 
 
 # -- a Redis that went away -----------------------------------------------------
-
-
-@pytest.fixture
-async def lost_redis() -> AsyncIterator[Backends]:
-    """Backends on a Redis of their own, stopped once they have used it."""
-    server = ServerProcess("redis-server").start()
-    backends = connect_backends(redis_url=server.url, node_id="n1")
-    await backends.start()
-    try:
-        assert await backends.snapshots.own("arena", "n1", ttl=30) == "n1"
-        server.stop()
-        yield backends
-    finally:
-        await backends.close()
-        server.stop()
 
 
 async def test_every_call_fails_fast_when_redis_is_gone(lost_redis: Backends) -> None:

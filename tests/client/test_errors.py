@@ -47,6 +47,7 @@ CLOSES: dict[int, tuple[ErrorKind, bool, type[BaseException]]] = {
     CloseCode.TOKEN_EXPIRED: (A, False, AuthRefused),
     CloseCode.KICKED: (S, False, Kicked),
     CloseCode.SLOW_CONSUMER: (T, True, TransportError),
+    CloseCode.SESSION_RESUMED: (S, False, ClientError),  # another connection has the session
     1012: (T, True, TransportError),  # service restart, not one of ours
     4321: (S, False, ClientError),  # a game's private code
 }

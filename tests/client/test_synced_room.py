@@ -32,6 +32,7 @@ from rtctl.client import (
 )
 from rtctl.client.errors import SnapshotUnreadable
 from rtctl.client.netstats import MIN_RTO, NetSnapshot, NetStats
+from rtctl.client.recovery import Reconnection, ReconnectStep
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import state_frame
@@ -61,6 +62,18 @@ class FakeClient:
         self._binary: list[Callable[[bytes], object]] = []
         self._notes: list[tuple[str | None, Callable[[NotificationReceived], object]]] = []
         self._states: list[Callable[[StateChanged], object]] = []
+        self._steps: list[ReconnectStep] = []
+
+    def add_reconnect_step(self, step: ReconnectStep) -> None:
+        self._steps.append(step)
+
+    async def reconnect(self) -> None:
+        """Drop and come back as the real client does: the steps run before ``connected``
+        (``move`` alone plays a reconnect whose steps did not join the room)."""
+        self.move(ClientState.RECONNECTING)
+        for step in self._steps:
+            await step(Reconnection(self.call))
+        self.move(ClientState.CONNECTED)
 
     def on_binary(self, callback: Callable[[bytes], object]) -> None:
         self._binary.append(callback)
@@ -396,6 +409,31 @@ async def test_after_a_reconnect_the_room_is_joined_again_and_its_snapshot_taken
     assert synced.store.version == restarted.enc.version
     assert synced.state.to_dict() == restarted.state.to_dict()
     assert (synced.rejoins, synced.store.stats.resyncs) == (1, 1)
+
+
+async def test_a_reconnect_step_joins_the_room_again_before_connected() -> None:
+    room = Room()
+    holder: list[FakeClient] = []
+    joined_while: list[ClientState] = []
+
+    async def join_once_refused(method: str, params: Any) -> Any:
+        joined_while.append(holder[0].state)
+        if len(joined_while) == 2:  # the step's: refused, so the repairs join once connected
+            raise ServerError(ErrorCode.BACKEND_UNAVAILABLE, "try again")
+        holder[0].frame(room.full())
+        return {"version": room.enc.version}
+
+    client = FakeClient(gateway(room, holder, **{"room.join": join_once_refused}))
+    holder.append(client)
+    synced = await join(client)
+    await client.reconnect()
+    await synced.synced(timeout=WAIT)
+    assert joined_while == [ClientState.CONNECTED, ClientState.RECONNECTING,
+                            ClientState.CONNECTED]
+    await client.reconnect()
+    assert joined_while[3:] == [ClientState.RECONNECTING]
+    assert not synced.store.needs_resync  # the step's join brought the snapshot: no repairs
+    assert (client.methods(), synced.rejoins) == (["room.join"] * 4, 3)
 
 
 async def test_a_snapshot_lost_after_the_join_is_asked_for() -> None:
@@ -754,3 +792,20 @@ async def test_after_a_gateway_restart_the_room_is_joined_again(stack: Stack) ->
     assert room.store.version is not None
     assert room.store.version < before  # a room made again: its older version is taken
     assert (room.rejoins, room.store.stats.resyncs) == (1, 1)
+
+
+async def test_a_call_queued_while_away_goes_after_the_room_is_joined_again(
+        stack: Stack) -> None:
+    client = await stack.client("alice")
+    room = await SyncedRoom.join(client, "match:1", Match)
+    await stack.stop()
+    await client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    hurt = when(room.store, "players.alice.hp", 7)
+    queued = asyncio.ensure_future(
+        client.call("state.input", {"room": "match:1", "data": {"hp": 7}}))
+    await asyncio.sleep(0)  # one turn of the loop: the call is in the queue (asserted)
+    assert client.queued == 1
+    await stack.start()
+    await asyncio.wait_for(queued, WAIT)  # sent before the join again, it would be refused
+    await asyncio.wait_for(hurt.wait(), WAIT)
+    assert room.rejoins == 1

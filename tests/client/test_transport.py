@@ -315,10 +315,11 @@ async def test_a_subprotocol_not_offered_fails(serve: Serve, transport: Transpor
 
 async def test_an_unreachable_port_is_a_transport_error(transport: TransportName) -> None:
     with pytest.raises(OpenFailed) as info:
-        await open_link(transport, "ws://127.0.0.1:1/ws")
+        await open_link(transport, "ws://127.0.0.1:1/ws?recover=secret")
     verdict = info.value.verdict
     assert (verdict.kind, verdict.reconnect) == (ErrorKind.TRANSPORT, True)
-    assert "cannot reach ws://127.0.0.1:1/ws" in str(verdict.error)
+    assert "cannot reach ws://127.0.0.1:1/ws:" in str(verdict.error)  # not the query's token
+    assert "secret" not in str(verdict.error)
 
 
 def test_an_unknown_transport_is_a_config_error() -> None:

@@ -16,6 +16,7 @@ from rtctl.gateway.auth import AuthConfig, Authenticator, Identity
 from rtctl.gateway.connection import Connection, ConnectionState
 from rtctl.gateway.http import Admission, Front, Response, UpgradeRequest
 from rtctl.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from rtctl.gateway.recovery import RecoveryTokens
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.profiler.stages import StageProfiler
 from rtctl.protocol.tap import AuthRefused, Subscribed
@@ -82,7 +83,8 @@ def harness(limits: Limits | None = None) -> Harness:
     failures: dict[str, str] = {}
     front = Front(config, authenticator=Authenticator(config.auth), registry=registry,
                   metrics=metrics, tap=tap, profiler=profiler, phase=lambda: phase[0],
-                  readiness_failures=lambda: failures)
+                  readiness_failures=lambda: failures,
+                  recovery=RecoveryTokens(b"k" * 32, ttl=60))
     return Harness(front, registry, metrics, tap, profiler, phase, failures)
 
 

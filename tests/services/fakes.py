@@ -40,6 +40,8 @@ class FakeHost:
     def backends(self) -> Backends:
         return self._backends
 
+    grace = 0.0  # sessions end when their connection does
+
     def on_connect(self, hook: ConnectHook) -> ConnectHook:
         return hook
 
@@ -60,6 +62,9 @@ class FakeHost:
     def peer(self, connection_id: str) -> Peer | None:
         return self.peers.get(connection_id)
 
+    def recovery_token(self, session: str, user: str) -> tuple[str, float]:
+        raise NotImplementedError
+
     def reauthenticate(self, connection_id: str, token: str) -> float | None:
         raise NotImplementedError
 
@@ -71,6 +76,8 @@ class FakePeer:
                  subprotocol: str | None = BINARY_SUBPROTOCOL) -> None:
         self.id, self.user, self.connected_at = conn_id, user, 0.0
         self.subprotocol = subprotocol
+        self.resumed = False
+        self.close_code: int | None = None
         self.received: list[dict[str, Any]] = []
         self.binary: list[bytes] = []
         self.queued = 0  # what backlog() answers: bytes its socket has not taken

@@ -74,13 +74,14 @@ async def test_the_join_reply_lists_members_only_in_a_small_room() -> None:
     rooms = rooms_on(host, RoomLimits(small_room=3))
     peers = [FakePeer(f"c{i}", user) for i, user in enumerate(["dan", "bea", "cat", "al"])]
     replies = [await rooms.join(peer.context(), "r") for peer in peers]
-    assert replies == [{"members": ["dan"], "total": 1},
-                       {"members": ["bea", "dan"], "total": 2},
-                       {"members": ["bea", "cat", "dan"], "total": 3},
-                       {"total": 4}]
+    start = (await host.backends.history.position("r")).to_json()  # nothing published
+    assert replies == [{"members": ["dan"], "total": 1, **start},
+                       {"members": ["bea", "dan"], "total": 2, **start},
+                       {"members": ["bea", "cat", "dan"], "total": 3, **start},
+                       {"total": 4, **start}]
     await rooms.leave(peers[0].context(), "r")
     assert await rooms.join(FakePeer("c9", "bea").context(), "r") == {  # a second device
-        "members": ["al", "bea", "cat"], "total": 3}
+        "members": ["al", "bea", "cat"], "total": 3, **start}
 
 
 @pytest.mark.parametrize(("changes", "expected"), [

@@ -1,12 +1,23 @@
-"""presence.* across two nodes, on memory and on Redis + NATS, over real WebSockets."""
+"""presence.* across two nodes, on memory and on Redis + NATS, over real WebSockets; then
+the service alone, fed bus messages in the order another node's could arrive."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rtctl.gateway.server import Gateway
+from rtctl.services.presence import PresenceService
+from rtctl.services.sessions import SessionService
+from tests.conftest import TIMING
+from tests.services.fakes import FakeHost, FakePeer
 
-OFFLINE_NEVER_SEEN = {"status": "offline", "last_seen": None, "text": None}
+OFFLINE_NEVER_SEEN = {"status": "offline", "last_seen": None, "text": None, "version": 0}
+
+
+def seen(presence: dict[str, Any]) -> dict[str, Any]:
+    """A presence without its version (the store's clock picks it)."""
+    return {name: value for name, value in presence.items() if name != "version"}
 
 
 async def test_presence_changes_cross_nodes_and_last_seen_is_set_on_disconnect(
@@ -17,21 +28,22 @@ async def test_presence_changes_cross_nodes_and_last_seen_is_set_on_disconnect(
         assert await alice.result("presence.subscribe", {"users": ["bob"]}) == {
             "bob": OFFLINE_NEVER_SEEN}
         async with connect_player(n2, "bob") as bob:
-            assert await alice.note("presence.changed") == {
-                "user": "bob", "status": "online", "last_seen": None, "text": None}
-            assert await bob.result("presence.set", {"status": "busy", "text": "in a match"}) \
-                == {"status": "busy", "last_seen": None, "text": "in a match"}
-            assert await alice.note("presence.changed") == {
-                "user": "bob", "status": "busy", "last_seen": None, "text": "in a match"}
+            online = await alice.note("presence.changed")
+            assert seen(online) == {"user": "bob", "status": "online", "last_seen": None,
+                                    "text": None}
+            busy = await bob.result("presence.set", {"status": "busy", "text": "in a match"})
+            assert seen(busy) == {"status": "busy", "last_seen": None, "text": "in a match"}
+            assert await alice.note("presence.changed") == {"user": "bob", **busy}
             before = n1.clock() * 1000
         gone = await alice.note("presence.changed")
         assert (gone["user"], gone["status"], gone["text"]) == ("bob", "offline", None)
         assert before <= gone["last_seen"] <= n1.clock() * 1000
+        assert online["version"] < busy["version"] < gone["version"]
         async with connect_player(n2, "carol") as carol:
-            seen = await carol.result("presence.get", {"users": ["bob", "alice"]})
-        assert seen == {"bob": {"status": "offline", "last_seen": gone["last_seen"],
-                                "text": None},
-                        "alice": {"status": "online", "last_seen": None, "text": None}}
+            found = await carol.result("presence.get", {"users": ["bob", "alice"]})
+        assert found["bob"] == {"status": "offline", "last_seen": gone["last_seen"],
+                                "text": None, "version": gone["version"]}
+        assert seen(found["alice"]) == {"status": "online", "last_seen": None, "text": None}
 
 
 async def test_a_user_is_online_while_any_device_is(
@@ -85,5 +97,41 @@ async def test_bad_presence_params_are_refused_and_change_nothing(
             error = (await bob.call(method, params))["error"]
             assert error["code"] == -32602, (method, params, error)
             assert words in error["message"], error
-        assert (await bob.result("presence.get", {"users": ["bob"]}))["bob"] == {
+        assert seen((await bob.result("presence.get", {"users": ["bob"]}))["bob"]) == {
             "status": "away", "last_seen": None, "text": "brb"}
+
+
+async def test_a_late_update_older_than_what_a_watcher_knows_is_dropped() -> None:
+    host = FakeHost()
+    presence = PresenceService(host, SessionService(host))
+    bus, subject = host.backends.bus, f"{host.backends.subject_prefix}.presence"
+    for hook in host.startup:
+        await hook()
+    try:
+        await host.backends.presence.connect("bob", "b1")
+        alice = FakePeer("a1", "alice")
+        stored = (await presence.subscribe(alice.context(), ["bob"]))["bob"]["version"]
+
+        def update(status: str, version: int) -> dict[str, Any]:
+            return {"user": "bob", "status": status, "last_seen": None, "text": None,
+                    "version": version}
+
+        for message in [
+            update("away", stored - 1),  # older than what subscribe answered
+            update("busy", stored + 5),
+            update("away", stored + 3),  # from another node, late
+            update("busy", stored + 5),  # a repeat (a resync)
+            update("busy", stored + 7),  # newer, but nothing alice sees changed
+            update("online", stored + 6),  # older than that one
+            update("online", stored + 8),
+        ]:
+            await bus.publish(subject, message)
+        done = asyncio.Event()  # the memory bus delivers in order: this comes last
+        await bus.subscribe(subject, lambda message: done.set())
+        await bus.publish(subject, {})
+        await asyncio.wait_for(done.wait(), 5 * TIMING)
+    finally:
+        for hook in host.shutdown:
+            await hook()
+    assert [note["params"] for note in alice.received] == [
+        update("busy", stored + 5), update("online", stored + 8)]

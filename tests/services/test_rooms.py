@@ -13,19 +13,22 @@ async def test_room_messages_and_membership_cross_nodes(
 ) -> None:
     n1, n2 = two_nodes
     async with connect_player(n1, "alice") as alice:
-        assert await alice.result("room.join", {"room": "lobby"}) == {
-            "members": ["alice"], "total": 1}
+        joined = await alice.result("room.join", {"room": "lobby"})
+        epoch = joined["epoch"]
+        assert joined == {"members": ["alice"], "total": 1, "offset": 0, "epoch": epoch}
         async with connect_player(n2, "bob") as bob:
             assert await bob.result("room.join", ["lobby"]) == {
-                "members": ["alice", "bob"], "total": 2}
+                "members": ["alice", "bob"], "total": 2, "offset": 0, "epoch": epoch}
             assert await alice.note("room.joined") == {"room": "lobby", "user": "bob"}
-            assert await bob.result("room.publish", {"room": "lobby",
-                                                     "data": {"x": 1, "say": "hi"}}) is None
+            assert await bob.result("room.publish", {"room": "lobby", "data": {
+                "x": 1, "say": "hi"}}) == {"offset": 1, "epoch": epoch}  # in history
             assert await alice.note("room.message") == {
-                "room": "lobby", "from": "bob", "data": {"x": 1, "say": "hi"}}
+                "room": "lobby", "from": "bob", "data": {"x": 1, "say": "hi"}, "offset": 1,
+                "epoch": epoch}
             await alice.result("room.publish", {"room": "lobby"})
             assert await bob.note("room.message") == {"room": "lobby", "from": "alice",
-                                                      "data": None}
+                                                      "data": None, "offset": 2,
+                                                      "epoch": epoch}
             await bob.quiet()  # nobody hears their own message
             await alice.quiet()
         assert await alice.note("room.left") == {"room": "lobby", "user": "bob"}  # on disconnect
@@ -40,8 +43,8 @@ async def test_a_second_device_is_not_news_and_leave_is_announced(
         await alice.result("room.join", {"room": "arena:7"})
         await phone.result("room.join", {"room": "arena:7"})
         assert (await alice.note("room.joined"))["user"] == "bob"
-        assert await laptop.result("room.join", {"room": "arena:7"}) == {
-            "members": ["alice", "bob"], "total": 2}
+        assert (await laptop.result("room.join", {"room": "arena:7"}))["members"] == [
+            "alice", "bob"]
         await laptop.result("room.leave", {"room": "arena:7"})
         await alice.quiet()
         await phone.result("room.leave", {"room": "arena:7"})
@@ -64,12 +67,23 @@ async def test_bad_room_calls_are_refused_and_change_nothing(
             ("room.join", {}, -32602, "missing a required argument: 'room'"),
             ("room.publish", {"room": "lobby", "data": 1}, -32003, "join it first"),
             ("room.leave", {"room": "lobby"}, -32003, "join it first"),
+            *[("room.join", {"room": "lobby", "since": since}, -32602, f"'since': {words}")
+              for since, words in [
+                  (3, "must be an object with exactly 'offset' and 'epoch'"),
+                  ({"offset": 1}, "must be an object with exactly"),
+                  ({"offset": 1, "epoch": "e", "x": 0}, "must be an object with exactly"),
+                  ({"offset": -1, "epoch": "e"}, "'offset' must be an integer of 0 or more"),
+                  ({"offset": 1.5, "epoch": "e"}, "'offset' must be an integer"),
+                  ({"offset": True, "epoch": "e"}, "'offset' must be an integer"),
+                  ({"offset": 1, "epoch": ""}, "'epoch' must be a string of 1 to 64"),
+                  ({"offset": 1, "epoch": "e" * 65}, "'epoch' must be a string of 1 to 64"),
+              ]],
         ]:
             error = (await alice.call(method, params))["error"]
             assert (error["code"], words in error["message"]) == (code, True), error
         await bob.quiet()  # no joined, left or message leaked out
-        assert await alice.result("room.join", {"room": "lobby"}) == {
-            "members": ["alice", "bob"], "total": 2}
+        assert (await alice.result("room.join", {"room": "lobby"}))["members"] == [
+            "alice", "bob"]
 
 
 async def test_room_members_pages_every_user_once_across_nodes(
@@ -113,3 +127,28 @@ async def test_room_members_pages_every_user_once_across_nodes(
         ]:
             error = (await players[0].call("room.members", params))["error"]
             assert (error["code"], words in error["message"]) == (code, True), error
+
+
+async def test_a_member_back_on_another_node_gets_what_it_missed_once(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    async with connect_player(n1, "alice") as alice, connect_player(n1, "bob") as bob:
+        await alice.result("room.join", {"room": "lobby"})
+        await bob.result("room.join", {"room": "lobby"})
+        await bob.result("room.publish", {"room": "lobby", "data": 1})
+        seen = await alice.note("room.message")
+        async with connect_player(n2, "alice") as back:  # alice's new connection
+            await alice.result("room.leave", {"room": "lobby"})  # the old one is gone
+            for n in (2, 3):
+                await bob.result("room.publish", {"room": "lobby", "data": n})
+            reply = await back.result("room.join", {"room": "lobby", "since": {
+                "offset": seen["offset"], "epoch": seen["epoch"]}})
+            assert {k: reply[k] for k in ("recovered", "replayed", "offset", "epoch")} == {
+                "recovered": True, "replayed": 2, "offset": seen["offset"] + 2,
+                "epoch": seen["epoch"]}
+            await bob.result("room.publish", {"room": "lobby", "data": 4})
+            got = [await back.note("room.message") for _ in range(3)]
+            assert [(m["data"], m["offset"]) for m in got] == [
+                (n, seen["offset"] + n - 1) for n in (2, 3, 4)]
+            await back.quiet()

@@ -108,7 +108,9 @@ async def setup() -> Setup:
 async def test_a_joiner_gets_the_version_then_the_full_state(setup: Setup) -> None:
     alice = FakePeer("c1", "alice")
     reply = await setup.join(alice)
-    assert reply == {"members": ["alice"], "total": 1, "version": 1, "encoding": "binary"}
+    start = (await setup.host.backends.history.position("match:1")).to_json()
+    assert reply == {"members": ["alice"], "total": 1, "version": 1, "encoding": "binary",
+                     **start}
     assert len(alice.binary) == 1
     assert copy_of(alice).state.to_dict() == {"players": {"alice": {
         "hp": 100, "score": 0, "name": "alice", "title": ""}}, "round": 0}
@@ -487,7 +489,8 @@ async def test_a_connection_that_ends_while_its_join_is_under_way_leaves_no_memb
     join = asyncio.ensure_future(rooms.join(alice.context(), "match:1"))
     for _ in range(steps):
         await asyncio.sleep(0)
-    await rooms._ended("c1", "alice")  # the disconnect hook, at any point of the join
+    await rooms._detached("c1")  # the disconnect hooks, at any point of the join
+    await rooms._ended("c1", "alice")
     await join
     live = state.room("match:1")
     assert live is None or "c1" not in live.members

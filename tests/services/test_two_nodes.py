@@ -71,12 +71,13 @@ async def test_two_processes_share_presence_and_rooms_and_clean_up_after_sigkill
         await alice.result("room.join", {"room": "lobby"})
         async with connect_player(gateway_b, "bob") as bob:
             assert (await alice.note("presence.changed"))["status"] == "online"
-            assert await bob.result("room.join", {"room": "lobby"}) == {
-                "members": ["alice", "bob"], "total": 2}
+            joined = await bob.result("room.join", {"room": "lobby"})
+            assert (joined["members"], joined["total"]) == (["alice", "bob"], 2)
             assert await alice.note("room.joined") == {"room": "lobby", "user": "bob"}
             await bob.result("room.publish", {"room": "lobby", "data": "gg"})
-            assert await alice.note("room.message") == {"room": "lobby", "from": "bob",
-                                                        "data": "gg"}
+            assert await alice.note("room.message") == {
+                "room": "lobby", "from": "bob", "data": "gg", "offset": joined["offset"] + 1,
+                "epoch": joined["epoch"]}
         offline = await alice.note("presence.changed")
         assert (offline["user"], offline["status"]) == ("bob", "offline")
         assert offline["last_seen"] <= time.time() * 1000
@@ -96,6 +97,6 @@ async def test_two_processes_share_presence_and_rooms_and_clean_up_after_sigkill
         assert time.monotonic() - killed_at < NODE_TTL * 1.5 * TIMING
         assert (await alice.result("presence.get", {"users": ["carol"]}))["carol"][
             "status"] == "offline"
-        assert await alice.result("room.join", {"room": "lobby"}) == {
-            "members": ["alice"], "total": 1}
+        rejoined = await alice.result("room.join", {"room": "lobby"})
+        assert (rejoined["members"], rejoined["total"]) == (["alice"], 1)
         await carol_cm.__aexit__(None, None, None)

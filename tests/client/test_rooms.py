@@ -1,0 +1,397 @@
+"""Rooms whose message streams survive reconnects.
+
+First a room's stream position alone (:class:`RoomStream`, no I/O: messages,
+answers and acknowledgements in, what to deliver and report out), then
+:class:`Rooms` over a real client against a scripted gateway that keeps a
+room's history as the rtctl gateway does (``docs/api.md``), so a test decides
+what is missed, replayed or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from rtctl import RpcError
+from rtctl.client import (
+    ClientState,
+    ConnectionLost,
+    ProtocolError,
+    RoomMessage,
+    RoomRecovery,
+    Rooms,
+    ServerError,
+)
+from rtctl.client.rooms import RoomStream
+from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.streams import REASONS, StreamPosition
+from tests.client.lab import WAIT
+from tests.client.scripted_gateway import HOLD, Conn, Scene
+
+P = StreamPosition
+ROOM = "r"
+
+
+def msg(offset: int, epoch: str = "e1", sender: str = "bob") -> RoomMessage:
+    return RoomMessage(ROOM, sender, {"n": offset}, offset, epoch)
+
+
+def joined_at(offset: int, epoch: str = "e1") -> RoomStream:
+    stream = RoomStream(ROOM)
+    assert stream.joined({"offset": offset, "epoch": epoch, "total": 1}) == []
+    return stream
+
+
+def recovered(offset: int, replayed: int) -> dict[str, Any]:
+    return {"offset": offset, "epoch": "e1", "recovered": True, "replayed": replayed}
+
+
+# -- one room's stream, alone ------------------------------------------------------------
+
+
+def test_the_first_join_delivers_what_came_before_its_answer_after_its_start() -> None:
+    stream = RoomStream(ROOM, {"seed": 1})
+    assert stream.join_params() == {"room": ROOM, "options": {"seed": 1}}
+    assert stream.received(msg(4)) == stream.received(msg(5)) == []  # held
+    assert stream.joined({"offset": 4, "epoch": "e1"}) == [msg(5)]
+    assert stream.position == P(5, "e1")
+    assert stream.join_params() == {"room": ROOM, "options": {"seed": 1},
+                                    "since": {"offset": 5, "epoch": "e1"}}
+
+
+def test_duplicates_are_dropped_by_offset() -> None:
+    stream = joined_at(3)
+    assert [stream.received(m) for m in (msg(4), msg(4), msg(2), msg(5))] == [
+        [msg(4)], [], [], [msg(5)]]
+    assert stream.counters.duplicates == 2
+
+
+def test_an_own_publish_counts_once_everything_before_it_has_come() -> None:
+    stream = joined_at(3)
+    stream.acked(P(5, "e1"))  # 4, someone else's, may still be on its way
+    assert stream.position == P(3, "e1")
+    assert stream.received(msg(4)) == [msg(4)]
+    assert stream.position == P(5, "e1")
+    stream.acked(P(7, "e1"))
+    stream.acked(P(6, "e1"))  # acknowledgements may come in any order
+    assert stream.position == P(7, "e1")
+
+
+def test_an_own_message_replayed_to_a_new_session_is_dropped() -> None:
+    stream = joined_at(3)
+    stream.acked(P(5, "e1"))
+    stream.joining()  # the session was not resumed: its own messages are replayed too
+    assert stream.join_params()["since"] == {"offset": 3, "epoch": "e1"}
+    for offset in (4, 5, 6):
+        assert stream.received(msg(offset, sender="alice" if offset == 5 else "bob")) == []
+    assert stream.joined(recovered(6, 3)) == [RoomRecovery(ROOM, True, 3, None, P(6, "e1")),
+                                              msg(4), msg(6)]
+    assert (stream.position, stream.counters.duplicates) == (P(6, "e1"), 1)
+
+
+def test_a_recovered_join_again_reports_then_delivers_the_replay_in_order() -> None:
+    stream = joined_at(3)
+    stream.joining()
+    assert stream.received(msg(4)) == []  # replayed before the answer
+    assert stream.joined(recovered(5, 2)) == [RoomRecovery(ROOM, True, 2, None, P(5, "e1")),
+                                              msg(4)]
+    assert stream.received(msg(5)) == [msg(5)]  # replayed after it
+    assert stream.received(msg(6)) == [msg(6)]  # live
+    counters = stream.counters
+    assert (counters.recovered, counters.replayed, counters.resets) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_a_reset_reports_its_reason_and_starts_at_the_current_position(reason: str) -> None:
+    stream = joined_at(3)
+    stream.acked(P(5, "e1"))
+    stream.joining()
+    assert stream.received(msg(9, "e2")) == stream.received(msg(10, "e2")) == []
+    events = stream.joined({"offset": 9, "epoch": "e2", "recovered": False, "reason": reason})
+    assert events == [RoomRecovery(ROOM, False, 0, reason, P(9, "e2")), msg(10, "e2")]
+    assert (stream.position, stream.counters.resets) == (P(10, "e2"), 1)
+
+
+def test_a_live_message_of_a_new_epoch_is_a_reset() -> None:
+    stream = joined_at(3)
+    assert stream.received(msg(1, "e2")) == [
+        RoomRecovery(ROOM, False, 0, "epoch_changed", P(0, "e2")), msg(1, "e2")]
+    assert (stream.position, stream.counters.resets) == (P(1, "e2"), 1)
+
+
+def test_an_acknowledgement_of_another_epoch_is_not_counted() -> None:
+    stream = joined_at(3)
+    stream.acked(P(4, "e2"))  # the stream was reset; its messages say so when they come
+    assert stream.received(msg(4)) == [msg(4)]
+
+
+@pytest.mark.parametrize("reply", [
+    [], {"offset": 1}, {"offset": -1, "epoch": "e1"}, {"offset": 1, "epoch": ""},
+    {"offset": 1, "epoch": "e1", "recovered": True},
+    {"offset": 1, "epoch": "e1", "recovered": False},
+])
+def test_a_malformed_join_answer_is_a_value_error(reply: Any) -> None:
+    stream = joined_at(0)
+    stream.joining()
+    with pytest.raises(ValueError, match=r"must be|not an object"):
+        stream.joined(reply)
+    assert stream.position == P(0, "e1")
+
+
+# -- over a client, against a scripted gateway ------------------------------------------------
+
+
+class History:
+    """Room ``r`` as the gateway keeps it: its messages, epoch and idempotency keys.
+
+    The client's user is alice; a replay to a resumed session skips her messages,
+    as the gateway skips the session's own.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Any]] = []  # (from, data); offset = index + 1
+        self.epoch = "e1"
+        self.keys: dict[str, int] = {}
+        self.hold_publish = False  # append, and answer nothing
+        self.refuse_join_on: set[int] = set()  # connection indices whose room.join is refused
+        self.published = asyncio.Event()  # set when a publish is appended
+
+    def params(self, offset: int) -> dict[str, Any]:
+        sender, data = self.messages[offset - 1]
+        return {"room": ROOM, "from": sender, "data": data, "offset": offset,
+                "epoch": self.epoch}
+
+    async def push(self, conn: Conn, data: Any, sender: str = "bob") -> None:
+        """Another member publishes: appended, and delivered to ``conn`` live."""
+        self.messages.append((sender, data))
+        await conn.notify("room.message", self.params(len(self.messages)))
+
+    async def answer(self, conn: Conn, request: dict[str, Any]) -> Any:
+        params = request.get("params") or {}
+        if request["method"] == "room.join":
+            if conn.index in self.refuse_join_on:
+                raise RpcError(ErrorCode.FORBIDDEN, "the room is closed")
+            end = len(self.messages)
+            reply = {"total": 1, "offset": end, "epoch": self.epoch}
+            if (since := params.get("since")) is not None:
+                replay = [offset for offset in range(since["offset"] + 1, end + 1)
+                          if conn.recover is None or self.messages[offset - 1][0] != "alice"]
+                for offset in replay:  # before the reply
+                    await conn.notify("room.message", self.params(offset))
+                reply |= {"recovered": True, "replayed": len(replay)}
+            return reply
+        if request["method"] == "room.publish":
+            key = request.get("idempotency_key")
+            if key is None or key not in self.keys:
+                self.messages.append(("alice", params["data"]))
+                self.keys[key or ""] = len(self.messages)
+                self.published.set()
+            offset = self.keys[key or ""]
+            return HOLD if self.hold_publish else {"offset": offset, "epoch": self.epoch}
+        return NotImplemented
+
+
+class Member:
+    """A client's Rooms, and what it delivered and reported."""
+
+    def __init__(self, scene: Scene, history: History) -> None:
+        scene.gateway.answer = history.answer
+        self.client = scene.client()
+        self.rooms = Rooms(self.client)
+        self.messages: list[RoomMessage] = []
+        self.recoveries: list[RoomRecovery] = []
+        self._news = asyncio.Event()
+        self.rooms.on_message(self._add)
+        self.rooms.on_recovery(self._add)
+
+    def _add(self, event: RoomMessage | RoomRecovery) -> None:
+        if isinstance(event, RoomMessage):
+            self.messages.append(event)
+        else:
+            self.recoveries.append(event)
+        self._news.set()
+
+    async def until(self, messages: int, recoveries: int = 0) -> None:
+        async with asyncio.timeout(WAIT):
+            while len(self.messages) < messages or len(self.recoveries) < recoveries:
+                self._news.clear()
+                await self._news.wait()
+
+    def offsets(self) -> list[int]:
+        return [message.offset for message in self.messages]
+
+
+async def connected_member(scene: Scene, history: History) -> tuple[Member, Conn]:
+    member = Member(scene, history)
+    await member.client.connect()
+    assert await member.rooms.join(ROOM) == {"total": 1, "offset": len(history.messages),
+                                              "epoch": "e1"}
+    return member, await scene.gateway.conn(0)
+
+
+async def test_rooms_join_again_with_since_and_take_the_replay(scene: Scene) -> None:
+    history = History()
+    history.messages.append(("bob", "before the join"))
+    member, first = await connected_member(scene, history)
+    for n in (2, 3):
+        await history.push(first, n)
+    await member.until(messages=2)
+    await first.drop()
+    await member.client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    history.messages += [("bob", 4), ("carol", 5)]  # missed
+    await member.until(messages=4, recoveries=1)
+    second = await scene.gateway.conn(1)
+    assert second.requests[1]["params"] == {"room": ROOM,
+                                            "since": {"offset": 3, "epoch": "e1"}}
+    await history.push(second, 6)
+    await member.until(messages=5)
+    assert member.offsets() == [2, 3, 4, 5, 6]
+    assert [m.sender for m in member.messages] == ["bob", "bob", "bob", "carol", "bob"]
+    assert member.recoveries == [RoomRecovery(ROOM, True, 2, None, P(5, "e1"))]
+    assert member.rooms.position(ROOM) == P(6, "e1")
+    counters = member.rooms.counters
+    assert (counters.recovered, counters.replayed, counters.duplicates) == (1, 2, 0)
+
+
+async def test_a_publish_in_flight_is_sent_again_after_the_room_is_joined_again(
+        scene: Scene) -> None:
+    history = History()
+    member, first = await connected_member(scene, history)
+    await history.push(first, 1)
+    await member.until(messages=1)
+    history.hold_publish = True
+    publish = asyncio.ensure_future(member.rooms.publish(ROOM, "hello"))
+    await asyncio.wait_for(history.published.wait(), WAIT)  # as 2; its reply is lost with the link
+    history.messages.append(("bob", 3))  # and 3 was on its way when the link dropped
+    history.hold_publish = False
+    await first.drop()
+    assert await asyncio.wait_for(publish, WAIT) == P(2, "e1")
+    second = await scene.gateway.conn(1)
+    assert second.methods() == ["session.info", "room.join", "room.publish"]
+    assert second.requests[1]["params"]["since"] == {"offset": 1, "epoch": "e1"}
+    keys = [c.requests[-1]["idempotency_key"] for c in scene.gateway.conns]
+    assert keys[0] == keys[1]
+    assert history.messages == [("bob", 1), ("alice", "hello"), ("bob", 3)]  # appended once
+    assert member.offsets() == [1, 3]
+    assert member.recoveries == [RoomRecovery(ROOM, True, 1, None, P(3, "e1"))]
+    assert member.rooms.position(ROOM) == P(3, "e1")
+
+
+async def test_a_reset_reaches_on_recovery_and_delivery_goes_on(scene: Scene) -> None:
+    history = History()
+    member, first = await connected_member(scene, history)
+    await history.push(first, 1)
+    await member.until(messages=1)
+    await first.drop()
+    await member.client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    history.messages += [("bob", n) for n in (2, 3, 4)]
+    history.epoch = "e2"  # the history was lost: what was missed with it
+
+    async def reset(conn: Conn, request: dict[str, Any]) -> Any:
+        if request["method"] == "room.join":
+            return {"total": 1, "offset": 4, "epoch": "e2", "recovered": False,
+                    "reason": "epoch_changed"}
+        return await history.answer(conn, request)
+
+    scene.gateway.answer = reset
+    await member.until(messages=1, recoveries=1)
+    assert member.recoveries == [RoomRecovery(ROOM, False, 0, "epoch_changed", P(4, "e2"))]
+    await history.push(await scene.gateway.conn(1), 5)
+    await member.until(messages=2)
+    assert member.offsets() == [1, 5]
+    assert member.rooms.counters.resets == 1
+
+
+async def test_a_refused_join_again_is_reported_and_the_room_dropped(scene: Scene) -> None:
+    history = History()
+    history.refuse_join_on.add(1)
+    member, first = await connected_member(scene, history)
+    await first.drop()
+    await member.until(messages=0, recoveries=1)
+    (event,) = member.recoveries
+    assert (event.room, event.recovered, event.reason, event.position) == (
+        ROOM, False, None, P(0, "e1"))
+    assert isinstance(event.error, ServerError)
+    assert event.error.code == ErrorCode.FORBIDDEN
+    assert member.rooms.position(ROOM) is None
+    assert member.rooms.counters.resets == 0
+    await member.client.wait_for(ClientState.CONNECTED, timeout=WAIT)
+    history.refuse_join_on.clear()  # the game may join again
+    assert await member.rooms.join(ROOM) == {"total": 1, "offset": 0, "epoch": "e1"}
+
+
+async def test_join_and_leave_refuse_what_cannot_be(scene: Scene) -> None:
+    history = History()
+    member, first = await connected_member(scene, history)
+    with pytest.raises(ValueError, match="already joined"):
+        await member.rooms.join(ROOM)
+    await member.rooms.leave(ROOM)
+    assert first.requests[-1]["method"] == "room.leave"
+    assert "idempotency_key" in first.requests[-1]  # sent again after a drop
+    with pytest.raises(ValueError, match="not joined"):
+        await member.rooms.leave(ROOM)
+    await history.push(first, 1)  # no longer delivered
+    await member.rooms.join(ROOM)
+    assert (member.rooms.position(ROOM), member.messages) == (P(1, "e1"), [])
+
+
+async def test_leaving_a_room_a_new_session_is_not_in_is_done(scene: Scene) -> None:
+    history = History()
+    member, _ = await connected_member(scene, history)
+
+    async def not_in_room(conn: Conn, request: dict[str, Any]) -> Any:
+        if request["method"] == "room.leave":
+            raise RpcError(ErrorCode.FORBIDDEN, "Not in room")
+        return await history.answer(conn, request)
+
+    scene.gateway.answer = not_in_room
+    await member.rooms.leave(ROOM)
+    assert member.rooms.position(ROOM) is None
+
+
+async def test_a_join_that_fails_leaves_no_room_behind(scene: Scene) -> None:
+    history = History()
+    history.refuse_join_on.add(0)
+    member = Member(scene, history)
+    await member.client.connect()
+    with pytest.raises(ServerError):
+        await member.rooms.join(ROOM)
+    assert member.rooms.position(ROOM) is None
+
+
+async def test_a_publish_answered_without_a_position_is_a_protocol_error(scene: Scene) -> None:
+    history = History()
+    member, _ = await connected_member(scene, history)
+
+    async def no_position(conn: Conn, request: dict[str, Any]) -> Any:
+        return {} if request["method"] == "room.publish" else NotImplemented
+
+    scene.gateway.answer = no_position
+    with pytest.raises(ProtocolError, match=r"room\.publish answered \{\}"):
+        await member.rooms.publish(ROOM, 1)
+
+
+async def test_a_room_message_without_a_position_is_dropped_with_a_warning(
+        scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    history = History()
+    member, first = await connected_member(scene, history)
+    with caplog.at_level(logging.WARNING, logger="rtctl.client"):
+        await first.notify("room.message", {"room": ROOM, "from": "bob", "data": "no offset"})
+        await history.push(first, "then one with")
+        await member.until(messages=1)
+    assert member.offsets() == [1]
+    assert [r.getMessage()[:21] for r in caplog.records] == ["room.message dropped:"]
+
+
+async def test_a_plain_call_in_flight_still_fails_with_connection_lost(scene: Scene) -> None:
+    history = History()
+    member, first = await connected_member(scene, history)
+    history.hold_publish = True
+    call = asyncio.ensure_future(member.client.call("room.publish", {"room": ROOM, "data": 1}))
+    await first.wait_for("room.publish")
+    await first.drop()
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(call, WAIT)

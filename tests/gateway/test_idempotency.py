@@ -1,0 +1,100 @@
+"""The ``idempotency_key`` request member: a repeat is answered, not run again."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rtctl.exceptions import RpcError
+from rtctl.gateway.server import Gateway
+from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import ErrorCode
+from rtctl.router import CallContext, Router
+from tests.conftest import GatewayFactory, client, make_token
+
+
+def counting_router(runs: Counter[str]) -> Router:
+    router = Router()
+
+    @router.method("buy")
+    async def buy(ctx: CallContext, item: str) -> dict[str, Any]:
+        runs[item] += 1
+        return {"item": item, "run": runs[item], "key": ctx.idempotency_key}
+
+    @router.method("fail")
+    def fail(item: str) -> None:
+        runs[item] += 1
+        raise RpcError(-32099, "out of stock")
+
+    return router
+
+
+async def send(gateway: Gateway, user: str, *messages: dict[str, Any]) -> list[Any]:
+    async with client(gateway.url, make_token(user)) as ws:
+        replies = []
+        for message in messages:
+            await ws.send(jsonrpc.dumps(message), text=True)
+            replies.append(jsonrpc.loads(await ws.recv()))
+        return replies
+
+
+def keyed(method: str, params: Any, request_id: int, key: str) -> dict[str, Any]:
+    return jsonrpc.encode_request(method, params, request_id, idempotency_key=key)
+
+
+async def test_a_repeat_on_a_new_connection_gets_the_first_result_without_running_again(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gateway = await start_gateway(counting_router(runs))
+    (first,) = await send(gateway, "alice", keyed("buy", {"item": "sword"}, 1, "k-1"))
+    (again,) = await send(gateway, "alice", keyed("buy", {"item": "sword"}, 7, "k-1"))
+    assert first == {"jsonrpc": "2.0", "id": 1,
+                     "result": {"item": "sword", "run": 1, "key": "k-1"}}
+    assert again == {**first, "id": 7}
+    assert runs["sword"] == 1
+
+
+async def test_keys_are_per_user_and_an_unkeyed_call_always_runs(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gateway = await start_gateway(counting_router(runs))
+    await send(gateway, "alice", keyed("buy", {"item": "bow"}, 1, "same"))
+    (bob,) = await send(gateway, "bob", keyed("buy", {"item": "bow"}, 1, "same"))
+    plain = await send(gateway, "bob", jsonrpc.encode_request("buy", {"item": "bow"}, 2),
+                       jsonrpc.encode_request("buy", {"item": "bow"}, 3))
+    assert bob["result"]["run"] == 2
+    assert [reply["result"]["run"] for reply in plain] == [3, 4]
+
+
+async def test_an_error_is_not_kept_so_a_repeat_runs_again(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gateway = await start_gateway(counting_router(runs))
+    replies = await send(gateway, "alice", keyed("fail", {"item": "x"}, 1, "k"),
+                         keyed("fail", {"item": "x"}, 2, "k"))
+    assert [reply["error"]["code"] for reply in replies] == [-32099, -32099]
+    assert runs["x"] == 2
+
+
+async def test_a_bad_key_is_an_invalid_request_answered_with_its_id(
+        start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(counting_router(Counter()))
+    for bad in ("", "x" * 65, "has space", 12, None):
+        message = {**jsonrpc.encode_request("buy", {"item": "y"}, 5), "idempotency_key": bad}
+        (reply,) = await send(gateway, "alice", message)
+        if bad is None:  # null is no key at all
+            assert reply["result"]["key"] is None
+            continue
+        assert reply["id"] == 5
+        assert reply["error"]["code"] == ErrorCode.INVALID_REQUEST
+        assert "idempotency_key" in reply["error"]["message"]
+
+
+async def test_a_keyed_call_in_a_batch_is_answered_once_too(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gateway = await start_gateway(counting_router(runs))
+    batch = [keyed("buy", {"item": "gem"}, 1, "b"), keyed("buy", {"item": "gem"}, 2, "b")]
+    (replies,) = await send(gateway, "alice", batch)  # type: ignore[arg-type]
+    assert [reply["result"]["run"] for reply in replies] == [1, 1]
+    assert runs["gem"] == 1
