@@ -24,8 +24,9 @@ socket or awaits I/O, so the whole path -- count, tap, decode (JSON-RPC 2.0
 A request that carries an ``idempotency_key`` (:mod:`rtctl.protocol.jsonrpc`)
 is answered through the ``replies`` cache: a repeat of one that succeeded
 within the window gets the kept result under its own id, without running the
-handler again; the handler sees the key in ``ctx.idempotency_key`` (a
-``room.publish`` re-sent after its node died finds its first append by it).
+handler again (one that comes while the first still runs waits for it); the
+handler sees the key in ``ctx.idempotency_key`` (a ``room.publish`` re-sent
+after its node died finds its first append by it).
 
 A batch is at most ``max_batch`` requests (the codec refuses a longer one
 whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -108,6 +110,7 @@ class Dispatcher:
         self.router = router
         self._replies = replies
         self._reply_ttl = reply_ttl
+        self._running: dict[str, asyncio.Future[Reply]] = {}  # keyed calls under way
         self.metrics = metrics
         self.tap = tap
         self.profiler = profiler
@@ -189,18 +192,32 @@ class Dispatcher:
                     replies: ReplyCache) -> Reply:
         """Answer a keyed request from the cache, or run it and keep a successful reply.
 
-        Errors are not kept: a repeat runs again (a -32050 may have passed).
+        The key counts for one user, method and params: the same key with other params is
+        another call. A repeat that comes while the first still runs here waits for it
+        (the first may outlive its connection). Errors are not kept: a repeat runs again
+        (a -32050 may have passed).
         """
-        scope = f"{ctx.user}:{request.method}:{request.idempotency_key}"
+        digest = hashlib.blake2b(jsonrpc.dumps(request.params), digest_size=8).hexdigest()
+        scope = f"{ctx.user}:{request.method}:{request.idempotency_key}:{digest}"
+        first = self._running.get(scope)
+        if first is not None:
+            earlier = await asyncio.shield(first)
+            if earlier is not None and "result" in earlier:
+                return jsonrpc.encode_result(request.id, earlier["result"])
         try:
             kept = await replies.recall(scope)
         except BackendUnavailable as exc:
             return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
         if kept is not None:
             return jsonrpc.encode_result(request.id, jsonrpc.loads(kept))
-        reply = self.router.handle(request, ctx)
-        if reply is not None and not isinstance(reply, dict):
-            reply = await reply
+        running = self._running[scope] = asyncio.get_running_loop().create_future()
+        reply: Reply = None
+        try:
+            handled = self.router.handle(request, ctx)
+            reply = handled if handled is None or isinstance(handled, dict) else await handled
+        finally:
+            del self._running[scope]
+            running.set_result(reply)
         if reply is not None and "result" in reply:
             try:
                 await replies.remember(scope, jsonrpc.dumps(reply["result"]).decode(),

@@ -144,11 +144,12 @@ class Front:
                     403, "forbidden", "the tap needs a token with the claim role=admin"),
                     identity.user)
             return Admission(identity, listener=True)
+        identity = self._resumed(identity, url.query)
         try:
-            self._registry.check(identity.user)
+            self._registry.check(identity.user, replacing=identity.session)
         except ConnectionRefused as exc:
             return self._refuse(request, path, exc, identity.user)
-        return Admission(self._resumed(identity, url.query), listener=False)
+        return Admission(identity, listener=False)
 
     def _resumed(self, identity: Identity, query: str) -> Identity:
         """``identity`` with the session its ``recover=`` token names, or why not."""

@@ -19,14 +19,20 @@ class ConnectionRegistry:
         self._by_id: dict[str, Connection] = {}
         self._by_user: dict[str, dict[str, Connection]] = {}
 
-    def check(self, user: str) -> None:
-        """Raise :class:`ConnectionRefused` if ``user`` may not connect now."""
-        if len(self._by_id) >= self._limits.max_connections:
+    def check(self, user: str, *, replacing: str | None = None) -> None:
+        """Raise :class:`ConnectionRefused` if ``user`` may not connect now.
+
+        ``replacing`` is a connection of the user that the new one takes over
+        (a resumed session): it does not count, as it closes when the new one opens.
+        """
+        mine = self._by_user.get(user, {})
+        replaced = int(replacing is not None and replacing in mine)
+        if len(self._by_id) - replaced >= self._limits.max_connections:
             raise ConnectionRefused(
                 503, "too_many_connections",
                 f"the gateway holds its limit of {self._limits.max_connections} connections",
             )
-        if len(self._by_user.get(user, ())) >= self._limits.max_connections_per_user:
+        if len(mine) - replaced >= self._limits.max_connections_per_user:
             raise ConnectionRefused(
                 429, "too_many_connections_for_user",
                 f"user {user!r} already has {self._limits.max_connections_per_user} "
@@ -35,7 +41,7 @@ class ConnectionRegistry:
 
     def add(self, connection: Connection) -> None:
         """Register ``connection``, checking the limits again (handshakes race)."""
-        self.check(connection.user)
+        self.check(connection.user, replacing=connection.identity.session)
         self._by_id[connection.id] = connection
         self._by_user.setdefault(connection.user, {})[connection.id] = connection
 

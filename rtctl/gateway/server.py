@@ -212,6 +212,8 @@ class Gateway:
         if self.registry and drain > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._empty.wait(), drain)
+        for conn in self.registry:  # closed by us: their sessions are held for a resume
+            conn.close(CloseCode.GOING_AWAY, "gateway shutting down")
         await self._driver.close(CloseCode.GOING_AWAY, "gateway shutting down")
         for hook in reversed(self._shutdown_hooks):
             try:

@@ -1,8 +1,9 @@
 """Credentials never leave in clear: the one place tokens are cut out of text.
 
 A token travels in an ``Authorization: Bearer`` header (RFC 6750 §2.1), a
-``token=`` query parameter, an ``rtctl.bearer.<jwt>`` subprotocol
-(:mod:`rtctl.protocol.upgrade`) and the params of ``session.refresh``. Whatever
+``token=`` query parameter (a recovery token in ``recover=``), an
+``rtctl.bearer.<jwt>`` subprotocol (:mod:`rtctl.protocol.upgrade`) and the
+params of ``session.refresh``. Whatever
 shows traffic to someone else -- the tap (so ``rtctl inspect --record`` and
 ``--pcap``) and the gateway's debug log -- passes its text through
 :func:`redact` first. A JWT is recognised by its shape wherever it stands:
@@ -26,6 +27,8 @@ _CREDENTIALS = re.compile(
     r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"  # a JWS compact serialization
     r"|(?<=[Bb]earer )[^\s\"',]+"  # whatever a Bearer header carries
     r"|(?<=[?&]token=)[^\s\"'&#]+"  # the query carrier
+    r"|(?<=[?&]recover=)[^\s\"'&#]+"  # a recovery token (rtctl.gateway.recovery) ...
+    r'|(?<="recovery_token":")[^"]+'  # ... and as session.info answers it
     rf"|(?<={re.escape(TOKEN_SUBPROTOCOL_PREFIX)})[^\s\"',]+"  # the subprotocol carrier
 )
 

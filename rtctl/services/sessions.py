@@ -18,8 +18,9 @@ client that reconnects with its recovery token -- on this node or any other --
 carries on with nothing flapping. A new connection that resumes a session
 announces it on ``<prefix>.session`` (``{"takeover": id, "node": n}``): the
 node that held it cancels its pending end, and one that still has an older
-connection of it (half-open) closes that with 4009. A client that closes
-deliberately (1000, 1001 or no code, on its own initiative) leaves at once.
+connection of it (half-open, connected before the resume) closes that with
+4009. A client that closes deliberately (1000, 1001 or no code, on its own
+initiative) leaves at once, and so does one the game kicked (4003).
 Whoever ends a session first checks that its record still names the node
 ending it: one resumed elsewhere is left alone.
 
@@ -59,6 +60,7 @@ ResyncHook = Callable[[Sequence[Peer]], Awaitable[None]]
 # A close the client chose (RFC 6455 §7.4.1: normal, going away, or no code at all) is the
 # player leaving; any other end of a connection may be followed by a resume.
 _LEAVING = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS})
+_ENDING = frozenset({CloseCode.KICKED})  # closed by the game for good: not held
 
 
 class SessionService:
@@ -127,8 +129,8 @@ class SessionService:
         self._records[conn.id] = record
         if conn.resumed:
             self._release(conn.id)
-            await self._guarded(self.backends.bus.publish(
-                self._subject, {"takeover": conn.id, "node": self.node}), conn.id)
+            await self._guarded(self.backends.bus.publish(self._subject, {
+                "takeover": conn.id, "node": self.node, "at": conn.connected_at}), conn.id)
         await self._guarded(self._announce_start(conn, record), conn.id)
 
     def _release(self, session_id: str) -> None:
@@ -139,12 +141,14 @@ class SessionService:
 
     def _taken_over(self, message: dict[str, Any]) -> None:
         """The bus handler: a session was resumed on ``message["node"]``."""
-        session_id = message.get("takeover")
-        if not isinstance(session_id, str) or message.get("node") == self.node:
+        session_id, at = message.get("takeover"), message.get("at")
+        if (not isinstance(session_id, str) or not isinstance(at, int | float)
+                or message.get("node") == self.node):
             return
         self._release(session_id)
         conn = self._host.peer(session_id)
-        if conn is not None:  # a connection the client has given up on (half-open)
+        # One the client has given up on (half-open); a newer one here resumed it after.
+        if conn is not None and conn.connected_at <= at:
             self._moved.add(session_id)
             conn.close(CloseCode.SESSION_RESUMED, "session resumed on another node")
 
@@ -161,10 +165,11 @@ class SessionService:
             self._records.pop(conn.id, None)
         for hook in self._detached:
             await self._guarded(hook(conn.id), conn.id)
-        if successor is not None or moved:
-            return
-        grace = self._host.grace
-        if grace > 0 and not (conn.close_code is None and code in _LEAVING):
+        if successor is not None or moved or self._host.peer(conn.id) is not None:
+            return  # (a resume may have come here while the hooks ran)
+        grace, closed_by_us = self._host.grace, conn.close_code
+        if grace > 0 and closed_by_us not in _ENDING and not (
+                closed_by_us is None and code in _LEAVING):
             loop = asyncio.get_running_loop()
             self._held[conn.id] = loop.call_later(grace, self._expire, conn.id, conn.user)
             return
@@ -178,6 +183,8 @@ class SessionService:
         task.add_done_callback(self._ending.discard)
 
     async def _end_held(self, session_id: str, user: str) -> None:
+        if self._host.peer(session_id) is not None:  # resumed here meanwhile
+            return
         try:
             moved = await self._resumed_elsewhere(session_id, self.node)
         except BackendUnavailable:
@@ -219,6 +226,9 @@ class SessionService:
         await self.backends.start()
         await self.backends.bus.subscribe(self._subject, self._taken_over)
         await self._beat()
+        # A node restarted under its old id, before its heartbeat lapsed, finds the sessions
+        # its last life held: the first round ends those not resumed elsewhere.
+        self._dirty = True
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 

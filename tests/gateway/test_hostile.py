@@ -200,16 +200,18 @@ async def test_tokens_are_redacted_from_the_tap_and_the_debug_log(
         caplog.set_level(1, logger=name)  # picows writes raw requests below DEBUG
     token = make_token("alice")
     fresh = make_token("alice", ttl=7200)
+    resume, _ = gateway.recovery.issue("gone-1", "alice")
     with gateway.tap.subscribe() as listener:
-        async with connect(f"{gateway.url}?token={token}", compression=None,
+        async with connect(f"{gateway.url}?token={token}&recover={resume}", compression=None,
                            subprotocols=["rtctl.v1", f"rtctl.bearer.{token}"],  # type: ignore[list-item]
                            additional_headers={"Authorization": f"Bearer {token}"}) as ws:
             assert "result" in await rpc(ws, "session.refresh", {"token": fresh})
+            recovery = (await rpc(ws, "session.info", id=2))["result"]["recovery_token"]
         payloads = [e.payload for e in listener.take(100) if isinstance(e, FrameSeen)]
     assert any("session.refresh" in p and REDACTED in p for p in payloads)
     log = "\n".join(r.getMessage() for r in caplog.records)
     assert REDACTED in log  # the request was logged, with its token cut out
-    for secret in (token, fresh, token.rsplit(".", 1)[1]):
+    for secret in (token, fresh, token.rsplit(".", 1)[1], resume, recovery):
         assert all(secret not in p for p in payloads)
         assert secret not in log
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -13,8 +14,15 @@ from rtctl.router import CallContext, Router
 from tests.conftest import GatewayFactory, client, make_token
 
 
-def counting_router(runs: Counter[str]) -> Router:
+def counting_router(runs: Counter[str], gate: asyncio.Event | None = None) -> Router:
     router = Router()
+
+    @router.method("slow.buy")
+    async def slow_buy(item: str) -> dict[str, Any]:
+        runs[item] += 1
+        assert gate is not None
+        await gate.wait()
+        return {"item": item, "run": runs[item]}
 
     @router.method("buy")
     async def buy(ctx: CallContext, item: str) -> dict[str, Any]:
@@ -98,3 +106,31 @@ async def test_a_keyed_call_in_a_batch_is_answered_once_too(
     (replies,) = await send(gateway, "alice", batch)  # type: ignore[arg-type]
     assert [reply["result"]["run"] for reply in replies] == [1, 1]
     assert runs["gem"] == 1
+
+
+async def test_the_same_key_with_other_params_is_another_call(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gateway = await start_gateway(counting_router(runs))
+    replies = await send(gateway, "alice", keyed("buy", {"item": "a"}, 1, "k"),
+                         keyed("buy", {"item": "b"}, 2, "k"))
+    assert [reply["result"]["item"] for reply in replies] == ["a", "b"]
+    assert (runs["a"], runs["b"]) == (1, 1)
+
+
+async def test_a_repeat_sent_while_the_first_still_runs_waits_for_it(
+        start_gateway: GatewayFactory) -> None:
+    runs: Counter[str] = Counter()
+    gate = asyncio.Event()
+    gateway = await start_gateway(counting_router(runs, gate))
+    async with client(gateway.url, make_token("alice")) as first, \
+            client(gateway.url, make_token("alice")) as repeat:
+        await first.send(jsonrpc.dumps(keyed("slow.buy", {"item": "axe"}, 1, "k")), text=True)
+        await repeat.send(jsonrpc.dumps(keyed("slow.buy", {"item": "axe"}, 2, "k")), text=True)
+        ping = jsonrpc.encode_request("sys.ping", None, 3)
+        await repeat.send(jsonrpc.dumps(ping), text=True)  # answered first: both calls are in
+        assert jsonrpc.loads(await repeat.recv())["id"] == 3
+        gate.set()
+        replies = [jsonrpc.loads(await first.recv()), jsonrpc.loads(await repeat.recv())]
+    assert [reply["result"] for reply in replies] == [{"item": "axe", "run": 1}] * 2
+    assert runs["axe"] == 1

@@ -21,12 +21,16 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from rtctl.backends import Backends, connect_backends, memory_backends
-from rtctl.config import Recovery
+from rtctl.backends.base import SessionRecord
+from rtctl.config import Limits, Recovery
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import CloseCode
+from rtctl.router import CallContext, Router
+from rtctl.services.sessions import SessionService
 from tests.conftest import TIMING, GatewayFactory, client, make_token
 from tests.servers import ServerProcess, unique_prefix
 from tests.services.conftest import Player
+from tests.services.fakes import FakeClock, FakeHost, FakePeer
 
 GRACE = 0.5 * TIMING
 
@@ -161,9 +165,6 @@ def _metrics(gateway: Gateway) -> bytes:
 
 
 async def test_the_reaper_of_a_dead_node_spares_the_sessions_resumed_elsewhere() -> None:
-    from rtctl.backends.base import SessionRecord
-    from rtctl.services.sessions import SessionService
-    from tests.services.fakes import FakeClock, FakeHost
 
     clock = FakeClock()
     shared = memory_backends(clock=clock, node_id="n1")
@@ -191,3 +192,84 @@ async def test_the_reaper_of_a_dead_node_spares_the_sessions_resumed_elsewhere()
     kept = await store.get("moved")
     assert kept is not None
     assert kept.node == "n2"
+
+
+async def test_a_drained_node_holds_its_sessions_for_a_resume_elsewhere(
+        nodes: list[Gateway]) -> None:
+    node_a, node_b = nodes
+    async with player(node_b, "bob") as bob, player(node_a, "alice") as alice:
+        await bob.result("presence.subscribe", {"users": ["alice"]})
+        info = await alice.result("session.info")
+        await node_a.shutdown(drain=0)  # SIGTERM: 1001 to everyone, closed by the gateway
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(alice.ws.recv(), 10 * TIMING)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CloseCode.GOING_AWAY
+        async with player(node_b, "alice", recover=info["recovery_token"]) as again:
+            assert (await again.result("session.info"))["resumed"] is True
+            await again.result("presence.set", {"status": "away"})
+            assert (await bob.note("presence.changed"))["status"] == "away"
+
+
+async def test_a_connection_the_game_kicks_is_not_held(start_gateway: GatewayFactory) -> None:
+    router = Router()
+
+    @router.method("kick.me")
+    def kick(ctx: CallContext) -> None:
+        assert ctx.peer is not None
+        ctx.peer.close(CloseCode.KICKED, "cheating")
+
+    gateway = await start_gateway(router, recovery=Recovery(grace=600))
+    async with player(gateway, "bob") as bob, player(gateway, "alice") as alice:
+        await bob.result("presence.subscribe", {"users": ["alice"]})
+        await alice.ws.send('{"jsonrpc": "2.0", "method": "kick.me"}')
+        assert (await bob.note("presence.changed"))["status"] == "offline"
+
+
+async def test_a_resume_is_not_refused_for_the_connection_it_replaces(
+        start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(limits=Limits(max_connections_per_user=1))
+    async with player(gateway, "alice") as old:
+        info = await old.result("session.info")
+        async with player(gateway, "alice", recover=info["recovery_token"]) as new:
+            assert (await new.result("session.info"))["resumed"] is True
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(old.ws.recv(), 10 * TIMING)
+
+
+def test_a_late_takeover_never_closes_a_newer_connection() -> None:
+
+    host = FakeHost()
+    sessions = SessionService(host)
+    newest = FakePeer("s-1", "alice")  # closing it raises AssertionError
+    newest.connected_at = 100.0
+    host.peers["s-1"] = newest
+    sessions._taken_over({"takeover": "s-1", "node": "n2", "at": 99.5})
+    older = FakePeer("s-2", "bob")
+    older.connected_at = 100.0
+    host.peers["s-2"] = older
+    closed: list[int] = []
+    older.close = lambda code, reason: closed.append(code)  # type: ignore[method-assign]
+    sessions._taken_over({"takeover": "s-2", "node": "n2", "at": 100.5})
+    assert closed == [CloseCode.SESSION_RESUMED]
+
+
+async def test_a_node_restarted_under_its_old_id_ends_the_sessions_its_last_life_held(
+) -> None:
+
+    clock = FakeClock()
+    backends = memory_backends(clock=clock, node_id="n1")
+    store = backends.sessions
+    await store.beat("n1", ttl=backends.node_ttl / 2)  # the last life's heartbeat lives on
+    await store.put([SessionRecord(id="held-1", user="alice", node="n1", created_at=clock(),
+                                   last_seen=clock())], ttl=60)
+    host = FakeHost(backends, clock=clock)
+    sessions = SessionService(host)
+    for hook in host.startup:
+        await hook()
+    try:
+        await sessions.housekeeping()
+    finally:
+        for hook in host.shutdown:
+            await hook()
+    assert await store.get("held-1") is None
