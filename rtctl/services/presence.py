@@ -14,6 +14,13 @@ in either order, and one older than what a subscriber was last given is
 dropped, so a late update never overwrites a newer status. NATS core may drop
 messages while a node is cut off, so on resync the node re-announces its users
 and re-reads what its subscribers watch.
+
+Subscriptions belong to a connection and end when it closes, even while its
+session is held for a resume: the connection that resumes it may be on another
+node, which never had them. The client subscribes again (``presence.subscribe``
+answers the current map, so nothing is missed); what others see of the user
+does not flap meanwhile, since the session, not the connection, keeps the user
+online.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ class PresenceService:
         self._watchers: dict[str, dict[str, _Watch]] = {}  # user → conn id → watch
         self._watching: dict[str, set[str]] = {}  # conn id → users
         sessions.on_started(self._started)
+        sessions.on_detached(self._detached)
         sessions.on_ended(self._ended)
         sessions.on_resync(self._resync)
         host.on_startup(self._subscribe)
@@ -107,8 +115,14 @@ class PresenceService:
         if await self._backends.presence.connect(conn.user, conn.id):
             await self._announce([conn.user])
 
+    async def _detached(self, conn_id: str) -> None:
+        """The connection closed: its subscriptions end (not those of a newer connection
+        that resumed its session here already)."""
+        live = self._host.peer(conn_id)
+        self._forget(conn_id, [user for user in self._watching.get(conn_id, ())
+                               if self._watchers[user][conn_id].conn is not live])
+
     async def _ended(self, session_id: str, user: str) -> None:
-        self._forget(session_id, None)
         if await self._backends.presence.disconnect(user, session_id, now_ms=self._now_ms()):
             await self._announce([user])
 

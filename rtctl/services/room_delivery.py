@@ -19,12 +19,13 @@ message on it to :meth:`RoomDelivery.deliver`.
   ``room.joined`` / ``room.left``, sent at once. Above that (by the total the
   news carries, or by the members here when it is handled, so joins that
   outrun their news cannot slip past), they are coalesced into one ``room.diff
-  {room, total, joined, left, truncated}`` per room, sent at most every
-  ``max(diff_interval, members here / diff_rate)`` seconds: a storm of n joins
-  lasting T seconds costs at most n + ``diff_rate`` × T deliveries (and
-  ``small_room``²/2 for its first joins) instead of n²/2 (Phoenix Presence's
-  ``presence_diff``, rate-limited for size). A user who joins and leaves
-  between two diffs is in neither list.
+  {room, total, joined, left, truncated}`` per room
+  (:mod:`~rtctl.services.room_diff`), sent at most every ``max(diff_interval,
+  members here / diff_rate)`` seconds: a storm of n joins lasting T seconds
+  costs at most n + ``diff_rate`` × T deliveries (and ``small_room``²/2 for
+  its first joins) instead of n²/2 (Phoenix Presence's ``presence_diff``,
+  rate-limited for size). A user who joins and leaves between two diffs is in
+  neither list.
 * **A big fan-out yields.** It is encoded once and pushed ``chunk``
   connections at a time with the loop given back in between, so the writes it
   wakes are spread over several loop iterations; one who left (or whose
@@ -45,7 +46,8 @@ from rtctl.backends.base import BackendUnavailable, HistoryEntry, HistoryStore, 
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.streams import StreamPosition
 from rtctl.router import Peer
-from rtctl.services.room_stream import Backlog, RoomStream, Step, StreamMessage, is_news
+from rtctl.services.room_diff import Cancellable, PendingDiff
+from rtctl.services.room_stream import Backlog, RoomStream, Start, Step, StreamMessage
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -54,9 +56,7 @@ __all__ = [
     "DEFAULT_DIFF_RATE",
     "DEFAULT_SMALL_ROOM",
     "FILL_RETRY",
-    "Cancellable",
     "LocalRoom",
-    "PendingDiff",
     "RoomDelivery",
     "RoomLimits",
     "Timer",
@@ -86,40 +86,10 @@ class RoomLimits:
         return max(self.diff_interval, members_here / self.diff_rate)
 
 
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
-
-
 class Timer(Protocol):
     """``loop.call_later``'s shape; tests pass one they fire themselves."""
 
     def __call__(self, delay: float, callback: Callable[[], None], /) -> Cancellable: ...
-
-
-class PendingDiff:
-    """One room's net membership change since its last diff (sans-I/O)."""
-
-    __slots__ = ("changes", "handle", "total")
-
-    def __init__(self) -> None:
-        self.changes: dict[str, bool] = {}  # user → joined (True) or left (False)
-        self.total = 0
-        self.handle: Cancellable | None = None  # the timer that will send it
-
-    def add(self, user: str, joined: bool, total: int) -> None:
-        """Count a change; one that undoes a pending one cancels it."""
-        if self.changes.get(user) is (not joined):
-            del self.changes[user]
-        else:
-            self.changes[user] = joined
-        self.total = total
-
-    def params(self, room: str, names: int) -> dict[str, Any]:
-        """``room.diff`` params: at most ``names`` users per list, ``truncated`` if more."""
-        joined = sorted(user for user, j in self.changes.items() if j)
-        left = sorted(user for user, j in self.changes.items() if not j)
-        return {"room": room, "total": self.total, "joined": joined[:names],
-                "left": left[:names], "truncated": max(len(joined), len(left)) > names}
 
 
 _FanOut: TypeAlias = tuple[Sequence[Peer], bytes, str | None]  # targets, data, skip
@@ -135,7 +105,7 @@ class LocalRoom:
         self.name = name
         self.members: dict[str, Peer] = {}  # conn id → conn: receiving
         self.joining: dict[str, Backlog] = {}  # conn id → kept for it until it knows its start
-        self.recent: dict[str, StreamPosition] = {}  # members starting beyond the stream here
+        self.recent: dict[str, Start] = {}  # members starting beyond the stream here
         self.stream = RoomStream()
         self.opening = asyncio.Lock()  # subscribing; the read the stream starts at
         self.subscription: Subscription | None = None
@@ -189,33 +159,35 @@ class RoomDelivery:
 
     def admit(self, local: LocalRoom, conn: Peer) -> None:
         """``conn`` is joining: what the room delivers is kept for it until :meth:`activate`."""
-        local.joining[conn.id] = Backlog(conn)
+        local.joining[conn.id] = Backlog(conn, local.stream.restarts)
 
     def start(self, local: LocalRoom, position: StreamPosition) -> None:
         """The room's stream here starts after ``position`` (read after subscribing)."""
         self._apply(local, local.stream.start(position))
 
-    def activate(self, local: LocalRoom, conn: Peer, start: StreamPosition,
+    def activate(self, local: LocalRoom, conn: Peer, position: StreamPosition,
                  replay: Sequence[HistoryEntry] = ()) -> int:
-        """``conn`` starts after ``start``: push ``replay`` (its own messages skipped, as live
-        delivery skips the sender), then what was kept for it after ``start``; from now on
-        it receives with the others. Returns how many replayed messages were pushed (0 if
-        it is joining no more: its connection ended meanwhile)."""
+        """``conn`` starts after ``position``: push ``replay`` (its own messages skipped, as
+        live delivery skips the sender), then what was kept for it after ``position``; from
+        now on it receives with the others. Returns how many replayed messages were pushed
+        (0 if it is joining no more: its connection ended meanwhile)."""
         backlog = local.joining.get(conn.id)
         if backlog is None or backlog.peer is not conn:
             return 0
         del local.joining[conn.id]
         replayed = 0
         for entry in replay:
-            message = StreamMessage.of(entry, start.epoch)
+            message = StreamMessage.of(entry, position.epoch)
             if message.session != conn.id:
                 conn.push(_message(local.name, message))
                 replayed += 1
+        start = local.stream.placed(position, backlog.restarts)
         for data in backlog.release(start):
             conn.push(data)
         local.members[conn.id] = conn
         here = local.stream.position
-        if here is not None and here.epoch == start.epoch and start.offset > here.offset:
+        assert here is not None, "a join reads where it starts after the stream started"
+        if not start.reached(here.offset, here.epoch):
             local.recent[conn.id] = start
         return replayed
 
@@ -281,11 +253,14 @@ class RoomDelivery:
     async def _fill(self, local: LocalRoom, since: StreamPosition) -> None:
         try:
             answer = await self._history.since(local.name, since)
-        except BackendUnavailable as exc:
+        except Exception as exc:  # any: a stream left reading would hold all that follows
             local.stream.unfilled()
             if self._current(local):
-                logger.info("room %s: a hole in its stream waits for history: %s",
-                            local.name, exc.message)
+                waits = f"room {local.name}: a hole in its stream waits for history"
+                if isinstance(exc, BackendUnavailable):
+                    logger.info("%s: %s", waits, exc.message)
+                else:  # the store refused (Redis OOM, READONLY): it may not for long
+                    logger.exception(waits)
                 timer = self._timer or asyncio.get_running_loop().call_later
                 local.retry = timer(FILL_RETRY, lambda: self._retry(local))
             return
@@ -300,9 +275,9 @@ class RoomDelivery:
         behind: Set[str] = frozenset()
         if local.recent:  # rarely: only just after a join read ahead of this node
             behind = {conn_id for conn_id, start in local.recent.items()
-                      if not is_news(start, message.offset, message.epoch)}
+                      if not start.news(message.offset, message.epoch)}
             for conn_id, start in list(local.recent.items()):
-                if start.epoch != message.epoch or message.offset >= start.offset:
+                if start.reached(message.offset, message.epoch):
                     del local.recent[conn_id]  # the stream here has caught up with it
         self._fan_out(local, _message(local.name, message), message.session, message, behind)
 

@@ -25,8 +25,11 @@ between acknowledging a publish and sending it. So, for each room:
 The stream starts at the position read by the join that subscribed this node
 to the room; messages that arrive before that wait for it. Members who join
 later start where their own read says: :class:`Backlog` keeps what the room
-delivered while that read was under way, and :func:`is_news` tells what of it,
-and of what follows, comes after their start.
+delivered while that read was under way, and :class:`Start` tells what of it,
+and of what follows, comes after their start. A member whose read found a newer
+epoch than this node's stream is in (the store lost the room's history, and
+this node has yet to hear) gets nothing more of the old epoch, and in the new
+one only what comes after its start.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from rtctl.backends.base import HistoryEntry, Replay, Unrecoverable
 from rtctl.protocol.streams import Reason, StreamPosition
 from rtctl.router import Peer
 
-__all__ = ["Backlog", "Lost", "RoomStream", "Step", "StreamMessage", "is_news"]
+__all__ = ["Backlog", "Lost", "RoomStream", "Start", "Step", "StreamMessage"]
 
 
 class StreamMessage(NamedTuple):
@@ -80,18 +83,34 @@ class Step(NamedTuple):
 _NOTHING = Step()
 
 
-def is_news(start: StreamPosition, offset: int, epoch: str) -> bool:
-    """Whether a message at ``offset`` of ``epoch`` comes after a reader at ``start``.
+class Start(NamedTuple):
+    """Where one member starts: after ``position``. ``stale``: the epoch this node's stream
+    was still in when the member's read found ``position`` in a newer one; the member is
+    past all of it."""
 
-    One of another epoch always does: that reader's stream has started over.
-    """
-    return epoch != start.epoch or offset > start.offset
+    position: StreamPosition
+    stale: str | None = None
+
+    def news(self, offset: int, epoch: str) -> bool:
+        """Whether a message at ``offset`` of ``epoch`` comes after this start. One of
+        another epoch does (the stream has started over since), unless of the stale one."""
+        if epoch == self.position.epoch:
+            return offset > self.position.offset
+        return epoch != self.stale
+
+    def reached(self, offset: int, epoch: str) -> bool:
+        """Whether a stream that has delivered up to ``offset`` of ``epoch`` is at or past
+        this start: all it delivers from then on is news."""
+        if epoch == self.position.epoch:
+            return offset >= self.position.offset
+        return epoch != self.stale
 
 
 class RoomStream:
     """The order of one room's messages on one node."""
 
-    __slots__ = ("_early", "_epoch", "_foreign", "_held", "_judged", "_offset", "reading")
+    __slots__ = ("_early", "_epoch", "_foreign", "_held", "_judged", "_offset", "reading",
+                 "restarts")
 
     def __init__(self) -> None:
         self._epoch: str | None = None  # None: not started
@@ -101,6 +120,7 @@ class RoomStream:
         self._foreign: list[StreamMessage] = []  # of another epoch, for the store to judge
         self._judged = 0  # how many of _foreign were there when the read in flight began
         self.reading: StreamPosition | None = None  # the read in flight, since this
+        self.restarts = 0  # how many times it started over in a new epoch
 
     @property
     def position(self) -> StreamPosition | None:
@@ -120,6 +140,20 @@ class RoomStream:
         for message in early:
             self._keep(message)
         return self._next()
+
+    def placed(self, position: StreamPosition, restarts: int) -> Start:
+        """Where a member whose read found ``position`` starts; ``restarts``: this stream's
+        :attr:`restarts` when that member began to join, before its read.
+
+        Epochs have no order, but if the stream has not started over since, its epoch
+        was fixed before that read: another one in ``position`` is newer (the store has
+        lost the room's history and this node has yet to hear). If it has, either may be
+        the newer, and the member is given all the stream delivers of other epochs than
+        its own: at worst some from before its start, never a hole.
+        """
+        assert self._epoch is not None, "not started"
+        newer = restarts == self.restarts and position.epoch != self._epoch
+        return Start(position, self._epoch if newer else None)
 
     def takes(self, message: StreamMessage) -> bool:
         """Deliver ``message`` at once if it is the next one and nothing waits: the common
@@ -156,6 +190,7 @@ class RoomStream:
         if end.epoch != self._epoch:  # the store lost the room's history: start over
             lost = Lost(self._epoch, self._offset, None, "epoch_changed")
             self._epoch, self._offset = end.epoch, 0
+            self.restarts += 1
             self._held = {}
             foreign, self._foreign = self._foreign, []
             for index, message in enumerate(foreign):
@@ -197,18 +232,19 @@ class RoomStream:
 
 
 class Backlog:
-    """What a member's room delivered while its join was reading where it starts."""
+    """What a member's room delivered while its join was reading where it starts;
+    ``restarts``: the stream's :attr:`RoomStream.restarts` when the join began."""
 
-    __slots__ = ("_kept", "peer")
+    __slots__ = ("_kept", "peer", "restarts")
 
-    def __init__(self, peer: Peer) -> None:
-        self.peer = peer
+    def __init__(self, peer: Peer, restarts: int) -> None:
+        self.peer, self.restarts = peer, restarts
         self._kept: list[tuple[bytes, StreamMessage | None]] = []  # None: membership news
 
     def keep(self, data: bytes, message: StreamMessage | None) -> None:
         self._kept.append((data, message))
 
-    def release(self, start: StreamPosition) -> list[bytes]:
-        """What to push once the member starts after ``start``, in the order delivered."""
+    def release(self, start: Start) -> list[bytes]:
+        """What to push once the member starts at ``start``, in the order delivered."""
         return [data for data, message in self._kept
-                if message is None or is_news(start, message.offset, message.epoch)]
+                if message is None or start.news(message.offset, message.epoch)]

@@ -22,7 +22,8 @@ sent whole: ``room.join`` answers its ``total`` and ``room.members`` pages
 through it (Discord's lazy member lists). A connection that closes stops
 receiving at once; its session leaves the store's rooms when it ends: after the
 recovery grace unless it is resumed, or when its node died and a survivor
-cleans up (:class:`~rtctl.services.sessions.SessionService`).
+cleans up (:class:`~rtctl.services.sessions.SessionService`). A join whose
+connection closes before it is done is taken back: its client was never told.
 """
 
 from __future__ import annotations
@@ -236,15 +237,29 @@ class RoomService:
             try:
                 reply.update(await self._stateful.joined(room, conn, options))
             except BaseException:  # refused (by the game, or another node owns it): undo it
-                await self._backends.rooms.leave(room, conn.id)  # quietly: nobody was told
+                await self._undo_join(room, conn, first)
                 await self._drop_local(room, conn.id)
                 raise
-            if local.member(conn.id) is not conn:  # its connection ended meanwhile
+        now = self._delivery.room(room)  # (not ``local`` if that emptied meanwhile)
+        holder = None if now is None else now.member(conn.id)
+        if holder is not conn:  # its connection closed meanwhile: nobody hears of this join
+            if stateful and self._stateful is not None:
                 await self._stateful.left(room, conn.id, leaving=False)
+            if holder is None:  # (else a newer connection of its session is in the room)
+                await self._undo_join(room, conn, first)
+            return reply
         reply.update(self._entered(local, conn, read, recovering=position is not None))
         if first:
             await self._send(room, "joined", conn.id, user=conn.user, total=total)
         return reply
+
+    async def _undo_join(self, room: str, conn: Peer, first: bool) -> None:
+        """Take back a store join that is not going through. Others knew the user was in
+        the room unless that join was its ``first`` session there: they are told it left
+        if this was its last one."""
+        last, total = await self._backends.rooms.leave(room, conn.id)
+        if last and not first:
+            await self._send(room, "left", conn.id, user=conn.user, total=total)
 
     async def _read(self, local: LocalRoom, since: StreamPosition | None
                     ) -> Replay | Unrecoverable:
@@ -271,7 +286,8 @@ class RoomService:
                  recovering: bool) -> dict[str, Any]:
         """The member receives from here on: the reply's stream fields."""
         if read is None:  # in the room already: where what it was sent has reached
-            here = local.recent.get(conn.id) or local.stream.position
+            ahead = local.recent.get(conn.id)
+            here = local.stream.position if ahead is None else ahead.position
             assert here is not None, "a member receiving has a started stream"
             return here.to_json()
         if isinstance(read, Unrecoverable):

@@ -77,9 +77,9 @@ class _Counted:
 
 class ControlledHistory:
     """The memory history store; ``gate`` (when set) holds reads until it opens, the read
-    done before the wait (``early``) or after it; ``failures`` reads fail first; ``reads``
-    lists every ``since`` asked; :meth:`lose` drops everything, as a flushed Redis would
-    (a new epoch)."""
+    done before the wait (``early``) or after it; ``failures`` reads fail first, raising
+    ``error``; ``reads`` lists every ``since`` asked; :meth:`lose` drops everything, as a
+    flushed Redis would (a new epoch)."""
 
     def __init__(self, limits: HistoryLimits, clock: FakeClock) -> None:
         self._clock = clock
@@ -89,6 +89,7 @@ class ControlledHistory:
         self.waiting = asyncio.Event()  # a read is held at the gate
         self.early = False
         self.failures = 0
+        self.error: Exception = BackendUnavailable("redis", "timed out")
         self.reads: list[StreamPosition] = []  # what each ``since`` read asked for
 
     async def held(self) -> None:
@@ -112,7 +113,7 @@ class ControlledHistory:
         self.reads.append(since)
         if self.failures:
             self.failures -= 1
-            raise BackendUnavailable("redis", "timed out")
+            raise self.error
         if self.early:
             return await self._gated(await self.inner.since(room, since))
         await self._gated(None)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from rtctl.backends import Backends
-from rtctl.services.room_delivery import PendingDiff, RoomLimits
+from rtctl.services.room_delivery import RoomLimits
+from rtctl.services.room_diff import PendingDiff
 from rtctl.services.rooms import RoomService
 from rtctl.services.sessions import SessionService
 from tests.conftest import TIMING

@@ -101,6 +101,16 @@ async def test_bad_presence_params_are_refused_and_change_nothing(
             "status": "away", "last_seen": None, "text": "brb"}
 
 
+async def presence_settled(host: FakeHost) -> None:
+    """Every presence message published so far has been handled: the memory bus delivers
+    in order, so one published now comes last."""
+    done = asyncio.Event()
+    subject = f"{host.backends.subject_prefix}.presence"
+    await host.backends.bus.subscribe(subject, lambda message: done.set())
+    await host.backends.bus.publish(subject, {})
+    await asyncio.wait_for(done.wait(), 5 * TIMING)
+
+
 async def test_a_late_update_older_than_what_a_watcher_knows_is_dropped() -> None:
     host = FakeHost()
     presence = PresenceService(host, SessionService(host))
@@ -126,12 +136,37 @@ async def test_a_late_update_older_than_what_a_watcher_knows_is_dropped() -> Non
             update("online", stored + 8),
         ]:
             await bus.publish(subject, message)
-        done = asyncio.Event()  # the memory bus delivers in order: this comes last
-        await bus.subscribe(subject, lambda message: done.set())
-        await bus.publish(subject, {})
-        await asyncio.wait_for(done.wait(), 5 * TIMING)
+        await presence_settled(host)
     finally:
         for hook in host.shutdown:
             await hook()
     assert [note["params"] for note in alice.received] == [
         update("busy", stored + 5), update("online", stored + 8)]
+
+
+async def test_a_closed_connections_subscriptions_end_with_it_though_its_session_is_held(
+) -> None:
+    host = FakeHost()
+    host.grace = 5.0
+    sessions = SessionService(host)
+    presence = PresenceService(host, sessions)
+    for hook in host.startup:
+        await hook()
+    try:
+        for user in ("bob", "carol"):
+            await host.backends.presence.connect(user, f"{user}1")
+        old, new = FakePeer("a1", "alice"), FakePeer("a1", "alice")  # one session
+        await presence.subscribe(old.context(), ["bob", "carol"])
+        host.peers[new.id] = new  # resumed here before the old connection's close is seen
+        await presence.subscribe(new.context(), ["carol"])
+        await sessions._disconnected(old, 1006, "")  # held for the grace period
+        for user in ("bob", "carol"):
+            await presence.set(FakePeer(f"{user}1", user).context(), "busy")
+        await presence_settled(host)
+        assert old.received == []
+        assert [(n["params"]["user"], n["params"]["status"]) for n in new.received] == [
+            ("carol", "busy")]
+        assert presence.unsubscribe(new.context(), ["bob"]) == {"watching": ["carol"]}
+    finally:
+        for hook in host.shutdown:
+            await hook()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
-from rtctl.backends.base import HistoryLimits
+from rtctl.backends.base import BackendUnavailable, HistoryLimits
 from rtctl.services.room_delivery import FILL_RETRY, RoomLimits
 from tests.conftest import TIMING
 from tests.services.streams import Member, Node
@@ -20,6 +22,16 @@ async def in_room(node: Node, *names: str) -> list[Member]:
     for member in members:
         await node.join(member)
     return members
+
+
+async def held_join(node: Node, member: Member
+                    ) -> tuple[asyncio.Future[dict[str, Any]], asyncio.Event]:
+    """``member``'s join of ``r``, held at its history read until the event is set."""
+    node.history.gate = gate = asyncio.Event()
+    join = asyncio.ensure_future(node.join(member))
+    await node.history.held()
+    node.history.waiting.clear()  # for the next one held
+    return join, gate
 
 
 async def test_a_publish_answers_the_position_its_message_is_delivered_with() -> None:
@@ -133,15 +145,76 @@ async def test_a_lost_history_starts_the_stream_over_in_a_new_epoch(
                                "delivered here: epoch_changed"]
 
 
-async def test_a_fill_that_fails_is_tried_again_after_a_pause() -> None:
+async def test_a_member_starting_in_an_epoch_this_node_has_yet_to_reach_gets_only_what_follows(
+) -> None:
+    node = Node()
+    alice, bob = await in_room(node, "alice", "bob")
+    old = (await node.publish(bob, "old 1"))["epoch"]
+    for n in (2, 3):
+        await node.publish(bob, f"old {n}")
+    await node.bus.deliver(1)
+    await alice.until(1)
+    node.history.lose()  # Redis flushed: a new epoch this node has not heard of yet
+    new = (await node.publish(bob, "new 1"))["epoch"]
+    carol = Member("c3", "carol")
+    join, gate = await held_join(node, carol)
+    await node.bus.deliver(2)  # stragglers of the old epoch: one while carol joins,
+    await alice.until(2)
+    gate.set()
+    assert {k: (await join)[k] for k in ("offset", "epoch")} == {"offset": 1, "epoch": new}
+    await node.bus.deliver(3, 1)  # one after; then new 1, where carol starts
+    await node.publish(bob, "new 2")
+    await node.bus.deliver(2)
+    assert await alice.until(5) == [1, 2, 3, 1, 2]
+    assert [m["epoch"] for m in alice.messages()] == [old, old, old, new, new]
+    assert await carol.until(1) == [2]
+    await node.settled()
+    assert [(m["offset"], m["epoch"]) for m in carol.messages()] == [(2, new)]
+
+
+async def test_a_member_whose_read_the_nodes_new_epoch_overtook_gets_all_of_that_epoch(
+) -> None:
+    node = Node()
+    alice, bob = await in_room(node, "alice", "bob")
+    old = (await node.publish(bob, "old"))["epoch"]
+    await node.bus.deliver(1)
+    await alice.until(1)
+    node.history.early, node.history.gate = True, (gate := asyncio.Event())
+    carol = Member("c3", "carol")
+    join = asyncio.ensure_future(node.join(carol))
+    await node.history.held()  # carol's read found (1, old)
+    node.history.lose()
+    new = (await node.publish(bob, "new 1"))["epoch"]
+    await node.bus.deliver(1)
+    assert await alice.until(2) == [1, 1]  # the stream here started over meanwhile
+    gate.set()
+    assert (await join)["epoch"] == old
+    await node.publish(bob, "new 2")
+    await node.bus.deliver(2)
+    assert await carol.until(2) == [1, 2]  # not taken for a stale epoch's: none missed
+    assert [m["epoch"] for m in carol.messages()] == [new, new]
+
+
+@pytest.mark.parametrize(("error", "logged"), [
+    (BackendUnavailable("redis", "timed out"), (logging.INFO, False)),
+    (ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
+     (logging.ERROR, True)),  # not an outage: logged with its traceback
+], ids=["unreachable", "refused"])
+async def test_a_fill_that_fails_is_tried_again_after_a_pause(
+    error: Exception, logged: tuple[int, bool], caplog: pytest.LogCaptureFixture,
+) -> None:
     node = Node()
     alice, bob = await in_room(node, "alice", "bob")
     await node.publish(bob, 1)
     await node.publish(bob, 2)
-    node.history.failures = 1
+    node.history.failures, node.history.error = 1, error
+    caplog.set_level(logging.INFO, "rtctl.rooms")
     await node.bus.deliver(2)
     await node.settled()
     assert alice.offsets() == []
+    [record] = [r for r in caplog.records if r.name == "rtctl.rooms"]
+    assert (record.levelno, record.exc_info is not None) == logged
+    assert record.getMessage().startswith("room r: a hole in its stream waits for history")
     assert node.timer.fire() == [FILL_RETRY]
     assert await alice.until(2) == [1, 2]
 
@@ -240,3 +313,63 @@ async def test_a_subscription_made_for_a_connection_that_closed_meanwhile_is_dro
     bob = Member("c2", "bob")  # the room works as new afterwards
     await node.join(bob)
     assert node.bus.subscriptions == 1
+
+
+async def test_a_join_whose_connection_closed_meanwhile_is_taken_back_quietly() -> None:
+    node = Node()
+    (alice,) = await in_room(node, "alice")
+    carol = Member("c3", "carol")
+    join, gate = await held_join(node, carol)
+    await node.rooms._detached(carol.id)
+    gate.set()
+    await join
+    await node.settled()
+    assert "room.joined" not in alice.methods()
+    assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice"]
+    assert await node.backends.rooms.rooms_of(carol.id) == []
+
+
+async def test_a_join_that_outlives_its_session_leaves_no_ghost_behind() -> None:
+    node = Node()
+    alice, laptop = await in_room(node, "alice", "carol")
+    phone = Member("c3", "carol")
+    join, gate = await held_join(node, phone)
+    await node.sessions._disconnected(phone, 1000, "")  # closed by the client: ended at once
+    gate.set()
+    await join
+    await node.rooms.leave(laptop.context(), "r")
+    await node.settled()
+    assert alice.methods() == ["room.joined", "room.left"]  # carol's laptop, and its leave
+    assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice"]
+
+
+async def test_a_join_taken_back_tells_the_room_if_it_took_the_users_last_session() -> None:
+    node = Node()
+    alice, old = await in_room(node, "alice", "carol")
+    await node.rooms._detached(old.id)  # held: carol is still in the room
+    new = Member(old.id, "carol")  # the session resumed; its connection drops mid-join too
+    join, gate = await held_join(node, new)
+    await node.rooms._detached(new.id)
+    gate.set()
+    await join
+    await node.settled()
+    assert alice.methods() == ["room.joined", "room.left"]
+    assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice"]
+
+
+async def test_a_join_of_a_closed_connection_leaves_its_resumed_successor_in_the_room() -> None:
+    node = Node()
+    (alice,) = await in_room(node, "alice")
+    old = Member("c3", "carol")
+    join, gate = await held_join(node, old)
+    await node.rooms._detached(old.id)
+    new = Member(old.id, "carol")  # the same session, resumed here, joins before the old
+    node.host.peers[new.id] = new
+    await node.join(new)
+    gate.set()
+    await join
+    await node.publish(alice, "hi")
+    await node.bus.deliver(1)
+    assert await new.until(1) == [1]
+    assert alice.methods() == ["room.joined"]
+    assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice", "carol"]

@@ -8,7 +8,7 @@ import pytest
 
 from rtctl.backends.base import HistoryEntry, Replay, Unrecoverable
 from rtctl.protocol.streams import Reason, StreamPosition
-from rtctl.services.room_stream import Lost, RoomStream, Step, StreamMessage, is_news
+from rtctl.services.room_stream import Lost, RoomStream, Start, Step, StreamMessage
 
 
 def msg(offset: int, epoch: str = "e1") -> StreamMessage:
@@ -150,13 +150,29 @@ def test_a_failed_read_is_asked_again_on_retry() -> None:
     assert stream.retry() == Step()  # nothing waits
 
 
-@pytest.mark.parametrize(("start", "offset", "epoch", "news"), [
-    ((5, "e1"), 6, "e1", True), ((5, "e1"), 5, "e1", False), ((5, "e1"), 1, "e1", False),
-    ((5, "e1"), 1, "e2", True),
+@pytest.mark.parametrize(("stale", "offset", "epoch", "news", "reached"), [
+    (None, 6, "e2", True, True), (None, 5, "e2", False, True), (None, 1, "e2", False, False),
+    (None, 9, "e1", True, True),  # another epoch: the stream started over after this start
+    ("e1", 9, "e1", False, False),  # the stale one: the start is past all of it
+    ("e1", 1, "e3", True, True),
 ])
-def test_news_is_what_comes_after_a_start(start: tuple[int, str], offset: int, epoch: str,
-                                          news: bool) -> None:
-    assert is_news(StreamPosition(*start), offset, epoch) is news
+def test_news_is_what_comes_after_a_start(stale: str | None, offset: int, epoch: str,
+                                          news: bool, reached: bool) -> None:
+    start = Start(StreamPosition(5, "e2"), stale)
+    assert (start.news(offset, epoch), start.reached(offset, epoch)) == (news, reached)
+
+
+def test_a_start_in_another_epoch_is_newer_unless_the_stream_started_over_since() -> None:
+    stream = started(3)
+    joined_at = stream.restarts  # a member's join begins, then reads where it starts
+    assert stream.placed(StreamPosition(4, "e1"), joined_at) == Start(StreamPosition(4, "e1"))
+    ahead = StreamPosition(2, "e2")  # the store lost the history; this stream has not heard
+    assert stream.placed(ahead, joined_at) == Start(ahead, "e1")
+    stream.receive(msg(1, "e2"))
+    stream.filled(Unrecoverable(StreamPosition(2, "e2"), "epoch_changed"))
+    assert stream.restarts == joined_at + 1
+    # It started over while that read was under way: which epoch is newer is not known.
+    assert stream.placed(StreamPosition(4, "e1"), joined_at) == Start(StreamPosition(4, "e1"))
 
 
 def test_a_message_read_from_history_keeps_its_sender_and_session() -> None:
