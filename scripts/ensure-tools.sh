@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install the real programs the tests start (redis-server, nats-server, tshark) when missing.
+# Install the real programs the tests start (redis-server, nats-server, haproxy, tshark) when
+# missing.
 # Called by `make test`; needs root (CI and the dev machines run as root) or the tools present.
 set -euo pipefail
 need=()
-for pair in redis-server:redis-server nats-server:nats-server tshark:tshark; do
+for pair in redis-server:redis-server nats-server:nats-server haproxy:haproxy tshark:tshark; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

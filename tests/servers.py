@@ -1,68 +1,48 @@
-"""Real ``redis-server`` and ``nats-server`` processes on free loopback ports.
+"""Real ``redis-server``, ``nats-server``, ``rtctl serve`` and HAProxy processes on loopback.
 
-Neither accepts port 0, so a free port is found by binding a socket first. The
-shared servers are session-scoped fixtures (registered by ``tests/conftest.py``);
-tests keep apart by key and subject prefix. Tests that stop and restart a
-server start their own with :class:`ServerProcess`.
+The processes themselves are :mod:`rtctl.bench.cluster`'s (the failover drill starts the
+same ones); here a missing program fails the test under CI and skips it elsewhere
+(:func:`tests.conftest.require_program`), and waits scale with ``TIMING``. The shared
+Redis and NATS are session-scoped fixtures (registered by ``tests/conftest.py``); tests
+keep apart by key and subject prefix. Tests that stop and restart a server start their
+own with :class:`ServerProcess`, and a whole cluster behind HAProxy with :func:`cluster`.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
+import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rtctl.bench import cluster as processes
+from rtctl.bench.cluster import Cluster, free_port
 from tests.conftest import TIMING, require_program
 
+__all__ = ["HAPROXY_CONFIG", "ServerProcess", "cluster", "free_port", "nats_server",
+           "redis_server", "unique_prefix"]
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+HAPROXY_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "haproxy" / "haproxy.cfg"
 
 
-class ServerProcess:
+class ServerProcess(processes.ServerProcess):
     """One server process on a fixed port that can be stopped and started again."""
 
     def __init__(self, program: str, port: int | None = None) -> None:
-        self.path = require_program(program)
-        self.program = program
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(program, port, path=require_program(program),
+                         start_timeout=10 * TIMING)
 
-    @property
-    def url(self) -> str:
-        scheme = "redis" if self.program == "redis-server" else "nats"
-        return f"{scheme}://127.0.0.1:{self.port}"
 
-    def _argv(self) -> list[str]:
-        if self.program == "redis-server":  # no persistence: a restart loses everything
-            return [self.path, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no"]
-        return [self.path, "-a", "127.0.0.1", "-p", str(self.port)]
-
-    def start(self) -> ServerProcess:
-        self.proc = subprocess.Popen(self._argv(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10 * TIMING
-        while time.monotonic() < deadline:  # poll the condition, bounded
-            assert self.proc.poll() is None, f"{self.program} exited at start"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"{self.program} did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10 * TIMING)
-        self.proc = None
+@contextlib.contextmanager
+def cluster(workdir: Path, **options: Any) -> Iterator[Cluster]:
+    """Redis, NATS, ``rtctl serve`` nodes and HAProxy with deploy/haproxy/haproxy.cfg, all
+    stopped on the way out (:func:`rtctl.bench.cluster.start_cluster` takes ``options``)."""
+    with processes.start_cluster(config=HAPROXY_CONFIG, workdir=workdir, which=require_program,
+                                 start_timeout=30 * TIMING, **options) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

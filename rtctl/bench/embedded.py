@@ -94,24 +94,27 @@ def embedded_gateway(*, connections: int) -> Iterator[Embedded]:
 
 
 @contextlib.contextmanager
-def simulator_in_front(upstream: str, profile: str) -> Iterator[Embedded]:
-    """``rtctl simulate --profile PROFILE`` on a free port, relaying to ``upstream``."""
+def simulator_in_front(upstream: str, profile: str, *, mode: str = "ws") -> Iterator[Embedded]:
+    """``rtctl simulate --profile PROFILE --mode MODE`` on a free port, relaying to
+    ``upstream``."""
     command = [sys.executable, "-m", "rtctl", "simulate", "--listen", "127.0.0.1:0",
-               "--control", "off", "--upstream", upstream, "--profile", profile]
+               "--control", "off", "--upstream", upstream, "--profile", profile,
+               "--mode", mode]
     with _process(command, f"the simulator (profile {profile})") as (process, line):
         url = next(word for word in line.split() if word.startswith("ws://"))
         yield Embedded(url=url, pid=process.pid)
 
 
 @contextlib.contextmanager
-def target(url: str | None, *, through: str | None, clients: int,
-           tokens: TokenPlan) -> Iterator[tuple[str, TokenPlan, str]]:
+def target(url: str | None, *, through: str | None, clients: int, tokens: TokenPlan,
+           mode: str = "ws") -> Iterator[tuple[str, TokenPlan, str]]:
     """The endpoint to load, the tokens to use and the gateway's own endpoint: ``url``'s,
     or an embedded gateway's.
 
-    ``through`` puts the simulator with that profile in front of either: the endpoint is
-    then the simulator's, and the gateway's is what a client that must not go through it
-    (the ``arena`` scenario's observer) connects to.
+    ``through`` puts the simulator with that profile (in ``mode``, the scenario's
+    :attr:`~rtctl.bench.scenario.Scenario.through_mode`) in front of either: the endpoint
+    is then the simulator's, and the gateway's is what a client that must not go through
+    it (the ``arena`` scenario's observer) connects to.
     """
     with contextlib.ExitStack() as stack:
         if url is None:
@@ -119,5 +122,5 @@ def target(url: str | None, *, through: str | None, clients: int,
             url, tokens = gateway.url, TokenPlan(secret=gateway.secret)
         direct = url
         if through is not None:
-            url = stack.enter_context(simulator_in_front(url, through)).url
+            url = stack.enter_context(simulator_in_front(url, through, mode=mode)).url
         yield endpoint_url(url), tokens, endpoint_url(direct)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rtctl.bench.histogram import Histogram
+from rtctl.bench.parts import summed
 from rtctl.client.interpolation import Frame
 from rtctl.client.netcode import CORRECTION_EPSILON
 from rtctl.client.prediction import Reconciliation
@@ -174,12 +175,7 @@ class NetcodeTotals:
     @classmethod
     def merged(cls, parts: list[NetcodeTotals]) -> NetcodeTotals | None:
         """The sum of the workers' parts; None if there are none (another scenario)."""
-        if not parts:
-            return None
-        total = cls()
-        for part in parts:
-            total.add(part)
-        return total
+        return summed(parts, cls)
 
     def to_json(self, snapshot_age_ms: Summary) -> dict[str, Any]:
         """The ``netcode`` object (docs/bench.md); ``snapshot_age_ms`` is the run's latency:

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_DURATION",
     "DEFAULT_ENTITIES",
     "DEFAULT_MOVERS",
+    "DEFAULT_PUBLISH_RATE",
     "DEFAULT_ROOM_SIZE",
     "DEFAULT_WARMUP",
     "Plan",
@@ -29,6 +30,7 @@ DEFAULT_ROOM_SIZE = 10  # members per room in the ``rooms`` scenario
 DEFAULT_DRAIN = 2.0  # seconds to wait for answers after the window; later ones are lost
 DEFAULT_ENTITIES = LIMITS["entities"][2]  # the ``state`` scenario's room: the drift type's
 DEFAULT_MOVERS = LIMITS["movers"][2]
+DEFAULT_PUBLISH_RATE = 20.0  # messages/s each ``reconnect-storm`` room's publisher sends
 TOKEN_TTL = 3600.0
 
 
@@ -72,6 +74,7 @@ class Plan:
     entities: int = DEFAULT_ENTITIES  # the ``state`` scenario's room, and how many move
     movers: int = DEFAULT_MOVERS
     encoding: str = "binary"  # of its clients: binary, json, or mixed (every other one)
+    publish_rate: float = DEFAULT_PUBLISH_RATE  # ``reconnect-storm``: per room, messages/s
     through: str | None = None  # the simulator profile between the clients and the gateway
     gateway: str | None = None  # the gateway's own endpoint, when ``url`` is the simulator's
 

@@ -10,7 +10,8 @@ explained (:func:`refusals`), so a run that measured nothing says so plainly
 (:func:`nothing_completed`). The ``state`` scenario adds its bytes per tick,
 sync counts and the room's own cost (:func:`state_parts`), the ``arena``
 scenario its netcode numbers, with and without prediction and interpolation
-(:func:`netcode_parts`).
+(:func:`netcode_parts`), the ``reconnect-storm`` scenario its recoveries and
+messages (:func:`recovery_parts`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from rtctl.bench.recovery_counts import RecoveryTotals
 from rtctl.bench.results import BenchResult
 from rtctl.bench.scenarios import SCENARIOS
 from rtctl.bench.session import CONNECT, CONNECT_TIMEOUT, OPEN_TIMEOUT, is_connect_error
@@ -32,8 +34,8 @@ from rtctl.bench.state_counts import StateTotals
 from rtctl.bench.thresholds import Verdict
 from rtctl.demo.game import TICK_RATE
 
-__all__ = ["netcode_parts", "nothing_completed", "progress_line", "refusals", "state_parts",
-           "summary", "unit", "write_csv", "write_json"]
+__all__ = ["netcode_parts", "nothing_completed", "progress_line", "recovery_parts", "refusals",
+           "state_parts", "summary", "unit", "write_csv", "write_json"]
 
 _LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99",
            "max": "max", "mean": "mean"}
@@ -99,6 +101,11 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         mode = f"one room ticking {result.rate:g} times a second"
     if result.netcode is not None:
         mode = f"bots playing one arena that ticks {TICK_RATE} times a second"
+    if (recovery := result.recovery) is not None:
+        storms = (f"{result.rate:g} storms/s" if result.rate is not None
+                  else "each client dropped again once recovered")
+        mode = (f"{storms}, {recovery.rooms:,} rooms publishing "
+                f"{recovery.publish_rate:g} messages/s each")
     what = unit(result)
     failed = nothing_completed(result)
     verdict = (Text(failed, "bold red") if failed
@@ -114,7 +121,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
     parts: list[Text | Table] = [head]
     if not failed and (why := refusals(result)):  # else the verdict line says it already
         parts.append(Text(why, "red"))
-    latency = Table(title="latency (ms)", title_justify="left")
+    latency = Table(title="time to recover (ms)" if result.recovery is not None
+                    else "latency (ms)", title_justify="left")
     values = result.latency_ms()
     for key in _LABELS:
         latency.add_column(_LABELS[key], justify="right")
@@ -131,6 +139,8 @@ def summary(result: BenchResult, verdicts: Sequence[Verdict] = ()) -> Group:
         parts.extend(state_parts(result.state))
     if result.netcode is not None:
         parts.extend(netcode_parts(result.to_json()["netcode"]))
+    if result.recovery is not None:
+        parts.extend(recovery_parts(result.recovery))
     if verdicts:
         rules = Table(title="thresholds", title_justify="left")
         for name in ("rule", "measured", "result"):
@@ -229,6 +239,48 @@ def netcode_parts(netcode: Mapping[str, Any]) -> list[Text | Table]:
     if profile is not None and profile["unplayable"] is not None:
         parts.append(Text(f"profile {profile['name']} is not playable for a "
                           f"{TICK_RATE} Hz shooter: {profile['unplayable']}", "bold yellow"))
+    return parts
+
+
+def recovery_parts(recovery: RecoveryTotals) -> list[Text | Table]:
+    """The storm's outcomes, sessions, replays and messages; then a warning for any
+    message lost or duplicated."""
+    table = Table(title="recoveries and messages over the window", title_justify="left")
+    table.add_column("")
+    table.add_column("", justify="right")
+    rate = recovery.success_rate
+    resets = ", ".join(f"{n:,} {reason}" for reason, n in sorted(recovery.resets.items()))
+    not_resumed = ", ".join(f"{n:,} {why}" for why, n in sorted(recovery.not_resumed.items()))
+    replayed = recovery.to_json()["replayed"]
+    counts = recovery.messages
+    rows = [
+        ("attempts / recovered", f"{recovery.attempts:,} / {recovery.recovered:,} "
+                                 f"({_NOTHING if rate is None else f'{rate:.2%}'})"),
+        ("resets (reason)", resets or "none"),
+        ("joins again that failed", f"{recovery.failed:,}"),
+        ("sessions resumed", f"{recovery.resumed:,}"
+                             + (f" (not resumed: {not_resumed})" if not_resumed else "")),
+        ("cuts during a recovery", f"{recovery.overlapped:,}"),
+        ("replayed: sum, p50 / p99 / max per recovery",
+         f"{replayed['sum']:,}, {_spread(replayed, 'p50', 'p99', 'max', digits=0)}"),
+        ("published and acknowledged / not", f"{recovery.published:,} / {recovery.unacked:,}"),
+        ("deliveries expected / made", f"{counts.expected:,} / {counts.delivered:,}"),
+        ("lost / duplicated / reordered", f"{counts.lost:,} / {counts.duplicated:,} / "
+                                          f"{counts.reordered:,}"),
+        ("skipped by resets (the client was told)", f"{counts.skipped:,}"),
+        ("late (not come by the end, no hole yet)", f"{counts.late:,}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    parts: list[Text | Table] = [table]
+    if recovery.overlapped:
+        parts.append(Text(f"{recovery.overlapped:,} cuts found their client still recovering "
+                          "from the one before: storms come faster than recoveries end "
+                          "(try a lower --rate)", "bold yellow"))
+    if counts.lost or counts.duplicated or counts.reordered:
+        parts.append(Text(f"{counts.lost:,} messages lost, {counts.duplicated:,} duplicated "
+                          f"and {counts.reordered:,} out of order without a reset saying so",
+                          "bold red"))
     return parts
 
 

@@ -10,7 +10,9 @@ own stall (no coordinated omission). Connections opened are counted too, so a
 report can say how many of them were refused. A percentile of no samples is
 None (``null`` in JSON, an empty CSV cell), never 0. The ``state`` scenario
 adds its own counts (:mod:`rtctl.bench.state_counts`), the ``arena`` scenario
-its netcode numbers (:mod:`rtctl.bench.netcode_counts`), merged the same way.
+its netcode numbers (:mod:`rtctl.bench.netcode_counts`), the ``reconnect-storm``
+scenario its recoveries and messages (:mod:`rtctl.bench.recovery_counts`),
+merged the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from rtctl.bench.bottleneck import Bottleneck, GeneratorLoad, judge
 from rtctl.bench.histogram import Histogram
 from rtctl.bench.netcode_counts import NetcodeTotals
+from rtctl.bench.recovery_counts import RecoveryTotals
 from rtctl.bench.state_counts import StateTotals
 
 __all__ = ["LATENCY_METRICS", "LOST", "BenchResult", "Recorder", "WorkerResult",
@@ -56,6 +59,7 @@ class Recorder:
         self.end = float("inf")
         self.state: StateTotals | None = None  # the state scenario's counts
         self.netcode: NetcodeTotals | None = None  # the arena scenario's
+        self.recovery: RecoveryTotals | None = None  # the reconnect-storm scenario's
 
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end = start, end
@@ -94,7 +98,7 @@ class Recorder:
         self._fold()
         return WorkerResult(timeline=self._timeline, errors=Counter(self.errors),
                             expected=self.expected, load=load, connects=self.connects,
-                            state=self.state, netcode=self.netcode)
+                            state=self.state, netcode=self.netcode, recovery=self.recovery)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class WorkerResult:
     connects: int = 0
     state: StateTotals | None = None
     netcode: NetcodeTotals | None = None
+    recovery: RecoveryTotals | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class BenchResult:
     connects: int = 0  # connections tried
     state: StateTotals | None = None  # the state scenario's bytes, sync counts, room cost
     netcode: NetcodeTotals | None = None  # the arena scenario's netcode numbers
+    recovery: RecoveryTotals | None = None  # the reconnect-storm scenario's outcomes, messages
 
     @classmethod
     def merge(cls, parts: list[WorkerResult], *, scenario: str, clients: int,
@@ -151,7 +157,9 @@ class BenchResult:
                    connects=sum(part.connects for part in parts),
                    state=StateTotals.merged([p.state for p in parts if p.state is not None]),
                    netcode=NetcodeTotals.merged([p.netcode for p in parts
-                                                 if p.netcode is not None]))
+                                                 if p.netcode is not None]),
+                   recovery=RecoveryTotals.merged([p.recovery for p in parts
+                                                   if p.recovery is not None]))
 
     @property
     def bottleneck(self) -> Bottleneck:
@@ -211,6 +219,8 @@ class BenchResult:
             h = self.histogram
             document["netcode"] = self.netcode.to_json(
                 {"p50": percentile_ms(h, 50), "p99": percentile_ms(h, 99)})
+        if self.recovery is not None:
+            document["recovery"] = self.recovery.to_json()
         return document
 
     def csv_rows(self) -> list[list[str]]:

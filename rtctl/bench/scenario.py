@@ -113,6 +113,7 @@ class Scenario(ABC, Generic[C]):
     unit: str  # plural: throughput is reported in unit/s
     min_clients = 1
     default_rate: float | None = None  # the rate when none is given; None: closed loop
+    through_mode = "ws"  # the simulator's mode with ``--through`` (``rtctl simulate --mode``)
 
     def check(self, plan: Plan) -> None:
         """Raise :class:`ConfigError` when ``plan`` cannot run this scenario."""

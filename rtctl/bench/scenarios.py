@@ -7,9 +7,9 @@ Scenarios (JSON-RPC 2.0 methods named in ``docs/api.md``):
                     publish → ``room.message`` at each subscriber.
 ``rooms``           rooms of :attr:`Plan.room_size`; every member publishes.
 ``presence-churn``  connect, ``sys.ping``, disconnect; latency is the session.
-``reconnect-storm`` drop the connection (no close handshake), reconnect and
-                    ``sys.ping``; latency is drop → first reply. With a rate,
-                    every client drops at the same instants (rate storms/s).
+``reconnect-storm`` clients in rooms lose their links while publishers keep
+                    publishing; latency is drop → the room recovered and its
+                    replay in (:mod:`rtctl.bench.recovery_scenario`).
 ``state``           one stateful room that ticks at the rate; latency is the
                     server's commit of a version → a client applying it
                     (:mod:`rtctl.bench.state_scenario`).
@@ -32,6 +32,7 @@ from typing import Any
 
 from rtctl.bench.arena_scenario import Arena
 from rtctl.bench.plan import Plan
+from rtctl.bench.recovery_scenario import ReconnectStorm
 from rtctl.bench.scenario import UNMEASURED, Context, Scenario
 from rtctl.bench.session import Session, request_head
 from rtctl.bench.state_scenario import StateSync
@@ -154,22 +155,6 @@ class PresenceChurn(SessionScenario):
             if churned is not None:
                 await churned.close()
         return None
-
-
-class ReconnectStorm(SessionScenario):
-    name = "reconnect-storm"
-    unit = "reconnects"
-
-    async def load(self, ctx: Context, index: int, session: Session | None) -> Session | None:
-        plan = ctx.plan
-        storms = (ctx.schedule(0, 1, plan.rate) if plan.rate is not None
-                  else ctx.attempts(index, plan.clients))
-        async for intended in storms:
-            if session is not None:
-                session.abort()
-                await session.closed
-            session = await ctx.connect_and_ping(index, intended)
-        return session
 
 
 SCENARIOS: dict[str, Scenario[Any]] = {

@@ -292,10 +292,6 @@ class Session(WSListener):
                 return
             await asyncio.wait([self.closed], timeout=min(idle_until, deadline) - now)
 
-    def abort(self) -> None:
-        """Drop the connection without a closing handshake (a lost network)."""
-        self.transport.disconnect(graceful=False)
-
     async def close(self) -> None:
         """Close; what is still pending is then neither completed nor failed: ``lost``."""
         self._pending.clear()

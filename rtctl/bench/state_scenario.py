@@ -67,11 +67,12 @@ class NoRoomType(RtctlError):
 
 
 def sdk_client(url: str, token: str | None, *, binary: bool, backoff: Backoff = _RECONNECTS,
-               ping_interval: float | None = None) -> Client:
+               ping_interval: float | None = None, call_timeout: float = CALL_TIMEOUT
+               ) -> Client:
     """An SDK client as the bench's scenarios run them: picows, calls that are asked again
     after :data:`CALL_TIMEOUT`, a start that gives up quickly."""
     return Client(url, token=token, binary=binary, transport="picows",
-                  call_timeout=CALL_TIMEOUT, ping_interval=ping_interval, backoff=backoff)
+                  call_timeout=call_timeout, ping_interval=ping_interval, backoff=backoff)
 
 
 async def retried(join: Callable[[], Awaitable[object]]) -> None:

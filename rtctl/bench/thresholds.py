@@ -1,4 +1,5 @@
-"""Pass/fail rules over a result, for CI: ``p99<50ms``, ``errors<0.1%``, ``throughput>20000``.
+"""Pass/fail rules over a result, for CI: ``p99<50ms``, ``errors<0.1%``, ``throughput>20000``,
+``lost<1``.
 
 Grammar (spaces allowed around the operator)::
 
@@ -6,12 +7,17 @@ Grammar (spaces allowed around the operator)::
     metric    := p50 | p90 | p99 | p999 | p9999 | max | mean     latency
                | errors                                          error ratio or count
                | throughput                                      completions per second
+               | lost | duplicated                               messages (reconnect-storm)
     op        := < | <= | > | >=
     value     := number [unit]
 
 A latency value takes ``us``, ``ms`` (the default) or ``s``. An ``errors``
 value with ``%`` is compared with the error ratio, without it with the count.
-``throughput`` takes a bare number, optionally ``/s``.
+``throughput`` takes a bare number, optionally ``/s``. ``lost`` and
+``duplicated`` count the ``reconnect-storm`` scenario's messages that never
+reached a member that should have had them, or reached it more than once
+(:mod:`rtctl.bench.recovery_counts`); a run of another scenario has none to
+count, and such a rule fails.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from rtctl.bench.results import LATENCY_METRICS, BenchResult
 from rtctl.exceptions import ConfigError
 
-__all__ = ["Threshold", "Verdict", "check", "parse_threshold"]
+__all__ = ["MESSAGE_METRICS", "Threshold", "Verdict", "check", "parse_threshold"]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -32,6 +38,7 @@ _LATENCY_UNITS = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 _PATTERN = re.compile(r"\s*(?P<metric>[a-z0-9]+)\s*(?P<op><=|>=|<|>)\s*"
                       r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-zµ%/]*)\s*")
 _HELP = "try p99<50ms, errors<0.1% or throughput>20000"
+MESSAGE_METRICS = ("lost", "duplicated")  # counts of reconnect-storm's messages
 
 
 @dataclass(frozen=True)
@@ -45,26 +52,36 @@ class Threshold:
     ratio: bool = False  # errors given in %
 
     def measure(self, result: BenchResult) -> float | None:
-        """The measured value; None for a latency of a run where nothing completed."""
+        """The measured value; None for a latency of a run where nothing completed, and
+        for messages of a run that counts none."""
         if self.metric in LATENCY_METRICS:
             return result.latency_ms()[self.metric]
+        if self.metric in MESSAGE_METRICS:
+            recovery = result.recovery
+            if recovery is None:
+                return None
+            counts = recovery.messages
+            return counts.lost if self.metric == "lost" else counts.duplicated
         if self.metric == "errors":
             return result.error_ratio if self.ratio else result.error_count
         return result.throughput
 
     def passes(self, result: BenchResult) -> bool:
-        """Whether the rule held; a latency rule over no latencies cannot have."""
+        """Whether the rule held; a rule over nothing measured cannot have."""
         measured = self.measure(result)
         return measured is not None and _OPERATORS[self.op](measured, self.limit)
 
     def show(self, measured: float | None) -> str:
         """``measured`` in this rule's own unit: ``1.45 ms``, ``0.012%``, ``19,634/s``."""
         if measured is None:
-            return "n/a (nothing completed)"
+            return ("n/a (this scenario counts no messages)" if self.metric in MESSAGE_METRICS
+                    else "n/a (nothing completed)")
         if self.metric in LATENCY_METRICS:
             return f"{measured:.3g} ms"
         if self.metric == "errors":
             return f"{measured * 100:.3g}%" if self.ratio else f"{measured:,.0f}"
+        if self.metric in MESSAGE_METRICS:
+            return f"{measured:,.0f} messages"
         return f"{measured:,.0f}/s"
 
 
@@ -90,13 +107,18 @@ def parse_threshold(text: str) -> Threshold:
         if unit not in ("", "%"):
             raise ConfigError(f"threshold {text!r}: errors are a count or a percentage")
         return Threshold(text, metric, op, value / 100 if unit else value, ratio=bool(unit))
+    if metric in MESSAGE_METRICS:
+        if unit:
+            raise ConfigError(f"threshold {text!r}: {metric} is a count of messages")
+        return Threshold(text, metric, op, value)
     if metric == "throughput":
         if unit not in ("", "/s"):
             raise ConfigError(f"threshold {text!r}: throughput is completions per second "
-                              "(calls, deliveries, sessions or reconnects, by scenario)")
+                              "(calls, deliveries, sessions, recoveries ..., by scenario)")
         return Threshold(text, metric, op, value)
     raise ConfigError(f"threshold {text!r}: unknown metric {metric!r} "
-                      f"(use {', '.join(LATENCY_METRICS)}, errors or throughput)")
+                      f"(use {', '.join(LATENCY_METRICS)}, errors, throughput, "
+                      f"{' or '.join(MESSAGE_METRICS)})")
 
 
 def check(result: BenchResult, thresholds: Sequence[Threshold]) -> list[Verdict]:

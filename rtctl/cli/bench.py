@@ -74,15 +74,17 @@ def bench(
     scenario: Annotated[str, typer.Option(
         help=f"What the clients do: {', '.join(SCENARIOS)}. Throughput is in the scenario's "
              "unit: calls/s (echo), deliveries/s (fanout, rooms: one publish reaching N "
-             "members counts N), sessions/s (presence-churn), reconnects/s "
-             "(reconnect-storm), versions/s (state: one room version applied by one "
-             "client), snapshots/s (arena: bots play the demo arena; one snapshot applied "
-             "by one bot, its latency the snapshot's age; the netcode numbers besides).")]
+             "members counts N), sessions/s (presence-churn), recoveries/s "
+             "(reconnect-storm: clients in rooms lose their links and recover; time to "
+             "recover, resets, replayed and lost messages besides), versions/s (state: one "
+             "room version applied by one client), snapshots/s (arena: bots play the demo "
+             "arena; one snapshot applied by one bot, its latency the snapshot's age; the "
+             "netcode numbers besides).")]
         = "echo",
     clients: Annotated[int, typer.Option(help="Simulated clients (connections).")] = 100,
     rate: Annotated[float | None, typer.Option(
         help="Open loop: attempts per second over all clients (for fanout: publishes/s; "
-             "for reconnect-storm: storms/s; for state: the room's ticks per second, "
+             "for reconnect-storm: storms/s, default 0.2; for state: the room's ticks per second, "
              "1 to 120, default 20). Latency counts from the intended send time.")]
         = None,
     closed: Annotated[bool, typer.Option(
@@ -142,13 +144,14 @@ def bench(
                 rate=rate, duration=parse_duration(duration), warmup=parse_duration(warmup),
                 ramp=parse_duration(ramp), workers=workers, tokens=_tokens(token, jwt_secret),
                 entities=entities, movers=movers, encoding=encoding, through=through)
-    scenario_for(plan)
+    chosen = scenario_for(plan)
     if through is not None:
         load_profile(through)
     for path, flag in ((json_file, "--json"), (csv_file, "--csv"), (plot, "--plot")):
         _writable(path, flag)
     console = Console(stderr=True)
-    with target(url, through=through, clients=clients, tokens=plan.tokens) as (
+    with target(url, through=through, clients=clients, tokens=plan.tokens,
+                mode=chosen.through_mode) as (
             endpoint, tokens, gateway):
         plan = replace(plan, url=endpoint, tokens=tokens, gateway=gateway)
         total = plan.warmup + plan.duration

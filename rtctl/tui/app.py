@@ -7,8 +7,8 @@ which move as the data arrives. A second worker reads the tap into the feed
 and moves ``tapped``, paced (:class:`~rtctl.tui.pacer.Pacer`) to at most once
 every :data:`TAP_GAP`, so a busy gateway costs a few redraws a second, not
 one per batch (a redrawn table is the most expensive thing the app paints).
-The observer's state changes move ``status``; every change the TUI makes to
-the simulator moves ``link``. The one periodic timer left samples the
+The observer's state changes move ``status``, its recoveries ``recovery``;
+every change the TUI makes to the simulator moves ``link``. The one periodic timer left samples the
 numbers that have no event (the frame rate, the RTT, the counters) into
 sparklines, and ``sampled`` follows it. The arena's maps move with its
 player's frames, paced the same way (:mod:`~rtctl.tui.screens.arena`). ``q``
@@ -76,6 +76,7 @@ class DevtoolsApp(App[None]):
     tapped: var[int] = var(0, init=False)  # Feed.added, at most every TAP_GAP s
     sampled: var[int] = var(0, init=False)  # samples taken (Session.sample)
     link: var[int] = var(0, init=False)  # the simulator's Conditions.version
+    recovery: var[int] = var(0, init=False)  # the observer's recovery status changed
 
     def __init__(self, start: StackFactory, *, refresh: float = DEFAULT_REFRESH,
                  export_dir: Path | None = None) -> None:
@@ -105,12 +106,16 @@ class DevtoolsApp(App[None]):
             self.session.problem = str(exc)
         else:
             stack.observer.on_state_change(self._observer_changed)
+            stack.recovery.on_change(self._recovery_moved)
             self.set_interval(self.session.period, self._sample)
             self._read_tap()
         self.status = self.session.status
 
     def _observer_changed(self, event: StateChanged) -> None:
         self.status = self.session.status
+
+    def _recovery_moved(self) -> None:
+        self.recovery += 1
 
     @work(exclusive=True, group="tap", exit_on_error=False)
     async def _read_tap(self) -> None:

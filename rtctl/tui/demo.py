@@ -10,6 +10,8 @@ arena players ─┘                                     ▲  │ tap (in proces
 Every client but the arena's truth, the TUI's own observer included, connects
 through the simulator, so a change of latency or loss there shows at once in
 the observer's RTT, in the bots' traffic and in what the arena's player sees.
+The observer is a member of the bots' room, so when its link drops it has
+their messages to recover (the connection screen says how that went).
 The gateway signs tokens with a fresh random secret that never leaves the
 process. It registers the built-in stateful room types ``drift``
 (:mod:`rtctl.services.drift`), so the state screen has a room to show
@@ -113,10 +115,11 @@ async def start_demo(config: DemoConfig | None = None) -> Stack:
     stack = Stack(observer=observer, url=proxy.url, ping_interval=config.observer_ping,
                   token=token, gateway_url=gateway.url,
                   gateway=gateway, proxy=proxy, bots=bots, tap=tap,
-                  known_users=[OBSERVER, *bots.names, *players],
+                  known_users=[OBSERVER, *bots.names, *players], room=bots.config.room,
                   schemas={name: kind.schema for name, kind in ROOM_TYPES.items()})
     try:
         await observer.connect()
+        await stack.rooms.join(bots.config.room, timeout=config.call_timeout)
         if arena is not None:
             stack.arena = await _start_arena(arena, config, gateway.url, proxy.url, token_for)
     except BaseException:

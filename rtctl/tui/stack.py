@@ -4,7 +4,10 @@ A :class:`Stack` is built either by :func:`rtctl.tui.demo.start_demo` (gateway,
 simulator, bots and the demo arena in this process) or by :func:`attach` (a
 running gateway reached over the network). The screens only ever read it:
 ``gateway``, ``proxy``, ``bots`` and ``arena`` are None when attached, and each
-screen says so instead of showing numbers it does not have. ``schemas`` are
+screen says so instead of showing numbers it does not have. The observer's
+``rooms`` (:class:`~rtctl.client.Rooms`) recover their streams when its link
+drops, and ``recovery`` says how that went (:mod:`rtctl.tui.recovery`): in the
+demo the observer is in the bots' room; attached, it joins none of the game's. ``schemas`` are
 the state schemas of the room types this process registered (the demo's
 ``drift`` and ``arena``): the state screen decodes those rooms with them, any
 other one with the schema the gateway describes (``state.schema``).
@@ -19,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from rtctl.client import Client, ClientError, ClientState, SyncedRoom, TransportError
+from rtctl.client import Client, ClientError, ClientState, Rooms, SyncedRoom, TransportError
 from rtctl.client.connection import DEFAULT_PING_INTERVAL
 from rtctl.client.endpoint import endpoint_url
 from rtctl.demo.bots import Brain
@@ -31,6 +34,7 @@ from rtctl.protocol.tap import TAP_PATH, TapEvent
 from rtctl.state import Schema
 from rtctl.tap import Subscription
 from rtctl.tui.bots import BotCrowd
+from rtctl.tui.recovery import RecoveryStatus
 from simulator.proxy import WebSocketProxy
 
 __all__ = ["DEFAULT_ATTACH_TIMEOUT", "OBSERVER", "Arena", "Stack", "attach", "close_players"]
@@ -124,6 +128,13 @@ class Stack:
     tap: Subscription | None = None  # in-process tap; None: listen to the remote /tap
     known_users: list[str] = field(default_factory=list)
     schemas: Mapping[str, type[Schema]] = field(default_factory=dict)  # by room type name
+    room: str | None = None  # the room the observer joins (the demo: the bots'), if any
+    rooms: Rooms = field(init=False)  # the observer's
+    recovery: RecoveryStatus = field(init=False)  # the observer's last recovery
+
+    def __post_init__(self) -> None:
+        self.rooms = Rooms(self.observer)
+        self.recovery = RecoveryStatus.watch(self.observer, self.rooms)
 
     @property
     def admin_url(self) -> str:

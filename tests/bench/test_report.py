@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from rtctl.bench.histogram import Histogram
+from rtctl.bench.recovery_counts import MessageCounts, RecoveryTotals
 from rtctl.bench.report import nothing_completed, refusals, summary, write_csv, write_json
 from rtctl.bench.results import BenchResult
 from rtctl.bench.state_counts import RoomCost, StateTotals, SyncCounts
@@ -35,7 +36,7 @@ def _text(result: BenchResult) -> str:
 
 @pytest.mark.parametrize(("scenario", "unit"), [
     ("echo", "calls/s"), ("fanout", "deliveries/s"), ("rooms", "deliveries/s"),
-    ("presence-churn", "sessions/s"), ("reconnect-storm", "reconnects/s"),
+    ("presence-churn", "sessions/s"), ("reconnect-storm", "recoveries/s"),
     ("state", "versions/s"),
 ])
 def test_throughput_is_named_in_the_scenarios_unit(tmp_path: Path, scenario: str,
@@ -149,3 +150,45 @@ def test_the_state_scenario_says_what_it_could_not_measure() -> None:
 
 def _said(text: str) -> str:
     return " ".join(text.split())
+
+
+def test_the_storm_shows_outcomes_replays_and_messages(tmp_path: Path) -> None:
+    recovery = RecoveryTotals(rooms=2, members=6, publish_rate=20.0, recovered=7,
+                              failed=0, resumed=7, published=40,
+                              messages=MessageCounts(expected=80, delivered=79, lost=1))
+    recovery.resets["too_old"] = 1
+    recovery.not_resumed["expired"] = 1
+    recovery.replayed.record_all([1, 2, 3, 4, 5, 6, 9])
+    result = replace(_result("reconnect-storm", latencies=(80_000_000,) * 7), rate=0.5,
+                     recovery=recovery, errors=Counter({"reset too_old": 1}))
+    said = _said(_text(result))
+    assert "reconnect-storm: 4 clients, 0.5 storms/s, 2 rooms publishing 20 messages/s" in said
+    assert "time to recover (ms)" in said
+    assert "attempts / recovered │ 8 / 7 (87.50%)" in said
+    assert "resets (reason) │ 1 too_old" in said
+    assert "sessions resumed │ 7 (not resumed: 1 expired)" in said
+    assert "replayed: sum, p50 / p99 / max per recovery │ 30, 4 / 9 / 9" in said
+    assert "lost / duplicated / reordered │ 1 / 0 / 0" in said
+    assert "1 messages lost, 0 duplicated and 0 out of order without a reset saying so" in said
+    write_json(result, tmp_path / "r.json")
+    document = json.loads((tmp_path / "r.json").read_text())["recovery"]
+    assert (document["attempts"], document["success_rate"]) == (8, 7 / 8)
+    assert document["replayed"] == {"sum": 30, "p50": 4, "p99": 9, "max": 9}
+    assert document["sessions"] == {"resumed": 7, "not_resumed": {"expired": 1}}
+    assert document["messages"]["lost"] == 1
+
+
+def test_a_clean_storm_warns_of_nothing() -> None:
+    recovery = RecoveryTotals(recovered=2, messages=MessageCounts(expected=8, delivered=8))
+    result = replace(_result("reconnect-storm", latencies=(1,) * 2), recovery=recovery)
+    said = _said(_text(result))
+    assert "each client dropped again once recovered" in said
+    assert "without a reset saying so" not in said
+    assert "storms come faster" not in said
+
+
+def test_storms_faster_than_recoveries_are_said_so() -> None:
+    recovery = RecoveryTotals(recovered=2, overlapped=90)
+    result = replace(_result("reconnect-storm", latencies=(1,) * 2), recovery=recovery)
+    assert ("90 cuts found their client still recovering from the one before: storms come "
+            "faster than recoveries end (try a lower --rate)") in _said(_text(result))

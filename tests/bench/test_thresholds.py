@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from rtctl.bench.histogram import Histogram
+from rtctl.bench.recovery_counts import MessageCounts, RecoveryTotals
 from rtctl.bench.results import BenchResult
 from rtctl.bench.thresholds import check, parse_threshold
 from rtctl.exceptions import ConfigError
@@ -77,3 +79,29 @@ def test_a_latency_rule_over_nothing_fails_and_shows_why(text: str) -> None:
     [verdict] = check(_nothing_completed(), [parse_threshold(text)])
     assert (verdict.measured, verdict.passed) == (None, False)
     assert verdict.threshold.show(verdict.measured) == "n/a (nothing completed)"
+
+
+def _storm(lost: int, duplicated: int) -> BenchResult:
+    recovery = RecoveryTotals(messages=MessageCounts(expected=100, delivered=100 - lost,
+                                                     lost=lost, duplicated=duplicated))
+    return replace(_result(), scenario="reconnect-storm", recovery=recovery)
+
+
+@pytest.mark.parametrize(("text", "lost", "duplicated", "passes", "shown"), [
+    ("lost<1", 0, 3, True, "0 messages"),
+    ("lost<1", 2, 0, False, "2 messages"),
+    ("duplicated<=0", 2, 0, True, "0 messages"),
+    ("duplicated<=0", 0, 1, False, "1 messages"),
+])
+def test_message_rules_read_the_storms_counts(text: str, lost: int, duplicated: int,
+                                              passes: bool, shown: str) -> None:
+    [verdict] = check(_storm(lost, duplicated), [parse_threshold(text)])
+    assert (verdict.passed, verdict.threshold.show(verdict.measured)) == (passes, shown)
+
+
+def test_a_message_rule_over_a_scenario_without_messages_fails_and_says_why() -> None:
+    [verdict] = check(_result(), [parse_threshold("lost<1")])
+    assert (verdict.measured, verdict.passed) == (None, False)
+    assert verdict.threshold.show(verdict.measured) == "n/a (this scenario counts no messages)"
+    with pytest.raises(ConfigError, match="lost is a count of messages"):
+        parse_threshold("lost<1%")

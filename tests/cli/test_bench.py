@@ -121,3 +121,27 @@ def test_the_state_scenario_names_the_room_type_a_gateway_lacks(
     assert done.stderr.strip().splitlines() == [
         "rtctl: error: the gateway has no 'drift' room type: start it with "
         "`rtctl serve --room-type drift`"]
+
+
+def test_the_reconnect_storm_through_the_handover_profile_reports_its_recoveries(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    # One room: a publisher and three subscribers, cut at 2 s and 4 s into the run (the
+    # window's two storms, far enough apart for a loaded machine), their links through
+    # `rtctl simulate --mode tcp`.
+    out = tmp_path / "result.json"
+    done = rtctl("bench", "--scenario", "reconnect-storm", "--clients", "4", "--rate", "0.5",
+                 "--duration", "3.5s", "--warmup", "1s", "--through", "wifi-lte-handover",
+                 "--json", str(out), "--threshold", "lost<1", "--threshold", "duplicated<1",
+                 "--threshold", "errors<1%", env=env, timeout=90)
+    assert done.returncode == 0, done.stderr
+    said = _said(done.stdout)
+    assert "0.5 storms/s, 1 rooms publishing 20 messages/s each" in said
+    assert "recoveries/s throughput" in said
+    result = json.loads(out.read_text())
+    assert (result["throughput_unit"], result["errors"]) == ("recoveries/s", {})
+    recovery = result["recovery"]
+    assert recovery["attempts"] == recovery["recovered"] == result["messages"] == 2 * 3
+    assert recovery["sessions"]["resumed"] == 6, recovery["sessions"]
+    assert recovery["messages"]["lost"] == recovery["messages"]["duplicated"] == 0
+    assert recovery["messages"]["delivered"] == recovery["messages"]["expected"] > 0
+    assert [t["passed"] for t in result["thresholds"]] == [True, True, True]

@@ -1,7 +1,7 @@
 """The base of every screen: it reads the shared :class:`~rtctl.tui.session.Session`.
 
 A screen names the app's reactives it follows in :attr:`LiveScreen.FOLLOWS`
-(``status``, ``tapped``, ``sampled``, ``link``: see
+(``status``, ``tapped``, ``sampled``, ``link``, ``recovery``: see
 :class:`~rtctl.tui.app.DevtoolsApp`). When one of them moves, the screen
 redraws with :meth:`LiveScreen.update_view`, if it is the one showing, and
 once when it comes back into view. However many of them move before the

@@ -1,10 +1,13 @@
-"""Connection: the observer client's state, its last error in plain words, its latency.
+"""Connection: the observer client's state, its recovery, its last error, its latency.
 
 The reconnect button drops the connection (or starts it again after the
 client gave up) with :meth:`rtctl.client.Client.reconnect`; the state line
-shows the client's own state machine going round. The recent changes and the
-last error are reactive, set by the client's own callbacks; the state and
-latency lines follow the app's ``status`` and each sample of the netstats.
+shows the client's own state machine going round, and the recovery lines how
+the last drop was recovered (:mod:`rtctl.tui.recovery`): ``recovering…``,
+``recovered (n replayed)`` or ``reset (reason: room)``, and whether the
+session was resumed. The recent changes and the last error are reactive, set
+by the client's own callbacks; the other lines follow the app's ``status``,
+``recovery`` and each sample of the netstats.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class ConnectionScreen(LiveScreen):
     """The observer's connection, and a button to drop it."""
 
     MODE = "connection"
-    FOLLOWS = ("status", "sampled")
+    FOLLOWS = ("status", "sampled", "recovery")
     BINDINGS: ClassVar[list[BindingType]] = [("r", "reconnect", "Reconnect")]
 
     history: reactive[list[str]] = reactive(list)  # the last state changes, oldest first
@@ -82,8 +85,14 @@ class ConnectionScreen(LiveScreen):
         client = stack.observer
         stats = client.netstats()
         error = client.last_error or self.problem
+        room = stack.room
+        position = None if room is None else stack.rooms.position(room)
+        held = "none joined" if position is None else f"{room}, had up to offset {position.offset}"
         self.query_one("#client", Static).update("\n".join([
             f"state       {client.state.value}",
+            f"recovery    {stack.recovery.line()}",
+            f"session     {stack.recovery.session_line()}",
+            f"room        {held}",
             f"endpoint    {client.url}",
             f"latency     RTT {milliseconds(stats.rtt)}{self.session.stale}, "
             f"smoothed {milliseconds(stats.srtt)}, "
