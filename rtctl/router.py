@@ -136,12 +136,14 @@ class Method:
     """One registered method: the handler and how to bind params to it."""
 
     __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "direct", "func",
-                 "name", "raw_params")
+                 "handles_key", "name", "raw_params")
 
-    def __init__(self, name: str, func: Handler, *, raw_params: bool = False) -> None:
+    def __init__(self, name: str, func: Handler, *, raw_params: bool = False,
+                 handles_key: bool = False) -> None:
         self.name = name
         self.func = func
         self.raw_params = raw_params
+        self.handles_key = handles_key
         hints = typing.get_type_hints(func)
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
@@ -271,16 +273,22 @@ class Router:
         return register
 
     def add_method(
-        self, func: Handler, *, name: str | None = None, raw_params: bool = False
+        self, func: Handler, *, name: str | None = None, raw_params: bool = False,
+        handles_key: bool = False,
     ) -> None:
-        """Register ``func``; the name defaults to the function's own."""
+        """Register ``func``; the name defaults to the function's own.
+
+        ``handles_key``: the method honours ``ctx.idempotency_key`` itself, where its
+        effect is stored (``room.publish`` in the room's history), so the gateway keeps
+        no reply for repeats of it.
+        """
         name = name or func.__name__
         if not name or name.startswith("rpc."):
             raise ValueError(f"method name {name!r} is reserved by JSON-RPC 2.0 §4 "
                              "(names beginning with 'rpc.') or empty")
         if name in self._methods:
             raise ValueError(f"method {name!r} is registered twice")
-        self._methods[name] = Method(name, func, raw_params=raw_params)
+        self._methods[name] = Method(name, func, raw_params=raw_params, handles_key=handles_key)
 
     def include(self, other: Router) -> None:
         """Offer every method of ``other`` here too (a name clash is an error)."""
@@ -296,6 +304,11 @@ class Router:
 
     def __contains__(self, name: object) -> bool:
         return name in self._methods
+
+    def handles_key(self, name: str) -> bool:
+        """Does the method ``name`` honour an idempotency key itself (see :meth:`add_method`)?"""
+        method = self._methods.get(name)
+        return method is not None and method.handles_key
 
     def handle(
         self, request: jsonrpc.Request, ctx: CallContext

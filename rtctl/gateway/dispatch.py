@@ -184,7 +184,8 @@ class Dispatcher:
         if request.idempotency_key is None:
             return self.router.handle(request, ctx)
         ctx = dataclasses.replace(ctx, idempotency_key=request.idempotency_key)
-        if request.is_notification or self._replies is None:
+        if (request.is_notification or self._replies is None
+                or self.router.handles_key(request.method)):
             return self.router.handle(request, ctx)
         return self._once(request, ctx, self._replies)
 

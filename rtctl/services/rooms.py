@@ -129,7 +129,7 @@ class RoomService:
         self.router = Router()
         self.router.add_method(self.join, name="room.join")
         self.router.add_method(self.leave, name="room.leave")
-        self.router.add_method(self.publish, name="room.publish")
+        self.router.add_method(self.publish, name="room.publish", handles_key=True)
         self.router.add_method(self.members, name="room.members")
 
     def _subject(self, room: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from typing import Any
 
+from rtctl.backends import memory_backends
 from rtctl.exceptions import RpcError
 from rtctl.gateway.server import Gateway
 from rtctl.protocol import jsonrpc
@@ -134,3 +136,28 @@ async def test_a_repeat_sent_while_the_first_still_runs_waits_for_it(
         replies = [jsonrpc.loads(await first.recv()), jsonrpc.loads(await repeat.recv())]
     assert [reply["result"] for reply in replies] == [{"item": "axe", "run": 1}] * 2
     assert runs["axe"] == 1
+
+
+async def test_room_publish_keeps_its_key_in_history_not_in_the_reply_cache(
+        start_gateway: GatewayFactory) -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.scopes: list[str] = []
+
+        async def recall(self, key: str) -> str | None:
+            self.scopes.append(key)
+            return None
+
+        async def remember(self, key: str, reply: str, *, ttl: float) -> None:
+            self.scopes.append(key)
+
+    recording = Recording()
+    backends = dataclasses.replace(memory_backends(), replies=recording)
+    gateway = await start_gateway(counting_router(Counter()), backends=backends)
+    join = jsonrpc.encode_request("room.join", {"room": "lobby"}, 1)
+    publish = {"room": "lobby", "data": "gg"}
+    replies = await send(gateway, "alice", join, keyed("room.publish", publish, 2, "p"),
+                         keyed("room.publish", publish, 3, "p"),
+                         keyed("buy", {"item": "z"}, 4, "b"))
+    assert replies[1]["result"] == replies[2]["result"]  # one append, found by its key
+    assert [scope.split(":")[1] for scope in recording.scopes] == ["buy", "buy"]
