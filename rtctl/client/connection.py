@@ -228,7 +228,8 @@ class Client(Recovery):
 
     async def _prepare(self, link: Link, reader: asyncio.Task[None]) -> int | None:
         """Run the reconnect steps while ``reader`` reads; how many failed, or None if
-        the link closed first."""
+        the link closed first or the steps found it closed or gave it up (a send that
+        fails can come before the reader sees the end)."""
         steps = asyncio.get_running_loop().create_task(self._reconnect_steps(link))
         try:
             await asyncio.wait((steps, reader), return_when=asyncio.FIRST_COMPLETED)

@@ -19,7 +19,13 @@ runs, with the link's reader already going:
    room was joined again.
 
 A step that raises is reported (``on_error``, or logged when it is not a
-:class:`~rtctl.client.errors.ClientError`) and the connection proceeds.
+:class:`~rtctl.client.errors.ClientError`) and the connection proceeds. A step
+whose work cannot be finished on this link (a call that timed out may still
+run, so it cannot simply be sent again here) gives the link up with
+:meth:`Reconnection.reconnect`: it is closed and the client connects again
+after its backoff. A link given up, or found closed by a step's call (the
+step may take that in its stride, as ``Rooms`` does), is never reported
+``connected``: the next one runs every step again.
 Then the calls kept for their ``idempotency_key`` that the drop interrupted
 are sent again (:mod:`rtctl.client.outbound`), then the queue; then, on a
 connection that replaced a dropped one, :class:`~rtctl.client.events.Recovered`
@@ -47,6 +53,7 @@ from rtctl.client.errors import (
 from rtctl.client.events import Recovered
 from rtctl.client.link import Link
 from rtctl.client.outbound import Outbound, Params
+from rtctl.protocol.codes import CloseCode
 
 __all__ = ["RECOVER_PARAM", "ReconnectStep", "Reconnection", "Recovery", "SessionTicket"]
 
@@ -107,6 +114,13 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _kind(error: ClientError) -> ErrorKind:
+    """The kind a reconnect step's failure is reported as (:mod:`rtctl.client.errors`)."""
+    return (ErrorKind.SERVER if isinstance(error, ServerError)
+            else ErrorKind.TRANSPORT if isinstance(error, TransportError)
+            else ErrorKind.PROTOCOL)
+
+
 class Reconnection:
     """A new connection, not yet reported connected: calls go straight onto it.
 
@@ -114,14 +128,30 @@ class Reconnection:
     queue waits until every step is done.
     """
 
-    def __init__(self, call: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, call: Callable[..., Awaitable[Any]],
+                 give_up: Callable[[ClientError], Awaitable[None]]) -> None:
         self._call = call
+        self._give_up = give_up
+        self._lost = False  # a call found it closed, or a step gave it up: not to be reported
 
     async def call(self, method: str, params: Params = None, *,
                    timeout: float | None = None) -> Any:
         """As :meth:`Client.call <rtctl.client.Client.call>`, on this connection only:
         :class:`~rtctl.client.errors.ConnectionLost` if it drops first."""
-        return await self._call(method, params, timeout=timeout)
+        try:
+            return await self._call(method, params, timeout=timeout)
+        except ConnectionLost:
+            self._lost = True
+            raise
+
+    async def reconnect(self, error: ClientError) -> None:
+        """Give this connection up because of ``error`` (reported to ``on_error``): it is
+        closed, and the client connects again after its backoff, where every step runs
+        again. For a step that cannot finish here: a call that timed out may still run
+        on the gateway, so sending it again on the same connection could be refused."""
+        if not self._lost:
+            self._lost = True
+            await self._give_up(error)
 
 
 ReconnectStep = Callable[[Reconnection], Awaitable[object]]
@@ -153,20 +183,33 @@ class Recovery(Outbound):
         self._steps.append(step)
         return step
 
-    async def _reconnect_steps(self, link: Link) -> int:
-        """``session.info`` and the steps, calling straight on ``link``; how many failed."""
-        call = partial(self._call_on, link)
+    async def _reconnect_steps(self, link: Link) -> int | None:
+        """``session.info`` and the steps, calling straight on ``link``: how many failed,
+        or None if the link was lost or given up meanwhile."""
+        reconnection = Reconnection(partial(self._call_on, link), partial(self._give_up, link))
+        attempts: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            (repr(step), partial(step, reconnection)) for step in self._steps]
+        if self._resume:
+            self._ticket.connecting()
+            attempts.insert(0, ("session.info", partial(self._read_ticket, reconnection.call)))
         failed = 0
         try:
-            if self._resume:
-                self._ticket.connecting()
-                failed += not await self._attempt("session.info", partial(self._read_ticket, call))
-            reconnection = Reconnection(call)
-            for step in self._steps:
-                failed += not await self._attempt(repr(step), partial(step, reconnection))
+            for name, attempt in attempts:
+                failed += not await self._attempt(name, attempt)
+                if reconnection._lost:  # even if the step took it in its stride
+                    break
         except ConnectionLost:
             pass  # the link is gone: its drop is reported, the next link runs the steps
-        return failed
+        return None if reconnection._lost else failed
+
+    async def _give_up(self, link: Link, error: ClientError) -> None:
+        """Close ``link`` for a step that cannot finish on it. With 1011 (RFC 6455 §7.4.1:
+        a condition kept this end from fulfilling the request), not 1000, which the
+        gateway takes as leaving: it holds the session through its grace period instead
+        of ending it (no room.left, no presence change), so the next link resumes it."""
+        logger.warning("a reconnect step gives the connection up: %s", error)
+        self._report(Verdict(_kind(error), True, error))
+        await link.close(CloseCode.INTERNAL_ERROR, "a reconnect step could not finish")
 
     async def _read_ticket(self, call: Callable[..., Awaitable[Any]]) -> None:
         info = await call("session.info")
@@ -184,11 +227,8 @@ class Recovery(Outbound):
         except ConnectionLost:
             raise
         except ClientError as exc:
-            kind = (ErrorKind.SERVER if isinstance(exc, ServerError)
-                    else ErrorKind.TRANSPORT if isinstance(exc, TransportError)
-                    else ErrorKind.PROTOCOL)
             logger.warning("reconnect step %s failed: %s", name, exc)
-            self._report(Verdict(kind, False, exc))
+            self._report(Verdict(_kind(exc), False, exc))
             return False
         except Exception:  # the game's step must not stop the connection
             logger.exception("reconnect step %s failed", name)

@@ -19,7 +19,12 @@ the gateway replays what was missed or says it cannot (``recovered: false``
 and a reason, ``docs/api.md``; never part of it). Each room's outcome is a
 :class:`RoomRecovery`; a reset means messages were lost and the game must
 resynchronise whatever it built from them. An epoch change seen on a live
-message is a reset too.
+message is a reset too. A join again that fails for a while (no reply in
+time: it may yet be done, and the gateway refuses a second ``since`` on the
+same connection; a busy backend) loses nothing: the connection is given up
+(:meth:`~rtctl.client.recovery.Reconnection.reconnect`) and the next one joins
+again from the same position. Only a refusal that retrying cannot cure ends
+the room.
 
 The position is not simply the highest offset seen: an own publish
 acknowledged at offset *n* does not prove that the messages before *n* from
@@ -76,9 +81,10 @@ class RoomRecovery:
     of them. Else a reset: ``reason`` is the gateway's (``too_old``,
     ``epoch_changed``, ``too_many``, ``unknown_offset``; ``epoch_changed`` also
     when a live message came with a new epoch) and what was missed is lost; or
-    the join itself failed: ``error`` says why, and the room is no longer
-    joined. ``position`` is where the room's stream stood (the client is there
-    once the replay is in).
+    the join was refused for good (an error that is not ``retryable``: the room
+    was closed, the join forbidden): ``error`` says why, and the room is no
+    longer joined. ``position`` is where the room's stream stood (the client is
+    there once the replay is in).
     """
 
     room: str
@@ -284,7 +290,11 @@ class Rooms:
         except ConnectionLost:
             return  # the next connection joins again from the same position
         except ClientError as exc:
-            if self._rooms.get(stream.room) is stream:
+            if self._rooms.get(stream.room) is not stream:
+                return  # left meanwhile
+            if exc.retryable:  # the next connection joins again from the same position
+                await link.reconnect(exc)
+            else:
                 self._drop(stream)
                 self._emit([RoomRecovery(stream.room, False, 0, None, since, exc)])
             return

@@ -13,9 +13,8 @@
 :meth:`SyncedRoom.join` starts routing the room's state messages to the store
 *before* it sends ``room.join`` (the gateway sends the snapshot ahead of the
 reply), and returns once the reply and the snapshot are in. The messages are
-binary state frames on ``rtctl.v1.binary`` (:mod:`rtctl.protocol.frames`) or
-``state.patch {room, message}`` notifications on ``rtctl.v1``; frames of other
-types are reserved and ignored (docs/state-sync.md).
+binary state frames on ``rtctl.v1.binary`` or ``state.patch`` notifications on
+``rtctl.v1`` (:mod:`rtctl.client.state_routes`, docs/state-sync.md).
 
 When the store needs a snapshot (:mod:`rtctl.client.state`: a gap, a corrupt
 message) the room asks for one with ``state.resync {room}``, one request at a
@@ -24,10 +23,11 @@ connection's retransmission timeout, RFC 6298, once it has a measured RTT, doubl
 at each timeout in a row up to the call timeout, RFC 6298 §5.5) or if a gap
 follows the snapshot before the reply, after a backoff if the gateway answers
 a retryable error. A connection that drops ends the room memberships it
-carried, so the room is joined again on the next one before anything queued
-is sent (a reconnect step, :mod:`rtctl.client.recovery`; retried once
-connected if it fails), and that join's snapshot replaces the state. An
-error that retrying cannot cure stops the repairs until the next reconnect; it is logged and kept in
+carried, and a new one carries none, so the room is joined again on each new
+link before anything queued is sent (a reconnect step,
+:mod:`rtctl.client.recovery`; retried once connected if it fails), and that
+join's snapshot replaces the state. An error that retrying cannot cure stops
+the repairs until the next reconnect; it is logged and kept in
 :attr:`SyncedRoom.last_error`. So is a snapshot that does not decode with the
 store's schema (:class:`~rtctl.client.errors.SnapshotUnreadable`) three times
 in a row; at the join, one such snapshot fails the join at once.
@@ -39,20 +39,17 @@ import asyncio
 import contextlib
 import enum
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, NamedTuple
+from typing import Any, Generic, NamedTuple
 
 from rtctl.client.backoff import Backoff
-from rtctl.client.calls import NotificationReceived
 from rtctl.client.connection import Client
 from rtctl.client.errors import CallTimeout, ClientError, ServerError, SnapshotUnreadable
-from rtctl.client.recovery import Reconnection
 from rtctl.client.state import S, StateStore
-from rtctl.client.states import ClientState, StateChanged
+from rtctl.client.state_routes import StateRoutes
+from rtctl.client.states import ClientState
 from rtctl.protocol.codes import ErrorCode
-from rtctl.protocol.frames import STATE_FRAME, parse_state_frame
 
 __all__ = ["SyncedRoom"]
 
@@ -119,7 +116,7 @@ class SyncedRoom(Generic[S]):
         if not isinstance(store, StateStore):
             store = StateStore(store)
         self = cls(client, room, store, options)
-        routes = _Routes.of(client)
+        routes = StateRoutes.of(client)
         routes.add(self)  # before the join is sent: its snapshot may come first
         store.expect_snapshot(f"joining {room}")
         try:
@@ -159,7 +156,7 @@ class SyncedRoom(Generic[S]):
         """
         self._active = False
         await self._until(lambda: self._membership is not _Membership.REJOINING, None)
-        self._stop(_Routes.of(self.client))
+        self._stop(StateRoutes.of(self.client))
         if self._membership is _Membership.HELD:
             await self.client.call("room.leave", {"room": self.name}, timeout=timeout)
         elif (self._membership is _Membership.UNSURE
@@ -182,6 +179,16 @@ class SyncedRoom(Generic[S]):
         self._drops += 1
         self.store.expect_snapshot("connection lost")
         self._news.set()  # a repair waiting for an answer on that connection goes round
+
+    async def _reconnected(self, call: Callable[..., Awaitable[Any]]) -> None:
+        """A new link, before anything queued: it carries no membership, whatever the
+        last one did. A link that dropped before ``connected`` (during a later step, or
+        the queue) changed no state, so only here is its membership known lost."""
+        if not self._active:
+            return  # the join's first answer is not in yet, or the room was left
+        if self._membership is not _Membership.LOST:
+            self._connection_lost()
+        await self._join_again(call)
 
     def _connected(self) -> None:
         self._stuck = False
@@ -325,7 +332,7 @@ class SyncedRoom(Generic[S]):
         logger.warning("room %s: cannot get a state snapshot (%s); will retry after a "
                        "reconnect", self.name, error)
 
-    def _stop(self, routes: _Routes) -> None:
+    def _stop(self, routes: StateRoutes) -> None:
         self._active = False
         routes.discard(self)
         if self._repair is not None:
@@ -335,74 +342,3 @@ class SyncedRoom(Generic[S]):
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("state repairs failed", exc_info=task.exception())
-
-
-class _Routes:
-    """A client's state messages to the rooms it syncs; one per client, made on first use."""
-
-    # The client holds its routes through the callbacks they registered; the routes
-    # hold the rooms, which hold the client: a cycle the collector frees with the
-    # client, closed or not. This table only finds a client's routes: it holds neither.
-    _by_client: ClassVar[weakref.WeakKeyDictionary[Client, weakref.ref[_Routes]]] = (
-        weakref.WeakKeyDictionary())
-
-    @classmethod
-    def of(cls, client: Client) -> _Routes:
-        found = cls._by_client.get(client)
-        routes = None if found is None else found()
-        if routes is None:
-            routes = cls()
-            cls._by_client[client] = weakref.ref(routes)
-            client.on_binary(routes._binary)
-            client.on_notification(routes._patch, "state.patch")
-            client.on_state_change(routes._state_changed)
-            client.add_reconnect_step(routes._rejoin)
-        return routes
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, SyncedRoom[Any]] = {}
-
-    def add(self, room: SyncedRoom[Any]) -> None:
-        if room.name in self._rooms:
-            raise ValueError(f"this client already syncs room {room.name!r}")
-        self._rooms[room.name] = room
-
-    def discard(self, room: SyncedRoom[Any]) -> None:
-        if self._rooms.get(room.name) is room:
-            del self._rooms[room.name]
-
-    def _binary(self, data: bytes) -> None:
-        if data[:1] != bytes((STATE_FRAME,)):
-            return  # another frame type: reserved, ignored
-        try:
-            name, message = parse_state_frame(data)
-        except ValueError as exc:  # whose room is unknown: its next patch shows the gap
-            logger.warning("unreadable state frame dropped: %s", exc)
-            return
-        if (room := self._rooms.get(name)) is not None:
-            room._feed(message)
-
-    def _patch(self, event: NotificationReceived) -> None:
-        params = event.params
-        name = params.get("room") if isinstance(params, dict) else None
-        if not isinstance(name, str):
-            logger.warning("state.patch without a room dropped: %r", params)
-        elif (room := self._rooms.get(name)) is not None:
-            room._feed(params.get("message"))
-
-    async def _rejoin(self, link: Reconnection) -> None:
-        held = _Membership.HELD  # what the last drop ended is joined again before the queue
-        lost = [r for r in self._rooms.values() if r._active and r._membership is not held]
-        await asyncio.gather(*(r._join_again(link.call) for r in lost), return_exceptions=True)
-
-    def _state_changed(self, event: StateChanged) -> None:
-        if event.new is ClientState.CLOSED:
-            for room in list(self._rooms.values()):
-                room._stop(self)  # and the client, no longer held here, may be collected
-            return
-        if event.old is ClientState.CONNECTED:
-            for room in self._rooms.values():
-                room._connection_lost()
-        if event.new is ClientState.CONNECTED:
-            for room in self._rooms.values():
-                room._connected()

@@ -116,14 +116,15 @@ class ScriptedGateway:
         async with self._connected:
             self.conns.append(conn)
             self._connected.notify_all()
-        async for message in ws:
-            request = jsonrpc.loads(message)
-            async with conn.arrived:
-                conn.requests.append(request)
-                conn.arrived.notify_all()
-            task = asyncio.get_running_loop().create_task(self._reply(conn, request))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(ConnectionClosed):  # closed with an error code: done too
+            async for message in ws:
+                request = jsonrpc.loads(message)
+                async with conn.arrived:
+                    conn.requests.append(request)
+                    conn.arrived.notify_all()
+                task = asyncio.get_running_loop().create_task(self._reply(conn, request))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _reply(self, conn: Conn, request: dict[str, Any]) -> None:
         try:

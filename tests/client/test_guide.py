@@ -1,15 +1,22 @@
-"""docs/client.md must quote the defaults the code has."""
+"""docs/client.md must quote the defaults the code has, and its Recovery program must
+print what the page shows."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from pathlib import Path
 
 import pytest
 
-from rtctl.client import Backoff, QueueLimits, link
+from rtctl.client import Backoff, Client, QueueLimits, Rooms, link
 from rtctl.client import connection as conn
+from tests.client.history_faults import faulty_gateway
+from tests.client.lab import WAIT
+from tests.conftest import GatewayFactory, make_token
+from tests.test_docs import fences
+from tests.test_docs_examples import Example, examples
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 
@@ -61,3 +68,34 @@ def test_the_transport_section_quotes_the_link(guide: str, quote: str, value: fl
     match = re.search(quote, guide)
     assert match is not None, quote
     assert float(match.group(1)) == value
+
+
+def _recovery_program(guide: str) -> tuple[Example, str]:
+    """The page's program marked as run here, and the output shown right after it."""
+    (program,) = [e for e in examples(GUIDE) if "test_guide.py" in (e.not_run or "")]
+    shown = next(f for f in fences(guide) if f.info == "text" and f.opening > program.line)
+    return program, shown.body
+
+
+def _any_seconds(output: str) -> str:
+    return re.sub(r"\b\d+\.\d\ds\b", "N.NNs", output)
+
+
+async def test_the_recovery_program_prints_what_the_page_shows(
+        guide: str, start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """Against a gateway, bob publishing in the lobby while the program is away (its join
+    again held at the history until then): the seconds aside, the lines the page shows."""
+    program, shown = _recovery_program(guide)
+    gateway, history = await faulty_gateway(start_gateway)
+    async with Client(gateway.url, token=make_token("bob"), ping_interval=None) as bob:
+        lobby = Rooms(bob)
+        await lobby.join("lobby")
+        history.reads.close()  # only a join again with since reads there
+        namespace = {"__name__": "__docs__", "url": gateway.url, "token": make_token("alice")}
+        # eval runs the block as exec would, and returns its top-level coroutine
+        running = asyncio.ensure_future(eval(program.compiled(), namespace))
+        await asyncio.wait_for(history.reads.entered.wait(), WAIT)
+        await lobby.publish("lobby", {"text": "gg"})
+        history.reads.open()
+        await asyncio.wait_for(running, WAIT)
+    assert _any_seconds(capsys.readouterr().out) == _any_seconds(shown)

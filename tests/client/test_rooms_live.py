@@ -10,20 +10,27 @@ test has made it miss what it must (steps run in the order they were added).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from rtctl.backends import memory_backends
-from rtctl.backends.base import HistoryStore
-from rtctl.client import Client, ClientState, Reconnection, RoomMessage, RoomRecovery, Rooms
+from rtctl.client import (
+    Client,
+    ClientState,
+    Reconnection,
+    RoomMessage,
+    RoomRecovery,
+    Rooms,
+    ServerError,
+    Verdict,
+)
 from rtctl.client.transport import TRANSPORTS, TransportName
 from rtctl.config import Recovery
 from rtctl.gateway.server import Gateway
-from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.protocol.streams import StreamPosition
+from tests.client.history_faults import faulty_gateway
 from tests.client.lab import FAST, WAIT
 from tests.conftest import GatewayFactory, make_token
 
@@ -134,38 +141,16 @@ async def test_a_drop_mid_stream_loses_nothing_and_repeats_nothing(
     assert alice.rooms.position(ROOM) == StreamPosition(total, recovery.position.epoch)
 
 
-class GatedHistory:
-    """The gateway's history, with appends held at a gate while it is closed."""
-
-    def __init__(self, inner: HistoryStore) -> None:
-        self.inner = inner
-        self.limits = inner.limits
-        self.open = asyncio.Event()
-        self.open.set()
-        self.entered = asyncio.Event()
-
-    async def append(self, room: str, message: dict[str, Any], *, key: str | None = None
-                     ) -> tuple[StreamPosition, bool]:
-        self.entered.set()
-        await self.open.wait()
-        return await self.inner.append(room, message, key=key)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 async def test_a_publish_in_flight_when_the_link_drops_is_sent_again_and_kept_once(
         start_gateway: GatewayFactory, members: Callable[..., Any]) -> None:
-    backends = memory_backends()
-    history = GatedHistory(backends.history)
-    gateway = await start_gateway(backends=dataclasses.replace(backends, history=history))
+    gateway, history = await faulty_gateway(start_gateway)
     alice, bob = await members(gateway, "alice"), await members(gateway, "bob")
-    history.open.clear()
+    history.appends.close()
     publish = asyncio.ensure_future(alice.rooms.publish(ROOM, "once"))
-    await asyncio.wait_for(history.entered.wait(), WAIT)  # the gateway has it, unanswered
+    await asyncio.wait_for(history.appends.entered.wait(), WAIT)  # the gateway has it, unanswered
     alice.dropped_by(gateway)
     await alice.client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
-    history.open.set()  # appended now: its answer has no connection left to go to
+    history.appends.open()  # appended now: its answer has no connection left to go to
     position = await asyncio.wait_for(publish, WAIT)  # not ConnectionLost: sent again
     await bob.rooms.publish(ROOM, "after")
     await bob.until(messages=1)
@@ -175,6 +160,35 @@ async def test_a_publish_in_flight_when_the_link_drops_is_sent_again_and_kept_on
         ("alice", "once", position.offset), ("bob", "after", position.offset + 1)]  # once
     assert alice.rooms.position(ROOM) == StreamPosition(position.offset + 1, position.epoch)
 
+
+async def test_a_join_again_refused_for_a_while_is_made_on_a_new_link_and_loses_nothing(
+        start_gateway: GatewayFactory, members: Callable[..., Any]) -> None:
+    gateway, history = await faulty_gateway(start_gateway)
+    alice, bob = await members(gateway, "alice"), await members(gateway, "bob")
+    await bob.rooms.publish(ROOM, 1)
+    await alice.until(messages=1)
+    errors: list[Verdict] = []
+    alice.client.on_error(errors.append)
+    left: list[Any] = []
+    bob.client.on_notification(lambda event: left.append(event.params), "room.left")
+    missed = asyncio.Event()
+    alice.hold = missed.wait
+    history.failures = 1
+    session = alice.client.session
+    alice.dropped_by(gateway)
+    await alice.client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    await bob.rooms.publish(ROOM, 2)
+    missed.set()
+    await alice.until(messages=2, recoveries=1)
+    assert [(m.data, m.offset) for m in alice.messages] == [(1, 1), (2, 2)]
+    (recovery,) = alice.recoveries
+    assert (recovery.recovered, recovery.replayed, recovery.error) == (True, 1, None)
+    assert history.failures == 0
+    refusals = [v.error for v in errors if isinstance(v.error, ServerError)]
+    assert [error.code for error in refusals] == [ErrorCode.BACKEND_UNAVAILABLE]
+    # The link given up closed with 1011, not 1000: the gateway held the session, so
+    # the others never saw alice leave (with 1000, bob's room.left comes long before).
+    assert (alice.client.session, alice.client.resumed, left) == (session, True, [])
 
 async def test_a_reset_reaches_on_recovery_and_delivery_goes_on(
         start_gateway: GatewayFactory, members: Callable[..., Any]) -> None:

@@ -22,6 +22,7 @@ from rtctl.client import (
     Backoff,
     CallTimeout,
     Client,
+    ClientError,
     ClientState,
     NotificationReceived,
     ServerError,
@@ -34,7 +35,7 @@ from rtctl.client.errors import SnapshotUnreadable
 from rtctl.client.netstats import MIN_RTO, NetSnapshot, NetStats
 from rtctl.client.recovery import Reconnection, ReconnectStep
 from rtctl.gateway.server import Gateway
-from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.protocol.frames import state_frame
 from rtctl.services import builtin_services
 from rtctl.services.state_room import StateRoom
@@ -67,13 +68,19 @@ class FakeClient:
     def add_reconnect_step(self, step: ReconnectStep) -> None:
         self._steps.append(step)
 
-    async def reconnect(self) -> None:
-        """Drop and come back as the real client does: the steps run before ``connected``
-        (``move`` alone plays a reconnect whose steps did not join the room)."""
+    async def reconnect(self, *, links: int = 1) -> None:
+        """Drop and come back as the real client does: the steps run on each new link
+        before ``connected``; ``links`` more than 1 plays links that dropped after their
+        steps, before ``connected`` (``move`` alone plays a reconnect whose steps did
+        not join the room)."""
         self.move(ClientState.RECONNECTING)
-        for step in self._steps:
-            await step(Reconnection(self.call))
+        for _ in range(links):
+            for step in self._steps:
+                await step(Reconnection(self.call, self.give_up))
         self.move(ClientState.CONNECTED)
+
+    async def give_up(self, error: ClientError) -> None:
+        raise AssertionError(f"a SyncedRoom never gives a link up, but did: {error}")
 
     def on_binary(self, callback: Callable[[bytes], object]) -> None:
         self._binary.append(callback)
@@ -435,6 +442,15 @@ async def test_a_reconnect_step_joins_the_room_again_before_connected() -> None:
     assert not synced.store.needs_resync  # the step's join brought the snapshot: no repairs
     assert (client.methods(), synced.rejoins) == (["room.join"] * 4, 3)
 
+
+
+async def test_a_link_lost_after_its_step_joined_the_room_again_is_not_trusted() -> None:
+    room = Room()
+    client = make(room)
+    synced = await join(client)
+    await client.reconnect(links=2)  # the first new link dropped after the steps
+    assert (client.methods(), synced.rejoins) == (["room.join"] * 3, 2)
+    assert not synced.store.needs_resync
 
 async def test_a_snapshot_lost_after_the_join_is_asked_for() -> None:
     room = Room()
@@ -809,3 +825,36 @@ async def test_a_call_queued_while_away_goes_after_the_room_is_joined_again(
     await asyncio.wait_for(queued, WAIT)  # sent before the join again, it would be refused
     await asyncio.wait_for(hurt.wait(), WAIT)
     assert room.rejoins == 1
+
+
+async def test_a_link_that_drops_after_the_rooms_step_before_connected_is_not_trusted(
+        stack: Stack) -> None:
+    """The room was joined again on a link that dropped during a later step: no state
+    change tells of it (reconnecting all along), and the next link must join again."""
+    client = await stack.client("alice")
+    room = await SyncedRoom.join(client, "match:1", Match)
+    links = 0
+
+    def drop(reason: str) -> None:  # by the gateway: the session is held, and resumed
+        assert stack.gateway is not None
+        assert client.session is not None
+        peer = stack.gateway.peer(client.session)
+        assert peer is not None
+        peer.close(CloseCode.INTERNAL_ERROR, reason)
+
+    @client.add_reconnect_step  # after the room's: it joined again when this runs
+    async def drop_the_first(link: Reconnection) -> None:
+        nonlocal links
+        links += 1
+        if links == 1:
+            drop("dropped again")
+            await asyncio.Event().wait()  # until the drop ends the steps
+
+    drop("dropped")
+    await client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    await client.wait_for(ClientState.CONNECTED, timeout=WAIT)
+    assert (links, room.rejoins) == (2, 2)
+    bob = await SyncedRoom.join(await stack.client("bob"), "match:1", Match)
+    hurt = when(room.store, "players.bob.hp", 7)
+    await bob.client.call("state.input", {"room": "match:1", "data": {"hp": 7}})
+    await asyncio.wait_for(hurt.wait(), WAIT)
