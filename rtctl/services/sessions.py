@@ -333,4 +333,6 @@ class SessionService:
                 if (conn := self._host.peer(sid)) is not None]
         for hook in self._resyncs:
             await hook(live)
-        logger.info("node %s resynchronised %d sessions", self.node, len(live))
+        # (at debug when there was nothing to do: every node resyncs once as it starts)
+        logger.log(logging.INFO if live or stored else logging.DEBUG,
+                   "node %s resynchronised %d sessions", self.node, len(live))
