@@ -165,11 +165,16 @@ class Client(Recovery):
             await link.close()
 
     async def reconnect(self) -> None:
-        """Drop the open connection so the client reconnects now; start it again if given up."""
+        """Drop the open connection so the client reconnects now; start it again if given up.
+
+        The close is a normal one (1000): the gateway ends the session at once (others see
+        the player leave); the reconnect resumes its id with the recovery token and its
+        rooms replay what was missed.
+        """
         if self.state is ClientState.DISCONNECTED:
             await self.connect()
         elif (link := self._link) is not None:
-            await link.close(reason="reconnect requested")  # 1000: a drop the client recovers from
+            await link.close(reason="reconnect requested")
 
     async def __aenter__(self) -> Client:
         await self.connect()

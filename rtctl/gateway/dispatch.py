@@ -200,22 +200,21 @@ class Dispatcher:
         """
         digest = hashlib.blake2b(jsonrpc.dumps(request.params), digest_size=8).hexdigest()
         scope = f"{ctx.user}:{request.method}:{request.idempotency_key}:{digest}"
-        first = self._running.get(scope)
-        if first is not None:
+        while (first := self._running.get(scope)) is not None:  # one runs at a time
             earlier = await asyncio.shield(first)
             if earlier is not None and "result" in earlier:
                 return jsonrpc.encode_result(request.id, earlier["result"])
-        try:
-            kept = await replies.recall(scope)
-        except BackendUnavailable as exc:
-            return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
-        if kept is not None:
-            return jsonrpc.encode_result(request.id, jsonrpc.loads(kept))
         running = self._running[scope] = asyncio.get_running_loop().create_future()
         reply: Reply = None
         try:
+            kept = await replies.recall(scope)
+            if kept is not None:
+                reply = jsonrpc.encode_result(request.id, jsonrpc.loads(kept))
+                return reply
             handled = self.router.handle(request, ctx)
             reply = handled if handled is None or isinstance(handled, dict) else await handled
+        except BackendUnavailable as exc:
+            return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
         finally:
             del self._running[scope]
             running.set_result(reply)

@@ -173,6 +173,8 @@ class PresenceService:
         conn = ctx.peer
         assert conn is not None, "the gateway gives every call its caller's peer"
         current = await self.get(wanted)
+        if self._host.peer(conn.id) is not conn:  # it closed meanwhile: nobody to tell
+            return current
         self._watching.setdefault(conn.id, set()).update(wanted)
         for user, seen in current.items():
             self._watchers.setdefault(user, {})[conn.id] = _Watch(

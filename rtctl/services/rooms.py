@@ -245,7 +245,9 @@ class RoomService:
         if holder is not conn:  # its connection closed meanwhile: nobody hears of this join
             if stateful and self._stateful is not None:
                 await self._stateful.left(room, conn.id, leaving=False)
-            if holder is None:  # (else a newer connection of its session is in the room)
+            # Taken back only if its session has ended too: one held for a resume, or
+            # resumed elsewhere, keeps its membership (the session's end leaves the room).
+            if holder is None and await self._backends.sessions.get(conn.id) is None:
                 await self._undo_join(room, conn, first)
             return reply
         reply.update(self._entered(local, conn, read, recovering=position is not None))

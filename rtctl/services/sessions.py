@@ -190,7 +190,7 @@ class SessionService:
         except BackendUnavailable:
             self.mark_out_of_sync()  # the resync ends it, if it is still ours
             return
-        if not moved:
+        if not moved and self._host.peer(session_id) is None:  # (not resumed here meanwhile)
             await self.end(session_id, user, self.node)
 
     async def _resumed_elsewhere(self, session_id: str, node: str) -> bool:

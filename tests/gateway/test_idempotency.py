@@ -161,3 +161,39 @@ async def test_room_publish_keeps_its_key_in_history_not_in_the_reply_cache(
                          keyed("buy", {"item": "z"}, 4, "b"))
     assert replies[1]["result"] == replies[2]["result"]  # one append, found by its key
     assert [scope.split(":")[1] for scope in recording.scopes] == ["buy", "buy"]
+
+
+async def test_repeats_that_come_while_the_cache_is_read_wait_for_the_one_that_runs(
+        start_gateway: GatewayFactory) -> None:
+    class SlowCache:  # a store a round trip away: nothing answers until the gate opens
+        def __init__(self) -> None:
+            self.gate, self.recalls = asyncio.Event(), 0
+
+        async def recall(self, key: str) -> str | None:
+            self.recalls += 1
+            await self.gate.wait()
+            return None
+
+        async def remember(self, key: str, reply: str, *, ttl: float) -> None:
+            pass
+
+    runs: Counter[str] = Counter()
+    cache = SlowCache()
+    backends = dataclasses.replace(memory_backends(), replies=cache)
+    gateway = await start_gateway(counting_router(runs), backends=backends)
+    connections = [client(gateway.url, make_token("alice")) for _ in range(3)]
+    sockets = [await c.__aenter__() for c in connections]
+    try:
+        for index, ws in enumerate(sockets):
+            await ws.send(jsonrpc.dumps(keyed("buy", {"item": "bow"}, index, "k")), text=True)
+            await ws.send(jsonrpc.dumps(jsonrpc.encode_request("sys.ping", None, "p")),
+                          text=True)
+            assert jsonrpc.loads(await ws.recv())["id"] == "p"  # its keyed call is under way
+        cache.gate.set()
+        replies = [jsonrpc.loads(await ws.recv()) for ws in sockets]
+    finally:
+        for c in connections:
+            await c.__aexit__(None, None, None)
+    assert [reply["result"]["run"] for reply in replies] == [1, 1, 1]
+    assert [reply["id"] for reply in replies] == [0, 1, 2]
+    assert (runs["bow"], cache.recalls) == (1, 1)

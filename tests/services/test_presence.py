@@ -120,6 +120,7 @@ async def test_a_late_update_older_than_what_a_watcher_knows_is_dropped() -> Non
     try:
         await host.backends.presence.connect("bob", "b1")
         alice = FakePeer("a1", "alice")
+        host.peers[alice.id] = alice  # live: a closed connection's subscribe is not kept
         stored = (await presence.subscribe(alice.context(), ["bob"]))["bob"]["version"]
 
         def update(status: str, version: int) -> dict[str, Any]:
@@ -170,3 +171,20 @@ async def test_a_closed_connections_subscriptions_end_with_it_though_its_session
     finally:
         for hook in host.shutdown:
             await hook()
+
+
+async def test_a_subscribe_whose_connection_closed_meanwhile_keeps_no_watch() -> None:
+    host = FakeHost()
+    presence = PresenceService(host, SessionService(host))
+    for hook in host.startup:
+        await hook()
+    try:
+        gone = FakePeer("a1", "alice")  # not live on the host: closed during the call
+        await presence.subscribe(gone.context(), ["bob"])
+        await host.backends.presence.connect("bob", "b1")
+        await presence._announce(["bob"])
+        await presence_settled(host)
+    finally:
+        for hook in host.shutdown:
+            await hook()
+    assert gone.received == []

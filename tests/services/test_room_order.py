@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from rtctl.backends.base import BackendUnavailable, HistoryLimits
+from rtctl.backends.base import BackendUnavailable, HistoryLimits, SessionRecord
 from rtctl.services.room_delivery import FILL_RETRY, RoomLimits
 from tests.conftest import TIMING
 from tests.services.streams import Member, Node
@@ -343,18 +343,27 @@ async def test_a_join_that_outlives_its_session_leaves_no_ghost_behind() -> None
     assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice"]
 
 
-async def test_a_join_taken_back_tells_the_room_if_it_took_the_users_last_session() -> None:
+@pytest.mark.parametrize("held", [False, True], ids=["ended", "held"])
+async def test_a_join_taken_back_only_when_its_session_ended_too(held: bool) -> None:
     node = Node()
     alice, old = await in_room(node, "alice", "carol")
-    await node.rooms._detached(old.id)  # held: carol is still in the room
+    await node.rooms._detached(old.id)  # carol's session is still in the room
     new = Member(old.id, "carol")  # the session resumed; its connection drops mid-join too
     join, gate = await held_join(node, new)
     await node.rooms._detached(new.id)
+    if held:  # still held for a resume (its record lives): its end will leave the room
+        await node.backends.sessions.put([SessionRecord(
+            id=new.id, user="carol", node="n1", created_at=0.0, last_seen=0.0)], ttl=60)
     gate.set()
     await join
     await node.settled()
-    assert alice.methods() == ["room.joined", "room.left"]
-    assert (await node.rooms.members(alice.context(), "r"))["members"] == ["alice"]
+    members = (await node.rooms.members(alice.context(), "r"))["members"]
+    if held:
+        assert alice.methods() == ["room.joined"]
+        assert members == ["alice", "carol"]
+    else:  # the store join took the user's last session: the room is told it left
+        assert alice.methods() == ["room.joined", "room.left"]
+        assert members == ["alice"]
 
 
 async def test_a_join_of_a_closed_connection_leaves_its_resumed_successor_in_the_room() -> None:

@@ -273,3 +273,22 @@ async def test_a_node_restarted_under_its_old_id_ends_the_sessions_its_last_life
         for hook in host.shutdown:
             await hook()
     assert await store.get("held-1") is None
+
+
+async def test_a_resume_here_during_the_grace_ends_last_store_read_keeps_the_session() -> None:
+    clock = FakeClock()
+    backends = memory_backends(clock=clock, node_id="n1")
+    host = FakeHost(backends, clock=clock)
+    sessions = SessionService(host)
+    store = backends.sessions
+    await store.put([SessionRecord(id="s-1", user="alice", node="n1", created_at=clock(),
+                                   last_seen=clock())], ttl=60)
+    read = store.get
+
+    async def resumed_while_read(session_id: str) -> SessionRecord | None:
+        host.peers[session_id] = FakePeer(session_id, "alice")  # the resume lands now
+        return await read(session_id)
+
+    store.get = resumed_while_read  # type: ignore[method-assign]
+    await sessions._end_held("s-1", "alice")
+    assert await read("s-1") is not None  # not ended under the live connection
