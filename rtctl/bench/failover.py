@@ -114,6 +114,10 @@ class DrillResult:
     taken_out: float | None = None
     messages: MessageCounts = field(default_factory=MessageCounts)
     unacked: int = 0  # publishes that timed out: maybe in the stream, maybe not
+    refused: int = 0  # publishes the gateway refused (no bus, no history) and were tried again
+    # Offsets a member's SDK was handed twice and dropped: members never publish, so each
+    # is a duplicate the gateway sent (the counts above are taken after the SDK).
+    resent: int = 0
     timed_out: str | None = None  # which wait ran out, if one did
 
     def summary(self) -> dict[str, Any]:
@@ -126,7 +130,7 @@ class DrillResult:
             "recovery_ms": {name: percentile_ms(self.recovery, p) for name, p in
                             (("p50", 50.0), ("p99", 99.0), ("max", 100.0))},
             "taken_out_s": self.taken_out, **self.messages.to_json(), "unacked": self.unacked,
-            "timed_out": self.timed_out,
+            "refused": self.refused, "resent": self.resent, "timed_out": self.timed_out,
         }
 
 
@@ -183,6 +187,7 @@ class _Run:
         self.members = [p for p in self.players if not p.publishes]
         self.ledgers = {p.room: Ledger() for p in self.publishers}
         self.unacked = 0  # publishes that timed out
+        self.refused = 0  # publishes refused, then tried again
 
     def changed_state(self, player: _Player, change: StateChanged) -> None:
         if self.fault_at is not None and change.old is ClientState.CONNECTED:
@@ -225,6 +230,7 @@ class _Run:
                     ledger.record(n, position, measured=True)
                     break
                 except ServerError:
+                    self.refused += 1
                     if time.monotonic() > deadline:
                         self.unacked += 1
                         break
@@ -323,4 +329,6 @@ def _score(run: _Run, result: DrillResult) -> None:
     for player in run.members:
         assert player.inbox is not None
         result.messages.add(player.inbox.count(run.ledgers[player.room]))
+        result.resent += player.rooms.counters.duplicates
     result.unacked = run.unacked
+    result.refused = run.refused

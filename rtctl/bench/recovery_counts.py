@@ -151,17 +151,21 @@ class RecoveryTotals:
     recovered: int = 0
     resets: Counter[str] = field(default_factory=Counter)  # by the gateway's reason
     failed: int = 0  # joins again that failed (the room is joined afresh: a reset too)
+    unfinished: int = 0  # still under way after the drain (the recorder's ``lost`` error)
     resumed: int = 0  # reconnections that resumed their session
     not_resumed: Counter[str] = field(default_factory=Counter)  # by resume_error, or "none"
     overlapped: int = 0  # cuts of a client still recovering from the last: not a new attempt
     replayed: Histogram = field(default_factory=Histogram)  # per recovery
+    # Offsets a subscriber's SDK was handed twice and dropped: subscribers never publish,
+    # so each is a duplicate the gateway sent (``messages`` is counted after the SDK).
+    resent: int = 0
     published: int = 0  # acknowledged publishes of the window
     unacked: int = 0  # publishes of the window never acknowledged (timed out, failed)
     messages: MessageCounts = field(default_factory=MessageCounts)
 
     @property
     def attempts(self) -> int:
-        return self.recovered + sum(self.resets.values()) + self.failed
+        return self.recovered + sum(self.resets.values()) + self.failed + self.unfinished
 
     @property
     def success_rate(self) -> float | None:
@@ -169,8 +173,8 @@ class RecoveryTotals:
         return self.recovered / self.attempts if self.attempts else None
 
     def add(self, other: RecoveryTotals) -> None:
-        for name in ("rooms", "members", "recovered", "failed", "resumed", "overlapped",
-                     "published", "unacked"):
+        for name in ("rooms", "members", "recovered", "failed", "unfinished", "resumed",
+                     "overlapped", "resent", "published", "unacked"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.publish_rate = other.publish_rate
         self.resets.update(other.resets)
@@ -189,7 +193,7 @@ class RecoveryTotals:
             "rooms": self.rooms, "members": self.members, "publish_rate": self.publish_rate,
             "attempts": self.attempts, "recovered": self.recovered,
             "resets": dict(sorted(self.resets.items())), "failed": self.failed,
-            "success_rate": self.success_rate,
+            "unfinished": self.unfinished, "success_rate": self.success_rate,
             "sessions": {"resumed": self.resumed,
                          "not_resumed": dict(sorted(self.not_resumed.items()))},
             "overlapped": self.overlapped,
@@ -197,6 +201,6 @@ class RecoveryTotals:
                          "p50": replayed.percentile(50) if replayed.count else None,
                          "p99": replayed.percentile(99) if replayed.count else None,
                          "max": replayed.max if replayed.count else None},
-            "published": self.published, "unacked": self.unacked,
+            "published": self.published, "unacked": self.unacked, "resent": self.resent,
             "messages": self.messages.to_json(),
         }

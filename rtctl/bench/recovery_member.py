@@ -281,6 +281,18 @@ class Member:
         if self.attempt is not None:
             await self.attempt.done.wait()
 
+    def tally(self) -> None:
+        """At the end (after :meth:`settle`): a recovery still under way is unfinished; a
+        subscriber's messages are counted, and the offsets its SDK dropped as handed twice
+        (the client's own publishes are dropped so too: a publisher has none to count)."""
+        totals, attempt = self.totals, self.attempt
+        if attempt is not None and attempt.measured:
+            totals.unfinished += 1
+        if self.inbox is not None:
+            totals.messages.add(self.inbox.count(self.room.ledger,
+                                                 recovering=attempt is not None))
+            totals.resent += self.rooms.counters.duplicates
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -25,9 +25,10 @@ from the cut's intended time (open loop: a stalled generator does not hide
 its own stall) to the later of the two. A reset is an error of
 class ``reset <reason>``, a join again that failed ``rejoin failed`` (the
 room is joined afresh), and an attempt still open after the drain is
-``lost``. A cut that finds its client still recovering from the last one is
-no new attempt (``overlapped``). The counts and the messages checked by
-number are :mod:`rtctl.bench.recovery_counts`'s.
+``lost`` (``unfinished`` in the counts: an attempt that did not succeed). A
+cut that finds its client still recovering from the last one is no new
+attempt (``overlapped``). The counts and the messages checked by number are
+:mod:`rtctl.bench.recovery_counts`'s.
 
 Calls wait the SDK's default 10 s, as a game's do: a link stalled by the
 simulator's 3 s handover gap delays them, it does not fail them. A client's
@@ -142,7 +143,8 @@ class ReconnectStorm(Scenario[Member]):
     async def close(self, ctx: Context, member: Member | None) -> None:
         """A publisher waits for its last answers; a subscriber for every message up to
         the room's last acknowledged one, and for its recovery under way (all within
-        ``plan.drain``). Then the subscriber's messages are counted."""
+        ``plan.drain``). Then its recovery still under way, if any, and a subscriber's
+        messages are counted."""
         if member is None:
             return
         with contextlib.suppress(TimeoutError):
@@ -150,8 +152,6 @@ class ReconnectStorm(Scenario[Member]):
                 await member.settle()
         if member.publisher:
             member.room.settle()
-        elif member.inbox is not None:
-            member.totals.messages.add(member.inbox.count(
-                member.room.ledger, recovering=member.attempt is not None))
+        member.tally()
         await member.close()
 

@@ -244,7 +244,7 @@ def netcode_parts(netcode: Mapping[str, Any]) -> list[Text | Table]:
 
 def recovery_parts(recovery: RecoveryTotals) -> list[Text | Table]:
     """The storm's outcomes, sessions, replays and messages; then a warning for any
-    message lost or duplicated."""
+    message lost, duplicated or late, and any the gateway sent twice."""
     table = Table(title="recoveries and messages over the window", title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
@@ -258,6 +258,7 @@ def recovery_parts(recovery: RecoveryTotals) -> list[Text | Table]:
                                  f"({_NOTHING if rate is None else f'{rate:.2%}'})"),
         ("resets (reason)", resets or "none"),
         ("joins again that failed", f"{recovery.failed:,}"),
+        ("unfinished after the drain", f"{recovery.unfinished:,}"),
         ("sessions resumed", f"{recovery.resumed:,}"
                              + (f" (not resumed: {not_resumed})" if not_resumed else "")),
         ("cuts during a recovery", f"{recovery.overlapped:,}"),
@@ -269,6 +270,7 @@ def recovery_parts(recovery: RecoveryTotals) -> list[Text | Table]:
                                           f"{counts.reordered:,}"),
         ("skipped by resets (the client was told)", f"{counts.skipped:,}"),
         ("late (not come by the end, no hole yet)", f"{counts.late:,}"),
+        ("sent twice by the gateway (dropped by the SDK)", f"{recovery.resent:,}"),
     ]
     for row in rows:
         table.add_row(*row)
@@ -281,6 +283,12 @@ def recovery_parts(recovery: RecoveryTotals) -> list[Text | Table]:
         parts.append(Text(f"{counts.lost:,} messages lost, {counts.duplicated:,} duplicated "
                           f"and {counts.reordered:,} out of order without a reset saying so",
                           "bold red"))
+    if counts.late:
+        parts.append(Text(f"{counts.late:,} messages had not come by the end: a stream that "
+                          "stopped, or a --drain too short to tell", "bold red"))
+    if recovery.resent:
+        parts.append(Text(f"{recovery.resent:,} messages were sent twice by the gateway "
+                          "(the SDK dropped them: the game saw each once)", "bold yellow"))
     return parts
 
 

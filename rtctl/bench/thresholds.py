@@ -1,5 +1,5 @@
 """Pass/fail rules over a result, for CI: ``p99<50ms``, ``errors<0.1%``, ``throughput>20000``,
-``lost<1``.
+``lost<1``, ``late<1``.
 
 Grammar (spaces allowed around the operator)::
 
@@ -7,17 +7,19 @@ Grammar (spaces allowed around the operator)::
     metric    := p50 | p90 | p99 | p999 | p9999 | max | mean     latency
                | errors                                          error ratio or count
                | throughput                                      completions per second
-               | lost | duplicated                               messages (reconnect-storm)
+               | lost | duplicated | late                        messages (reconnect-storm)
     op        := < | <= | > | >=
     value     := number [unit]
 
 A latency value takes ``us``, ``ms`` (the default) or ``s``. An ``errors``
 value with ``%`` is compared with the error ratio, without it with the count.
-``throughput`` takes a bare number, optionally ``/s``. ``lost`` and
-``duplicated`` count the ``reconnect-storm`` scenario's messages that never
-reached a member that should have had them, or reached it more than once
-(:mod:`rtctl.bench.recovery_counts`); a run of another scenario has none to
-count, and such a rule fails.
+``throughput`` takes a bare number, optionally ``/s``. ``lost``,
+``duplicated`` and ``late`` count the ``reconnect-storm`` scenario's messages
+that never reached a member that should have had them, reached it more than
+once, or had not reached it by the end with no hole to tell
+(:mod:`rtctl.bench.recovery_counts`): a subscriber whose stream stopped has
+its missing messages late, not lost, so ``lost<1`` alone would pass it. A run
+of another scenario has none to count, and such a rule fails.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _LATENCY_UNITS = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 _PATTERN = re.compile(r"\s*(?P<metric>[a-z0-9]+)\s*(?P<op><=|>=|<|>)\s*"
                       r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-zµ%/]*)\s*")
 _HELP = "try p99<50ms, errors<0.1% or throughput>20000"
-MESSAGE_METRICS = ("lost", "duplicated")  # counts of reconnect-storm's messages
+MESSAGE_METRICS = ("lost", "duplicated", "late")  # counts of reconnect-storm's messages
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class Threshold:
             recovery = result.recovery
             if recovery is None:
                 return None
-            counts = recovery.messages
-            return counts.lost if self.metric == "lost" else counts.duplicated
+            count: int = getattr(recovery.messages, self.metric)
+            return count
         if self.metric == "errors":
             return result.error_ratio if self.ratio else result.error_count
         return result.throughput
@@ -118,7 +120,7 @@ def parse_threshold(text: str) -> Threshold:
         return Threshold(text, metric, op, value)
     raise ConfigError(f"threshold {text!r}: unknown metric {metric!r} "
                       f"(use {', '.join(LATENCY_METRICS)}, errors, throughput, "
-                      f"{' or '.join(MESSAGE_METRICS)})")
+                      f"{', '.join(MESSAGE_METRICS)})")
 
 
 def check(result: BenchResult, thresholds: Sequence[Threshold]) -> list[Verdict]:

@@ -92,6 +92,15 @@ def test_totals_merge_and_say_their_success_rate() -> None:
     assert RecoveryTotals().to_json()["success_rate"] is None
 
 
+def test_a_recovery_unfinished_after_the_drain_is_an_attempt_that_did_not_succeed() -> None:
+    one, two = RecoveryTotals(recovered=568), RecoveryTotals(unfinished=52, resent=2)
+    merged = RecoveryTotals.merged([one, two])
+    assert merged is not None
+    document = merged.to_json()
+    assert (document["attempts"], document["unfinished"], document["resent"]) == (620, 52, 2)
+    assert document["success_rate"] == 568 / 620
+
+
 def test_out_of_the_room_after_a_failed_join_again_nothing_is_expected_until_joined() -> None:
     box = inbox(0, 1, 2)
     box.leave()  # the join again failed: the SDK said so, and dropped the room

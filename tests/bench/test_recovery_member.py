@@ -12,7 +12,7 @@ import math
 
 from rtctl.bench.cable import Cable
 from rtctl.bench.plan import Plan
-from rtctl.bench.recovery_counts import Inbox, RecoveryTotals
+from rtctl.bench.recovery_counts import Inbox, MessageCounts, RecoveryTotals
 from rtctl.bench.recovery_member import Member, StormRoom
 from rtctl.bench.results import Recorder
 from rtctl.bench.scenario import Context
@@ -25,6 +25,7 @@ from rtctl.client import (
     ServerError,
     StateChanged,
 )
+from rtctl.client.rooms import RoomStream
 from rtctl.protocol.streams import StreamPosition
 
 URL = "ws://127.0.0.1:1/ws"  # nothing connects to it
@@ -106,3 +107,20 @@ async def test_a_failed_join_again_is_counted_once_and_the_member_leaves_its_str
     assert one.inbox is not None
     assert one.inbox.stretches[-1].end == 2  # nothing after 2 is expected until joined afresh
     await one.close()
+
+
+def test_at_the_end_an_unfinished_recovery_and_what_the_sdk_dropped_are_counted() -> None:
+    one = member()
+    one.room.ledger.record(1, StreamPosition(1, "e"), measured=True)
+    stream = RoomStream("r", counters=one.rooms.counters)  # the SDK's own accounting
+    stream.joined({"offset": 0, "epoch": "e"})
+    for _ in range(2):  # the gateway sent offset 1 twice: the SDK hands it over once
+        for event in stream.received(RoomMessage("r", "p", {"n": 1}, 1, "e")):
+            assert isinstance(event, RoomMessage)
+            one.received(event)
+    one.changed(DROP)  # and the link dropped, never to recover before the end
+    one.tally()
+    totals = one.totals
+    assert (totals.attempts, totals.unfinished, totals.success_rate) == (1, 1, 0.0)
+    assert totals.resent == 1
+    assert totals.messages == MessageCounts(expected=1, delivered=1)

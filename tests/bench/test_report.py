@@ -185,6 +185,24 @@ def test_a_clean_storm_warns_of_nothing() -> None:
     assert "each client dropped again once recovered" in said
     assert "without a reset saying so" not in said
     assert "storms come faster" not in said
+    assert "had not come by the end" not in said
+    assert "sent twice by the gateway (the SDK" not in said
+
+
+def test_late_messages_and_ones_sent_twice_are_warned_of(tmp_path: Path) -> None:
+    recovery = RecoveryTotals(recovered=1, unfinished=1, resent=3,
+                              messages=MessageCounts(expected=100, delivered=5, late=95))
+    result = replace(_result("reconnect-storm", latencies=(1,)), recovery=recovery)
+    said = _said(_text(result))
+    assert "attempts / recovered │ 2 / 1 (50.00%)" in said  # the unfinished one did not
+    assert "unfinished after the drain │ 1" in said
+    assert ("95 messages had not come by the end: a stream that stopped, or a --drain too "
+            "short to tell") in said
+    assert "sent twice by the gateway (dropped by the SDK) │ 3" in said
+    assert "3 messages were sent twice by the gateway" in said
+    write_json(result, tmp_path / "r.json")
+    document = json.loads((tmp_path / "r.json").read_text())["recovery"]
+    assert (document["unfinished"], document["resent"]) == (1, 3)
 
 
 def test_storms_faster_than_recoveries_are_said_so() -> None:

@@ -81,9 +81,9 @@ def test_a_latency_rule_over_nothing_fails_and_shows_why(text: str) -> None:
     assert verdict.threshold.show(verdict.measured) == "n/a (nothing completed)"
 
 
-def _storm(lost: int, duplicated: int) -> BenchResult:
-    recovery = RecoveryTotals(messages=MessageCounts(expected=100, delivered=100 - lost,
-                                                     lost=lost, duplicated=duplicated))
+def _storm(lost: int, duplicated: int, late: int = 0) -> BenchResult:
+    recovery = RecoveryTotals(messages=MessageCounts(
+        expected=100, delivered=100 - lost - late, lost=lost, duplicated=duplicated, late=late))
     return replace(_result(), scenario="reconnect-storm", recovery=recovery)
 
 
@@ -97,6 +97,13 @@ def test_message_rules_read_the_storms_counts(text: str, lost: int, duplicated: 
                                               passes: bool, shown: str) -> None:
     [verdict] = check(_storm(lost, duplicated), [parse_threshold(text)])
     assert (verdict.passed, verdict.threshold.show(verdict.measured)) == (passes, shown)
+
+
+def test_a_stream_that_stopped_passes_lost_but_fails_late() -> None:
+    stopped = _storm(0, 0, late=95)  # handed 5 of 100, nothing after: no hole, all late
+    lost, late = check(stopped, [parse_threshold("lost<1"), parse_threshold("late<1")])
+    assert (lost.passed, late.passed) == (True, False)
+    assert late.threshold.show(late.measured) == "95 messages"
 
 
 def test_a_message_rule_over_a_scenario_without_messages_fails_and_says_why() -> None:

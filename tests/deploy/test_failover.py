@@ -32,6 +32,7 @@ def assert_delivered_exactly_once(result: DrillResult) -> None:
     assert result.messages == MessageCounts(expected=expected, delivered=expected), \
         result.summary()  # none lost, duplicated, reordered, skipped by a reset or late
     assert result.unacked == 0, result.summary()
+    assert result.resent == 0, result.summary()  # the gateway sent no offset twice
 
 
 def assert_taken_out_and_every_player_resumed_and_recovered(result: DrillResult) -> None:
@@ -62,6 +63,7 @@ async def test_a_nats_blip_loses_nothing(deployed: Cluster) -> None:
     assert_delivered_exactly_once(result)  # what missed the bus came from history
     assert result.dropped == 0
     assert not result.resets
+    assert result.refused > 0, result.summary()  # the blip did refuse publishes
 
 
 async def test_a_redis_restart_resets_every_room_cleanly(deployed: Cluster) -> None:
