@@ -36,14 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "cluster-bench-secret-of-at-least-32-bytes"
 sys.path.insert(0, str(ROOT))
 
+from rtctl.bench.cluster import free_port  # noqa: E402
 from rtctl.protocol import jsonrpc  # noqa: E402
 from rtctl.tokens import issue_token  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def token(user: str) -> str:

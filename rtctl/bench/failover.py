@@ -59,7 +59,7 @@ from rtctl.client import (
     StateChanged,
 )
 from rtctl.exceptions import ConfigError
-from rtctl.protocol.streams import StreamPosition, parse_position
+from rtctl.protocol.streams import position_in
 
 __all__ = ["DEFAULT_CLIENTS", "DEFAULT_RATE", "Drill", "DrillResult", "Fault", "run_drill"]
 
@@ -157,12 +157,11 @@ class _Player:
 
     async def join(self) -> None:
         reply = await self.rooms.join(self.room)
-        self.inbox = Inbox(parse_position({"offset": reply["offset"], "epoch": reply["epoch"]}))
+        self.inbox = Inbox(position_in(reply))
 
     def _message(self, message: RoomMessage) -> None:
         assert self.inbox is not None, "no message before the join's answer (Rooms holds them)"
-        self.inbox.delivered(int(message.data["n"]), StreamPosition(message.offset,
-                                                                    message.epoch))
+        self.inbox.delivered(int(message.data["n"]), message.position)
         self._run.progress.set()
 
 

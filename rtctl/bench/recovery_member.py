@@ -32,7 +32,7 @@ from rtctl.client import (
     Rooms,
     StateChanged,
 )
-from rtctl.protocol.streams import StreamPosition
+from rtctl.protocol.streams import StreamPosition, position_in
 
 __all__ = ["JOIN_AGAIN_ATTEMPTS", "REJOIN_FAILED", "Attempt", "Member", "StormRoom"]
 
@@ -117,7 +117,7 @@ class Member:
         """Join the room (again on a timeout); a subscriber's inbox starts where it did."""
         async def join() -> None:
             reply = await self.rooms.join(self.room.name)
-            start = StreamPosition(reply["offset"], reply["epoch"])
+            start = position_in(reply)
             if self.inbox is not None:
                 self.inbox.reset(start)
             elif not self.publisher:
@@ -196,7 +196,7 @@ class Member:
 
     def received(self, message: RoomMessage) -> None:
         """A message of the room, handed over by the SDK in stream order."""
-        at = StreamPosition(message.offset, message.epoch)
+        at = message.position
         data = message.data
         if not self.publisher and isinstance(data, dict) and type(data.get("n")) is int:
             if self.inbox is None:

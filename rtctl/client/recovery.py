@@ -7,8 +7,9 @@ runs, with the link's reader already going:
 1. ``session.info``, unless the client was made with ``recover=False``. Its
    ``recovery_token`` is kept (:class:`SessionTicket`) and the next upgrade
    carries it as ``?recover=TOKEN``: the gateway then gives the new connection
-   the session of the old one (same id, rooms and presence kept through its
-   grace period), or a new session and a ``resume_error`` saying why
+   the session of the old one (same id; its rooms and presence status kept
+   through its grace period; presence subscriptions belong to a connection and
+   are made again), or a new session and a ``resume_error`` saying why
    (``docs/api.md``). The token is fetched again by the ping loop once less
    than half of its life is left.
 2. The reconnect steps registered with :meth:`Recovery.add_reconnect_step`,

@@ -52,7 +52,7 @@ from rtctl.client.connection import Client
 from rtctl.client.errors import ClientError, ConnectionLost, ProtocolError, ServerError
 from rtctl.client.recovery import Reconnection
 from rtctl.protocol.codes import ErrorCode
-from rtctl.protocol.streams import StreamPosition, parse_position
+from rtctl.protocol.streams import StreamPosition, parse_position, position_in
 
 __all__ = ["RoomCounters", "RoomMessage", "RoomRecovery", "RoomStream", "Rooms"]
 
@@ -71,6 +71,11 @@ class RoomMessage(NamedTuple):
     data: Any
     offset: int
     epoch: str
+
+    @property
+    def position(self) -> StreamPosition:
+        """Where the message stands in its room's stream."""
+        return StreamPosition(self.offset, self.epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,7 @@ class RoomStream:
         """The join's answer: what to report and deliver now. ValueError if malformed."""
         if not isinstance(reply, dict):
             raise ValueError(f"not an object: {reply!r:.100}")
-        start = parse_position({"offset": reply.get("offset"), "epoch": reply.get("epoch")})
+        start = position_in(reply)
         since, events = self.position, list[_Event]()
         if since is None:
             self.position = start
@@ -306,7 +311,7 @@ class Rooms:
             room, sender = params["room"], params["from"]
             if not isinstance(room, str) or not isinstance(sender, str):
                 raise TypeError("room and from must be strings")
-            at = parse_position({"offset": params["offset"], "epoch": params["epoch"]})
+            at = position_in(params)
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("room.message dropped: %s: %r", exc, params)
             return

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["REASONS", "Reason", "StreamPosition", "parse_position"]
+__all__ = ["REASONS", "Reason", "StreamPosition", "parse_position", "position_in"]
 
 Reason: TypeAlias = Literal["too_old", "epoch_changed", "too_many", "unknown_offset"]
 REASONS: tuple[Reason, ...] = ("too_old", "epoch_changed", "too_many", "unknown_offset")
@@ -42,3 +42,11 @@ def parse_position(value: Any) -> StreamPosition:
     if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH:
         raise ValueError(f"'epoch' must be a string of 1 to {MAX_EPOCH} characters")
     return StreamPosition(offset, epoch)
+
+
+def position_in(message: Any) -> StreamPosition:
+    """The ``offset`` and ``epoch`` members of a larger object (a ``room.join`` reply, a
+    ``room.message``'s params); ValueError as :func:`parse_position`."""
+    if not isinstance(message, dict):
+        raise ValueError("must be an object with 'offset' and 'epoch'")
+    return parse_position({"offset": message.get("offset"), "epoch": message.get("epoch")})

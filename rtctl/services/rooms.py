@@ -341,6 +341,7 @@ class RoomService:
                 logger.warning("room %s: message %d is in history but not on the bus (%s)",
                                room, position.offset, exc.message)
         return position.to_json()
+
     async def members(self, ctx: CallContext, room: str, cursor: str | None = None,
                       limit: int = DEFAULT_PAGE) -> dict[str, Any]:
         """``room.members {room, cursor?, limit?}`` → ``{members, total, next}``.
