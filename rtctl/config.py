@@ -5,8 +5,8 @@ Library users and tests build a config in one line::
     GatewayConfig(auth=AuthConfig(secret="s"), limits=Limits(max_connections=100))
 
 The CLI builds one from ``--config FILE.toml`` and its flags (flags win). The
-file has the sections ``[server]``, ``[auth]``, ``[limits]``, ``[heartbeat]``
-and ``[recovery]``; ``docs/api.md`` lists every key. Durations and sizes accept
+file has the sections ``[server]``, ``[auth]``, ``[limits]``, ``[heartbeat]``,
+``[recovery]`` and ``[routing]``; ``docs/api.md`` lists every key. Durations and sizes accept
 units (``15s``, ``64KiB``). Only the CLI reads the environment.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from rtctl.backends.base import DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL, HistoryLimits
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
-from rtctl.units import parse_duration, parse_size
+from rtctl.units import parse_call_rate, parse_duration, parse_rate, parse_size, parse_window
 
 __all__ = [
     "DEFAULT_DRAIN",
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_PORT",
+    "DEFAULT_SLOW_CONSUMER_GRACE",
     "DEFAULT_TOKEN_TTL",
     "DEFAULT_TRANSPORT",
     "DEFAULT_WRITE_TIMEOUT",
@@ -46,6 +47,7 @@ __all__ = [
     "Heartbeat",
     "Limits",
     "Recovery",
+    "Routing",
     "load_config_file",
     "merge",
 ]
@@ -67,6 +69,9 @@ DEFAULT_PING_TIMEOUT = 10.0  # a dead peer is gone within 25 s
 DEFAULT_DRAIN = 5.0  # seconds between "not ready" and closing connections on shutdown
 DEFAULT_GRACE = 5.0  # a dropped session is held this long: a quick reconnect flaps nothing
 DEFAULT_TOKEN_TTL = 3600.0  # a recovery token's life; the SDK fetches a new one at half of it
+# A client over its outbox's pressure mark this long is closed 4008 (Centrifugo closes at
+# once when its queue is full; a game client on a bad minute deserves the shedding first).
+DEFAULT_SLOW_CONSUMER_GRACE = 10.0
 MAX_PORT = 65535  # TCP ports are 16 bits; 0 asks the system for a free one
 TRANSPORTS = ("websockets", "picows")  # the drivers of rtctl.gateway.transports
 DEFAULT_TRANSPORT = "websockets"
@@ -128,6 +133,70 @@ class Recovery:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Routing:
+    """How each connection's outbound lanes are shaped, batched and compressed.
+
+    ``lanes`` False puts everything, replies too, in one FIFO (the comparison
+    run). ``outbound_rate`` is bytes per second per connection (None:
+    unlimited), ``outbound_burst`` bytes (None: one second's worth).
+    ``inbound_rate`` is calls per second per connection (None: unlimited),
+    ``inbound_burst`` calls (None: one second's worth, at least 1).
+    Notifications to one connection are joined into one JSON-RPC batch frame
+    for ``batch_window`` s, or until ``batch_bytes`` are waiting (both None: no
+    batching). A connection over its outbox's pressure mark for
+    ``slow_consumer_grace`` s is closed with 4008. ``compression`` negotiates
+    permessage-deflate (RFC 7692, ``websockets`` transport only) at
+    ``compression_level``, leaving messages under ``compression_threshold``
+    bytes uncompressed.
+    """
+
+    lanes: bool = True
+    outbound_rate: float | None = None
+    outbound_burst: int | None = None
+    inbound_rate: float | None = None
+    inbound_burst: int | None = None
+    batch_window: float | None = None
+    batch_bytes: int | None = None
+    slow_consumer_grace: float = DEFAULT_SLOW_CONSUMER_GRACE
+    compression: bool = False
+    compression_level: int = 1
+    compression_threshold: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("outbound_rate", "outbound_burst", "inbound_rate", "inbound_burst",
+                     "batch_window", "batch_bytes"):
+            if (value := getattr(self, name)) is not None and not value > 0:
+                raise ConfigError(f"routing {name} must be above 0, got {value:g}")
+        if self.outbound_burst is not None and self.outbound_rate is None:
+            raise ConfigError("an outbound burst needs an outbound rate (--outbound-rate)")
+        if self.inbound_burst is not None and self.inbound_rate is None:
+            raise ConfigError("an inbound burst needs an inbound rate (--inbound-rate)")
+        if self.slow_consumer_grace < 0:
+            raise ConfigError("routing slow_consumer_grace must be zero or more seconds, "
+                              f"got {self.slow_consumer_grace:g}")
+        if not 0 <= self.compression_level <= 9:  # zlib's levels (RFC 1950)
+            raise ConfigError("routing compression_level must be 0 to 9, "
+                              f"got {self.compression_level}")
+        if self.compression_threshold < 0:
+            raise ConfigError("routing compression_threshold must be zero or more bytes, "
+                              f"got {self.compression_threshold}")
+
+    @property
+    def burst_bytes(self) -> int | None:
+        """The outbound bucket's size: ``outbound_burst``, else one second at the rate."""
+        if self.outbound_rate is None:
+            return None
+        return self.outbound_burst or max(int(self.outbound_rate), 1)
+
+    @property
+    def burst_calls(self) -> int | None:
+        """The inbound bucket's size: ``inbound_burst``, else one second at the rate."""
+        if self.inbound_rate is None:
+            return None
+        return self.inbound_burst or max(int(self.inbound_rate), 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     """Everything ``rtctl serve`` needs; ``port=0`` picks a free port."""
 
@@ -140,6 +209,7 @@ class GatewayConfig:
     drain: float = DEFAULT_DRAIN
     transport: str = DEFAULT_TRANSPORT  # one of TRANSPORTS
     recovery: Recovery = field(default_factory=Recovery)
+    routing: Routing = field(default_factory=Routing)
 
     def __post_init__(self) -> None:
         """Refuse what cannot work, whether it came from a flag, a file or code."""
@@ -157,6 +227,20 @@ class GatewayConfig:
             for item in fields(section):
                 if (value := getattr(section, item.name)) <= 0:
                     raise ConfigError(f"{label} {item.name} must be above 0, got {value:g}")
+        if self.routing.compression and self.transport != "websockets":
+            raise ConfigError(f"permessage-deflate needs the websockets transport; "
+                              f"{self.transport} does not offer it")
+
+
+def _boolean(value: object) -> bool:
+    """A true/false key of the file: ``1`` or ``"yes"`` are refused, not guessed."""
+    if not isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+def _bytes_per_second(value: str) -> float:
+    return parse_rate(value) / 8
 
 
 def _integer(value: str | int | float) -> int:
@@ -191,6 +275,16 @@ _CONVERTERS: dict[str, Any] = {
     "token_ttl": parse_duration,
     "history_size": _integer,
     "history_ttl": parse_duration,
+    "lanes": _boolean,
+    "outbound_rate": _bytes_per_second,
+    "outbound_burst": parse_size,
+    "inbound_rate": parse_call_rate,
+    "inbound_burst": _integer,
+    "batch_window": parse_window,  # split into batch_window and batch_bytes by load_config_file
+    "slow_consumer_grace": parse_duration,
+    "compression": _boolean,
+    "compression_level": _integer,
+    "compression_threshold": parse_size,
 }
 _SECTIONS = {
     "server": {"host", "port", "path", "drain", "transport"},
@@ -198,6 +292,7 @@ _SECTIONS = {
     "limits": {f.name for f in fields(Limits)},
     "heartbeat": {f.name for f in fields(Heartbeat)},
     "recovery": {f.name for f in fields(Recovery)},
+    "routing": {f.name for f in fields(Routing)} - {"batch_bytes"},
 }
 
 
@@ -230,6 +325,9 @@ def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
                 checked[section][key] = _CONVERTERS[key](value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{path}: [{section}] {key} = {value!r} is not valid") from None
+        if section == "routing" and "batch_window" in checked[section]:
+            window = checked[section]
+            window["batch_window"], window["batch_bytes"] = window["batch_window"]
     return checked
 
 
@@ -246,4 +344,6 @@ def merge(config: GatewayConfig, section: str, values: Mapping[str, Any]) -> Gat
         return replace(config, heartbeat=replace(config.heartbeat, **values))
     if section == "recovery":
         return replace(config, recovery=replace(config.recovery, **values))
+    if section == "routing":
+        return replace(config, routing=replace(config.routing, **values))
     raise ConfigError(f"unknown config section {section!r}")

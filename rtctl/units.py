@@ -2,8 +2,9 @@
 
 Durations accept ``30``, ``30s``, ``500ms``, ``2m``, ``1h``, ``250us``; sizes
 accept ``65536``, ``64KiB``, ``64KB``, ``1MB``, ``1MiB``; rates accept
-``1mbit``, ``256kbit``, ``64KB/s``. A bad value raises :class:`ConfigError`
-with one clear sentence.
+``1mbit``, ``256kbit``, ``64KB/s``; call rates accept ``50/s``, ``50``,
+``3000/min``; a batching window is a time (``2ms``) or a size (``16KiB``). A
+bad value raises :class:`ConfigError` with one clear sentence.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 
 from rtctl.exceptions import ConfigError
 
-__all__ = ["format_duration", "parse_duration", "parse_rate", "parse_size"]
+__all__ = ["format_duration", "parse_call_rate", "parse_duration", "parse_rate", "parse_size",
+           "parse_window"]
 
 _NUMBER = r"(?P<num>\d+(?:\.\d*)?|\.\d+)\s*"
 
@@ -101,6 +103,43 @@ def parse_rate(text: str) -> float:
         raise ConfigError(
             f"rate {text!r} has unknown unit {unit!r} (use kbit, mbit, gbit or KB/s, MB/s)"
         ) from None
+
+
+_PER = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 1 / 60, "min": 1 / 60, "h": 1 / 3600}
+
+
+def parse_call_rate(text: str | float) -> float:
+    """Return calls per second for ``50/s``, ``50`` (per second), ``3000/min``, ``100/h``."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value, per = float(text), 1.0
+    else:
+        if not isinstance(text, str):
+            raise ConfigError(f"call rate {text!r} is not a rate (try 50/s or 3000/min)")
+        count, _, unit = text.strip().partition("/")
+        try:
+            value, per = float(count), _PER[unit.strip().lower()]
+        except (KeyError, ValueError):
+            raise ConfigError(f"call rate {text!r} is not a rate (try 50/s or 3000/min)") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"call rate {text!r} must be above 0")
+    return value * per
+
+
+_WINDOW_TIMES = ("us", "µs", "ms", "s")
+
+
+def parse_window(text: str) -> tuple[float | None, int | None]:
+    """A batching window: ``(seconds, None)`` for ``2ms``, ``(None, bytes)`` for ``16KiB``.
+
+    A bare number is refused: whether 2 meant milliseconds or bytes is a guess.
+    """
+    _, unit = _split(text, "window", "2ms or 16KiB")
+    if unit.lower() in _WINDOW_TIMES or unit == "µs":
+        return parse_duration(text), None
+    if unit and unit.lower() in _SIZE_UNITS and unit.lower() not in ("m", "k"):
+        return None, parse_size(text)
+    raise ConfigError(f"window {text!r} is neither a time (2ms, 500us) nor a size "
+                      "(16KiB, 4KB)")
 
 
 def format_duration(seconds: float) -> str:

@@ -15,7 +15,7 @@ from rtctl.backends import Backends, BackendUnavailable, connect_backends
 from rtctl.backends.base import DEFAULT_NODE_TTL
 from rtctl.cli.exits import CommandFailed
 from rtctl.cli.options import JwtSecret, dev_or_given_secret, import_attr
-from rtctl.config import GatewayConfig, load_config_file, merge
+from rtctl.config import GatewayConfig, Routing, load_config_file, merge
 from rtctl.demo.room import ArenaRoom
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
@@ -24,7 +24,14 @@ from rtctl.router import Router
 from rtctl.services import builtin_services
 from rtctl.services.drift import DriftRoom
 from rtctl.services.state_room import StateRoom
-from rtctl.units import format_duration, parse_duration, parse_size
+from rtctl.units import (
+    format_duration,
+    parse_call_rate,
+    parse_duration,
+    parse_rate,
+    parse_size,
+    parse_window,
+)
 
 __all__ = ["BUILTIN_ROOM_TYPES", "load_room_types", "load_router", "serve"]
 
@@ -32,6 +39,7 @@ _AUTH = "Authentication"
 _LIMITS = "Limits and heartbeat"
 _CLUSTER = "Several nodes (Redis and NATS)"
 _RECOVERY = "Session recovery"
+_ROUTING = "Outbound lanes, shaping, batching and compression"
 
 
 def say(line: str) -> None:
@@ -123,8 +131,8 @@ def serve(
         "(the self-moving room of `rtctl bench --scenario state`) or `arena` (the demo "
         "shooter of `rtctl bench --scenario arena` and docs/netcode.md).")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML file with \\[server], \\[auth], \\[limits], \\[heartbeat]; "
-                         "flags override it.")] = None,
+        "--config", help="TOML file with \\[server], \\[auth], \\[limits], \\[heartbeat], "
+                         "\\[recovery], \\[routing]; flags override it.")] = None,
     jwt_secret: JwtSecret = None,
     jwt_public_key: Annotated[Path | None, typer.Option(
         help="PEM public key (RSA or EC) verifying RS256/ES256 tokens.", rich_help_panel=_AUTH,
@@ -184,6 +192,47 @@ def serve(
         help="A room's messages are kept this long after its last one; a client away "
              "longer starts afresh (recovered: false). (default 2m)",
         rich_help_panel=_RECOVERY)] = None,
+    lanes: Annotated[bool | None, typer.Option(
+        "--lanes/--no-lanes", rich_help_panel=_ROUTING,
+        help="Priority lanes in each connection's outbox (replies, state, events, chat, "
+             "telemetry); --no-lanes queues everything, replies too, in one FIFO. "
+             "(default on)")] = None,
+    outbound_rate: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Bytes per second each connection may receive, e.g. 32KiB/s, 256kbit, 1MB/s; "
+             "replies still go at once. (default unlimited)")] = None,
+    outbound_burst: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Bytes a connection may receive at once above its rate, e.g. 64KiB. "
+             "(default one second's worth)")] = None,
+    inbound_rate: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Calls per second one connection may make, e.g. 50/s; more are answered with "
+             "error -32029 and data.retry_after_ms, the connection stays. (default unlimited)",
+    )] = None,
+    inbound_burst: Annotated[int | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Calls a connection may make at once above its rate. "
+             "(default one second's worth)")] = None,
+    batch_window: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Join notifications to one connection into one frame (a JSON-RPC batch) for "
+             "this long, e.g. 2ms, or until this many bytes wait, e.g. 16KiB; replies are "
+             "never held. (default off)")] = None,
+    slow_consumer_grace: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="A client this long over its outbox's pressure mark (after shedding droppable "
+             "messages) is closed with 4008. (default 10s)")] = None,
+    compression: Annotated[bool | None, typer.Option(
+        "--compression/--no-compression", rich_help_panel=_ROUTING,
+        help="Offer permessage-deflate (RFC 7692; websockets transport only). Off by "
+             "default: docs/performance.md has the figures. (default off)")] = None,
+    compression_level: Annotated[int | None, typer.Option(
+        rich_help_panel=_ROUTING, help="zlib level 0-9 with --compression. (default 1)")] = None,
+    compression_threshold: Annotated[str | None, typer.Option(
+        rich_help_panel=_ROUTING,
+        help="Messages smaller than this go uncompressed with --compression. "
+             "(default 256B)")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the reference gateway: WebSocket + JSON-RPC 2.0 at ws://HOST:PORT/ws.
@@ -207,7 +256,7 @@ def serve(
     auth, key_source = _auth_config(sections.get("auth", {}), jwt_secret, jwt_public_key, jwks,
                                     audience, issuer, leeway)
     cfg = GatewayConfig(auth=auth)
-    for section in ("server", "limits", "heartbeat", "recovery"):
+    for section in ("server", "limits", "heartbeat", "recovery", "routing"):
         cfg = merge(cfg, section, sections.get(section, {}))
     cfg = merge(cfg, "server", {"host": host, "port": port, "transport": transport,
                                 "drain": parse_duration(drain) if drain else None})
@@ -224,6 +273,20 @@ def serve(
         "grace": parse_duration(recovery_grace) if recovery_grace else None,
         "secret": recovery_secret, "history_size": history_size,
         "history_ttl": parse_duration(history_ttl) if history_ttl else None,
+    })
+    window = parse_window(batch_window) if batch_window else (None, None)
+    cfg = merge(cfg, "routing", {
+        "lanes": lanes,
+        "outbound_rate": parse_rate(outbound_rate) / 8 if outbound_rate else None,
+        "outbound_burst": parse_size(outbound_burst) if outbound_burst else None,
+        "inbound_rate": parse_call_rate(inbound_rate) if inbound_rate else None,
+        "inbound_burst": inbound_burst,
+        "batch_window": window[0], "batch_bytes": window[1],
+        "slow_consumer_grace": (parse_duration(slow_consumer_grace)
+                                if slow_consumer_grace else None),
+        "compression": compression, "compression_level": compression_level,
+        "compression_threshold": (parse_size(compression_threshold)
+                                  if compression_threshold else None),
     })
     game_router = load_router(router) if router else None
     backends = connect_backends(
@@ -244,6 +307,24 @@ def _cluster_line(backends: Backends) -> str:
     shared = [f"{c.name} {c.url}" for c in backends.connections]
     return (f"  cluster: node {backends.node_id} · node TTL {format_duration(backends.node_ttl)}"
             f" · {', '.join(shared) if shared else 'memory (this process only)'}")
+
+
+def _routing_line(routing: Routing) -> str:
+    parts = ["lanes" if routing.lanes else "one FIFO (--no-lanes)"]
+    if routing.outbound_rate is not None:
+        parts.append(f"out {routing.outbound_rate / 1024:g} KiB/s "
+                     f"(burst {routing.burst_bytes} B)")
+    if routing.inbound_rate is not None:
+        parts.append(f"in {routing.inbound_rate:g} calls/s (burst {routing.burst_calls})")
+    if routing.batch_window is not None or routing.batch_bytes is not None:
+        limits = ([format_duration(routing.batch_window)] if routing.batch_window else []) + (
+            [f"{routing.batch_bytes} B"] if routing.batch_bytes else [])
+        parts.append(f"batches of {' or '.join(limits)}")
+    parts.append(f"slow consumers closed after {format_duration(routing.slow_consumer_grace)}")
+    if routing.compression:
+        parts.append(f"deflate level {routing.compression_level} from "
+                     f"{routing.compression_threshold} B")
+    return "  routing: " + " · ".join(parts)
 
 
 async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
@@ -275,6 +356,7 @@ async def _run(cfg: GatewayConfig, router: Router | None, key_source: str,
     history = cfg.recovery.history
     say(f"  recovery: grace {format_duration(cfg.recovery.grace)} · history {history.size} "
         f"messages per room for {format_duration(history.ttl)}")
+    say(_routing_line(cfg.routing))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 

@@ -12,7 +12,6 @@ the TUI) do not mix their numbers.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -25,7 +24,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "BucketCounts", "GatewayMetrics"]
+from rtctl.histograms import BucketCounts
+
+__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -35,46 +36,6 @@ RPC_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
-
-
-class BucketCounts:
-    """Cumulative-on-read bucket counts, as Prometheus histograms expose them."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...] = RPC_BUCKETS) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        # bisect_left: a value equal to a bound belongs to that bucket (le="bound").
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def quantile(self, q: float) -> float | None:
-        """The upper bound of the bucket holding quantile ``q`` (as Prometheus'
-        ``histogram_quantile`` would at best say); None while empty, inf past the last bound."""
-        total = self.count
-        if not total:
-            return None
-        rank, running = q * total, 0
-        for index, count in enumerate(self.counts):
-            running += count
-            if running >= rank and count:
-                return self.bounds[index] if index < len(self.bounds) else float("inf")
-        return float("inf")
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        running, out = 0, []
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
 
 
 class GatewayMetrics:
@@ -102,7 +63,7 @@ class GatewayMetrics:
             label = method if method in self._known else _UNKNOWN_METHOD
             histogram = self.calls.get(label)
             if histogram is None:
-                histogram = self.calls[label] = BucketCounts()
+                histogram = self.calls[label] = BucketCounts(RPC_BUCKETS)
         histogram.observe(seconds)
 
     def collect(self) -> Iterator[Metric]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rtctl.gateway.metrics import BucketCounts
+from rtctl.histograms import BucketCounts
 
 
 def test_empty_histogram_has_no_quantile() -> None:

@@ -13,7 +13,8 @@ from typing import Any
 from textual.pilot import Pilot
 
 from rtctl.exceptions import ConfigError
-from rtctl.gateway.metrics import BucketCounts
+from rtctl.gateway.metrics import RPC_BUCKETS
+from rtctl.histograms import BucketCounts
 from rtctl.tui.app import DevtoolsApp
 from rtctl.tui.screens import ProfilerScreen
 from rtctl.tui.stack import Stack
@@ -36,7 +37,7 @@ def test_simulator_form(snap_compare: Any) -> None:
 
 
 def test_profiler_breakdown(snap_compare: Any) -> None:
-    calls = {"sys.ping": BucketCounts(), "room.publish": BucketCounts()}
+    calls = {"sys.ping": BucketCounts(RPC_BUCKETS), "room.publish": BucketCounts(RPC_BUCKETS)}
     for seconds in (0.00004, 0.00008, 0.0002, 0.0002):
         calls["sys.ping"].observe(seconds)
     for seconds in (0.0003, 0.0009, 0.004, 0.02, 0.3):

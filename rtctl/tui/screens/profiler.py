@@ -24,7 +24,7 @@ from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from rtctl.gateway.metrics import BucketCounts
+from rtctl.histograms import BucketCounts
 from rtctl.profiler.report import ProfileFailed, breakdown, fetch
 from rtctl.tui.screens.base import LiveScreen
 
