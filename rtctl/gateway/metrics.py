@@ -25,6 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.histograms import BucketCounts
+from rtctl.protocol.lanes import LaneStats
 
 __all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "GatewayMetrics"]
 
@@ -54,6 +55,8 @@ class GatewayMetrics:
         self.resumes: Counter[str] = Counter()  # "resumed", or why a recovery token was not
         self.rpc_errors: Counter[int] = Counter()
         self.calls: dict[str, BucketCounts] = {}
+        self.lanes = LaneStats()  # every connection's outbox, summed per lane
+        self.inbound_limited: Counter[str] = Counter()  # "call" or "notification" over the rate
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # a Collector: anything with collect()
 
