@@ -22,13 +22,14 @@ from rtctl.config import (
     GatewayConfig,
     Heartbeat,
     Limits,
+    Routing,
     load_config_file,
     merge,
 )
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 
-KNOWN_SECTIONS = "[server], [auth], [limits], [heartbeat], [recovery]"
+KNOWN_SECTIONS = "[server], [auth], [limits], [heartbeat], [recovery], [routing]"
 
 FULL = """\
 [server]
@@ -438,3 +439,61 @@ def test_impossible_recovery_values_are_refused(values: dict[str, Any], message:
     with pytest.raises(ConfigError) as caught:
         merge(GatewayConfig(auth=AuthConfig(secret="s")), "recovery", values)
     assert str(caught.value) == message
+
+
+def test_the_routing_section_reads_rates_windows_and_switches(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text('[routing]\nlanes = false\noutbound_rate = "32KiB/s"\n'
+                    'outbound_burst = "64KiB"\ninbound_rate = "3000/min"\ninbound_burst = 5\n'
+                    'batch_window = "16KiB"\nslow_consumer_grace = "20s"\n'
+                    'compression = true\ncompression_level = 6\n'
+                    'compression_threshold = "1KiB"\n')
+    routing = merge(GatewayConfig(auth=AuthConfig(secret="s")), "routing",
+                    load_config_file(path)["routing"]).routing
+    assert routing == Routing(lanes=False, outbound_rate=32768.0, outbound_burst=65536,
+                              inbound_rate=50.0, inbound_burst=5, batch_window=None,
+                              batch_bytes=16384, slow_consumer_grace=20.0, compression=True,
+                              compression_level=6, compression_threshold=1024)
+    assert (routing.burst_bytes, routing.burst_calls) == (65536, 5)
+
+
+def test_a_routing_burst_defaults_to_one_second_of_its_rate() -> None:
+    routing = Routing(outbound_rate=1000.5, inbound_rate=0.5)
+    assert (routing.burst_bytes, routing.burst_calls) == (1000, 1)
+    assert (Routing().burst_bytes, Routing().burst_calls) == (None, None)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lanes = 1", "[routing] lanes = 1 is not valid"),
+    ('lanes = "yes"', "[routing] lanes = 'yes' is not valid"),
+    ("batch_bytes = 10", "unknown key 'batch_bytes' in [routing]"),
+])
+def test_bad_routing_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(f"[routing]\n{text}\n")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config_file(path)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"outbound_rate": 0.0}, "routing outbound_rate must be above 0, got 0"),
+    ({"inbound_rate": -1.0}, "routing inbound_rate must be above 0, got -1"),
+    ({"batch_window": 0.0}, "routing batch_window must be above 0, got 0"),
+    ({"outbound_burst": 100}, "an outbound burst needs an outbound rate (--outbound-rate)"),
+    ({"inbound_burst": 3}, "an inbound burst needs an inbound rate (--inbound-rate)"),
+    ({"slow_consumer_grace": -1.0},
+     "routing slow_consumer_grace must be zero or more seconds, got -1"),
+    ({"compression_level": 10}, "routing compression_level must be 0 to 9, got 10"),
+    ({"compression_threshold": -1},
+     "routing compression_threshold must be zero or more bytes, got -1"),
+])
+def test_impossible_routing_values_are_refused(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        merge(GatewayConfig(auth=AuthConfig(secret="s")), "routing", values)
+    assert str(caught.value) == message
+
+
+def test_compression_needs_the_websockets_transport() -> None:
+    with pytest.raises(ConfigError, match="permessage-deflate needs the websockets transport"):
+        GatewayConfig(auth=AuthConfig(secret="s"), transport="picows",
+                      routing=Routing(compression=True))

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from rtctl.exceptions import ConfigError
-from rtctl.units import format_duration, parse_duration, parse_rate, parse_size
+from rtctl.units import (
+    format_duration,
+    parse_call_rate,
+    parse_duration,
+    parse_rate,
+    parse_size,
+    parse_window,
+)
 
 
 @pytest.mark.parametrize(
@@ -187,3 +194,43 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("seconds", [0.25, 0.001, 1.5, 15.0, 90.0, 120.0, 3600.0])
 def test_format_duration_round_trips(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [("50/s", 50.0), ("50", 50.0), (" 50 / s ", 50.0), ("3000/min", 50.0), ("3000/m", 50.0),
+     ("360/h", 0.1), ("0.5/sec", 0.5), (20, 20.0), (2.5, 2.5)],
+)
+def test_parse_call_rate(text: str | float, per_second: float) -> None:
+    assert parse_call_rate(text) == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("0/s", "call rate '0/s' must be above 0"),
+     ("-5/s", "call rate '-5/s' must be above 0"),
+     ("inf/s", "call rate 'inf/s' must be above 0"),
+     ("50/day", "call rate '50/day' is not a rate (try 50/s or 3000/min)"),
+     ("fast", "call rate 'fast' is not a rate (try 50/s or 3000/min)"),
+     (True, "call rate True is not a rate (try 50/s or 3000/min)")],
+)
+def test_parse_call_rate_bad(text: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_call_rate(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [("2ms", (0.002, None)), ("500us", (0.0005, None)), ("1s", (1.0, None)),
+     ("16KiB", (None, 16384)), ("4KB", (None, 4000)), ("512B", (None, 512)),
+     ("1MiB", (None, 1024 * 1024))],
+)
+def test_parse_window(text: str, window: tuple[float | None, int | None]) -> None:
+    assert parse_window(text) == window
+
+
+@pytest.mark.parametrize("text", ["2", "2m", "2k", "2h"])
+def test_a_window_that_could_be_a_time_or_a_size_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="is neither a time"):
+        parse_window(text)
