@@ -30,7 +30,7 @@ import inspect
 import logging
 import typing
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
@@ -38,6 +38,7 @@ from rtctl.exceptions import InvalidParams, MethodNotFound, RpcError
 from rtctl.params import Checker, checker
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.lanes import Lane, Policy
 
 __all__ = ["CallContext", "Handler", "Method", "Peer", "Reply", "Router"]
 
@@ -71,21 +72,29 @@ class Peer(Protocol):
     def close_code(self) -> int | None:
         """The code this gateway closed the connection with; None while it has not."""
 
-    def notify(self, method: str, params: Any = None) -> None:
-        """Queue a notification to this connection (never blocks)."""
+    def notify(self, method: str, params: Any = None, *, lane: Lane = Lane.EVENTS,
+               policy: Policy | None = None, key: Hashable | None = None) -> None:
+        """Queue a notification to this connection in ``lane`` (never blocks).
 
-    def push(self, data: bytes) -> None:
-        """Queue an already encoded notification (encode once, push to many)."""
+        ``policy`` defaults to the lane's (:data:`~rtctl.protocol.lanes.DEFAULT_POLICIES`);
+        a coalescible one needs a ``key``: a newer message with the same lane and key
+        replaces it while it still waits.
+        """
 
-    def push_binary(self, data: bytes) -> None:
+    def push(self, data: bytes, *, lane: Lane = Lane.EVENTS, policy: Policy | None = None,
+             key: Hashable | None = None) -> None:
+        """Queue an already encoded notification (encode once, push to many); as :meth:`notify`."""
+
+    def push_binary(self, data: bytes, *, lane: Lane = Lane.STATE, policy: Policy | None = None,
+                    key: Hashable | None = None) -> None:
         """Queue one binary message (``rtctl.protocol.frames``); never blocks.
 
         Only for a connection that ``takes_binary(subprotocol)``: any other
         could not read it (ValueError). Overflow closes 4008, as :meth:`push`.
         """
 
-    def backlog(self) -> int:
-        """Bytes queued for this connection that its socket has not taken yet.
+    def backlog(self, lane: Lane | None = None) -> int:
+        """Bytes queued for this connection (in ``lane``, or in all) not yet written.
 
         A sender that coalesces (a slow peer gets one catch-up message later
         rather than one per tick) skips a peer while this is not 0.

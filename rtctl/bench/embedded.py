@@ -18,7 +18,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rtctl.bench.plan import TokenPlan
@@ -80,14 +80,14 @@ def _process(command: list[str], what: str) -> Iterator[tuple[subprocess.Popen[s
 
 
 @contextlib.contextmanager
-def embedded_gateway(*, connections: int) -> Iterator[Embedded]:
+def embedded_gateway(*, connections: int, flags: Sequence[str] = ()) -> Iterator[Embedded]:
     """``rtctl serve`` on 127.0.0.1, a free port, a random secret, ``drift`` and ``arena``
-    rooms, for ``connections``."""
+    rooms, for ``connections``; ``flags`` go to ``rtctl serve`` too."""
     secret = secrets.token_urlsafe(32)
     limit = str(max(2 * connections + 16, 10_000))  # a reconnect storm overlaps old and new
     command = [sys.executable, "-m", "rtctl", "serve", "--host", "127.0.0.1", "--port", "0",
                "--jwt-secret", secret, "--max-connections", limit, "--drain", "0",
-               "--room-type", "drift", "--room-type", "arena"]
+               "--room-type", "drift", "--room-type", "arena", *flags]
     with _process(command, "the embedded gateway") as (process, line):
         yield Embedded(url=line.split()[-1].removesuffix("/ws"), pid=process.pid,
                        secret=secret)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from rtctl.cli.options import dev_token, parse_params
+from rtctl.profiler.lanes import lane_table
 from rtctl.profiler.report import breakdown, cpu_table, draw, profile, write_folded
 from rtctl.profiler.trace import hops_table, trace_call
 from rtctl.protocol import jsonrpc
@@ -51,10 +52,13 @@ def profile_command(
     params: Annotated[str | None, typer.Option(
         help="With --trace: its params as JSON.", rich_help_panel=_TRACE)] = None,
 ) -> None:
-    """Profile a running gateway for a while: per-stage time by method, loop lag, queues.
+    """Profile a running gateway for a while: per-stage time by method, loop lag, queues,
+    and the outboxes' lanes.
 
     The gateway times one message in 64 per connection all the time; this reads
-    what it measured over --duration from GET /profile and writes a chart.
+    what it measured over --duration from GET /profile and writes a chart. The
+    lanes (queued now; waits p50/p99, sent, bytes/s, coalesced, dropped over
+    --duration) come from GET /metrics at both ends.
     With --trace it follows one call through the simulator and the gateway instead.
     """
     seconds = parse_duration(duration)
@@ -69,8 +73,10 @@ def profile_command(
         console.print(f"result: {jsonrpc.dumps(result).decode()}")
         return
     with console.status(f"profiling {url} for {duration}…"):
-        document = asyncio.run(profile(url, admin, seconds, cpu=cpu))
+        result = asyncio.run(profile(url, admin, seconds, cpu=cpu))
+    document = result.document
     console.print(breakdown(document))
+    console.print(lane_table(result.lanes, result.seconds))
     draw(document, chart)
     console.print(f"chart: {chart}")
     if cpu:

@@ -53,6 +53,7 @@ from rtctl.client.rooms import RoomCounters, RoomMessage, RoomRecovery, Rooms
 from rtctl.client.state import ApplyOutcome, StateStore, StoreStats
 from rtctl.client.states import ClientState, IllegalTransition, StateChanged
 from rtctl.client.synced_room import SyncedRoom
+from rtctl.protocol.lanes import Lane, LaneStats, Policy
 
 __all__ = [
     "ANGLE",
@@ -75,10 +76,13 @@ __all__ = [
     "IllegalTransition",
     "Interpolator",
     "Kicked",
+    "Lane",
+    "LaneStats",
     "MessageDropped",
     "NetSnapshot",
     "NotificationReceived",
     "Overflow",
+    "Policy",
     "Predictor",
     "ProtocolError",
     "QueueCounters",

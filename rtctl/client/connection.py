@@ -14,7 +14,7 @@ errors and recoveries are delivered to callbacks.
 Each new link is read from the start, while the connection task prepares it
 (:mod:`rtctl.client.recovery`: ``session.info``, then the reconnect steps,
 calling straight on it), sends again the keyed calls the last drop
-interrupted, flushes the send queue (:mod:`rtctl.client.outbound`), and only
+interrupted, flushes the send queue lane by lane (:mod:`rtctl.client.outbound`), and only
 then reports ``connected``: nothing sent later overtakes any of it.
 
 It speaks rtctl.v1: the token in ``Authorization: Bearer`` (RFC 6750 §2.1) at
@@ -86,7 +86,10 @@ class Client(Recovery):
     The options are described in ``docs/client.md``; ``transport`` names the
     WebSocket library (:data:`~rtctl.client.transport.TRANSPORTS`); ``binary``
     False offers ``rtctl.v1`` alone, for state as JSON notifications;
-    ``recover`` False neither asks for a recovery token nor sends one.
+    ``recover`` False neither asks for a recovery token nor sends one;
+    ``batch_window`` (seconds) holds notifications that long to send them as
+    one JSON-RPC batch frame (:mod:`rtctl.client.outbound`);
+    ``compression`` offers permessage-deflate (websockets transport only).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Client(Recovery):
         token_refresh: TokenRefresh | None = None,
         backoff: Backoff | None = None,
         queue: QueueLimits | None = None,
+        batch_window: float | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         open_timeout: float = DEFAULT_OPEN_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -107,12 +111,13 @@ class Client(Recovery):
         transport: TransportName = "websockets",
         binary: bool = True,
         recover: bool = True,
+        compression: bool = False,
     ) -> None:
         super().__init__(recover=recover, retryable_codes=retryable_codes,
                          queue=queue or QueueLimits(), call_timeout=call_timeout,
-                         sequence_of=sequence_of, clock=clock)
+                         batch_window=batch_window, sequence_of=sequence_of, clock=clock)
         self.url = endpoint_url(url)
-        self._open = opener(transport)
+        self._open = opener(transport, compression=compression)
         self._offer = (BINARY_SUBPROTOCOL, SUBPROTOCOL) if binary else (SUBPROTOCOL,)
         self.token = token
         self._token_refresh = token_refresh
@@ -245,16 +250,10 @@ class Client(Recovery):
         return None if reader.done() or steps.cancelled() else steps.result()
 
     async def _flush(self, link: Link) -> None:
-        """Send the keyed calls the last drop interrupted, then the queue, in order."""
+        """Send the keyed calls the last drop interrupted, then the queue in lane order."""
         for item in self._calls.resends():
             await self._write(link, item)
-        while self._queue:
-            item = self._queue.popleft()
-            try:
-                await self._write(link, item)
-            except LinkClosed:
-                self._queue.putback(item)
-                raise
+        await self._send_queued(link)
 
     async def _recover(self, verdict: Verdict) -> bool:
         """Report ``verdict``; wait and return True to reconnect, or stop and return False."""

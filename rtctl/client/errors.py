@@ -12,8 +12,10 @@ one answer::
                 message that is not JSON-RPC 2.0            itself is wrong, else reconnect
     SERVER      a JSON-RPC error reply (§5.1), close 4003   raise it to the caller, marked
                 (kicked), 4009 (the session was resumed     ``retryable`` only for the codes
-                on another connection: reconnecting would   the config lists; stop on a close
-                take it back), a game's own close code
+                on another connection: reconnecting would   the config lists (by default
+                take it back), a game's own close code      -32050 and -32029, whose
+                                                            ``data.retry_after_ms`` sets
+                                                            ``retry_after``); stop on a close
 
 Every exception the client raises on purpose derives from :class:`ClientError`
 (and so from :class:`rtctl.exceptions.RtctlError`), so one ``except ClientError``
@@ -90,9 +92,15 @@ __all__ = [
 
 
 class ClientError(RtctlError):
-    """Root of the client's own errors."""
+    """Root of the client's own errors.
+
+    ``retry_after`` is the least wait in seconds before trying again that the
+    server asked for (``data.retry_after_ms``, -32029); a retry waits for the
+    longer of it and its own backoff.
+    """
 
     retryable = False
+    retry_after = 0.0
 
 
 class TransportError(ClientError):
@@ -155,9 +163,10 @@ class ServerError(ClientError, RpcError):
     """A JSON-RPC error reply (§5.1); ``retryable`` only for the codes the config lists."""
 
     def __init__(self, code: int, message: str, data: Any = None, *,
-                 retryable: bool = False) -> None:
+                 retryable: bool = False, retry_after: float = 0.0) -> None:
         RpcError.__init__(self, code, message, data)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class ErrorKind(enum.Enum):
@@ -179,9 +188,12 @@ class Verdict:
 # JSON-RPC 2.0 §5.1: these say the request itself is wrong; sending it again cannot help.
 NEVER_RETRYABLE_CODES = frozenset({ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST,
                                    ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS})
-# Transient by definition: the gateway could not reach Redis or NATS. A game adds its own.
-DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset({ErrorCode.BACKEND_UNAVAILABLE})
+# Transient by definition: the gateway could not reach Redis or NATS, or the connection
+# sent calls faster than its inbound rate (-32029 says when to retry). A game adds its own.
+DEFAULT_RETRYABLE_CODES: frozenset[int] = frozenset({ErrorCode.BACKEND_UNAVAILABLE,
+                                                     ErrorCode.RATE_LIMITED})
 
+_MAX_RETRY_AFTER_MS = 60_000.0  # a bad or hostile server does not park a retry for a day
 _RECONNECT_CLOSES = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS,
                                CloseCode.ABNORMAL_CLOSURE, CloseCode.INTERNAL_ERROR,
                                CloseCode.TRY_AGAIN_LATER, CloseCode.SLOW_CONSUMER})
@@ -204,8 +216,17 @@ def server_error(error: Any, retryable_codes: frozenset[int]) -> ServerError:
         error = {}
     code = error.get("code")
     code = code if isinstance(code, int) and not isinstance(code, bool) else 0
-    return ServerError(code, str(error.get("message", "")), error.get("data"),
-                       retryable=code in retryable_codes)
+    data = error.get("data")
+    return ServerError(code, str(error.get("message", "")), data,
+                       retryable=code in retryable_codes, retry_after=_retry_after(data))
+
+
+def _retry_after(data: Any) -> float:
+    """Seconds from ``data.retry_after_ms`` (the gateway's -32029), 0.0 if absent or bad."""
+    millis = data.get("retry_after_ms") if isinstance(data, dict) else None
+    if isinstance(millis, int | float) and not isinstance(millis, bool) and millis > 0:
+        return min(float(millis), _MAX_RETRY_AFTER_MS) / 1000
+    return 0.0
 
 
 def classify_close(code: int, reason: str) -> Verdict:

@@ -11,8 +11,9 @@ Every implementation opens the connection the same way: the token as
 ``Authorization: Bearer`` (RFC 6750 §2.1, :func:`upgrade_headers`), the
 subprotocols it is given offered in order (RFC 6455 §1.9: ``rtctl.v1`` unless
 told otherwise; a :class:`~rtctl.client.Client` offers ``rtctl.v1.binary``
-first), no compression, messages up to :data:`MAX_MESSAGE_BYTES`, a keepalive
-Ping (§5.5.2) every :data:`KEEPALIVE_INTERVAL` s that must be answered within
+first), no compression unless ``Client(compression=True)`` (websockets only),
+messages up to :data:`MAX_MESSAGE_BYTES`, a keepalive Ping (§5.5.2) every
+:data:`KEEPALIVE_INTERVAL` s that must be answered within
 :data:`KEEPALIVE_TIMEOUT` s. And each fails the same way: an upgrade answered
 with anything but 101 (§4.1) raises :func:`refused`'s :class:`OpenFailed`,
 carrying :func:`~rtctl.client.errors.classify_status`'s verdict on the status
@@ -23,8 +24,7 @@ raises :class:`LinkClosed` from ``send`` and ``recv``; then ``closed_with`` is
 the code and reason of the Close frame received (1005 if it had no code,
 §7.1.5), else of the one this side sent when it failed the connection (1002,
 1007, 1009, §7.1.7), else 1006 and no reason (§7.1.5), which
-:func:`~rtctl.client.errors.classify_close` reads.
-"""
+:func:`~rtctl.client.errors.classify_close` reads. """
 
 from __future__ import annotations
 

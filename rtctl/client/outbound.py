@@ -2,8 +2,17 @@
 
 The base of :class:`~rtctl.client.Client` below the connection task: a message
 goes straight onto the open link when the client is connected and nothing
-waits before it, else into the :class:`~rtctl.client.queue.SendQueue`, which
-the connection task flushes on the next link. A call's timeout covers both.
+waits in its lane or a higher one, else into the
+:class:`~rtctl.client.queue.SendQueue`, which the connection task flushes on
+the next link. A call's timeout covers both.
+
+With a ``batch_window``, notifications are held in the queue, even while
+connected: the first one starts the window, and when it ends whatever waits
+is written in lane order, runs of notifications as one JSON-RPC batch array
+per frame (JSON-RPC 2.0 §6; a batch of notifications gets no answer, and the
+gateway runs a batch in order). Fewer frames for a game that sends many small
+notifications per tick, for up to ``batch_window`` of delay. Calls are never
+held: they carry ids and someone awaits the reply.
 
 A call made with an ``idempotency_key`` (a top-level member of the request,
 ``docs/api.md``) is *kept* (:class:`~rtctl.client.calls.PendingCalls`): if its
@@ -20,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from rtctl.client.calls import PendingCalls
@@ -33,9 +42,11 @@ from rtctl.client.errors import (
 )
 from rtctl.client.inbound import Inbound, SequenceOf
 from rtctl.client.link import Link, LinkClosed
-from rtctl.client.queue import QueueCounters, Queued, QueueLimits, SendQueue
+from rtctl.client.queue import QueueCounters, Queued, QueueLimits, SendQueue, frame
 from rtctl.client.states import ACCEPTS_MESSAGES, ClientState
+from rtctl.exceptions import ConfigError
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.lanes import Lane, LaneStats
 
 __all__ = ["Outbound", "Params"]
 
@@ -47,18 +58,30 @@ class Outbound(Inbound):
     """The send queue, the open link, and the calls made over them."""
 
     def __init__(self, *, retryable_codes: Iterable[int], queue: QueueLimits,
-                 call_timeout: float, sequence_of: SequenceOf | None,
+                 call_timeout: float, batch_window: float | None, sequence_of: SequenceOf | None,
                  clock: Callable[[], float]) -> None:
         super().__init__(calls=PendingCalls(check_retryable_codes(retryable_codes)),
                          sequence_of=sequence_of, clock=clock)
-        self._queue = SendQueue(queue)
+        if batch_window is not None and not batch_window > 0:
+            raise ConfigError(f"batch_window must be a positive number of seconds or None; "
+                              f"got {batch_window!r}")
+        self._queue = SendQueue(queue, clock)
         self.call_timeout = call_timeout
+        self.batch_window = batch_window
         self._link: Link | None = None  # the open connection; None while there is none
+        self._drain: asyncio.Task[None] | None = None  # writes what waits while connected
 
     @property
     def queue(self) -> QueueCounters:
-        """The send queue's counters: accepted, sent, rejected, dropped, high water."""
+        """The send queue's counters: accepted, sent, rejected, dropped, high water,
+        coalesced."""
         return self._queue.counters
+
+    @property
+    def lanes(self) -> LaneStats:
+        """The send queue per lane: depth, wait (``.wait.quantile(0.99)``), dropped,
+        coalesced; messages written at once never wait, so count in none."""
+        return self._queue.lanes
 
     @property
     def queued(self) -> int:
@@ -80,10 +103,17 @@ class Outbound(Inbound):
                              "A-Z a-z 0-9 _ . : - expected")
         return await self._call(method, params, timeout, self._submit, idempotency_key)
 
-    async def notify(self, method: str, params: Params = None) -> None:
-        """Send a notification (§4.1): no reply, no error, ever. Queued when not connected."""
+    async def notify(self, method: str, params: Params = None, *, lane: Lane = Lane.EVENTS,
+                     key: Hashable | None = None) -> None:
+        """Send a notification (§4.1): no reply, no error, ever. Queued when not connected.
+
+        ``lane`` orders it in the send queue (inputs: ``Lane.STATE``); ``key``, needed
+        exactly when the lane's overflow is ``COALESCE``, lets a newer one replace it.
+        """
         self._sm.require(ACCEPTS_MESSAGES, "notify")
-        await self._submit(Queued(jsonrpc.dumps(jsonrpc.encode_notification(method, params))))
+        self._queue.policy(lane, key)  # a wrong key is refused whether or not it would wait
+        await self._submit(Queued(jsonrpc.dumps(jsonrpc.encode_notification(method, params)),
+                                  lane=lane, key=key, notification=True))
 
     async def batch(self, calls: Iterable[tuple[str, Params] | tuple[str, Params, bool]], *,
                     timeout: float | None = None) -> list[Any]:
@@ -106,8 +136,8 @@ class Outbound(Inbound):
             futures.append(future)
         if not messages:
             raise ValueError("an empty batch is not valid JSON-RPC 2.0 (§6)")
-        results = await self._exchange(Queued(jsonrpc.dumps(messages), tuple(ids)), futures,
-                                       timeout, self._submit)
+        item = Queued(jsonrpc.dumps(messages), tuple(ids), Lane.CONTROL if ids else Lane.EVENTS)
+        results = await self._exchange(item, futures, timeout, self._submit)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, ServerError):
                 raise result
@@ -163,14 +193,41 @@ class Outbound(Inbound):
             self._calls.forget(item.ids)
 
     async def _submit(self, item: Queued) -> None:
-        link = self._link
-        if self.state is ClientState.CONNECTED and link is not None and not self._queue:
+        link = self._link if self.state is ClientState.CONNECTED else None
+        held = item.notification and self.batch_window is not None
+        if link is not None and not held and not self._queue.blocks(item.lane):
             with contextlib.suppress(LinkClosed):  # dropped under us: queue it
                 await self._write(link, item)
                 return
         dropped = self._queue.put(item)
         for old in dropped:
             self._calls.fail(old.ids, MessageDropped("pushed out of the full send queue"))
+        if link is not None and self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drain_later())
+
+    async def _drain_later(self) -> None:
+        """After the batch window (if any), write what waits on the link open then; a link
+        that is gone leaves it for the next one's flush."""
+        try:
+            await asyncio.sleep(self.batch_window or 0)
+            link = self._link
+            if self.state is ClientState.CONNECTED and link is not None:
+                await self._send_queued(link)
+        except LinkClosed:
+            pass
+        finally:
+            if self._drain is asyncio.current_task():  # not one _abandon let go meanwhile
+                self._drain = None
+
+    async def _send_queued(self, link: Link) -> None:
+        """Write what waits, in lane order, notifications batched when batching is on;
+        what the link did not take goes back to the front."""
+        while taken := self._queue.take(batch=self.batch_window is not None):
+            try:
+                await self._write(link, frame(taken))
+            except LinkClosed:
+                self._queue.putback(taken)
+                raise
 
     async def _write(self, link: Link, item: Queued) -> None:
         await link.send(item.data)
@@ -178,6 +235,9 @@ class Outbound(Inbound):
         self._calls.mark_sent(item.ids)
 
     def _abandon(self, error: BaseException) -> None:
+        if self._drain is not None:  # cancelled before it ran, its finally would not clear it
+            self._drain.cancel()
+            self._drain = None
         for item in self._queue.clear():
             self._calls.fail(item.ids, error)
         self._calls.fail_all(error)

@@ -52,6 +52,7 @@ from rtctl.client.connection import Client
 from rtctl.client.errors import ClientError, ConnectionLost, ProtocolError, ServerError
 from rtctl.client.recovery import Reconnection
 from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.streams import StreamPosition, parse_position, position_in
 
 __all__ = ["RoomCounters", "RoomMessage", "RoomRecovery", "RoomStream", "Rooms"]
@@ -60,6 +61,12 @@ logger = logging.getLogger("rtctl.client")
 
 _R = TypeVar("_R")
 _KEY_BYTES = 12  # 16 URL-safe characters: within idempotency_key's 64, never repeated
+# Offsets remembered beyond a hole (a message shed or still on a slower lane) before the
+# hole is given up on: bounded memory in a room whose droppable messages leave many.
+MAX_AHEAD = 1024
+# A join again refused by the gateway's inbound rate (-32029, never run) is asked again on
+# the same link after the wait it names, this many times in all, before the link is given up.
+_RATE_LIMITED_JOINS = 3
 
 
 class RoomMessage(NamedTuple):
@@ -126,7 +133,7 @@ class RoomStream:
         self.options = options
         self.counters = RoomCounters() if counters is None else counters
         self.position: StreamPosition | None = None  # None until the first join answers
-        self._own: set[int] = set()  # acknowledged own publishes beyond the position
+        self._ahead: set[int] = set()  # had beyond the position (own publishes, overtakers)
         self._held: list[RoomMessage] | None = []  # while a join is in flight
 
     def join_params(self) -> dict[str, Any]:
@@ -175,30 +182,34 @@ class RoomStream:
             reset = self._reset(StreamPosition(message.offset - 1, message.epoch),
                                 "epoch_changed")
             return [reset, *self.received(message)]
-        if message.offset <= self.position.offset or message.offset in self._own:
+        if message.offset <= self.position.offset or message.offset in self._ahead:
             self.counters.duplicates += 1
             return []
-        self._advance(message.offset)
+        self._had(message.offset)
         return [message]
 
     def acked(self, position: StreamPosition) -> None:
-        """An own publish is in the stream at ``position``."""
+        """An own publish is in the stream at ``position`` (never sent back: it counts as had)."""
         current = self.position
         if current is not None and position.epoch == current.epoch:
-            self._own.add(position.offset)
-            self._advance(current.offset)
+            self._had(position.offset)
 
-    def _advance(self, offset: int) -> None:
-        if self._own:
-            while offset + 1 in self._own:  # own messages are not sent back: they count as had
-                offset += 1
-            self._own = {own for own in self._own if own > offset}
+    def _had(self, offset: int) -> None:
+        """``offset`` is had: move the position over every offset had without a hole."""
         assert self.position is not None
-        self.position = StreamPosition(offset, self.position.epoch)
+        ahead, at = self._ahead, self.position.offset
+        if offset > at:
+            ahead.add(offset)
+        if len(ahead) > MAX_AHEAD:
+            at = min(ahead) - 1  # the hole before it is given up on
+        while at + 1 in ahead:
+            at += 1
+            ahead.discard(at)
+        self.position = StreamPosition(at, self.position.epoch)
 
     def _reset(self, start: StreamPosition, reason: str) -> RoomRecovery:
         self.counters.resets += 1
-        self._own.clear()
+        self._ahead.clear()
         self.position = start
         return RoomRecovery(self.room, False, 0, reason, start)
 
@@ -253,15 +264,25 @@ class Rooms:
             self._emit(events)
         return reply
 
-    async def publish(self, room: str, data: Any, *, timeout: float | None = None
-                      ) -> StreamPosition:
+    async def publish(self, room: str, data: Any, *, lane: Lane = Lane.EVENTS,
+                      policy: Policy | None = None, key: str | None = None,
+                      timeout: float | None = None) -> StreamPosition:
         """``room.publish`` as a request; its place in the stream once it is in history.
 
-        Sent again after a reconnect if the reply was lost: appended once all the same.
+        ``lane``, ``policy`` and ``key`` say how members whose queues are backed up get
+        it (``docs/api.md``, room.publish): ``policy=Policy.COALESCIBLE, key="pos:alice"``
+        lets a newer message with that key replace this one while it waits. Sent again
+        after a reconnect if the reply was lost: appended once all the same.
         """
-        key = secrets.token_urlsafe(_KEY_BYTES)
-        result = await self.client.call("room.publish", {"room": room, "data": data},
-                                        timeout=timeout, idempotency_key=key)
+        params: dict[str, Any] = {"room": room, "data": data}
+        if lane is not Lane.EVENTS:
+            params["lane"] = lane.label
+        if policy is not None:
+            params["policy"] = policy.value
+        if key is not None:
+            params["key"] = key
+        result = await self.client.call("room.publish", params, timeout=timeout,
+                                        idempotency_key=secrets.token_urlsafe(_KEY_BYTES))
         try:
             position = parse_position(result)
         except ValueError as exc:
@@ -289,22 +310,27 @@ class Rooms:
     async def _rejoin_one(self, link: Reconnection, stream: RoomStream) -> None:
         since = stream.position
         assert since is not None
-        stream.joining()
-        try:
-            events = _answer(stream, await link.call("room.join", stream.join_params()))
-        except ConnectionLost:
-            return  # the next connection joins again from the same position
-        except ClientError as exc:
-            if self._rooms.get(stream.room) is not stream:
-                return  # left meanwhile
-            if exc.retryable:  # the next connection joins again from the same position
-                await link.reconnect(exc)
-            else:
-                self._drop(stream)
-                self._emit([RoomRecovery(stream.room, False, 0, None, since, exc)])
+        for attempt in range(1, _RATE_LIMITED_JOINS + 1):
+            stream.joining()
+            try:
+                events = _answer(stream, await link.call("room.join", stream.join_params()))
+            except ConnectionLost:
+                return  # the next connection joins again from the same position
+            except ClientError as exc:
+                if self._rooms.get(stream.room) is not stream:
+                    return  # left meanwhile
+                if exc.retry_after and attempt < _RATE_LIMITED_JOINS:
+                    await asyncio.sleep(exc.retry_after)  # refused before it ran: ask again
+                    continue
+                if exc.retryable:  # the next connection joins again from the same position
+                    await link.reconnect(exc)
+                else:
+                    self._drop(stream)
+                    self._emit([RoomRecovery(stream.room, False, 0, None, since, exc)])
+                return
+            if self._rooms.get(stream.room) is stream:  # not left meanwhile
+                self._emit(events)
             return
-        if self._rooms.get(stream.room) is stream:  # not left meanwhile
-            self._emit(events)
 
     def _notified(self, params: Any) -> None:
         try:

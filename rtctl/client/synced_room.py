@@ -269,7 +269,8 @@ class SyncedRoom(Generic[S]):
                     return
                 if isinstance(exc, ServerError):
                     attempt += 1  # wait, unless the connection drops: then rejoin at once
-                    await self._until(partial(self._dropped_since, seen), _RETRY.delay(attempt))
+                    await self._until(partial(self._dropped_since, seen),
+                                      max(_RETRY.delay(attempt), exc.retry_after))
                 continue  # a dropped connection ends the loop; the reconnect starts it again
             # The snapshot may have come before the reply, and a gap after it; a drop
             # ends the membership: either way, go round at once.

@@ -13,6 +13,7 @@ same over either; ``tests/client/test_transport.py`` holds them to it.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal, get_args
 
 from rtctl.client.link import Opener
@@ -25,10 +26,16 @@ TransportName = Literal["websockets", "picows"]
 TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
 
 
-def opener(name: TransportName) -> Opener:
-    """The function that opens a :class:`~rtctl.client.link.Link` with transport ``name``."""
+def opener(name: TransportName, *, compression: bool = False) -> Opener:
+    """The function that opens a :class:`~rtctl.client.link.Link` with transport ``name``.
+
+    ``compression`` offers permessage-deflate (RFC 7692), which only websockets does.
+    """
     if name == "websockets":
-        return open_websockets
+        return partial(open_websockets, compression=True) if compression else open_websockets
+    if compression:
+        raise ConfigError(f"permessage-deflate needs the websockets transport; "
+                          f"{name} does not offer it")
     if name == "picows":
         from rtctl.client.picows_link import open_picows  # only when chosen: keeps imports light
 

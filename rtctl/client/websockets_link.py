@@ -65,15 +65,18 @@ class WebsocketsLink:
 
 
 async def open_websockets(url: str, token: str | None, open_timeout: float,
-                          max_size: int | None, subprotocols: Sequence[str] = (SUBPROTOCOL,)
-                          ) -> Link:
+                          max_size: int | None, subprotocols: Sequence[str] = (SUBPROTOCOL,),
+                          *, compression: bool = False) -> Link:
     """Open ``url``; raise :class:`~rtctl.client.link.OpenFailed` if it does not open.
 
     websockets itself fails a handshake whose subprotocol was not offered.
+    ``compression`` offers permessage-deflate (RFC 7692) with websockets'
+    defaults; the gateway uses it only if its ``--compression`` is on.
     """
     try:
         ws = await connect(url, additional_headers=upgrade_headers(token),
-                           subprotocols=[Subprotocol(p) for p in subprotocols], compression=None,
+                           subprotocols=[Subprotocol(p) for p in subprotocols],
+                           compression="deflate" if compression else None,
                            open_timeout=open_timeout, max_size=max_size,
                            ping_interval=KEEPALIVE_INTERVAL, ping_timeout=KEEPALIVE_TIMEOUT,
                            close_timeout=CLOSE_TIMEOUT)

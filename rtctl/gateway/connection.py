@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from rtctl.exceptions import RtctlError
 from rtctl.gateway.auth import Identity
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext
 
@@ -52,11 +53,13 @@ class IllegalTransition(RtctlError):
 class Transport(Protocol):
     """The driver's side: how bytes leave and how the socket closes."""
 
-    def send(self, data: bytes, binary: bool = False) -> bool:
-        """Queue one text (or ``binary``) message; never blocks. False when the queue overflowed.
+    def send(self, data: bytes, binary: bool = False, *, lane: Lane = Lane.EVENTS,
+             policy: Policy | None = None, key: Hashable | None = None) -> bool:
+        """Queue one text (or ``binary``) message in ``lane``; never blocks.
 
-        Both kinds wait in one queue, so they leave in the order sent and
-        count against one bound.
+        False only at the outbox's hard bound (the Connection closes 4008).
+        Both kinds wait in one queue, so within a lane they leave in the order
+        sent, and count against one bound.
         """
 
     def close(self, code: int, reason: str) -> None:
@@ -64,6 +67,9 @@ class Transport(Protocol):
 
     def queued(self) -> tuple[int, int] | None:
         """Messages and bytes waiting to be written; None while nothing was ever queued."""
+
+    def lane_bytes(self, lane: Lane) -> int:
+        """Bytes waiting in ``lane`` (0 while nothing was ever queued)."""
 
 
 @dataclass(eq=False, kw_only=True, slots=True)
@@ -134,26 +140,34 @@ class Connection:
             )
         self.state = new
 
-    def notify(self, method: str, params: Any = None) -> None:
-        """Send a notification (JSON-RPC 2.0 §4.1) unless the connection is closing."""
+    def notify(self, method: str, params: Any = None, *, lane: Lane = Lane.EVENTS,
+               policy: Policy | None = None, key: Hashable | None = None) -> None:
+        """Send a notification (JSON-RPC 2.0 §4.1) in ``lane`` unless the connection is closing."""
         if self.state is ConnectionState.OPEN:
-            self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+            self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)),
+                      lane=lane, policy=policy, key=key)
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes, *, lane: Lane = Lane.EVENTS, policy: Policy | None = None,
+             key: Hashable | None = None) -> None:
         """Send an encoded notification as it is (a room encodes once for all its members)."""
-        if self.state is ConnectionState.OPEN and not self.transport.send(data):
+        if self.state is ConnectionState.OPEN and not self.transport.send(
+                data, lane=lane, policy=policy, key=key):
             self._overflowed()
 
-    def push_binary(self, data: bytes) -> None:
+    def push_binary(self, data: bytes, *, lane: Lane = Lane.STATE, policy: Policy | None = None,
+                    key: Hashable | None = None) -> None:
         """Send one binary message (opcode 2, RFC 6455 §5.6), in order with the text ones."""
         if not takes_binary(self.subprotocol):
             raise ValueError(f"connection {self.id} is on {self.subprotocol or 'no subprotocol'}"
                              f", not {BINARY_SUBPROTOCOL}: it takes no binary frames")
-        if self.state is ConnectionState.OPEN and not self.transport.send(data, binary=True):
+        if self.state is ConnectionState.OPEN and not self.transport.send(
+                data, True, lane=lane, policy=policy, key=key):
             self._overflowed()
 
-    def backlog(self) -> int:
-        """Bytes waiting in the outbound queue (0 for a connection that never queued)."""
+    def backlog(self, lane: Lane | None = None) -> int:
+        """Bytes waiting in the outbound queue, in ``lane`` or in all (0 if it never queued)."""
+        if lane is not None:
+            return self.transport.lane_bytes(lane)
         queued = self.transport.queued()
         return 0 if queued is None else queued[1]
 

@@ -28,6 +28,15 @@ handler again (one that comes while the first still runs waits for it); the
 handler sees the key in ``ctx.idempotency_key`` (a ``room.publish`` re-sent
 after its node died finds its first append by it).
 
+With an inbound rate (``routing.inbound_rate`` calls/s, ``burst_calls``), each
+connection gets a token :class:`~rtctl.protocol.shaping.Bucket` at its first
+message; every request and notification takes one, each of a batch's too. One
+over the rate is not run: a request is answered -32029 with
+``data.retry_after_ms`` (the connection stays open), a notification is dropped
+(§4.1: nothing could answer it); both are counted in
+``metrics.inbound_limited``. Neither reaches the ``replies`` cache. A connection
+that is gone is forgotten (:meth:`~Dispatcher.closed`, called by the gateway).
+
 A batch is at most ``max_batch`` requests (the codec refuses a longer one
 whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
 seconds; the drivers do the same between messages that arrived together. One
@@ -40,17 +49,20 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from rtctl.backends.base import BackendUnavailable, ReplyCache
+from rtctl.config import Routing
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.metrics import GatewayMetrics
 from rtctl.profiler.stages import StageProfiler
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
+from rtctl.protocol.shaping import Bucket
 from rtctl.protocol.tap import IN, OUT
 from rtctl.router import CallContext, Reply, Router
 from rtctl.tap import Tap
@@ -104,6 +116,7 @@ class Dispatcher:
         max_batch: int | None = None,
         replies: ReplyCache | None = None,
         reply_ttl: float = 0.0,
+        routing: Routing = Routing(),
         perf_counter: Callable[[], float] = time.perf_counter,
         perf_counter_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
@@ -118,6 +131,9 @@ class Dispatcher:
         self._perf = perf_counter
         self._perf_ns = perf_counter_ns
         self._countdown = profiler.first_countdown()  # messages until the next timed one
+        self._inbound_rate = routing.inbound_rate
+        self._inbound_burst = routing.burst_calls
+        self._buckets: dict[Connection, Bucket] = {}  # made at a connection's first message
 
     def receive(self, conn: Connection, message: str) -> Outcome:
         """Handle one text message of ``conn``: what to write back, now or later."""
@@ -129,11 +145,15 @@ class Dispatcher:
             self.tap.frame(conn, IN, message)
         self._countdown -= 1
         if self._countdown:
-            return self._route(jsonrpc.decode(message, self.max_batch), conn.context, None)
+            return self._route(jsonrpc.decode(message, self.max_batch), conn, None)
         self._countdown = self.profiler.every
         decoding = self._perf_ns()
         incoming = jsonrpc.decode(message, self.max_batch)
-        return self._route(incoming, conn.context, Sample(self._perf_ns() - decoding))
+        return self._route(incoming, conn, Sample(self._perf_ns() - decoding))
+
+    def closed(self, conn: Connection) -> None:
+        """Forget what was kept for ``conn`` (its inbound bucket): it sends no more."""
+        self._buckets.pop(conn, None)
 
     def sent(self, conn: Connection, data: bytes, binary: bool = False) -> None:
         """Count a text (or ``binary``) message the driver wrote to ``conn``; tap it."""
@@ -167,18 +187,41 @@ class Dispatcher:
 
     # -- the path -------------------------------------------------------------
 
-    def _route(self, incoming: jsonrpc.Incoming, ctx: CallContext,
+    def _route(self, incoming: jsonrpc.Incoming, conn: Connection,
                sample: Sample | None) -> Outcome:
         if isinstance(incoming, jsonrpc.Request):
+            if self._inbound_rate is not None and (wait := self._wait(conn, self._inbound_rate)):
+                return self._limited(incoming, self._inbound_rate, wait)
             started = self._perf()
-            reply = self._handle(incoming, ctx)
+            reply = self._handle(incoming, conn.context)
             if reply is not None and not isinstance(reply, dict):  # an async handler
                 return Deferred(self._finish(incoming.method, started, reply, sample), False)
             return self._replied(incoming.method, self._perf() - started, reply, sample)
         if isinstance(incoming, jsonrpc.InvalidMessage):
             return self.encode(jsonrpc.encode_error(incoming.id, incoming.code,
                                                     incoming.message))
-        return Deferred(self._batch(incoming, ctx), True)
+        return Deferred(self._batch(incoming, conn), True)
+
+    def _wait(self, conn: Connection, rate: float) -> float:
+        """Take one of ``conn``'s inbound tokens (0.0), or the seconds until one is there."""
+        now = self._perf()
+        bucket = self._buckets.get(conn)
+        if bucket is None:
+            assert self._inbound_burst is not None  # Routing gives a rate its burst
+            bucket = self._buckets[conn] = Bucket(rate=rate, burst=self._inbound_burst, now=now)
+        return bucket.take(1, now)
+
+    def _limited(self, request: jsonrpc.Request, rate: float, wait: float) -> bytes | None:
+        """The answer to a call over the rate: -32029 for a request, none for a notification."""
+        if request.is_notification:
+            self.metrics.inbound_limited["notification"] += 1
+            return None
+        self.metrics.inbound_limited["call"] += 1
+        retry_ms = max(1, math.ceil(wait * 1000))  # never "retry in 0 ms": one would be early
+        return self.encode(jsonrpc.encode_error(
+            request.id, ErrorCode.RATE_LIMITED,
+            f"Rate limited: over {rate:g} calls/s; retry in {retry_ms} ms",
+            {"retry_after_ms": retry_ms}))
 
     def _handle(self, request: jsonrpc.Request, ctx: CallContext) -> Reply | Awaitable[Reply]:
         if request.idempotency_key is None:
@@ -243,8 +286,10 @@ class Dispatcher:
         reply = await pending
         return self._replied(method, self._perf() - started, reply, sample)
 
-    async def _batch(self, batch: jsonrpc.BatchReceived, ctx: CallContext) -> bytes | None:
+    async def _batch(self, batch: jsonrpc.BatchReceived, conn: Connection) -> bytes | None:
         """Answer a batch (§6) with an array, or not at all if it held only notifications."""
+        ctx = conn.context
+        rate = self._inbound_rate
         answers: list[bytes] = []
         yield_at = self._perf() + LOOP_SLICE
         for item in batch.items:
@@ -256,6 +301,10 @@ class Dispatcher:
             if isinstance(item, jsonrpc.InvalidMessage):
                 answers.append(self.encode(jsonrpc.encode_error(item.id, item.code,
                                                                 item.message)))
+                continue
+            if rate is not None and (wait := self._wait(conn, rate)):
+                if (limited := self._limited(item, rate, wait)) is not None:
+                    answers.append(limited)
                 continue
             reply = self._handle(item, ctx)
             if reply is not None and not isinstance(reply, dict):

@@ -25,9 +25,10 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.histograms import BucketCounts
+from rtctl.profiler.lanes import LANE_COUNTERS, LANE_GAUGES, WAIT_FAMILY
 from rtctl.protocol.lanes import LaneStats
 
-__all__ = ["CONTENT_TYPE", "RPC_BUCKETS", "GatewayMetrics"]
+__all__ = ["CONTENT_TYPE", "INBOUND_KINDS", "RPC_BUCKETS", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -37,6 +38,7 @@ RPC_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
+INBOUND_KINDS = ("call", "notification")  # a request answered -32029, a notification dropped
 
 
 class GatewayMetrics:
@@ -56,7 +58,8 @@ class GatewayMetrics:
         self.rpc_errors: Counter[int] = Counter()
         self.calls: dict[str, BucketCounts] = {}
         self.lanes = LaneStats()  # every connection's outbox, summed per lane
-        self.inbound_limited: Counter[str] = Counter()  # "call" or "notification" over the rate
+        # Over the inbound rate, by kind; both kinds read 0 from the start, as every lane does.
+        self.inbound_limited: Counter[str] = Counter(dict.fromkeys(INBOUND_KINDS, 0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # a Collector: anything with collect()
 
@@ -98,9 +101,28 @@ class GatewayMetrics:
         for method, histogram in sorted(self.calls.items()):
             family.add_metric([method], histogram.cumulative(), histogram.total)
         yield family
+        yield from _lane_families(self.lanes)
+        yield _labelled("rtctl_inbound_limited",
+                        "Inbound calls over the connection's rate, by kind (a call is answered "
+                        "-32029, a notification dropped)", "kind", self.inbound_limited)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _lane_families(lanes: LaneStats) -> Iterator[Metric]:
+    """The outboxes' lanes (names in :mod:`rtctl.profiler.lanes`, which reads them back);
+    every lane from the start, at zero, so a rate over any window has both ends."""
+    for families, kind in ((LANE_GAUGES, GaugeMetricFamily), (LANE_COUNTERS, CounterMetricFamily)):
+        for name, field, documentation in families:
+            family = kind(name, documentation, labels=["lane"])
+            for lane, counters in lanes.items():
+                family.add_metric([lane.label], getattr(counters, field))
+            yield family
+    wait = HistogramMetricFamily(WAIT_FAMILY.name, WAIT_FAMILY.help, labels=["lane"])
+    for lane, counters in lanes.items():
+        wait.add_metric([lane.label], counters.wait.cumulative(), counters.wait.total)
+    yield wait
 
 
 def _labelled(name: str, documentation: str, label: str,

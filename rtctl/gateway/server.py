@@ -98,7 +98,8 @@ class Gateway:
         self.dispatcher = Dispatcher(self.router, self.metrics, self.tap, self.profiler,
                                      max_batch=config.limits.max_batch,
                                      replies=self.backends.replies,
-                                     reply_ttl=config.recovery.history_ttl)
+                                     reply_ttl=config.recovery.history_ttl,
+                                     routing=config.routing)
         self.front = Front(config, authenticator=self.authenticator, registry=self.registry,
                            metrics=self.metrics, tap=self.tap, profiler=self.profiler,
                            phase=self._phase, readiness_failures=self.readiness_failures,
@@ -283,6 +284,7 @@ class Gateway:
             self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=conn.id, user=conn.user,
                                           code=code, reason=reason))
         conn.transition(ConnectionState.CLOSED)
+        self.dispatcher.closed(conn)
         if current:
             self.registry.remove(conn)
         if not self.registry:

@@ -2,18 +2,21 @@
 
 :func:`profile` asks ``GET /profile?reset=1`` (with an admin token) to start a
 fresh interval, waits, and asks again: the second answer is that interval's
-stage table. :func:`breakdown` turns it into a rich table (each method's
-stages with their share of the sampled time); :func:`draw` into a stacked bar
-chart. Two profilers reading one gateway at once would cut each other's
-intervals short.
+stage table. Beside it, ``GET /metrics`` at both ends gives the outboxes'
+lanes over the same interval (:mod:`rtctl.profiler.lanes`). :func:`breakdown`
+turns the stage table into a rich table (each method's stages with their
+share of the sampled time); :func:`draw` into a stacked bar chart. Two
+profilers reading one gateway at once would cut each other's intervals short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,15 @@ from rich.text import Text
 from rtctl.client.endpoint import http_url
 from rtctl.exceptions import RtctlError
 from rtctl.profiler.cpu import hot_functions
+from rtctl.profiler.lanes import lanes_between, parse_lanes
 from rtctl.profiler.stages import PROFILE_PATH, STAGES
+from rtctl.protocol.lanes import LaneStats
 
-__all__ = ["ProfileFailed", "breakdown", "cpu_table", "draw", "fetch", "profile", "write_folded"]
+__all__ = ["Profile", "ProfileFailed", "breakdown", "cpu_table", "draw", "fetch",
+           "fetch_lanes", "profile", "write_folded"]
 
 _TIMEOUT = 10.0
+_METRICS_PATH = "/metrics"
 
 
 class ProfileFailed(RtctlError):
@@ -39,29 +46,51 @@ def fetch(url: str, token: str | None, *, reset: bool, cpu: bool = False) -> dic
     """One ``GET /profile`` of the gateway at base ``url``; ``cpu`` starts stack sampling."""
     query = "&".join(q for q, on in (("reset=1", reset), ("cpu=1", cpu)) if on)
     target = http_url(url, PROFILE_PATH) + (f"?{query}" if query else "")
+    document: dict[str, Any] = json.loads(_get(target, token))
+    return document
+
+
+def fetch_lanes(url: str) -> LaneStats:
+    """The outboxes' lanes now, from one ``GET /metrics`` of the gateway at base ``url``."""
+    return parse_lanes(_get(http_url(url, _METRICS_PATH), None).decode("utf-8", "replace"))
+
+
+def _get(target: str, token: str | None) -> bytes:
     request = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}"}
                                      if token else {})
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
-            document: dict[str, Any] = json.loads(response.read())
+            body: bytes = response.read()
     except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace")
+        text = exc.read().decode("utf-8", "replace")
         try:
-            detail = json.loads(body).get("detail", body)
+            detail = json.loads(text).get("detail", text)
         except ValueError:
-            detail = body
+            detail = text
         raise ProfileFailed(f"{target} answered HTTP {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise ProfileFailed(f"cannot read {target}: {getattr(exc, 'reason', exc)}") from None
-    return document
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One interval: the stage table of ``GET /profile``, and the lanes over ``seconds``."""
+
+    document: dict[str, Any]
+    lanes: LaneStats
+    seconds: float
 
 
 async def profile(url: str, token: str | None, duration: float,
-                  *, cpu: bool = False) -> dict[str, Any]:
+                  *, cpu: bool = False) -> Profile:
     """The profile of the next ``duration`` seconds (with sampled stacks under ``cpu``)."""
     await asyncio.to_thread(fetch, url, token, reset=True, cpu=cpu)
+    before, started = await asyncio.to_thread(fetch_lanes, url), time.monotonic()
     await asyncio.sleep(duration)
-    return await asyncio.to_thread(fetch, url, token, reset=True)
+    document = await asyncio.to_thread(fetch, url, token, reset=True)
+    after = await asyncio.to_thread(fetch_lanes, url)
+    return Profile(document, lanes_between(before, after), time.monotonic() - started)
 
 
 def _duration(us: float) -> str:

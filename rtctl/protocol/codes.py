@@ -27,6 +27,7 @@ class ErrorCode(IntEnum):
     FORBIDDEN = -32003
     CONFLICT = -32009
     WRONG_NODE = -32010
+    RATE_LIMITED = -32029
     BACKEND_UNAVAILABLE = -32050
 
 
@@ -40,6 +41,7 @@ ERROR_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "Not allowed: a room you are not in, a server-only state field (`data.field`), or, from your handlers, what the caller's token does not allow.",
     ErrorCode.CONFLICT: "A compare-and-set `state.update` lost: the entity changed since `expect_version`. `data` has the current `version` and `value`; read, decide, retry.",
     ErrorCode.WRONG_NODE: "The stateful room lives on another gateway node, `data.node` (its owner). Reach that node (the load balancer's room affinity), or retry after the node TTL if that node died.",
+    ErrorCode.RATE_LIMITED: "Rate limited: the connection sent more calls than `inbound_rate` allows. The call did not run; `data.retry_after_ms` says when one will. The connection stays open.",
     ErrorCode.BACKEND_UNAVAILABLE: "The call needs Redis or NATS and the gateway cannot reach it; `data.backend` names which. Retry with backoff.",
 }
 

@@ -77,6 +77,9 @@ class Policy(enum.Enum):
     DROPPABLE = "droppable"
 
 
+# Enum members read once: ``Policy.X`` is an attribute lookup on every message otherwise.
+_COALESCIBLE, _DROPPABLE = Policy.COALESCIBLE, Policy.DROPPABLE
+
 DEFAULT_POLICIES: Mapping[Lane, Policy] = {
     Lane.CONTROL: Policy.RELIABLE,
     Lane.STATE: Policy.RELIABLE,
@@ -125,16 +128,16 @@ class LaneCounters:
 class LaneStats:
     """Counters per lane (``stats[Lane.EVENTS].dropped``)."""
 
-    __slots__ = ("_lanes",)
+    __slots__ = ("by_lane",)
 
     def __init__(self) -> None:
-        self._lanes = {lane: LaneCounters() for lane in Lane}
+        self.by_lane = {lane: LaneCounters() for lane in Lane}
 
     def __getitem__(self, lane: Lane) -> LaneCounters:
-        return self._lanes[lane]
+        return self.by_lane[lane]
 
     def items(self) -> Iterator[tuple[Lane, LaneCounters]]:
-        return iter(self._lanes.items())
+        return iter(self.by_lane.items())
 
 
 @dataclass(eq=False, slots=True)
@@ -157,12 +160,13 @@ class LaneQueue(Generic[T]):
     comparison run), though each message still counts in its own lane.
     """
 
-    __slots__ = ("_bytes", "_clock", "_droppable", "_keys", "_lane_bytes", "_live", "_on",
-                 "_queues", "stats")
+    __slots__ = ("_bytes", "_clock", "_counters", "_droppable", "_keys", "_lane_bytes", "_live",
+                 "_on", "_queues", "stats")
 
     def __init__(self, stats: LaneStats, clock: Callable[[], float], *,
                  lanes: bool = True) -> None:
         self.stats = stats
+        self._counters = stats.by_lane  # the hot path reads the dict, not a method
         self._clock = clock
         self._on = lanes
         self._queues: dict[Lane, deque[Entry[T]]] = {}  # made on first use: most stay empty
@@ -189,9 +193,9 @@ class LaneQueue(Generic[T]):
         A coalescible message needs a ``key`` (ValueError without one).
         """
         policy = DEFAULT_POLICIES[lane] if policy is None else policy
-        counters = self.stats[lane]
+        counters = self._counters[lane]
         counters.queued += 1
-        if policy is Policy.COALESCIBLE:
+        if policy is _COALESCIBLE:
             if key is None:
                 raise ValueError("a coalescible message needs a key")
             old = self._keys.get((lane, key)) if self._on else None
@@ -201,28 +205,41 @@ class LaneQueue(Generic[T]):
                 old.size = size
                 counters.coalesced += 1
                 return replaced
-        entry = Entry(value, size, lane, policy, key, self._clock())
-        queue = self._queues.get(lane if self._on else Lane.CONTROL)
-        if queue is None:
-            queue = self._queues[lane if self._on else Lane.CONTROL] = deque()
-        queue.append(entry)
-        if policy is Policy.COALESCIBLE and self._on:
-            self._keys[(lane, key)] = entry
-        elif policy is Policy.DROPPABLE:
+        self._admit(Entry(value, size, lane, policy, key, self._clock()), front=False)
+        return None
+
+    def _admit(self, entry: Entry[T], *, front: bool) -> None:
+        """``entry`` takes its place at the back of its lane, or at the ``front`` (put back)."""
+        lane = entry.lane
+        slot = lane if self._on else Lane.CONTROL
+        queue = self._queues.get(slot)
+        if queue is None:  # a lane's first message: keep the lanes in order for _front
+            queue = self._queues[slot] = deque()
+            self._queues = dict(sorted(self._queues.items()))
+        if front:
+            queue.appendleft(entry)
+        else:
+            queue.append(entry)
+        policy = entry.policy
+        if policy is _COALESCIBLE and self._on:
+            self._keys[(lane, entry.key)] = entry
+        elif policy is _DROPPABLE:
             self._droppable[lane] += 1
         self._live += 1
+        counters = self._counters[lane]
         counters.depth += 1
-        self._account(lane, size)
-        return None
+        size = entry.size  # _account, inlined: this runs once per message
+        self._bytes += size
+        self._lane_bytes[lane] += size
+        counters.depth_bytes += size
 
     def _account(self, lane: Lane, delta: int) -> None:
         self._bytes += delta
         self._lane_bytes[lane] += delta
-        self.stats[lane].depth_bytes += delta
+        self._counters[lane].depth_bytes += delta
 
     def _front(self) -> deque[Entry[T]] | None:
-        for lane in sorted(self._queues):
-            queue = self._queues[lane]
+        for queue in self._queues.values():  # highest lane first (see _admit)
             while queue and queue[0].gone:
                 queue.popleft()
             if queue:
@@ -241,7 +258,7 @@ class LaneQueue(Generic[T]):
             return None
         entry = queue.popleft()
         self._forget(entry)
-        counters = self.stats[entry.lane]
+        counters = self._counters[entry.lane]
         counters.sent += 1
         counters.sent_bytes += entry.size
         counters.wait.observe(self._clock() - entry.since)
@@ -249,13 +266,17 @@ class LaneQueue(Generic[T]):
 
     def _forget(self, entry: Entry[T]) -> None:
         """``entry`` leaves the queue (sent, shed or removed): its bytes and its key go."""
-        if entry.key is not None and self._keys.get((entry.lane, entry.key)) is entry:
-            del self._keys[(entry.lane, entry.key)]
-        if entry.policy is Policy.DROPPABLE:
-            self._droppable[entry.lane] -= 1
+        lane, size = entry.lane, entry.size
+        if entry.key is not None and self._keys.get((lane, entry.key)) is entry:
+            del self._keys[(lane, entry.key)]
+        if entry.policy is _DROPPABLE:
+            self._droppable[lane] -= 1
         self._live -= 1
-        self.stats[entry.lane].depth -= 1
-        self._account(entry.lane, -entry.size)
+        counters = self._counters[lane]
+        counters.depth -= 1
+        self._bytes -= size
+        self._lane_bytes[lane] -= size
+        counters.depth_bytes -= size
         entry.gone = True
 
     def shed(self, down_to: int) -> int:
@@ -273,7 +294,7 @@ class LaneQueue(Generic[T]):
             for entry in list(queue):
                 if self._bytes <= down_to or not self._droppable[lane]:
                     break
-                if entry.policy is Policy.DROPPABLE and not entry.gone:
+                if entry.policy is _DROPPABLE and not entry.gone:
                     self._forget(entry)
                     self.stats[lane].dropped += 1
                     dropped += 1
@@ -290,6 +311,34 @@ class LaneQueue(Generic[T]):
                 self.stats[lane].dropped += 1
                 return entry
         return None
+
+    def waiting(self, lane: Lane, key: Hashable) -> Entry[T] | None:
+        """The coalescible message with ``key`` waiting in ``lane``: the one a put would replace."""
+        return self._keys.get((lane, key)) if self._on else None
+
+    def newest(self, lane: Lane) -> Entry[T] | None:
+        """The last message put in ``lane`` still waiting: the owner's handle for
+        :meth:`remove` (a client's queued call that may time out)."""
+        for entry in reversed(self._queues.get(lane if self._on else Lane.CONTROL) or ()):
+            if not entry.gone and entry.lane is lane:
+                return entry
+        return None
+
+    def putback(self, entry: Entry[T]) -> bool:
+        """Return ``entry``, which :meth:`pop` gave out but could not be written, to the
+        front of its lane (over any bound: it was within it when put), its send uncounted
+        and its ``since`` kept (the failed attempt's wait stays observed). False when a
+        newer message with its key waits: that one replaces it, as it would have while
+        queued (counted coalesced)."""
+        lane, counters = entry.lane, self.stats[entry.lane]
+        counters.sent -= 1
+        counters.sent_bytes -= entry.size
+        if entry.policy is _COALESCIBLE and self.waiting(lane, entry.key) is not None:
+            counters.coalesced += 1
+            return False
+        entry.gone = False
+        self._admit(entry, front=True)
+        return True
 
     def remove(self, entry: Entry[T]) -> bool:
         """Take ``entry`` out unsent and uncounted (a call that timed out); False if gone."""

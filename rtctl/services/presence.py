@@ -21,6 +21,10 @@ node, which never had them. The client subscribes again (``presence.subscribe``
 answers the current map, so nothing is missed); what others see of the user
 does not flap meanwhile, since the session, not the connection, keeps the user
 online.
+
+A ``presence.changed`` waits in the ``chat`` lane of a subscriber's outbox,
+coalescible by user: one still waiting when a newer one comes is replaced by
+it, so a slow subscriber gets each user's latest status, not their history.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from rtctl.backends.base import Status
 from rtctl.exceptions import InvalidParams
 from rtctl.host import Host
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
 
@@ -107,7 +112,9 @@ class PresenceService:
             if watch.seen != seen:  # a resync or a late message repeats what it knows
                 watch.seen = seen
                 watch.conn.notify("presence.changed", {"user": user, **seen,
-                                                       "version": version})
+                                                       "version": version},
+                                  lane=Lane.CHAT, policy=Policy.COALESCIBLE,
+                                  key=("presence", user))
 
     # -- sessions come and go ---------------------------------------------------
 

@@ -25,7 +25,12 @@ message on it to :meth:`RoomDelivery.deliver`.
   costs at most n + ``diff_rate`` × T deliveries (and ``small_room``²/2 for
   its first joins) instead of n²/2 (Phoenix Presence's ``presence_diff``,
   rate-limited for size). A user who joins and leaves between two diffs is in
-  neither list.
+  neither list. Membership news waits in the ``chat`` lane of a member's
+  outbox, behind room messages (issue 14).
+* **Each message waits where its publish said** (:mod:`~rtctl.services.room_tags`):
+  its lane, policy and key are the same for every member, on every node; a
+  replay to a joining member is reliable, in the ``events`` lane, whatever its
+  policy (a recovery is all or nothing).
 * **A big fan-out yields.** It is encoded once and pushed ``chunk``
   connections at a time with the loop given back in between, so the writes it
   wakes are spread over several loop iterations; one who left (or whose
@@ -44,10 +49,12 @@ from typing import Any, Protocol, TypeAlias
 
 from rtctl.backends.base import BackendUnavailable, HistoryEntry, HistoryStore, Subscription
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.streams import StreamPosition
 from rtctl.router import Peer
 from rtctl.services.room_diff import Cancellable, PendingDiff
 from rtctl.services.room_stream import Backlog, RoomStream, Start, Step, StreamMessage
+from rtctl.services.room_tags import Outgoing
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -92,7 +99,7 @@ class Timer(Protocol):
     def __call__(self, delay: float, callback: Callable[[], None], /) -> Cancellable: ...
 
 
-_FanOut: TypeAlias = tuple[Sequence[Peer], bytes, str | None]  # targets, data, skip
+_FanOut: TypeAlias = tuple[Sequence[Peer], Outgoing, str | None]  # targets, what, skip
 
 
 class LocalRoom:
@@ -179,11 +186,12 @@ class RoomDelivery:
         for entry in replay:
             message = StreamMessage.of(entry, position.epoch)
             if message.session != conn.id:
-                conn.push(_message(local.name, message))
+                conn.push(_message(local.name, message), lane=Lane.EVENTS,
+                          policy=Policy.RELIABLE)  # all of it, whatever its own policy
                 replayed += 1
         start = local.stream.placed(position, backlog.restarts)
-        for data in backlog.release(start):
-            conn.push(data)
+        for out in backlog.release(start):
+            out.send((conn,))
         local.members[conn.id] = conn
         here = local.stream.position
         assert here is not None, "a join reads where it starts after the stream started"
@@ -221,8 +229,7 @@ class RoomDelivery:
         if event == "message":
             offset, epoch = message.get("offset"), message.get("epoch")
             if type(offset) is int and isinstance(epoch, str):  # else it has no place
-                received = StreamMessage(offset, epoch, sender, message.get("from"),
-                                         message.get("data"))
+                received = StreamMessage.read(offset, epoch, message)
                 if local.stream.takes(received):
                     self._send(local, received)
                 else:
@@ -237,8 +244,8 @@ class RoomDelivery:
                 self._coalesce(local, user, event == "joined", total)
             else:  # small, or from a node that sends no total
                 self.flush(local)  # what was coalesced before comes first
-                self._fan_out(local, _notification(f"room.{event}", {"room": local.name,
-                                                                     "user": user}), sender)
+                self._fan_out(local, _news(f"room.{event}", {"room": local.name,
+                                                             "user": user}), sender)
 
     def _apply(self, local: LocalRoom, step: Step) -> None:
         for lost in step.lost:
@@ -279,7 +286,8 @@ class RoomDelivery:
             for conn_id, start in list(local.recent.items()):
                 if start.reached(message.offset, message.epoch):
                     del local.recent[conn_id]  # the stream here has caught up with it
-        self._fan_out(local, _message(local.name, message), message.session, message, behind)
+        self._fan_out(local, message.tags.outgoing(local.name, _message(local.name, message)),
+                      message.session, message, behind)
 
     # -- membership news -----------------------------------------------------------
 
@@ -301,19 +309,19 @@ class RoomDelivery:
         if diff.handle is not None:
             diff.handle.cancel()
         if diff.changes:
-            self._fan_out(local, _notification(
+            self._fan_out(local, _news(
                 "room.diff", diff.params(local.name, self._limits.diff_names)), None)
 
     # -- fan-out ---------------------------------------------------------------------
 
-    def _fan_out(self, local: LocalRoom, data: bytes, skip: str | None,
+    def _fan_out(self, local: LocalRoom, out: Outgoing, skip: str | None,
                  message: StreamMessage | None = None, behind: Set[str] = frozenset()
                  ) -> None:
-        """Push ``data`` to every member but ``skip`` (the sender) and those ``behind``,
+        """Push ``out`` to every member but ``skip`` (the sender) and those ``behind``,
         and keep it for those joining."""
         for conn_id, backlog in local.joining.items():
             if conn_id != skip:
-                backlog.keep(data, message)
+                backlog.keep(out, message)
         members = local.members
         if not members:
             return
@@ -321,22 +329,22 @@ class RoomDelivery:
         if behind:
             targets = [conn for conn in targets if conn.id not in behind]
         if local.queue is None and len(members) <= self._limits.chunk:
-            _push(targets, data, skip)
+            out.send(targets, skip)
             return
         if local.queue is None:
             local.queue = deque()
             self._spawn(self._drain(local, local.queue))
-        local.queue.append((list(targets), data, skip))  # who is here now
+        local.queue.append((list(targets), out, skip))  # who is here now
 
     async def _drain(self, local: LocalRoom, queue: deque[_FanOut]) -> None:
         chunk = self._limits.chunk
         try:
             while queue:
-                targets, data, skip = queue[0]
+                targets, out, skip = queue[0]
                 for start in range(0, len(targets), chunk):
                     members = local.members  # still here, on the same connection
-                    _push([conn for conn in targets[start:start + chunk]
-                           if members.get(conn.id) is conn], data, skip)
+                    out.send([conn for conn in targets[start:start + chunk]
+                              if members.get(conn.id) is conn], skip)
                     await asyncio.sleep(0)  # let the writes just woken run
                 queue.popleft()
         finally:
@@ -360,13 +368,12 @@ def _notification(method: str, params: dict[str, Any]) -> bytes:
     return jsonrpc.dumps(jsonrpc.encode_notification(method, params))  # once for all
 
 
+def _news(method: str, params: dict[str, Any]) -> Outgoing:
+    """Membership news (``room.joined``, ``room.left``, ``room.diff``): chat, reliable."""
+    return Outgoing(_notification(method, params), Lane.CHAT)
+
+
 def _message(room: str, message: StreamMessage) -> bytes:
     return _notification("room.message", {"room": room, "from": message.sender,
                                           "data": message.data, "offset": message.offset,
                                           "epoch": message.epoch})
-
-
-def _push(targets: Iterable[Peer], data: bytes, skip: str | None) -> None:
-    for conn in targets:
-        if conn.id != skip:
-            conn.push(data)

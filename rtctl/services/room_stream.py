@@ -34,31 +34,40 @@ one only what comes after its start.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from rtctl.backends.base import HistoryEntry, Replay, Unrecoverable
 from rtctl.protocol.streams import Reason, StreamPosition
 from rtctl.router import Peer
+from rtctl.services.room_tags import UNTAGGED, Outgoing, Tags
 
 __all__ = ["Backlog", "Lost", "RoomStream", "Start", "Step", "StreamMessage"]
 
 
 class StreamMessage(NamedTuple):
-    """One published message: where it is in the stream, who sent it, what it says."""
+    """One published message: where it is in the stream, who sent it, what it says, and
+    how it waits in members' outboxes."""
 
     offset: int
     epoch: str
     session: str | None  # the publishing session: never delivered back to it
     sender: Any  # the publishing user, ``from`` on the wire
     data: Any
+    tags: Tags = UNTAGGED
+
+    @classmethod
+    def read(cls, offset: int, epoch: str, fields: Mapping[str, Any]) -> StreamMessage:
+        """A message as the room service sends it on the bus and appends it to history:
+        ``{"from", "data", "session"}`` and its tags (:meth:`Tags.fields`)."""
+        session = fields.get("session")
+        return cls(offset, epoch, session if isinstance(session, str) else None,
+                   fields.get("from"), fields.get("data"), Tags.read(fields))
 
     @classmethod
     def of(cls, entry: HistoryEntry, epoch: str) -> StreamMessage:
-        """A message read from history (appended as ``{"from", "data", "session"}``)."""
-        message = entry.message
-        session = message.get("session")
-        return cls(entry.offset, epoch, session if isinstance(session, str) else None,
-                   message.get("from"), message.get("data"))
+        """A message read from history."""
+        return cls.read(entry.offset, epoch, entry.message)
 
 
 class Lost(NamedTuple):
@@ -239,12 +248,12 @@ class Backlog:
 
     def __init__(self, peer: Peer, restarts: int) -> None:
         self.peer, self.restarts = peer, restarts
-        self._kept: list[tuple[bytes, StreamMessage | None]] = []  # None: membership news
+        self._kept: list[tuple[Outgoing, StreamMessage | None]] = []  # None: membership news
 
-    def keep(self, data: bytes, message: StreamMessage | None) -> None:
-        self._kept.append((data, message))
+    def keep(self, out: Outgoing, message: StreamMessage | None) -> None:
+        self._kept.append((out, message))
 
-    def release(self, start: Start) -> list[bytes]:
+    def release(self, start: Start) -> list[Outgoing]:
         """What to push once the member starts at ``start``, in the order delivered."""
-        return [data for data, message in self._kept
+        return [out for out, message in self._kept
                 if message is None or start.news(message.offset, message.epoch)]

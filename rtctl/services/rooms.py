@@ -10,7 +10,8 @@ one local member. Each node forwards what arrives to its local members
   message is appended to the room's history first (its ``offset`` counts the
   room's messages from 1 within its ``epoch``), then sent; each node delivers
   a room's messages in offset order, holes filled from history
-  (:mod:`~rtctl.services.room_stream`);
+  (:mod:`~rtctl.services.room_stream`), in the outbox lane, policy and key the
+  publish chose (:mod:`~rtctl.services.room_tags`);
 * in a small room, ``room.joined`` / ``room.left {room, user}`` when a user's
   first session joins or their last one leaves (a second device is not news);
   in a big one, those are coalesced into periodic ``room.diff``.
@@ -44,6 +45,7 @@ from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.streams import StreamPosition, parse_position
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.room_delivery import LocalRoom, RoomDelivery, RoomLimits, Timer
+from rtctl.services.room_tags import PublishLane, Tags
 from rtctl.services.sessions import SessionService
 from rtctl.services.state import StateService
 
@@ -319,9 +321,12 @@ class RoomService:
         await self._leave_store(room, ctx.connection_id, ctx.user)
         await self._drop_local(room, ctx.connection_id)
 
-    async def publish(self, ctx: CallContext, room: str, data: Any = None) -> dict[str, Any]:
-        """``room.publish {room, data}`` → ``{offset, epoch}``, once the message is in the
-        room's history; every other member gets ``room.message``.
+    async def publish(self, ctx: CallContext, room: str, data: Any = None,
+                      lane: PublishLane = "events", policy: str | None = None,
+                      key: str | None = None) -> dict[str, Any]:
+        """``room.publish {room, data, lane?, policy?, key?}`` → ``{offset, epoch}``, once
+        the message is in the room's history; every other member gets ``room.message``,
+        queued in ``lane`` with ``policy`` (:meth:`Tags.published`).
 
         Re-sent with the same ``idempotency_key`` (by the same user, to the same room,
         while the first is kept), it answers the first one's position and appends
@@ -329,14 +334,17 @@ class RoomService:
         fills the hole from history when the next message comes.
         """
         self._require_member(ctx, _checked(room))
+        tags = Tags.published(lane, policy, key).fields()
         self._backends.require_healthy()
-        key = None if ctx.idempotency_key is None else f"{ctx.user}:{ctx.idempotency_key}"
+        repeat = None if ctx.idempotency_key is None else f"{ctx.user}:{ctx.idempotency_key}"
         position, duplicate = await self._backends.history.append(
-            room, {"from": ctx.user, "data": data, "session": ctx.connection_id}, key=key)
+            room, {"from": ctx.user, "data": data, "session": ctx.connection_id, **tags},
+            key=repeat)
         if not duplicate:
             try:
                 await self._send(room, "message", ctx.connection_id,
-                                 **{"from": ctx.user, "data": data}, **position.to_json())
+                                 **{"from": ctx.user, "data": data}, **position.to_json(),
+                                 **tags)
             except BackendUnavailable as exc:
                 logger.warning("room %s: message %d is in history but not on the bus (%s)",
                                room, position.offset, exc.message)

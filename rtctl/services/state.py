@@ -13,8 +13,9 @@ docs/state-sync.md), and each of its ticks:
    ``rtctl.v1.binary``, one ``state.patch {room, message}`` notification
    (JSON, RFC 7396) for those on ``rtctl.v1``.
 
-A member whose outbound queue still holds bytes when a patch is due is
-*behind*: it is sent nothing that tick, and once its queue has drained it gets
+A member whose outbound queue still holds state (its ``state`` lane: room
+events and chat queued behind do not count) when a patch is due is
+*behind*: it is sent nothing that tick, and once that has drained it gets
 one delta from the last version it was sent (``Encoder.since``), or the full
 state if that is beyond the encoder's history. A slow reader's queue therefore
 holds at most about one patch, however many ticks it misses.

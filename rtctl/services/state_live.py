@@ -5,6 +5,10 @@ at its tick rate and sends each committed version to the members (see
 :mod:`rtctl.services.state` for the delivery rules); it keeps a full snapshot
 every ``snapshot_every`` versions and hands it to ``keep`` (the service stores
 it where another node can find it).
+
+Patches and full states wait in the ``state`` lane of a member's outbox, ahead of
+room events and chat; a member is *behind* while that lane holds anything, so a
+flood of room messages queued for it delays none of its patches.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.frames import state_frame
+from rtctl.protocol.lanes import Lane
 from rtctl.router import Peer
 from rtctl.services.state_room import StateRoom
 from rtctl.state import Encoder, HistoryLost
@@ -113,18 +118,18 @@ class LiveRoom:
         version = self.instance.version = self.encoder.version
         frame = note = None
         for member in self.members.values():
-            if member.peer.backlog():
+            if member.peer.backlog(Lane.STATE):
                 self.coalesced += bool(delta)
                 continue  # behind: one delta once its queue has drained
             if member.sent == base and delta:
                 if member.binary:
                     frame = frame or state_frame(self.name, delta)
-                    member.peer.push_binary(frame)
+                    member.peer.push_binary(frame, lane=Lane.STATE)
                 else:
                     note = note or jsonrpc.dumps(jsonrpc.encode_notification(
                         "state.patch", {"room": self.name,
                                         "message": self.encoder.since_object(base)}))
-                    member.peer.push(note)
+                    member.peer.push(note, lane=Lane.STATE)
             elif member.sent != version:
                 self.catch_up(member)
                 continue
@@ -144,21 +149,23 @@ class LiveRoom:
                 message = enc.since(member.sent)
             except HistoryLost:
                 message = self.full()
-            member.peer.push_binary(state_frame(self.name, message))
+            member.peer.push_binary(state_frame(self.name, message), lane=Lane.STATE)
         else:
             try:
                 body = enc.since_object(member.sent)
             except HistoryLost:
                 body = enc.full_object()
-            member.peer.notify("state.patch", {"room": self.name, "message": body})
+            member.peer.notify("state.patch", {"room": self.name, "message": body},
+                               lane=Lane.STATE)
         member.sent = enc.version
 
     def send_full(self, member: Member) -> None:
         """Send ``member`` the whole committed state (callers flush first)."""
         self.fulls += 1
         if member.binary:
-            member.peer.push_binary(state_frame(self.name, self.full()))
+            member.peer.push_binary(state_frame(self.name, self.full()), lane=Lane.STATE)
         else:
             member.peer.notify("state.patch", {"room": self.name,
-                                               "message": self.encoder.full_object()})
+                                               "message": self.encoder.full_object()},
+                               lane=Lane.STATE)
         member.sent = self.encoder.version

@@ -130,7 +130,7 @@ class ScriptedGateway:
         try:
             result = await self._answer(conn, request)
         except RpcError as exc:
-            reply = jsonrpc.encode_error(request["id"], exc.code, exc.message)
+            reply = jsonrpc.encode_error(request["id"], exc.code, exc.message, exc.data)
         else:
             if result is HOLD or "id" not in request:
                 return

@@ -17,6 +17,10 @@ from rtctl.client.errors import ConnectionLost, ServerError
      [NotificationReceived("game.tick", {"n": 1})]),
     ([{"jsonrpc": "2.0", "result": 1, "id": 2}, {"jsonrpc": "2.0", "result": 2, "id": 1}],
      [Reply(2, 1), Reply(1, 2)]),
+    ([{"jsonrpc": "2.0", "method": "b", "params": [1]}, {"jsonrpc": "2.0", "method": "a"},
+      {"jsonrpc": "2.0", "method": "b", "params": [3]}],  # the gateway's batching: in order
+     [NotificationReceived("b", [1]), NotificationReceived("a", None),
+      NotificationReceived("b", [3])]),
 ])
 def test_replies_and_notifications(value: object, expected: list[object]) -> None:
     assert parse_incoming(value) == expected

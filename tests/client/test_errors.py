@@ -110,6 +110,7 @@ def test_refusal_reads_the_json_body(body: bytes, expected: dict[str, Any]) -> N
     ({"code": -32601, "message": "Method not found"}, frozenset(), -32601, False),
     ({"code": 4999, "message": "busy"}, frozenset({4999}), 4999, True),
     ({"code": -32050, "message": "Redis is down"}, DEFAULT_RETRYABLE_CODES, -32050, True),
+    ({"code": -32029, "message": "Rate limited"}, DEFAULT_RETRYABLE_CODES, -32029, True),
     ({"code": 4998, "message": "no"}, frozenset({4999}), 4998, False),
     ({"code": True, "message": "odd"}, frozenset(), 0, False),
     ("not an object", frozenset(), 0, False),
@@ -119,6 +120,34 @@ def test_server_errors(error: Any, retryable_codes: frozenset[int], code: int,
     exc = server_error(error, retryable_codes)
     assert isinstance(exc, RpcError)
     assert (exc.code, exc.retryable) == (code, retryable)
+
+
+def test_rate_limited_is_retryable_after_the_wait_the_gateway_names() -> None:
+    error = {"code": -32029, "message": "Rate limited: over 50 calls/s; retry in 20 ms",
+             "data": {"retry_after_ms": 20}}
+    exc = server_error(error, DEFAULT_RETRYABLE_CODES)
+    assert (exc.code, exc.retryable, exc.retry_after) == (ErrorCode.RATE_LIMITED, True, 0.02)
+    assert exc.data == {"retry_after_ms": 20}
+
+
+@pytest.mark.parametrize(("data", "retry_after"), [
+    ({"retry_after_ms": 1500}, 1.5),
+    ({"retry_after_ms": 2.5}, 0.0025),
+    ({"retry_after_ms": 10**12}, 60.0),  # a hostile gateway does not park a retry for ages
+    ({"retry_after_ms": float("inf")}, 60.0),
+    ({"retry_after_ms": float("nan")}, 0.0),
+    ({"retry_after_ms": -5}, 0.0),
+    ({"retry_after_ms": 0}, 0.0),
+    ({"retry_after_ms": "20"}, 0.0),
+    ({"retry_after_ms": True}, 0.0),
+    ({}, 0.0),
+    ([20], 0.0),
+    (None, 0.0),
+])
+def test_retry_after_is_read_only_from_a_sane_retry_after_ms(data: Any,
+                                                             retry_after: float) -> None:
+    error = {"code": -32029, "message": "Rate limited", "data": data}
+    assert server_error(error, DEFAULT_RETRYABLE_CODES).retry_after == retry_after
 
 
 def test_request_errors_can_never_be_made_retryable() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rtctl.client import RoomMessage, RoomRecovery
-from rtctl.client.rooms import RoomStream
+from rtctl.client.rooms import MAX_AHEAD, RoomStream
 from rtctl.protocol.streams import REASONS, StreamPosition
 
 P = StreamPosition
@@ -55,6 +55,26 @@ def test_an_own_publish_counts_once_everything_before_it_has_come() -> None:
     stream.acked(P(7, "e1"))
     stream.acked(P(6, "e1"))  # acknowledgements may come in any order
     assert stream.position == P(7, "e1")
+
+
+def test_a_message_overtaken_on_a_slower_lane_is_delivered_when_it_comes() -> None:
+    stream = joined_at(3)
+    assert stream.received(msg(5)) == [msg(5)]  # telemetry overtook 4 (chat, backed up)
+    assert stream.position == P(3, "e1")  # a join again would still ask for 4
+    assert stream.received(msg(5)) == []
+    assert stream.received(msg(4)) == [msg(4)]
+    assert stream.position == P(5, "e1")
+    assert stream.counters.duplicates == 1
+
+
+def test_a_hole_open_for_max_ahead_messages_is_given_up_on() -> None:
+    stream = joined_at(0)  # 1 was droppable and shed: it never comes
+    for offset in range(2, MAX_AHEAD + 2):
+        assert stream.received(msg(offset)) == [msg(offset)]
+    assert stream.position == P(0, "e1")
+    assert stream.received(msg(MAX_AHEAD + 3)) == [msg(MAX_AHEAD + 3)]  # one more: given up
+    assert stream.position == P(MAX_AHEAD + 1, "e1")  # up to the next hole
+    assert stream.received(msg(1)) == []  # behind the position now: a repeat at best
 
 
 def test_an_own_message_replayed_to_a_new_session_is_dropped() -> None:

@@ -18,6 +18,8 @@ from rtctl import RpcError
 from rtctl.client import (
     ClientState,
     ConnectionLost,
+    Lane,
+    Policy,
     ProtocolError,
     RoomMessage,
     RoomRecovery,
@@ -247,6 +249,33 @@ async def test_a_join_again_that_fails_for_a_while_is_made_on_a_new_link_from_th
         {"room": ROOM, "since": {"offset": 1, "epoch": "e1"}}] * 2
     assert member.rooms.counters.duplicates == 0  # what the link given up brought: not kept
 
+async def test_a_join_again_refused_by_the_inbound_rate_is_asked_again_on_the_same_link(
+        scene: Scene) -> None:
+    """-32029 means the join never ran: the link is kept and the join asked again after
+    the wait the gateway named, rather than the link given up."""
+    history = History()
+    member, first = await connected_member(scene, history)
+    refused = 0
+
+    async def limited_once(conn: Conn, request: dict[str, Any]) -> Any:
+        nonlocal refused
+        if request["method"] == "room.join" and conn.index == 1 and not refused:
+            refused += 1
+            raise RpcError(ErrorCode.RATE_LIMITED, "Rate limited: over 1 calls/s; retry in 5 ms",
+                           {"retry_after_ms": 5})
+        return await history.answer(conn, request)
+
+    scene.gateway.answer = limited_once
+    await first.drop()
+    await member.client.wait_for(ClientState.RECONNECTING, timeout=WAIT)
+    history.messages.append(("bob", 1))  # missed
+    await member.until(messages=1, recoveries=1)
+    assert member.recoveries == [RoomRecovery(ROOM, True, 1, None, P(1, "e1"))]
+    assert len(scene.gateway.conns) == 2  # the second link was kept
+    second = scene.gateway.conns[1]
+    assert [r["method"] for r in second.requests[:3]].count("room.join") == 2
+
+
 async def test_join_and_leave_refuse_what_cannot_be(scene: Scene) -> None:
     history = History()
     member, first = await connected_member(scene, history)
@@ -284,6 +313,26 @@ async def test_a_join_that_fails_leaves_no_room_behind(scene: Scene) -> None:
     with pytest.raises(ServerError):
         await member.rooms.join(ROOM)
     assert member.rooms.position(ROOM) is None
+
+
+async def test_a_publish_names_its_lane_policy_and_key_only_when_given(scene: Scene) -> None:
+    history = History()
+    member, _ = await connected_member(scene, history)
+    sent: list[dict[str, Any]] = []
+
+    async def record(conn: Conn, request: dict[str, Any]) -> Any:
+        if request["method"] == "room.publish":
+            sent.append(request["params"])
+        return await history.answer(conn, request)
+
+    scene.gateway.answer = record
+    await member.rooms.publish(ROOM, 1)
+    await member.rooms.publish(ROOM, 2, lane=Lane.CHAT, policy=Policy.COALESCIBLE, key="pos")
+    await member.rooms.publish(ROOM, 3, lane=Lane.TELEMETRY)
+    assert sent == [
+        {"room": ROOM, "data": 1},
+        {"room": ROOM, "data": 2, "lane": "chat", "policy": "coalescible", "key": "pos"},
+        {"room": ROOM, "data": 3, "lane": "telemetry"}]
 
 
 async def test_a_publish_answered_without_a_position_is_a_protocol_error(scene: Scene) -> None:

@@ -31,7 +31,7 @@ from rtctl.client import (
     SyncedRoom,
     synced_room,
 )
-from rtctl.client.errors import SnapshotUnreadable
+from rtctl.client.errors import DEFAULT_RETRYABLE_CODES, SnapshotUnreadable, server_error
 from rtctl.client.netstats import MIN_RTO, NetSnapshot, NetStats
 from rtctl.client.recovery import Reconnection, ReconnectStep
 from rtctl.gateway.server import Gateway
@@ -568,6 +568,31 @@ async def test_a_drop_during_a_resync_backoff_rejoins_as_soon_as_back(
     client.move(ClientState.RECONNECTING, ClientState.CONNECTED)
     await synced.synced(timeout=WAIT)
     assert client.methods() == ["room.join", "state.resync", "room.join"]
+
+
+async def test_a_rate_limited_resync_waits_as_long_as_the_gateway_says(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synced_room, "_RETRY", Backoff(base=0.001, cap=0.001))
+    room = Room()
+    asked: list[float] = []  # the loop's clock at each state.resync
+
+    async def limited_once(method: str, params: Any) -> Any:
+        asked.append(asyncio.get_running_loop().time())
+        if len(asked) == 1:  # -32029 as the gateway sends it, classified by the client
+            raise server_error({"code": ErrorCode.RATE_LIMITED, "message": "Rate limited",
+                                "data": {"retry_after_ms": 50}}, DEFAULT_RETRYABLE_CODES)
+        client.frame(room.full())
+        return {"version": room.enc.version}
+
+    client = make(room, **{"state.resync": limited_once})
+    synced = await join(client)
+    room.tick()
+    client.frame(room.tick())
+    await synced.synced(timeout=WAIT)
+    assert client.methods() == ["room.join", "state.resync", "state.resync"]
+    # 50 ms, not the backoff's 1 ms (less the loop's clock resolution, which may fire a
+    # timer that much early).
+    assert asked[1] - asked[0] >= 0.05 - 1e-6
 
 
 async def test_a_rejoin_answered_across_another_reconnect_is_sent_again() -> None:

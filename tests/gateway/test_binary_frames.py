@@ -22,6 +22,7 @@ from rtctl.gateway.outbox import BinaryMessage, Outbox
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.frames import state_frame
+from rtctl.protocol.lanes import Lane
 from rtctl.protocol.tap import OUT, Disconnected, FrameSeen
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, SUBPROTOCOL
 from tests.conftest import TIMING, GatewayFactory, client, rpc
@@ -115,7 +116,10 @@ def frames_router() -> Router:
         assert ctx.peer is not None
         for i, size in enumerate(sizes):
             ctx.peer.notify("game.tick", {"i": i})
-            ctx.peer.push_binary(state_frame("arena", bytes([i % 256]) * size))
+            # One lane keeps text and binary in the order sent (a state frame's own lane,
+            # state, would go before every tick of the events lane).
+            ctx.peer.push_binary(state_frame("arena", bytes([i % 256]) * size),
+                                 lane=Lane.EVENTS)
         return len(sizes)
 
     @router.method("game.flood")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable
 from types import MappingProxyType
 from typing import Any
 
@@ -17,6 +18,8 @@ from rtctl.gateway.connection import (
     IllegalTransition,
 )
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.lanes import Lane, Policy
+from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL
 from rtctl.router import CallContext
 
 CONNECTING, OPEN, CLOSING, CLOSED = (ConnectionState.CONNECTING, ConnectionState.OPEN,
@@ -30,16 +33,21 @@ LEGAL = {(CONNECTING, OPEN), (CONNECTING, CLOSED), (OPEN, CLOSING), (OPEN, CLOSE
 class FakeTransport:
     """Records what the connection asks of the driver; ``accept`` is what send answers."""
 
-    def __init__(self, accept: bool = True, queue: tuple[int, int] | None = None) -> None:
+    def __init__(self, accept: bool = True, queue: tuple[int, int] | None = None,
+                 lanes: dict[Lane, int] | None = None) -> None:
         self.accept = accept
         self.queue = queue
+        self.lanes = lanes or {}
         self.sent: list[bytes] = []
         self.binary: list[bool] = []  # whether each of ``sent`` was binary
+        self.tags: list[tuple[Lane, Policy | None, Hashable | None]] = []  # each one's lane…
         self.closed: list[tuple[int, str]] = []
 
-    def send(self, data: bytes, binary: bool = False) -> bool:
+    def send(self, data: bytes, binary: bool = False, *, lane: Lane = Lane.EVENTS,
+             policy: Policy | None = None, key: Hashable | None = None) -> bool:
         self.sent.append(data)
         self.binary.append(binary)
+        self.tags.append((lane, policy, key))
         return self.accept
 
     def close(self, code: int, reason: str) -> None:
@@ -47,6 +55,9 @@ class FakeTransport:
 
     def queued(self) -> tuple[int, int] | None:
         return self.queue
+
+    def lane_bytes(self, lane: Lane) -> int:
+        return self.lanes.get(lane, 0)
 
 
 def identity(user: str = "alice", expires_at: float | None = 2000.0,
@@ -131,6 +142,38 @@ def test_notify_encodes_a_notification(params: Any, expected: dict[str, Any]) ->
     [data] = transport.sent
     assert isinstance(data, bytes)
     assert orjson.loads(data) == expected  # no "id": a notification (JSON-RPC 2.0 §4.1)
+
+
+def test_what_is_sent_carries_its_lane_policy_and_key() -> None:
+    transport = FakeTransport()
+    conn = connection(OPEN, transport)
+    conn.subprotocol = BINARY_SUBPROTOCOL
+    conn.notify("presence.changed", {"user": "bob"}, lane=Lane.CHAT,
+                policy=Policy.COALESCIBLE, key=("presence", "bob"))
+    conn.push(b'{"jsonrpc":"2.0","method":"room.message"}')
+    conn.push(b"{}", lane=Lane.TELEMETRY, policy=Policy.DROPPABLE)
+    conn.push_binary(b"\x01\x01r\x00")
+    conn.push_binary(b"\x01\x01r\x01", lane=Lane.EVENTS, key="k")
+    assert transport.tags == [
+        (Lane.CHAT, Policy.COALESCIBLE, ("presence", "bob")),
+        (Lane.EVENTS, None, None),  # a notification's default: events, the lane's policy
+        (Lane.TELEMETRY, Policy.DROPPABLE, None),
+        (Lane.STATE, None, None),  # a binary message's default: state
+        (Lane.EVENTS, None, "k"),
+    ]
+    assert transport.binary == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize(("queued", "lane", "backlog"), [
+    pytest.param(None, None, 0, id="never-queued"),
+    pytest.param((3, 120), None, 120, id="all-lanes"),
+    pytest.param((3, 120), Lane.STATE, 100, id="one-lane"),
+    pytest.param((3, 120), Lane.CHAT, 0, id="an-empty-lane"),
+])
+def test_the_backlog_is_the_bytes_waiting_in_a_lane_or_all(
+        queued: tuple[int, int] | None, lane: Lane | None, backlog: int) -> None:
+    transport = FakeTransport(queue=queued, lanes={Lane.STATE: 100, Lane.EVENTS: 20})
+    assert connection(OPEN, transport).backlog(lane) == backlog
 
 
 def test_a_refused_send_closes_as_slow_consumer() -> None:

@@ -19,6 +19,7 @@ from rtctl.profiler.stages import (
     QueueDepths,
     StageProfiler,
 )
+from rtctl.protocol.lanes import Lane
 from rtctl.router import Router
 from tests.cli import test_cli
 from tests.cli.test_cli import Served, rtctl
@@ -105,6 +106,8 @@ def test_rtctl_profile_prints_the_breakdown_and_writes_a_chart(
         served.stop()
     assert done.returncode == 0, done.stderr
     assert "where the time goes" in done.stdout
+    assert "outbox lanes (all connections)" in done.stdout
+    assert all(lane.label in done.stdout for lane in Lane)
     assert chart.read_bytes()[:4] == b"\x89PNG"
 
 

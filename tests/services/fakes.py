@@ -3,12 +3,13 @@ the test fires: the services' own logic, tested synchronously and exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
 
 from rtctl.backends import Backends, memory_backends
 from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, ReadinessCheck
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext, Peer
 
@@ -69,8 +70,18 @@ class FakeHost:
         raise NotImplementedError
 
 
+class Pushed(NamedTuple):
+    """How one message was queued: ``method`` (None for a binary one) and its tags."""
+
+    method: str | None
+    lane: Lane
+    policy: Policy | None
+    key: Hashable | None
+
+
 class FakePeer:
-    """Keeps every notification pushed to it, decoded, and every binary message."""
+    """Keeps every notification pushed to it, decoded, every binary message, and how each
+    was tagged (:class:`Pushed`, in the order pushed)."""
 
     def __init__(self, conn_id: str, user: str,
                  subprotocol: str | None = BINARY_SUBPROTOCOL) -> None:
@@ -80,21 +91,33 @@ class FakePeer:
         self.close_code: int | None = None
         self.received: list[dict[str, Any]] = []
         self.binary: list[bytes] = []
-        self.queued = 0  # what backlog() answers: bytes its socket has not taken
+        self.pushed: list[Pushed] = []
+        self.queued: dict[Lane, int] = {}  # what backlog() answers: bytes not yet written
 
-    def notify(self, method: str, params: Any = None) -> None:
-        self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)))
+    def notify(self, method: str, params: Any = None, *, lane: Lane = Lane.EVENTS,
+               policy: Policy | None = None, key: Hashable | None = None) -> None:
+        self.push(jsonrpc.dumps(jsonrpc.encode_notification(method, params)), lane=lane,
+                  policy=policy, key=key)
 
-    def push(self, data: bytes) -> None:
-        self.received.append(jsonrpc.loads(data))
+    def push(self, data: bytes, *, lane: Lane = Lane.EVENTS, policy: Policy | None = None,
+             key: Hashable | None = None) -> None:
+        message = jsonrpc.loads(data)
+        self.received.append(message)
+        self.pushed.append(Pushed(message["method"], lane, policy, key))
 
-    def push_binary(self, data: bytes) -> None:
+    def push_binary(self, data: bytes, *, lane: Lane = Lane.STATE, policy: Policy | None = None,
+                    key: Hashable | None = None) -> None:
         if not takes_binary(self.subprotocol):  # as the gateway's Connection
             raise ValueError(f"{self.id} is on {self.subprotocol}: it takes no binary frames")
         self.binary.append(data)
+        self.pushed.append(Pushed(None, lane, policy, key))
 
-    def backlog(self) -> int:
-        return self.queued
+    def backlog(self, lane: Lane | None = None) -> int:
+        return sum(self.queued.values()) if lane is None else self.queued.get(lane, 0)
+
+    def tags(self, method: str | None) -> list[tuple[Lane, Policy | None, Hashable | None]]:
+        """How each ``method`` notification (None: binary message) was queued, in order."""
+        return [(p.lane, p.policy, p.key) for p in self.pushed if p.method == method]
 
     def close(self, code: int, reason: str) -> None:
         raise AssertionError(f"closed with {code}: {reason}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Hashable
 from typing import Any, TypeVar
 
 from rtctl.backends import memory_backends
@@ -20,6 +21,7 @@ from rtctl.backends.base import (
     Unrecoverable,
 )
 from rtctl.backends.memory import MemoryHistoryStore
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.streams import StreamPosition
 from rtctl.services.room_delivery import RoomLimits
 from rtctl.services.rooms import RoomService
@@ -132,11 +134,12 @@ class Member(FakePeer):
 
     def __init__(self, conn_id: str, user: str) -> None:
         super().__init__(conn_id, user)
-        self.pushed = asyncio.Event()
+        self.woken = asyncio.Event()
 
-    def push(self, data: bytes) -> None:
-        super().push(data)
-        self.pushed.set()
+    def push(self, data: bytes, *, lane: Lane = Lane.EVENTS, policy: Policy | None = None,
+             key: Hashable | None = None) -> None:
+        super().push(data, lane=lane, policy=policy, key=key)
+        self.woken.set()
 
     def messages(self) -> list[dict[str, Any]]:
         return [m["params"] for m in self.received if m["method"] == "room.message"]
@@ -148,8 +151,8 @@ class Member(FakePeer):
         """The offsets received, once there are ``count`` of them."""
         async with asyncio.timeout(5 * TIMING):
             while len(self.offsets()) < count:
-                self.pushed.clear()
-                await self.pushed.wait()
+                self.woken.clear()
+                await self.woken.wait()
         return self.offsets()
 
 
@@ -177,8 +180,9 @@ class Node:
     async def join(self, peer: FakePeer, **params: Any) -> dict[str, Any]:
         return await self.rooms.join(peer.context(), "r", **params)
 
-    async def publish(self, peer: FakePeer, data: Any = None) -> dict[str, Any]:
-        return await self.rooms.publish(peer.context(), "r", data)
+    async def publish(self, peer: FakePeer, data: Any = None, **tags: Any) -> dict[str, Any]:
+        """``room.publish`` to ``r``; ``tags``: its ``lane``, ``policy``, ``key``."""
+        return await self.rooms.publish(peer.context(), "r", data, **tags)
 
     async def settled(self) -> None:
         """Everything the bus carried so far has been handled here."""

@@ -120,8 +120,8 @@ async def test_a_big_fan_out_yields_between_chunks_and_keeps_order() -> None:
     seen: dict[str, list[tuple[int, Any]]] = {}
 
     class Member(FakePeer):
-        def push(self, data: bytes) -> None:
-            super().push(data)
+        def push(self, data: bytes, **tags: Any) -> None:
+            super().push(data, **tags)
             if self.received[-1]["method"] == "room.message":
                 seen.setdefault(self.id, []).append((ticks.count, self.received[-1]["params"]))
                 if len(seen) == 34 and all(len(got) == 2 for got in seen.values()):

@@ -289,8 +289,8 @@ async def test_a_big_fan_out_skips_a_member_whose_connection_closed_meanwhile() 
     first, gone = members[1], members[20]
     first_push = first.push
 
-    def push_then_close_one(data: bytes) -> None:  # between the first chunk and the third
-        first_push(data)
+    def push_then_close_one(data: bytes, **tags: Any) -> None:  # between chunks 1 and 3
+        first_push(data, **tags)
         asyncio.get_running_loop().create_task(node.rooms._detached(gone.id))
 
     first.push = push_then_close_one  # type: ignore[method-assign]

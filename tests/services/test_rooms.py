@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from rtctl.gateway.server import Gateway
+from rtctl.protocol.lanes import Lane
 
 
 async def test_room_messages_and_membership_cross_nodes(
@@ -152,3 +153,25 @@ async def test_a_member_back_on_another_node_gets_what_it_missed_once(
             assert [(m["data"], m["offset"]) for m in got] == [
                 (n, seen["offset"] + n - 1) for n in (2, 3, 4)]
             await back.quiet()
+
+
+async def test_a_tagged_publish_reaches_another_node_in_its_lane_and_reads_the_same(
+    two_nodes: tuple[Gateway, Gateway], connect_player: Any,
+) -> None:
+    n1, n2 = two_nodes
+    lanes = n1.metrics.lanes
+    async with connect_player(n1, "alice") as alice, connect_player(n2, "bob") as bob:
+        epoch = (await alice.result("room.join", {"room": "lobby"}))["epoch"]
+        await bob.result("room.join", {"room": "lobby"})
+        await alice.note("room.joined")
+        before = {lane: lanes[lane].queued for lane in Lane}
+        first = await bob.result("room.publish", {"room": "lobby", "data": {"red": 3},
+                                                  "lane": "chat", "policy": "coalescible",
+                                                  "key": "score"})
+        await bob.result("room.publish", {"room": "lobby", "data": [1, 2],
+                                          "lane": "telemetry"})
+        assert [await alice.note("room.message") for _ in range(2)] == [
+            {"room": "lobby", "from": "bob", "data": data, "offset": first["offset"] + n,
+             "epoch": epoch} for n, data in enumerate([{"red": 3}, [1, 2]])]
+        assert {lane: lanes[lane].queued - before[lane] for lane in Lane} == {
+            Lane.CONTROL: 0, Lane.STATE: 0, Lane.EVENTS: 0, Lane.CHAT: 1, Lane.TELEMETRY: 1}

@@ -15,6 +15,7 @@ from rtctl.backends import memory_backends
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.frames import parse_state_frame
+from rtctl.protocol.lanes import Lane
 from rtctl.protocol.upgrade import SUBPROTOCOL
 from rtctl.services.rooms import RoomService
 from rtctl.services.sessions import SessionService
@@ -149,11 +150,11 @@ async def test_a_slow_member_gets_one_delta_once_it_has_read(setup: Setup) -> No
     await setup.join(alice)
     await setup.join(slow)
     sent = len(slow.binary)
-    slow.queued = 1000  # its socket has not taken what it was sent
+    slow.queued[Lane.STATE] = 1000  # its socket has not taken the state sent
     for _ in range(20):
         setup.tick()
     assert len(slow.binary) == sent  # nothing queued behind, tick after tick
-    slow.queued = 0
+    slow.queued[Lane.STATE] = 0
     setup.tick()
     assert len(slow.binary) == sent + 1  # one delta from the last version it was sent
     _, message = parse_state_frame(slow.binary[-1])
@@ -166,10 +167,10 @@ async def test_a_member_behind_the_history_gets_the_full_state(setup: Setup) -> 
     slow = FakePeer("c2", "slow")
     await setup.join(slow)
     setup.live().encoder._history = 5
-    slow.queued = 1
+    slow.queued[Lane.STATE] = 1
     for _ in range(10):
         setup.tick()
-    slow.queued = 0
+    slow.queued[Lane.STATE] = 0
     setup.tick()
     _, message = parse_state_frame(slow.binary[-1])
     assert message[0] == 0x01

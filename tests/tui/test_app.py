@@ -13,6 +13,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, Static
 
 from rtctl.gateway.server import Gateway
+from rtctl.protocol.lanes import Lane
 from rtctl.protocol.tap import FrameSeen, Subscribed
 from rtctl.tui.app import DevtoolsApp
 from rtctl.tui.demo import start_demo
@@ -26,8 +27,8 @@ from rtctl.tui.screens import (
 )
 from rtctl.tui.stack import Stack, attach
 from rtctl.tui.widgets import FrameTable
-from tests.conftest import TIMING, make_token
-from tests.tui.conftest import FAST_DEMO, wait_until
+from tests.conftest import TIMING
+from tests.tui.conftest import FAST_DEMO, attached_app, open_screen, wait_until
 
 
 def demo_app(tmp_path: Path) -> DevtoolsApp:
@@ -166,8 +167,7 @@ async def test_connection_presence_and_loss(tmp_path: Path) -> None:
 
 
 async def test_attached_to_a_running_gateway(tmp_path: Path, gateway: Gateway) -> None:
-    token = make_token("admin", role="admin")
-    app = DevtoolsApp(lambda: attach(gateway.url, token), refresh=0.2)
+    app = attached_app(gateway)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(lambda: app.session.stack is not None, "the observer to connect")
         assert not app.session.stack.embedded
@@ -184,3 +184,25 @@ async def test_attached_to_a_running_gateway(tmp_path: Path, gateway: Gateway) -
         assert not app.session.lag_switch
         await pilot.press("q")
     await wait_until(lambda: len(gateway.registry) == 0, "the observer to have left")
+
+
+async def test_the_profiler_shows_each_lane_over_the_last_window(gateway: Gateway) -> None:
+    app = attached_app(gateway, admin=False)  # /profile refused: the lanes need no token
+    async with app.run_test(size=(80, 24)) as pilot:
+        profiler = await open_screen(app, pilot, "6")
+        assert isinstance(profiler, ProfilerScreen)
+        await wait_until(lambda: profiler.lanes is not None, "a first read of /metrics")
+        assert profiler.document is None
+        telemetry = gateway.metrics.lanes[Lane.TELEMETRY]
+        telemetry.dropped += 7  # in the window from here to the next read
+        telemetry.depth, telemetry.depth_bytes = 3, 90
+        await pilot.press("r")
+        table = profiler.query_one("#lanes", DataTable)
+
+        def telemetry_row() -> list[str]:
+            return ([str(cell) for cell in table.get_row_at(len(Lane) - 1)]
+                    if table.row_count == len(Lane) else [])
+
+        await wait_until(lambda: telemetry_row()[-1:] == ["7"], "the drops in the lane table")
+        assert telemetry_row() == ["telemetry", "3", "90", "–", "–", "0", "0", "7"]
+        await pilot.press("q")

@@ -32,7 +32,6 @@ from rtctl.tui.bots import BotConfig
 from rtctl.tui.demo import PLAYER, ArenaConfig, DemoConfig, start_demo
 from rtctl.tui.screens import ArenaScreen
 from rtctl.tui.screens.arena import NO_ARENA
-from rtctl.tui.stack import attach
 from rtctl.tui.widgets import ArenaMap
 from rtctl.tui.widgets.arena_map import (
     OTHER_STYLE,
@@ -45,8 +44,7 @@ from rtctl.tui.widgets.arena_map import (
     marks_of_state,
     marks_of_view,
 )
-from tests.conftest import make_token
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import attached_app, open_screen, wait_until
 
 COLS, ROWS = 64, 36  # 10 × 10 world units a cell
 EMPTY = (" ", "")
@@ -324,12 +322,9 @@ async def test_the_arena_plays_switches_and_steers(monkeypatch: pytest.MonkeyPat
 
 
 async def test_attached_there_is_no_arena(gateway: Gateway) -> None:
-    app = DevtoolsApp(lambda: attach(gateway.url, make_token("admin", role="admin")),
-                      refresh=0.2)
+    app = attached_app(gateway)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(lambda: app.session.stack is not None, "the observer to connect")
-        await pilot.press("8")
-        screen = app.screen
+        screen = await open_screen(app, pilot, "8")
         assert isinstance(screen, ArenaScreen)
         await pilot.press("p", "right", "b")  # nothing to switch or steer: nothing happens
         assert str(screen.query_one("#arena-numbers", Static).render()) == NO_ARENA

@@ -1,7 +1,7 @@
 """Snapshots of the screens that do not move on their own, at 80×24.
 
 The app runs with a start that fails on purpose, so no clock, port or traffic
-reaches the picture; the profiler is fed fixed histograms. Regenerate with
+reaches the picture; the profiler is fed fixed histograms and lanes. Regenerate with
 ``pytest tests/tui --snapshot-update`` after a deliberate change, and look at
 the SVGs in ``tests/tui/__snapshots__`` before committing them.
 """
@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.metrics import RPC_BUCKETS
 from rtctl.histograms import BucketCounts
+from rtctl.protocol.lanes import Lane, LaneStats
 from rtctl.tui.app import DevtoolsApp
 from rtctl.tui.screens import ProfilerScreen
 from rtctl.tui.stack import Stack
@@ -48,5 +49,24 @@ def test_profiler_breakdown(snap_compare: Any) -> None:
         screen = pilot.app.screen
         assert isinstance(screen, ProfilerScreen)
         screen.show(calls)
+
+    assert snap_compare(_app(), run_before=feed, terminal_size=(80, 24))
+
+
+def test_profiler_lanes(snap_compare: Any) -> None:
+    window = LaneStats()
+    events, chat, telemetry = window[Lane.EVENTS], window[Lane.CHAT], window[Lane.TELEMETRY]
+    events.depth, events.depth_bytes, events.sent, events.sent_bytes = 12, 3_072, 400, 64_000
+    chat.sent, chat.sent_bytes, chat.coalesced = 30, 2_400, 90
+    telemetry.depth, telemetry.depth_bytes, telemetry.dropped = 200, 20_000, 1_500
+    for seconds in (0.0004, 0.002, 0.002, 0.04):
+        events.wait.observe(seconds)
+    chat.wait.observe(0.3)
+
+    async def feed(pilot: Pilot[None]) -> None:
+        await pilot.press("6")
+        screen = pilot.app.screen
+        assert isinstance(screen, ProfilerScreen)
+        screen.show_lanes(window, 2.0)
 
     assert snap_compare(_app(), run_before=feed, terminal_size=(80, 24))

@@ -30,12 +30,12 @@ from rtctl.state import Schema, float32, int32, uint8, uint32
 from rtctl.tui.app import DevtoolsApp
 from rtctl.tui.demo import start_demo
 from rtctl.tui.screens import DashboardScreen, StateScreen
-from rtctl.tui.stack import Stack, attach
+from rtctl.tui.stack import Stack
 from rtctl.tui.watched_room import WatchedRoom
 from rtctl.tui.widgets import StateTree
 from rtctl.tui.widgets.state_tree import SHOWN, TEXT
 from tests.conftest import TIMING, GatewayFactory, make_token
-from tests.tui.conftest import FAST_DEMO, wait_until
+from tests.tui.conftest import FAST_DEMO, attached_app, open_screen, wait_until
 
 
 class Point(Schema):
@@ -179,15 +179,12 @@ async def ledger(start_gateway: GatewayFactory) -> Gateway:
 
 
 def attached(gateway: Gateway) -> DevtoolsApp:
-    return DevtoolsApp(lambda: attach(gateway.url, make_token("admin", role="admin")),
-                       refresh=3600)  # no sampling: what moves, the room's changes moved
+    return attached_app(gateway, refresh=3600)  # no sampling: what moves, the room's changes
 
 
 async def watch(app: DevtoolsApp, pilot: Pilot[None], room: str) -> StateScreen:
     """Open the state screen and enter ``room``."""
-    await wait_until(lambda: app.session.stack is not None, "the observer to connect")
-    await pilot.press("7")
-    screen = app.screen
+    screen = await open_screen(app, pilot, "7")
     assert isinstance(screen, StateScreen)
     await pilot.press("slash", *room, "enter")
     return screen

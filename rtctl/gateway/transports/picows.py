@@ -15,8 +15,9 @@ one does itself, to the same contract (``docs/api.md``):
   ``interval``; a pong missing after ``timeout - close_timeout`` closes 1011,
   so a dead peer is gone within interval + timeout (as with ``websockets``);
 - backpressure: when the socket's buffer is full (``pause_writing``) the
-  connection stops reading and notifications wait in its outbox (4008 once it
-  overflows); an ordered batch, too many async calls at once, or connect hooks
+  connection stops reading and notifications wait in its outbox (lanes,
+  shaping and batching, :mod:`rtctl.gateway.outbox`; 4008 at its bound or
+  after the slow-consumer grace); an ordered batch, too many async calls at once, or connect hooks
   still running also stop reading, and what already arrived waits in order.
 
 permessage-deflate is not offered by picows; the ``websockets`` driver runs

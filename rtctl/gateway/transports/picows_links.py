@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Hashable
 from typing import Any, Protocol
 
 from multidict import CIMultiDict
@@ -22,10 +22,11 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.auth import Identity
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import Deferred, Timed
-from rtctl.gateway.outbox import BinaryMessage, Outbox
-from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
+from rtctl.gateway.outbox import BinaryMessage, direct_replies
+from rtctl.gateway.transports import Core, Flow, Timer, address, stuck_reason
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.websocket import FrameError, Reassembly, closed_by
 
 __all__ = ["GameLink", "Link", "Owner", "TapLink"]
@@ -71,7 +72,7 @@ class Link(WSListener):
         self.ws: WSTransport | None = None
         self.paused = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._deadline = WriteDeadline(driver.core.config.limits.write_timeout, self._stuck)
+        self._deadline = Timer(self._stuck)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP side goes after ``close_timeout``."""
@@ -93,19 +94,19 @@ class Link(WSListener):
     def forget(self) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
-        self._deadline.resumed()
+        self._deadline.stop()
         self.driver.forget(self)
 
     def pause_writing(self) -> None:
         """The socket's buffer is full: stop reading until the peer catches up."""
         self.paused = True
-        self._deadline.paused()
+        self._deadline.start(self.driver.core.config.limits.write_timeout)
         if self.ws is not None:
             self.ws.underlying_transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
-        self._deadline.resumed()
+        self._deadline.stop()
 
     def _stuck(self) -> None:
         """Drop a peer that stopped reading; 4008 is what the gateway reports."""
@@ -118,8 +119,8 @@ class Link(WSListener):
 class GameLink(Link):
     """One game connection: frames in, the dispatcher's replies out; its Transport too."""
 
-    __slots__ = ("batching", "conn", "flushing", "identity", "inflight", "outbox", "parts",
-                 "pong_timer", "subprotocol", "waiting")
+    __slots__ = ("batching", "conn", "direct", "flow", "flushing", "identity", "inflight",
+                 "parts", "pong_timer", "subprotocol", "waiting")
 
     def __init__(self, driver: Owner, identity: Identity, subprotocol: str | None) -> None:
         super().__init__(driver)
@@ -130,7 +131,8 @@ class GameLink(Link):
         self.batching = False
         self.inflight = 0
         self.parts: Reassembly | None = None  # a fragmented message so far (§5.4)
-        self.outbox: Outbox | None = None
+        self.flow: Flow | None = None  # the outbox, made on the first message queued
+        self.direct = direct_replies(driver.core.config.routing)  # False: ask reply() first
         self.flushing = False  # a flush of the outbox is scheduled
         self.pong_timer: asyncio.TimerHandle | None = None
 
@@ -176,41 +178,52 @@ class GameLink(Link):
         self.forget()
         if self.pong_timer is not None:
             self.pong_timer.cancel()
-        if self.outbox is not None:
-            self.outbox.clear()
+        if self.flow is not None:
+            self.flow.close()
         if self.conn is not None:
             code, reason = _close_info(ws)
             self.driver.spawn(self.driver.core.closed(self.conn, code, reason))
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self.outbox is not None:
+        if self.flow is not None:
             self._flush()
         self._reading(self.waiting is None)
 
     # -- the Transport a Connection talks to ----------------------------------
 
-    def send(self, data: bytes, binary: bool = False) -> bool:
+    def send(self, data: bytes, binary: bool = False, *, lane: Lane = Lane.EVENTS,
+             policy: Policy | None = None, key: Hashable | None = None) -> bool:
         """Queue a notification; it is written once the handler that sent it returns."""
-        outbox = self.outbox
-        if outbox is None:
-            outbox = self.outbox = Outbox(max_bytes=self.driver.core.config.limits.max_outbox_bytes)
-        if not outbox.put(data, binary):
-            return False
+        return (self.flow or self._start()).put(data, binary, lane, policy, key)
+
+    def reply(self, data: bytes) -> bool:
+        """Write this reply now (True, charged), or was it queued (lanes off)?"""
+        return (self.flow or self._start()).reply(data)
+
+    def _start(self) -> Flow:
+        assert self.conn is not None
+        flow = self.flow = Flow(self.driver.core, self.conn, self._soon)
+        return flow
+
+    def _soon(self) -> None:
+        """Flush once the running callback returns, unless the socket is full."""
         if not self.flushing and not self.paused:
             self.flushing = True
             asyncio.get_running_loop().call_soon(self._flush)
-        return True
 
     def _flush(self) -> None:
         self.flushing = False
-        outbox = self.outbox
-        assert outbox is not None
-        while not self.paused and (data := outbox.pop()) is not None:
+        flow = self.flow
+        assert flow is not None
+        while not self.paused and (data := flow.next()) is not None:
             self._write(data, _BINARY if type(data) is BinaryMessage else _TEXT)
 
     def queued(self) -> tuple[int, int] | None:
-        return None if self.outbox is None else (len(self.outbox), self.outbox.queued_bytes)
+        return None if self.flow is None else self.flow.queued()
+
+    def lane_bytes(self, lane: Lane) -> int:
+        return 0 if self.flow is None else self.flow.outbox.lane_bytes(lane)
 
     # -- messages -----------------------------------------------------------
 
@@ -221,9 +234,10 @@ class GameLink(Link):
         dispatcher = self.driver.core.dispatcher
         out = dispatcher.receive(conn, text)
         if type(out) is bytes:  # the hot path
-            assert self.ws is not None
-            self.ws.send(_TEXT, out)
-            dispatcher.sent(conn, out)
+            if self.direct or self.reply(out):
+                assert self.ws is not None
+                self.ws.send(_TEXT, out)
+                dispatcher.sent(conn, out)
         elif isinstance(out, Deferred):
             if out.ordered:
                 self.batching = True
@@ -242,12 +256,13 @@ class GameLink(Link):
         self.driver.core.dispatcher.sent(conn, data, kind is _BINARY)
 
     def _deliver(self, out: bytes | Timed | None) -> None:
+        """Write a reply (or queue it, lanes off); a profiled one has its write timed."""
         if isinstance(out, Timed):
             writing = time.perf_counter_ns()
-            if out.data is not None:
+            if out.data is not None and (self.direct or self.reply(out.data)):
                 self._write(out.data)
             self.driver.core.dispatcher.record(out.sample, time.perf_counter_ns() - writing)
-        elif out is not None:
+        elif out is not None and (self.direct or self.reply(out)):
             self._write(out)
 
     async def _opened(self, conn: Connection) -> None:

@@ -6,17 +6,18 @@ the size limit (1009), heartbeat pings with a pong timeout, and the closing
 handshake (RFC 6455 §5-§7). This driver reads each connection's messages in
 one coroutine, hands them to the :class:`~rtctl.gateway.dispatch.Dispatcher`
 and writes the replies with the socket's own backpressure; notifications wait
-in the connection's :class:`~rtctl.gateway.outbox.Outbox`, drained by a
-writer task made on first use: binary ones (``rtctl.v1.binary``) go out as
-opcode 2 (RFC 6455 §5.6), in order with the text ones.
+in the connection's :class:`~rtctl.gateway.outbox.Outbox` (its lanes, shaping
+and batching; a :class:`~rtctl.gateway.transports.Flow`), drained by a writer
+task made on first use: binary ones (``rtctl.v1.binary``) go out as opcode 2
+(RFC 6455 §5.6), in order with the text ones of their lane.
 
 Two things ``websockets`` does not do are added to its connection class
-(:class:`_Connection`): a :class:`~rtctl.gateway.transports.WriteDeadline` (its
-keepalive ping waits on a full socket, so a client that stopped reading would
-hold its slot forever), and bytes that follow the request in the same packet
-are held until the request is answered (``websockets`` would parse them as
-frames before answering, fail, and answer nothing; RFC 6455 §4.1 has the
-client wait for the answer, so they matter only after a 101).
+(:class:`_Connection`): a write deadline (its keepalive ping waits on a full
+socket, so a client that stopped reading would hold its slot forever), and
+bytes that follow the request in the same packet are held until the request is
+answered (``websockets`` would parse them as frames before answering, fail, and
+answer nothing; RFC 6455 §4.1 has the client wait for the answer, so they
+matter only after a 101).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -41,10 +42,12 @@ from rtctl.exceptions import ConnectionRefused
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.dispatch import LOOP_SLICE, Deferred, Dispatcher, Timed
 from rtctl.gateway.http import Admission, UpgradeRequest
-from rtctl.gateway.outbox import BinaryMessage, Outbox
-from rtctl.gateway.transports import Core, WriteDeadline, address, stuck_reason
+from rtctl.gateway.outbox import BinaryMessage, direct_replies
+from rtctl.gateway.transports import Core, Flow, Timer, address, stuck_reason
+from rtctl.gateway.transports.deflate import deflate_extensions
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.redact import RedactCredentials
 from rtctl.protocol.upgrade import offered_subprotocols, select_subprotocol
 from rtctl.protocol.websocket import closed_by
@@ -82,7 +85,7 @@ class _Connection(ServerConnection):
         super().__init__(*args, **kwargs)
         self._tail = b""  # the last bytes of the head so far: its end may straddle packets
         self._early: bytearray | None = None  # what came after the request, until answered
-        self._deadline = WriteDeadline(self.write_timeout, self._stuck)
+        self._deadline = Timer(self._stuck)
 
     def data_received(self, data: bytes) -> None:
         if self._early is not None:
@@ -107,14 +110,14 @@ class _Connection(ServerConnection):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._deadline.paused()
+        self._deadline.start(self.write_timeout)
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._deadline.resumed()
+        self._deadline.stop()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._deadline.resumed()
+        self._deadline.stop()
         super().connection_lost(exc)
 
     def _stuck(self) -> None:
@@ -133,44 +136,47 @@ def _connection_class(timeout: float) -> type[_Connection]:
 
 
 class _SocketTransport:
-    """A :class:`Connection`'s way out: replies go straight, notifications via the outbox.
+    """A :class:`Connection`'s way out: replies go straight, notifications via its flow.
 
     Most connections of a game only ever receive replies, so an idle one
-    carries no queue and no writer task.
+    carries no outbox and no writer task.
     """
 
-    __slots__ = ("_conn", "_dispatcher", "_max_bytes", "_outbox", "_wake", "_writer", "_ws")
+    __slots__ = ("_conn", "_core", "_dispatcher", "_flow", "_writer", "_ws", "direct")
 
-    def __init__(self, dispatcher: Dispatcher, ws: ServerConnection, *, max_bytes: int) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, core: Core, ws: ServerConnection) -> None:
+        self._core = core
+        self._dispatcher = core.dispatcher
         self._ws = ws
-        self._max_bytes = max_bytes
+        self.direct = direct_replies(core.config.routing)  # False: ask reply() first
         self._conn: Connection | None = None
-        self._outbox: Outbox | None = None
-        self._wake: asyncio.Event | None = None
+        self._flow: Flow | None = None
         self._writer: asyncio.Task[None] | None = None
 
     def bind(self, conn: Connection) -> None:
         self._conn = conn
 
-    def send(self, data: bytes, binary: bool = False) -> bool:
-        if self._outbox is None:
-            self._outbox = Outbox(max_bytes=self._max_bytes)
-            self._wake = asyncio.Event()
-            self._writer = asyncio.get_running_loop().create_task(
-                self._drain(self._outbox, self._wake))
-        if not self._outbox.put(data, binary):
-            return False
-        assert self._wake is not None
-        self._wake.set()
-        return True
+    def _start(self) -> Flow:
+        assert self._conn is not None
+        wake = asyncio.Event()
+        flow = self._flow = Flow(self._core, self._conn, wake.set)
+        self._writer = asyncio.get_running_loop().create_task(self._drain(flow, wake))
+        return flow
 
-    async def _drain(self, outbox: Outbox, wake: asyncio.Event) -> None:
+    def send(self, data: bytes, binary: bool = False, *, lane: Lane = Lane.EVENTS,
+             policy: Policy | None = None, key: Hashable | None = None) -> bool:
+        return (self._flow or self._start()).put(data, binary, lane, policy, key)
+
+    def reply(self, data: bytes) -> bool:
+        """Write this reply now (True, charged), or was it queued (lanes off)?"""
+        return (self._flow or self._start()).reply(data)
+
+    async def _drain(self, flow: Flow, wake: asyncio.Event) -> None:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 await wake.wait()
                 wake.clear()
-                while (data := outbox.pop()) is not None:
+                while (data := flow.next()) is not None:
                     await self.write(data, type(data) is BinaryMessage)
 
     async def write(self, data: bytes, binary: bool = False) -> None:
@@ -183,10 +189,15 @@ class _SocketTransport:
         asyncio.get_running_loop().create_task(self._ws.close(code, reason))
 
     def queued(self) -> tuple[int, int] | None:
-        return None if self._outbox is None else (len(self._outbox), self._outbox.queued_bytes)
+        return None if self._flow is None else self._flow.queued()
+
+    def lane_bytes(self, lane: Lane) -> int:
+        return 0 if self._flow is None else self._flow.outbox.lane_bytes(lane)
 
     async def aclose(self) -> None:
-        """Stop the writer when the connection is gone."""
+        """Stop the writer and the flow's clocks when the connection is gone."""
+        if self._flow is not None:
+            self._flow.close()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +222,7 @@ class WebsocketsDriver:
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             compression=None,
+            extensions=deflate_extensions(config.routing),  # RFC 7692, when enabled
             max_size=config.limits.max_message_size,
             ping_interval=config.heartbeat.interval,
             # A dead peer never closes its TCP side either: the heartbeat timeout
@@ -253,8 +265,8 @@ class WebsocketsDriver:
             return
         core = self._core
         dispatcher = core.dispatcher
-        transport = _SocketTransport(dispatcher, ws,
-                                     max_bytes=core.config.limits.max_outbox_bytes)
+        transport = _SocketTransport(core, ws)
+        direct = transport.direct
         try:
             conn = core.open(admission.identity, transport, remote=address(ws.remote_address),
                              local=address(ws.local_address), subprotocol=ws.subprotocol)
@@ -275,8 +287,9 @@ class WebsocketsDriver:
                     return
                 out = dispatcher.receive(conn, message)
                 if type(out) is bytes:  # the hot path, inlined
-                    await ws.send(out, text=True)
-                    dispatcher.sent(conn, out)
+                    if direct or transport.reply(out):
+                        await ws.send(out, text=True)
+                        dispatcher.sent(conn, out)
                 elif isinstance(out, Deferred):
                     if out.ordered:
                         await _deliver(transport, dispatcher, await out.pending)
@@ -307,13 +320,14 @@ class WebsocketsDriver:
 
 async def _deliver(transport: _SocketTransport, dispatcher: Dispatcher,
                    out: bytes | Timed | None) -> None:
-    """Write a reply; a profiled one has its write timed and its stages recorded."""
+    """Write a reply (or queue it, lanes off); a profiled one has its write timed and its
+    stages recorded."""
     if isinstance(out, Timed):
         writing = time.perf_counter_ns()
-        if out.data is not None:
+        if out.data is not None and (transport.direct or transport.reply(out.data)):
             await transport.write(out.data)
         dispatcher.record(out.sample, time.perf_counter_ns() - writing)
-    elif out is not None:
+    elif out is not None and (transport.direct or transport.reply(out)):
         await transport.write(out)
 
 
