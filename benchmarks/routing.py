@@ -34,7 +34,6 @@ from typing import Any
 
 import uvloop
 from loadgen import raise_nofile_limit
-from routing_client import TRANSPORT
 from routing_scenarios import (
     BUDGET,
     SLOW_GRACE,
@@ -52,9 +51,11 @@ BUDGET_TOLERANCE = 0.05  # received bytes/s may pass the budget by this share (f
 PING_P99_MS = 50.0
 P99_TOLERANCE = 0.10  # others' p99 against the run without the slow client or flooder
 P99_FLOOR_MS = 1.0  # below this, a p99 difference is the scheduler's, not the gateway's
-CLOSE_TIMEOUT = 2.0  # s the gateway waits for the answer to its close frame (RFC 6455 §7.1.1)
+CLOSE_TIMEOUT = 2.0  # s the gateway waits for the answer to its close frame (RFC 6455 §7.1.1;
+# rtctl.gateway.server: min(2 s, ping timeout / 2)), then drops the socket
 GRACE_TOLERANCE = 0.5  # s: /metrics and RSS are sampled every 0.1 s
-RSS_ALLOWANCE_MIB = 4.0  # the slow client may cost four outbox bounds (1 MiB each)
+RSS_ALLOWANCE_MIB = 4.0  # its outbox holds 1 MiB at most (limits.max_outbox_bytes); with
+# what was handed to its socket and the allocator's slack, four times that
 
 Row = dict[str, Any]
 Results = dict[str, dict[Any, list[Any]]]  # scenario → variant → one result a run
@@ -116,12 +117,17 @@ def checks(results: Results) -> list[tuple[str, bool]]:
             ("flooder told -32029 with retry_after_ms, every run",
              all(r.flood_limited > 0 and r.flood_told_when == r.flood_limited
                  and r.flood_other_errors == 0 for r in runs)),
-            ("calm client: no error, nothing closed, every run",
+            ("calm client: no error; no connection closed, every run",
              all(r.calm_errors == 0 and r.closed == 0 for r in runs)),
             (f"calm client's p99 within ±{P99_TOLERANCE:.0%} (or ±{P99_FLOOR_MS:g} ms)",
              _within(flooded["calm_p99_ms"], alone["calm_p99_ms"])),
         ]
     return out
+
+
+def _shown(value: float, spec: str) -> str:
+    """A figure, or a dash for what did not happen (NaN)."""
+    return "–" if math.isnan(value) else format(value, spec)
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -153,9 +159,9 @@ def report(results: Results, args: argparse.Namespace) -> str:
              "sent to it until closed MiB", "stop → behind s", "behind → closed s",
              "4008 closes"],
             [[name, f"{r['others_p50_ms']:.2f} / {r['others_p99_ms']:.2f}",
-              f"{r['rss_growth_mib']:.1f}",
-              f"{r['offered_mib']:.1f}", f"{r['behind_s']:.2f}",
-              f"{r['closed_after_behind_s']:.2f}", f"{r['closed_4008']:.0f}"]
+              f"{r['rss_growth_mib']:.1f}", _shown(r["offered_mib"], ".1f"),
+              _shown(r["behind_s"], ".2f"), _shown(r["closed_after_behind_s"], ".2f"),
+              f"{r['closed_4008']:.0f}"]
              for name, r in (("stops reading", median_row(results["slow"][True])),
                              ("keeps reading", median_row(results["slow"][False])))]))
     if "fanout" in results:
@@ -182,10 +188,11 @@ def report(results: Results, args: argparse.Namespace) -> str:
 
 async def measure(args: argparse.Namespace) -> Results:
     """Every chosen scenario's variants, ``args.runs`` times, their order flipped each run."""
-    window = {"seconds": args.seconds, "warmup": args.warmup}
+    on = {"warmup": args.warmup, "transport": args.transport}
+    window = {"seconds": args.seconds, **on}
     run: dict[str, Callable[[Any], Awaitable[Shaping | SlowConsumer | Fanout | Inbound]]] = {
         "shaping": lambda v: shaping(lanes=v, **window),
-        "slow": lambda v: slow_consumer(stops=v, warmup=args.warmup),
+        "slow": lambda v: slow_consumer(stops=v, **on),
         "fanout": lambda v: fanout(window_flag=v, members=args.members, **window),
         "inbound": lambda v: inbound(flooder=v, **window),
     }
@@ -217,7 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 1 or args.seconds <= 0 or args.warmup < 0 or args.members < 1:
         parser.error("--runs, --seconds and --members must be above 0, --warmup at least 0")
     raise_nofile_limit()
-    TRANSPORT[-1] = args.transport
     results = uvloop.run(measure(args))
     print(report(results, args))
     held = checks(results)

@@ -34,7 +34,7 @@ from rtctl.bench.embedded import embedded_gateway
 from rtctl.bench.plan import TokenPlan
 from rtctl.client.endpoint import endpoint_url, http_url
 
-__all__ = ["TRANSPORT", "Gateway", "Member", "connect", "gateway", "paced", "percentile_ms",
+__all__ = ["Gateway", "Member", "connect", "gateway", "paced", "percentile_ms",
            "quiet", "scrape"]
 
 _MESSAGE = b'"room.message"'
@@ -54,14 +54,12 @@ class Gateway:
         return http_url(self.url, "/metrics")
 
 
-TRANSPORT = ["--transport", "websockets"]  # every gateway's; routing.py --transport sets it
-
-
 @contextlib.contextmanager
-def gateway(flags: Sequence[str], *, connections: int = 100) -> Iterator[Gateway]:
-    """``rtctl serve`` with ``flags`` (warnings only on its log: nobody reads it live)."""
-    with embedded_gateway(connections=connections,
-                          flags=["--log-level", "warning", *TRANSPORT, *flags]) as started:
+def gateway(flags: Sequence[str], *, transport: str, connections: int = 100) -> Iterator[Gateway]:
+    """``rtctl serve --transport transport`` with ``flags`` (warnings only on its log:
+    nobody reads it live)."""
+    with embedded_gateway(connections=connections, flags=[
+            "--log-level", "warning", "--transport", transport, *flags]) as started:
         yield Gateway(started.url, started.pid, TokenPlan(secret=started.secret))
 
 

@@ -102,7 +102,7 @@ class Shaping:
     closed: int  # the limited client's close code (0: still open)
 
 
-async def shaping(*, lanes: bool, seconds: float, warmup: float) -> Shaping:
+async def shaping(*, lanes: bool, seconds: float, warmup: float, transport: str) -> Shaping:
     """A client limited to 32 KiB/s in a room flooded at 100 KiB/s, pinging every 20 ms.
 
     The flood alternates droppable ``telemetry`` messages and coalescible ``events``
@@ -110,7 +110,7 @@ async def shaping(*, lanes: bool, seconds: float, warmup: float) -> Shaping:
     pings' replies wait behind it.
     """
     flags = ["--outbound-rate", "32KiB/s", *([] if lanes else ["--no-lanes"])]
-    with gateway(flags) as gw:
+    with gateway(flags, transport=transport) as gw:
         limited, publisher = await connect(gw, "limited"), await connect(gw, "publisher")
         await _joined([limited, publisher], "flood")
 
@@ -160,7 +160,7 @@ class SlowConsumer:
     closed_4008: int  # 4008 closes the gateway counted in the run
 
 
-async def slow_consumer(*, stops: bool, warmup: float) -> SlowConsumer:
+async def slow_consumer(*, stops: bool, warmup: float, transport: str) -> SlowConsumer:
     """:data:`READERS` members and one more in a room getting 300 KiB/s of reliable
     messages; with ``stops``, that one stops reading as the :data:`SLOW_WINDOW` opens.
 
@@ -168,7 +168,7 @@ async def slow_consumer(*, stops: bool, warmup: float) -> SlowConsumer:
     4 MiB on loopback before it pushes back), then its outbox, over the pressure mark
     (``behind``), until the grace runs out; the readers' latencies cover all of it.
     """
-    with gateway(SLOW_FLAGS) as gw:
+    with gateway(SLOW_FLAGS, transport=transport) as gw:
         readers = [await connect(gw, f"reader-{i}") for i in range(READERS)]
         slow = await connect(gw, "slow", receive_buffer=SLOW_BUFFER)
         publisher = await connect(gw, "publisher")
@@ -226,12 +226,12 @@ class Fanout:
     deliveries_per_s: float
 
 
-async def fanout(*, window_flag: str | None, members: int, seconds: float,
-                 warmup: float) -> Fanout:
+async def fanout(*, window_flag: str | None, members: int, seconds: float, warmup: float,
+                 transport: str) -> Fanout:
     """``members`` light members in one room; a publisher sends :data:`PER_TICK` messages
     together every :data:`TICK` s (a game's tick); ``--batch-window window_flag`` or none."""
     flags = [] if window_flag is None else ["--batch-window", window_flag]
-    with gateway(flags, connections=members + 1) as gw:
+    with gateway(flags, transport=transport, connections=members + 1) as gw:
         crowd: list[Member] = []
         for start in range(0, members, CONNECT_BATCH):
             crowd += await asyncio.gather(*(
@@ -283,10 +283,10 @@ def _told_when(error: dict[str, Any]) -> bool:
     return isinstance(retry, int) and retry >= 1
 
 
-async def inbound(*, flooder: bool, seconds: float, warmup: float) -> Inbound:
+async def inbound(*, flooder: bool, seconds: float, warmup: float, transport: str) -> Inbound:
     """``--inbound-rate 50/s``: one client calls ``sys.ping`` 20 times a second, and with
     ``flooder`` another 200 times a second."""
-    with gateway(["--inbound-rate", "50/s"]) as gw:
+    with gateway(["--inbound-rate", "50/s"], transport=transport) as gw:
         calm = await connect(gw, "calm")
         clients = [calm, *([await connect(gw, "flooder")] if flooder else [])]
         stop = asyncio.Event()

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,9 +65,6 @@ _KEY_BYTES = 12  # 16 URL-safe characters: within idempotency_key's 64, never re
 # Offsets remembered beyond a hole (a message shed or still on a slower lane) before the
 # hole is given up on: bounded memory in a room whose droppable messages leave many.
 MAX_AHEAD = 1024
-# A join again refused by the gateway's inbound rate (-32029, never run) is asked again on
-# the same link after the wait it names, this many times in all, before the link is given up.
-_RATE_LIMITED_JOINS = 3
 
 
 class RoomMessage(NamedTuple):
@@ -310,7 +308,12 @@ class Rooms:
     async def _rejoin_one(self, link: Reconnection, stream: RoomStream) -> None:
         since = stream.position
         assert since is not None
-        for attempt in range(1, _RATE_LIMITED_JOINS + 1):
+        # Joins refused by the gateway's inbound rate (-32029) never ran: they are asked
+        # again on this link, each after the wait it names times a jitter (the rooms of a
+        # client re-join at once; in step they would be refused together again), until a
+        # call's timeout has passed. A new link would only bring a new burst and the crowd.
+        deadline = asyncio.get_running_loop().time() + self.client.call_timeout
+        while True:
             stream.joining()
             try:
                 events = _answer(stream, await link.call("room.join", stream.join_params()))
@@ -319,8 +322,9 @@ class Rooms:
             except ClientError as exc:
                 if self._rooms.get(stream.room) is not stream:
                     return  # left meanwhile
-                if exc.retry_after and attempt < _RATE_LIMITED_JOINS:
-                    await asyncio.sleep(exc.retry_after)  # refused before it ran: ask again
+                wait = exc.retry_after * random.uniform(1, 2)
+                if exc.retry_after and asyncio.get_running_loop().time() + wait < deadline:
+                    await asyncio.sleep(wait)
                     continue
                 if exc.retryable:  # the next connection joins again from the same position
                     await link.reconnect(exc)

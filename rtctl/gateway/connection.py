@@ -25,6 +25,7 @@ from rtctl.gateway.auth import Identity
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.lanes import Lane, Policy
+from rtctl.protocol.shaping import Bucket
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext
 
@@ -87,6 +88,7 @@ class Connection:
     session: dict[str, Any] = field(default_factory=dict)
     close_code: int | None = None
     close_reason: str = ""
+    inbound: Bucket | None = field(default=None, init=False, repr=False)  # --inbound-rate's
     _context: CallContext | None = field(default=None, init=False, repr=False)
 
     @property

@@ -34,8 +34,8 @@ message; every request and notification takes one, each of a batch's too. One
 over the rate is not run: a request is answered -32029 with
 ``data.retry_after_ms`` (the connection stays open), a notification is dropped
 (§4.1: nothing could answer it); both are counted in
-``metrics.inbound_limited``. Neither reaches the ``replies`` cache. A connection
-that is gone is forgotten (:meth:`~Dispatcher.closed`, called by the gateway).
+``metrics.inbound_limited``. Neither reaches the ``replies`` cache. The bucket
+is the connection's own (``Connection.inbound``): it goes with it.
 
 A batch is at most ``max_batch`` requests (the codec refuses a longer one
 whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
@@ -133,7 +133,6 @@ class Dispatcher:
         self._countdown = profiler.first_countdown()  # messages until the next timed one
         self._inbound_rate = routing.inbound_rate
         self._inbound_burst = routing.burst_calls
-        self._buckets: dict[Connection, Bucket] = {}  # made at a connection's first message
 
     def receive(self, conn: Connection, message: str) -> Outcome:
         """Handle one text message of ``conn``: what to write back, now or later."""
@@ -150,10 +149,6 @@ class Dispatcher:
         decoding = self._perf_ns()
         incoming = jsonrpc.decode(message, self.max_batch)
         return self._route(incoming, conn, Sample(self._perf_ns() - decoding))
-
-    def closed(self, conn: Connection) -> None:
-        """Forget what was kept for ``conn`` (its inbound bucket): it sends no more."""
-        self._buckets.pop(conn, None)
 
     def sent(self, conn: Connection, data: bytes, binary: bool = False) -> None:
         """Count a text (or ``binary``) message the driver wrote to ``conn``; tap it."""
@@ -205,10 +200,10 @@ class Dispatcher:
     def _wait(self, conn: Connection, rate: float) -> float:
         """Take one of ``conn``'s inbound tokens (0.0), or the seconds until one is there."""
         now = self._perf()
-        bucket = self._buckets.get(conn)
+        bucket = conn.inbound
         if bucket is None:
             assert self._inbound_burst is not None  # Routing gives a rate its burst
-            bucket = self._buckets[conn] = Bucket(rate=rate, burst=self._inbound_burst, now=now)
+            bucket = conn.inbound = Bucket(rate=rate, burst=self._inbound_burst, now=now)
         return bucket.take(1, now)
 
     def _limited(self, request: jsonrpc.Request, rate: float, wait: float) -> bytes | None:

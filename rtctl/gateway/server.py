@@ -284,7 +284,6 @@ class Gateway:
             self.tap.publish(Disconnected(t_us=self.tap.clock_us(), conn=conn.id, user=conn.user,
                                           code=code, reason=reason))
         conn.transition(ConnectionState.CLOSED)
-        self.dispatcher.closed(conn)
         if current:
             self.registry.remove(conn)
         if not self.registry:

@@ -79,6 +79,6 @@ CLOSE_DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.TRY_AGAIN_LATER: "The gateway is at a connection limit; retry with backoff.",
     CloseCode.TOKEN_EXPIRED: "The token expired and was not refreshed with `session.refresh`; reconnect with a new token.",
     CloseCode.KICKED: "For your handlers (`ctx.peer.close(4003, reason)`): the game or an operator closed this connection.",
-    CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue overflowed, or its socket took nothing for `write_timeout`.",
+    CloseCode.SLOW_CONSUMER: "The client read too slowly: its outbound queue passed its hard bound (at once), stayed over its pressure mark for `slow_consumer_grace` after shedding, or its socket took nothing for `write_timeout`.",
     CloseCode.SESSION_RESUMED: "The session was resumed on a newer connection (a recovery token at its upgrade): this older one is closed, and must not reconnect.",
 }

@@ -17,6 +17,7 @@ from rtctl.client import Client, ErrorKind, NotificationReceived
 from rtctl.client.link import OpenFailed
 from rtctl.client.transport import TransportName, opener
 from rtctl.protocol.frames import state_frame
+from rtctl.protocol.lanes import Lane
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, SUBPROTOCOL
 from tests.client.lab import FAST, WAIT, Lab
 from tests.client.test_transport import (  # noqa: F401  (fixtures)
@@ -41,7 +42,9 @@ async def add_frames_method(lab: Lab) -> None:
         assert ctx.peer is not None
         for i, size in enumerate(sizes):
             ctx.peer.notify("game.tick", {"i": i})
-            ctx.peer.push_binary(state_frame("arena", bytes([i]) * size))
+            # One lane keeps text and binary in the order sent (state frames' own lane
+            # would go before the ticks of the events lane).
+            ctx.peer.push_binary(state_frame("arena", bytes([i]) * size), lane=Lane.EVENTS)
         return "sent"
 
     await lab.start()

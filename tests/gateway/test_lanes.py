@@ -217,3 +217,34 @@ async def test_notifications_within_the_window_arrive_as_one_batch_array(
     assert [n["method"] for n in batch] == ["game.item"] * 5
     assert items(batch) == list(range(5))
     assert all("id" not in n for n in batch)  # notifications: a batch that needs no answer
+
+
+async def test_nothing_stays_queued_once_the_connection_is_gone(
+    start_gateway: GatewayFactory,
+) -> None:
+    """Pushes go on until the gateway has seen the close (a room's fan-out does not know
+    yet); whatever came after the outbox was dropped is not counted as waiting forever."""
+    router = Router()
+    spamming: list[asyncio.Task[None]] = []
+
+    async def spam(ctx: CallContext) -> None:
+        assert ctx.peer is not None
+        while True:
+            ctx.peer.notify("game.spam", PAD)
+            await asyncio.sleep(0)
+
+    @router.method("game.spam")
+    def start(ctx: CallContext) -> None:
+        spamming.append(asyncio.get_running_loop().create_task(spam(ctx)))
+
+    gateway = await start_gateway(router)
+    gone: asyncio.Queue[int | None] = asyncio.Queue()
+    gateway.on_disconnect(lambda conn, code, reason: gone.put_nowait(code))
+    async with client(gateway.url) as ws:
+        await call(ws, "game.spam", None, 1)
+        await read_until(ws, lambda m: m.get("method") == "game.spam")
+    await asyncio.wait_for(gone.get(), 10 * TIMING)
+    spamming[0].cancel()
+    lanes = gateway.metrics.lanes
+    assert [(lanes[lane].depth, lanes[lane].depth_bytes) for lane in Lane] == [(0, 0)] * 5
+    assert lanes[Lane.EVENTS].sent > 0

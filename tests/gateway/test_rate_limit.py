@@ -166,13 +166,12 @@ def test_each_connection_has_its_own_bucket() -> None:
     assert core.send(bob, request("add", [2, 2])) == added(4)  # the same instant
 
 
-def test_a_closed_connection_is_forgotten() -> None:
+def test_the_bucket_is_the_connections_own() -> None:
     core = Core(burst=1)
     alice = core.connection("alice")
+    assert alice.inbound is None  # made at the first call: nothing kept for the idle
     assert core.send(alice, request("add", [1, 1])) == added(2)
-    core.dispatcher.closed(alice)
-    # Its bucket is gone (a later one starts full): nothing is kept per closed connection.
-    assert core.send(alice, request("add", [1, 1])) == added(2)
+    assert alice.inbound is not None  # and it goes with the connection: nothing to forget
 
 
 def test_a_limited_keyed_call_leaves_the_reply_cache_alone() -> None:
@@ -240,7 +239,6 @@ async def test_a_client_over_its_rate_is_told_when_to_retry_and_others_are_not(
     async with asyncio.timeout(5 * TIMING):
         closed = {(await gone.get())[1], (await gone.get())[1]}
     assert closed == {1000}  # both closed by their clients, normally
-    assert gateway.dispatcher._buckets == {}  # the gateway forgot both buckets
 
 
 async def test_a_call_after_retry_after_ms_goes_through(start_gateway: GatewayFactory) -> None:

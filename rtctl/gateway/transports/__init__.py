@@ -154,7 +154,7 @@ class Flow:
     :meth:`next` hands out, and drains again when ``wake`` is called.
     """
 
-    __slots__ = ("_alarm", "_conn", "_grace", "_grace_s", "_wake", "outbox")
+    __slots__ = ("_alarm", "_closed", "_conn", "_grace", "_grace_s", "_wake", "outbox")
 
     def __init__(self, core: Core, conn: Connection, wake: Callable[[], None]) -> None:
         config = core.config
@@ -166,10 +166,15 @@ class Flow:
         self._alarm = Timer(wake)
         self._grace_s = grace = config.routing.slow_consumer_grace
         self._grace = Timer(lambda: conn.close(CloseCode.SLOW_CONSUMER, behind_reason(grace)))
+        self._closed = False
 
     def put(self, data: bytes, binary: bool, lane: Lane, policy: Policy | None,
             key: Hashable | None) -> bool:
-        """Queue a message and wake the drain; False at the hard bound (close 4008)."""
+        """Queue a message and wake the drain; False at the hard bound (close 4008). Once
+        the connection is gone (pushes may come until the gateway has seen it close) a
+        message goes nowhere: it would never be written, and count as queued forever."""
+        if self._closed:
+            return True
         outbox = self.outbox
         if not outbox.put(data, binary, lane, policy, key):
             return False
@@ -201,7 +206,8 @@ class Flow:
         return len(self.outbox), self.outbox.queued_bytes
 
     def close(self) -> None:
-        """The connection is gone: stop the clocks, drop what waits."""
+        """The connection is gone: stop the clocks, drop what waits and what comes."""
+        self._closed = True
         self._alarm.stop()
         self._grace.stop()
         self.outbox.clear()

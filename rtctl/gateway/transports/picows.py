@@ -20,8 +20,9 @@ one does itself, to the same contract (``docs/api.md``):
   after the slow-consumer grace); an ordered batch, too many async calls at once, or connect hooks
   still running also stop reading, and what already arrived waits in order.
 
-permessage-deflate is not offered by picows; the ``websockets`` driver runs
-without it too (``compression=None``), so both answer the same.
+permessage-deflate is not offered by picows; the ``websockets`` driver
+negotiates it only with ``routing.compression``
+(:mod:`rtctl.gateway.transports.deflate`), which the config refuses here.
 """
 
 from __future__ import annotations
