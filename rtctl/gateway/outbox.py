@@ -15,7 +15,8 @@ hands out the next frame the socket may take now, or says how long to wait:
 - *shaping* (``routing.outbound_rate``): a frame goes only while the
   connection's :class:`~rtctl.protocol.shaping.Bucket` holds a token, and is
   charged its size. Replies never wait for tokens but are charged too
-  (:meth:`Outbox.reply`), so what a client receives stays within its budget;
+  (:meth:`Outbox.reply`), so what a client receives stays within its budget; a
+  batch holds no more than the tokens there (or its first message alone);
 - *batching* (``routing.batch_window`` / ``batch_bytes``): the first message
   into an empty outbox opens a window; when it ends (or ``batch_bytes`` wait)
   the text notifications waiting go as one JSON-RPC batch array (JSON-RPC 2.0
@@ -113,7 +114,10 @@ class Outbox:
         queue = self._queue
         if self.overflowed:
             return False
-        if queue.bytes + len(data) > self._max_bytes:
+        growth = len(data)
+        if policy is Policy.COALESCIBLE and (old := queue.waiting(lane, key)) is not None:
+            growth -= old.size  # it takes the place of the one waiting: only the difference
+        if queue.bytes + growth > self._max_bytes:
             self.overflowed = True
             return False
         if binary and type(data) is not BinaryMessage:
@@ -168,10 +172,15 @@ class Outbox:
         if (self._window is not None and now < self._opened + self._window
                 and (self._batch_bytes is None or queue.bytes < self._batch_bytes)):
             return self._opened + self._window - now
+        most = self._frame_bytes
+        if self._bucket is not None:
+            # Up to the tokens there: a batch overdraws the bucket no more than its first
+            # message alone would (a 64 KiB frame would silence a small budget for seconds).
+            most = int(min(most, self._bucket.tokens(now)))
         parts = [self._take()]
         size = len(parts[0]) + 2  # the brackets
         while (entry := queue.peek()) is not None and _batchable(entry) and (
-                size + entry.size + 1 <= self._frame_bytes):
+                size + entry.size + 1 <= most):
             parts.append(self._take())
             size += entry.size + 1
         return parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"

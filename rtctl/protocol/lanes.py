@@ -150,7 +150,7 @@ class Entry(Generic[T]):
     policy: Policy
     key: Hashable | None
     since: float
-    gone: bool = False  # shed or removed while others wait in front of it
+    gone: bool = False  # shed or removed while others wait in front of it (its value dropped)
 
 
 class LaneQueue(Generic[T]):
@@ -158,10 +158,18 @@ class LaneQueue(Generic[T]):
 
     With ``lanes`` False it is one FIFO that neither coalesces nor sheds (the
     comparison run), though each message still counts in its own lane.
+
+    A message shed or removed from the middle of its lane is only marked gone
+    (a deque cannot lose its middle in O(1)) and skipped when it reaches the
+    front. So that a lane stuck behind an unwritten head cannot fill up with
+    them, shedding drops a gone message's value at once, and a lane whose gone
+    messages outnumber its live ones is compacted (amortised O(1) per message).
+    Each lane's droppable messages are also kept in a deque of their own, in
+    order, so shedding takes the oldest without walking the reliable ones.
     """
 
-    __slots__ = ("_bytes", "_clock", "_counters", "_droppable", "_keys", "_lane_bytes", "_live",
-                 "_on", "_queues", "stats")
+    __slots__ = ("_bytes", "_clock", "_counters", "_droppable", "_drops", "_gone", "_keys",
+                 "_lane_bytes", "_live", "_on", "_queues", "stats")
 
     def __init__(self, stats: LaneStats, clock: Callable[[], float], *,
                  lanes: bool = True) -> None:
@@ -172,7 +180,9 @@ class LaneQueue(Generic[T]):
         self._queues: dict[Lane, deque[Entry[T]]] = {}  # made on first use: most stay empty
         self._keys: dict[tuple[Lane, Hashable], Entry[T]] = {}
         self._lane_bytes: dict[Lane, int] = dict.fromkeys(Lane, 0)
-        self._droppable: dict[Lane, int] = dict.fromkeys(Lane, 0)
+        self._droppable: dict[Lane, int] = dict.fromkeys(Lane, 0)  # live ones, per lane
+        self._drops: dict[Lane, deque[Entry[T]]] = {lane: deque() for lane in Lane}
+        self._gone: dict[Lane, int] = dict.fromkeys(Lane, 0)  # marked gone, per queue
         self._bytes = 0
         self._live = 0
 
@@ -225,6 +235,12 @@ class LaneQueue(Generic[T]):
             self._keys[(lane, entry.key)] = entry
         elif policy is _DROPPABLE:
             self._droppable[lane] += 1
+            if self._on:  # only shedding reads them
+                drops = self._drops[lane]
+                if front:
+                    drops.appendleft(entry)
+                else:
+                    drops.append(entry)
         self._live += 1
         counters = self._counters[lane]
         counters.depth += 1
@@ -239,9 +255,10 @@ class LaneQueue(Generic[T]):
         self._counters[lane].depth_bytes += delta
 
     def _front(self) -> deque[Entry[T]] | None:
-        for queue in self._queues.values():  # highest lane first (see _admit)
+        for slot, queue in self._queues.items():  # highest lane first (see _admit)
             while queue and queue[0].gone:
                 queue.popleft()
+                self._gone[slot] -= 1
             if queue:
                 return queue
         return None
@@ -267,17 +284,33 @@ class LaneQueue(Generic[T]):
     def _forget(self, entry: Entry[T]) -> None:
         """``entry`` leaves the queue (sent, shed or removed): its bytes and its key go."""
         lane, size = entry.lane, entry.size
+        entry.gone = True
         if entry.key is not None and self._keys.get((lane, entry.key)) is entry:
             del self._keys[(lane, entry.key)]
         if entry.policy is _DROPPABLE:
             self._droppable[lane] -= 1
+            drops = self._drops[lane]
+            while drops and drops[0].gone:  # sent or dropped: it was the oldest
+                drops.popleft()
+            if len(drops) > 2 * self._droppable[lane]:  # removed from the middle
+                self._drops[lane] = deque(e for e in drops if not e.gone)
         self._live -= 1
         counters = self._counters[lane]
         counters.depth -= 1
         self._bytes -= size
         self._lane_bytes[lane] -= size
         counters.depth_bytes -= size
-        entry.gone = True
+
+    def _discard(self, entry: Entry[T]) -> None:
+        """``entry`` leaves from where it waits (not the front): it is marked gone, and
+        its queue compacted once gone messages outnumber live ones."""
+        self._forget(entry)
+        slot = entry.lane if self._on else Lane.CONTROL
+        gone = self._gone[slot] = self._gone[slot] + 1
+        queue = self._queues[slot]
+        if 2 * gone > len(queue):
+            self._queues[slot] = deque(e for e in queue if not e.gone)
+            self._gone[slot] = 0
 
     def shed(self, down_to: int) -> int:
         """Drop droppable messages, lowest lane and oldest first, until at most ``down_to``
@@ -285,21 +318,14 @@ class LaneQueue(Generic[T]):
         if not self._on:
             return 0
         dropped = 0
-        for lane in sorted(self._queues, reverse=True):
-            if self._bytes <= down_to:
-                break
-            if not self._droppable[lane]:
-                continue
-            queue = self._queues[lane]
-            for entry in list(queue):
-                if self._bytes <= down_to or not self._droppable[lane]:
-                    break
-                if entry.policy is _DROPPABLE and not entry.gone:
-                    self._forget(entry)
-                    self.stats[lane].dropped += 1
-                    dropped += 1
-            while queue and queue[0].gone:
-                queue.popleft()
+        for lane in reversed(Lane):
+            drops = self._drops[lane]
+            while self._bytes > down_to and drops:
+                entry = drops[0]  # live: _forget keeps gone ones off the front
+                self._discard(entry)
+                del entry.value  # nothing reads a gone message: its bytes go now
+                self._counters[lane].dropped += 1
+                dropped += 1
         return dropped
 
     def drop_oldest(self, lane: Lane) -> Entry[T] | None:
@@ -344,7 +370,7 @@ class LaneQueue(Generic[T]):
         """Take ``entry`` out unsent and uncounted (a call that timed out); False if gone."""
         if entry.gone:
             return False
-        self._forget(entry)
+        self._discard(entry)
         return True
 
     def clear(self) -> list[Entry[T]]:

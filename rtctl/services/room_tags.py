@@ -23,7 +23,9 @@ from rtctl.router import Peer
 
 __all__ = ["MAX_KEY", "UNTAGGED", "Outgoing", "PublishLane", "Tags"]
 
-PublishLane: TypeAlias = Literal["events", "chat", "telemetry"]  # control, state: the gateway's
+# control, state: the gateway's. None (null) is an absent lane: events. It is one Literal, not
+# ``Literal[...] | None``, so that a bad value's -32602 names the choices.
+PublishLane: TypeAlias = Literal["events", "chat", "telemetry", None]
 MAX_KEY = 64  # characters of a coalescing key
 
 
@@ -52,12 +54,12 @@ class Tags(NamedTuple):
     key: str | None = None
 
     @classmethod
-    def published(cls, lane: str, policy: Any, key: Any) -> Tags:
-        """``room.publish``'s ``lane`` (a name, as the method's annotation checked),
-        ``policy`` (None: the lane's) and ``key``, which goes with (and only with) a
-        coalescible policy: -32602 naming the member otherwise.
+    def published(cls, lane: str | None, policy: Any, key: Any) -> Tags:
+        """``room.publish``'s ``lane`` (a name, as the method's annotation checked; None,
+        like an absent one, is events), ``policy`` (None: the lane's) and ``key``, which
+        goes with (and only with) a coalescible policy: -32602 naming the member otherwise.
         """
-        lane_ = parse_lane(lane)
+        lane_ = Lane.EVENTS if lane is None else parse_lane(lane)
         try:
             policy_ = DEFAULT_POLICIES[lane_] if policy is None else parse_policy(policy)
         except ValueError:

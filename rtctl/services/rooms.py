@@ -322,11 +322,11 @@ class RoomService:
         await self._drop_local(room, ctx.connection_id)
 
     async def publish(self, ctx: CallContext, room: str, data: Any = None,
-                      lane: PublishLane = "events", policy: str | None = None,
+                      lane: PublishLane = None, policy: str | None = None,
                       key: str | None = None) -> dict[str, Any]:
         """``room.publish {room, data, lane?, policy?, key?}`` → ``{offset, epoch}``, once
         the message is in the room's history; every other member gets ``room.message``,
-        queued in ``lane`` with ``policy`` (:meth:`Tags.published`).
+        queued in ``lane`` (None: events) with ``policy`` (:meth:`Tags.published`).
 
         Re-sent with the same ``idempotency_key`` (by the same user, to the same room,
         while the first is kept), it answers the first one's position and appends

@@ -12,7 +12,9 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from rtctl import CallContext, Router
 from rtctl.config import Limits, Routing
@@ -248,3 +250,44 @@ async def test_nothing_stays_queued_once_the_connection_is_gone(
     lanes = gateway.metrics.lanes
     assert [(lanes[lane].depth, lanes[lane].depth_bytes) for lane in Lane] == [(0, 0)] * 5
     assert lanes[Lane.EVENTS].sent > 0
+
+
+async def test_a_reply_with_nothing_queued_makes_no_flow_with_lanes_off(
+    start_gateway: GatewayFactory,
+) -> None:
+    """Lanes off and unshaped, a reply with nothing waiting goes straight out: a connection
+    that only ever gets replies carries no outbox (nor, over websockets, a writer task)."""
+    gateway = await start_gateway(flood_router(), routing=Routing(lanes=False))
+    async with client(gateway.url) as ws:
+        await call(ws, "sys.ping", None, 1)
+        assert "result" in (await read_until(ws, lambda m: m.get("id") == 1))[-1]
+        [conn] = gateway.registry
+        assert conn.transport.queued() is None  # never made: nothing was ever queued
+        await call(ws, "game.flood", [3], 2)  # the first notification makes it
+        await read_until(ws, lambda m: m.get("id") == 2)
+        assert conn.transport.queued() is not None
+
+
+async def test_what_is_counted_sent_is_what_was_written_before_the_close(
+    start_gateway: GatewayFactory,
+) -> None:
+    """A flood past the hard bound closes 4008 with messages still queued: those are not
+    written after the Close frame, so they must not count as sent either."""
+    gateway = await start_gateway(flood_router(), limits=Limits(max_outbox_bytes=2000))
+    gone: asyncio.Queue[int | None] = asyncio.Queue()
+    gateway.on_disconnect(lambda conn, code, reason: gone.put_nowait(code))
+    received: list[Any] = []
+
+    async def read_all(ws: ClientConnection) -> None:
+        while True:
+            received.append(jsonrpc.loads(await asyncio.wait_for(ws.recv(), 10 * TIMING)))
+
+    async with client(gateway.url) as ws:
+        await call(ws, "game.flood", [30], 1)
+        with pytest.raises(ConnectionClosed):
+            await read_all(ws)
+        assert ws.close_code == CloseCode.SLOW_CONSUMER
+    assert await asyncio.wait_for(gone.get(), 10 * TIMING) == CloseCode.SLOW_CONSUMER
+    lanes = gateway.metrics.lanes
+    assert lanes[Lane.EVENTS].sent == len(items(received))
+    assert (lanes[Lane.EVENTS].depth, lanes[Lane.EVENTS].depth_bytes) == (0, 0)

@@ -163,6 +163,16 @@ def test_droppable_traffic_never_overflows_but_reliable_hits_the_hard_bound() ->
     assert outbox.overflowed
 
 
+def test_a_put_that_coalesces_is_held_to_the_bound_by_what_it_adds() -> None:
+    outbox = Outbox(max_bytes=100, mark=100)
+    assert outbox.put(b"a" * 60, lane=Lane.CHAT, policy=Policy.COALESCIBLE, key="alice")
+    assert outbox.put(b"b" * 70, lane=Lane.CHAT, policy=Policy.COALESCIBLE, key="alice")
+    assert outbox.queued_bytes == 70  # the 60 replaced: 70 in all, not 130
+    assert not outbox.overflowed
+    assert not outbox.put(b"c" * 31, lane=Lane.CHAT)  # a new one adds all of itself
+    assert outbox.overflowed
+
+
 def test_a_coalescible_message_replaces_the_one_still_waiting() -> None:
     outbox = Outbox(max_bytes=1000)
     outbox.put(b'{"alice":"online"}', lane=Lane.CHAT, policy=Policy.COALESCIBLE,
@@ -226,11 +236,14 @@ def test_a_reply_is_never_delayed_but_its_bytes_delay_the_queue() -> None:
     assert outbox.next() == b"n" * 10
 
 
-def test_what_leaves_a_shaped_outbox_stays_within_the_budget() -> None:
-    """A flood queued ahead, replies between: over T s at most burst + rate * T + a frame."""
+@pytest.mark.parametrize("window", [None, 0.002], ids=["alone", "batched"])
+def test_what_leaves_a_shaped_outbox_stays_within_the_budget(window: float | None) -> None:
+    """A flood queued ahead, replies between: over T s at most burst + rate * T + a message
+    (batched: a frame holds no more than the tokens there, or its first message alone)."""
     clock = Clock()
     rate, burst, frame = 1000.0, 500.0, 120
-    outbox = shaped(clock, rate, burst)
+    outbox = Outbox(max_bytes=100_000, clock=clock, batch_window=window,
+                    bucket=Bucket(rate=rate, burst=burst, now=clock()))
     start, sent = clock.now, 0
     for i in range(400):
         outbox.put(note(i, frame))

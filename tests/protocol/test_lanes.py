@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
 from rtctl.protocol.lanes import (
@@ -114,6 +116,43 @@ def test_shedding_stops_at_the_mark() -> None:
         q.put(f"t{i}", 10, TELEMETRY)
     assert q.shed(down_to=30) == 2
     assert drain(q) == ["t2", "t3", "t4"]
+
+
+class Payload:
+    """A message whose lifetime a weak reference can watch."""
+
+
+def test_shedding_behind_an_unwritten_head_holds_no_more_than_it_keeps() -> None:
+    """A reliable head nobody takes (the socket is paused) and a flood of droppable
+    messages shed at a mark: the lane holds what waits and at most as many gone ones, and
+    what was shed is let go at once, payload and all."""
+    q: LaneQueue[Payload] = LaneQueue(LaneStats(), Clock())
+    q.put(Payload(), 100, EVENTS)  # reliable
+    watched = []
+    for _ in range(10_000):
+        payload = Payload()
+        watched.append(weakref.ref(payload))
+        q.put(payload, 1000, EVENTS, DROPPABLE)
+        q.shed(down_to=50_000)
+        assert len(q._queues[EVENTS]) <= 2 * len(q) + 1  # the deque itself, not its count
+        assert len(q._drops[EVENTS]) <= 2 * len(q)
+    del payload
+    assert len(q) == 50  # the head and 49 droppable ones
+    assert sum(ref() is not None for ref in watched) == 49  # only the newest ones live
+
+
+def test_a_message_removed_from_the_middle_is_skipped_and_its_place_reclaimed() -> None:
+    q = queue()
+    entries = []
+    for i in range(6):
+        q.put(f"d{i}", 1, EVENTS, DROPPABLE)
+        entries.append(q.newest(EVENTS))
+    for entry in entries[1:5]:
+        assert entry is not None
+        assert q.remove(entry)
+    assert len(q._queues[EVENTS]) == 2  # compacted once gone ones outnumbered the rest
+    assert q.shed(down_to=1) == 1  # the oldest droppable still there
+    assert drain(q) == ["d5"]
 
 
 def test_drop_oldest_takes_the_lanes_oldest_whatever_its_policy() -> None:

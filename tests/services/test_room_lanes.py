@@ -28,6 +28,7 @@ REPLAYED: Tag = PLAIN  # whatever the message was published with
 # (publish's tags, how each member queues the message)
 TAGGED: list[tuple[dict[str, Any], Tag]] = [
     ({}, PLAIN),
+    ({"lane": None, "policy": None, "key": None}, PLAIN),  # null is absent, for each of them
     ({"lane": "telemetry"}, (Lane.TELEMETRY, Policy.DROPPABLE, None)),
     ({"lane": "chat", "policy": "droppable"}, (Lane.CHAT, Policy.DROPPABLE, None)),
     ({"policy": "coalescible", "key": "score"},

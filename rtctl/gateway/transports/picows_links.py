@@ -74,10 +74,16 @@ class Link(WSListener):
         self._close_timer: asyncio.TimerHandle | None = None
         self._deadline = Timer(self._stuck)
 
+    @property
+    def closing(self) -> bool:
+        """Is the connection past writing (our Close frame sent, or the socket gone)?"""
+        ws = self.ws
+        return ws is None or ws.is_close_frame_sent or ws.is_disconnected
+
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP side goes after ``close_timeout``."""
         ws = self.ws
-        if ws is None or ws.is_close_frame_sent or ws.is_disconnected:
+        if ws is None or self.closing:
             return
         ws.send_close(WSCloseCode(code), reason.encode())
         # Unanswered, the socket is dropped, not flushed: a peer that does not read never
@@ -120,7 +126,7 @@ class GameLink(Link):
     """One game connection: frames in, the dispatcher's replies out; its Transport too."""
 
     __slots__ = ("batching", "conn", "direct", "flow", "flushing", "identity", "inflight",
-                 "parts", "pong_timer", "subprotocol", "waiting")
+                 "parts", "pong_timer", "shaped", "subprotocol", "waiting")
 
     def __init__(self, driver: Owner, identity: Identity, subprotocol: str | None) -> None:
         super().__init__(driver)
@@ -132,7 +138,9 @@ class GameLink(Link):
         self.inflight = 0
         self.parts: Reassembly | None = None  # a fragmented message so far (§5.4)
         self.flow: Flow | None = None  # the outbox, made on the first message queued
-        self.direct = direct_replies(driver.core.config.routing)  # False: ask reply() first
+        routing = driver.core.config.routing
+        self.direct = direct_replies(routing)  # False: ask reply() first
+        self.shaped = routing.outbound_rate is not None  # replies are charged to a bucket
         self.flushing = False  # a flush of the outbox is scheduled
         self.pong_timer: asyncio.TimerHandle | None = None
 
@@ -198,7 +206,10 @@ class GameLink(Link):
         return (self.flow or self._start()).put(data, binary, lane, policy, key)
 
     def reply(self, data: bytes) -> bool:
-        """Write this reply now (True, charged), or was it queued (lanes off)?"""
+        """Write this reply now (True, charged), or was it queued (lanes off)? With no
+        flow yet and no bucket to charge, nothing waits ahead of it: no flow is made."""
+        if self.flow is None and not self.shaped:
+            return True
         return (self.flow or self._start()).reply(data)
 
     def _start(self) -> Flow:
@@ -216,7 +227,9 @@ class GameLink(Link):
         self.flushing = False
         flow = self.flow
         assert flow is not None
-        while not self.paused and (data := flow.next()) is not None:
+        # Once closing, nothing more is written: what waits stays queued (uncounted as
+        # sent) until the disconnect clears it.
+        while not self.paused and not self.closing and (data := flow.next()) is not None:
             self._write(data, _BINARY if type(data) is BinaryMessage else _TEXT)
 
     def queued(self) -> tuple[int, int] | None:
@@ -250,7 +263,7 @@ class GameLink(Link):
 
     def _write(self, data: bytes, kind: WSMsgType = _TEXT) -> None:
         ws, conn = self.ws, self.conn
-        if ws is None or conn is None or ws.is_close_frame_sent or ws.is_disconnected:
+        if ws is None or conn is None or self.closing:
             return
         ws.send(kind, data)
         self.driver.core.dispatcher.sent(conn, data, kind is _BINARY)

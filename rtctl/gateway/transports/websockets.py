@@ -142,13 +142,16 @@ class _SocketTransport:
     carries no outbox and no writer task.
     """
 
-    __slots__ = ("_conn", "_core", "_dispatcher", "_flow", "_writer", "_ws", "direct")
+    __slots__ = ("_conn", "_core", "_dispatcher", "_flow", "_shaped", "_writer", "_ws",
+                 "direct")
 
     def __init__(self, core: Core, ws: ServerConnection) -> None:
         self._core = core
         self._dispatcher = core.dispatcher
         self._ws = ws
-        self.direct = direct_replies(core.config.routing)  # False: ask reply() first
+        routing = core.config.routing
+        self.direct = direct_replies(routing)  # False: ask reply() first
+        self._shaped = routing.outbound_rate is not None  # replies are charged to a bucket
         self._conn: Connection | None = None
         self._flow: Flow | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -168,7 +171,11 @@ class _SocketTransport:
         return (self._flow or self._start()).put(data, binary, lane, policy, key)
 
     def reply(self, data: bytes) -> bool:
-        """Write this reply now (True, charged), or was it queued (lanes off)?"""
+        """Write this reply now (True, charged), or was it queued (lanes off)? With no
+        flow yet and no bucket to charge, nothing waits ahead of it: no flow (and no
+        writer task) is made."""
+        if self._flow is None and not self._shaped:
+            return True
         return (self._flow or self._start()).reply(data)
 
     async def _drain(self, flow: Flow, wake: asyncio.Event) -> None:
