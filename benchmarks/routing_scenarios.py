@@ -73,6 +73,7 @@ CONNECT_BATCH = 100
 QUIET = 0.5  # s without a frame: the joins' room.diffs are delivered, the fan-out may start
 
 CALM_EVERY, FLOOD_EVERY = 1 / 20, 1 / 200  # sys.ping pace: under and over --inbound-rate 50/s
+CALM = 10  # clients calling under the rate
 
 
 async def _joined(members: list[Member], room: str) -> None:
@@ -269,7 +270,8 @@ async def fanout(*, window_flag: str | None, members: int, seconds: float, warmu
 @dataclass
 class Inbound:
     flooder: bool
-    calm_p99_ms: float  # the client calling under the rate
+    calm_p50_ms: float  # sys.ping RTT of the clients calling under the rate, pooled
+    calm_p99_ms: float
     calm_errors: int
     flood_ok_per_s: float
     flood_limited: int  # -32029 answers the flooder got
@@ -284,32 +286,36 @@ def _told_when(error: dict[str, Any]) -> bool:
 
 
 async def inbound(*, flooder: bool, seconds: float, warmup: float, transport: str) -> Inbound:
-    """``--inbound-rate 50/s``: one client calls ``sys.ping`` 20 times a second, and with
-    ``flooder`` another 200 times a second."""
+    """``--inbound-rate 50/s``: :data:`CALM` clients call ``sys.ping`` 20 times a second
+    each (several, so that their p99 rests on enough calls), and with ``flooder`` one more
+    calls it 200 times a second."""
     with gateway(["--inbound-rate", "50/s"], transport=transport) as gw:
-        calm = await connect(gw, "calm")
-        clients = [calm, *([await connect(gw, "flooder")] if flooder else [])]
+        calm = [await connect(gw, f"calm-{i}") for i in range(CALM)]
+        flood = await connect(gw, "flooder") if flooder else None
         stop = asyncio.Event()
+        paces = [(client, CALM_EVERY) for client in calm] + (
+            [(flood, FLOOD_EVERY)] if flood else [])
         load = [asyncio.create_task(paced(every, stop, _pinger(client)))
-                for client, every in zip(clients, (CALM_EVERY, FLOOD_EVERY), strict=False)]
+                for client, every in paces]
         await asyncio.sleep(warmup)
-        for client in clients:
+        for client, _ in paces:
             client.start_window()
         await asyncio.sleep(seconds)
-        for client in clients:
+        for client, _ in paces:
             client.recording = False
         stop.set()
         await asyncio.gather(*load)
         closed = await asyncio.to_thread(_closes, gw)
-    flood = clients[-1].window if flooder else None
-    limited = [e for e in flood.errors if e.get("code") == ErrorCode.RATE_LIMITED] if flood else []
+    got = flood.window if flood else None
+    limited = [e for e in got.errors if e.get("code") == ErrorCode.RATE_LIMITED] if got else []
+    rtts = [rtt for client in calm for rtt in client.window.rtts]
     return Inbound(
-        flooder=flooder, calm_p99_ms=percentile_ms(calm.window.rtts, 99),
-        calm_errors=len(calm.window.errors),
-        flood_ok_per_s=len(flood.rtts) / seconds if flood else 0.0,
+        flooder=flooder, calm_p50_ms=percentile_ms(rtts, 50), calm_p99_ms=percentile_ms(rtts, 99),
+        calm_errors=sum(len(client.window.errors) for client in calm),
+        flood_ok_per_s=len(got.rtts) / seconds if got else 0.0,
         flood_limited=len(limited), flood_told_when=sum(map(_told_when, limited)),
-        flood_other_errors=len(flood.errors) - len(limited) if flood else 0,
-        closed=closed + sum(bool(c.close_code) for c in clients))
+        flood_other_errors=len(got.errors) - len(limited) if got else 0,
+        closed=closed + sum(bool(client.close_code) for client, _ in paces))
 
 
 def _pinger(client: Member) -> Callable[[int], None]:

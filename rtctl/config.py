@@ -227,6 +227,12 @@ class GatewayConfig:
             for item in fields(section):
                 if (value := getattr(section, item.name)) <= 0:
                     raise ConfigError(f"{label} {item.name} must be above 0, got {value:g}")
+        batch_bytes = self.routing.batch_bytes
+        if batch_bytes is not None and batch_bytes > self.limits.max_message_size:
+            raise ConfigError(f"routing batch_bytes ({batch_bytes}) is above limits "
+                              f"max_message_size ({self.limits.max_message_size}): a batch "
+                              "goes as one message, which clients take only up to their "
+                              "own limit")
         if self.routing.compression and self.transport != "websockets":
             raise ConfigError(f"permessage-deflate needs the websockets transport; "
                               f"{self.transport} does not offer it")

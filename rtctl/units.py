@@ -100,9 +100,8 @@ def parse_rate(text: str) -> float:
     try:
         return value * _RATE_UNITS[unit.lower()]
     except KeyError:
-        raise ConfigError(
-            f"rate {text!r} has unknown unit {unit!r} (use kbit, mbit, gbit or KB/s, MB/s)"
-        ) from None
+        raise ConfigError(f"rate {text!r} has unknown unit {unit!r} "
+                          "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)") from None
 
 
 _PER = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 1 / 60, "min": 1 / 60, "h": 1 / 3600}

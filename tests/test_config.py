@@ -497,3 +497,15 @@ def test_compression_needs_the_websockets_transport() -> None:
     with pytest.raises(ConfigError, match="permessage-deflate needs the websockets transport"):
         GatewayConfig(auth=AuthConfig(secret="s"), transport="picows",
                       routing=Routing(compression=True))
+
+
+def test_a_batch_must_fit_in_one_message() -> None:
+    auth = AuthConfig(secret="s")
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig(auth=auth, routing=Routing(batch_bytes=2**30))
+    assert str(caught.value) == (
+        "routing batch_bytes (1073741824) is above limits max_message_size (65536): a batch "
+        "goes as one message, which clients take only up to their own limit")
+    GatewayConfig(auth=auth, routing=Routing(batch_bytes=65536))  # a full message is fine
+    GatewayConfig(auth=auth, limits=Limits(max_message_size=2**20),
+                  routing=Routing(batch_bytes=2**20))

@@ -154,10 +154,16 @@ def test_parse_rate(text: str, bits_per_second: float) -> None:
     [
         ("fast", "rate 'fast' is not a number with a unit (try 1mbit, 256kbit or 64KB/s)"),
         ("", "rate '' is not a number with a unit (try 1mbit, 256kbit or 64KB/s)"),
-        ("1000", "rate '1000' has unknown unit '' (use kbit, mbit, gbit or KB/s, MB/s)"),
-        ("1m", "rate '1m' has unknown unit 'm' (use kbit, mbit, gbit or KB/s, MB/s)"),
-        ("1tbit", "rate '1tbit' has unknown unit 'tbit' (use kbit, mbit, gbit or KB/s, MB/s)"),
-        ("64KB", "rate '64KB' has unknown unit 'KB' (use kbit, mbit, gbit or KB/s, MB/s)"),
+        ("1000", "rate '1000' has unknown unit '' "
+         "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)"),
+        ("1m", "rate '1m' has unknown unit 'm' "
+         "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)"),
+        ("1tbit", "rate '1tbit' has unknown unit 'tbit' "
+         "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)"),
+        ("64KB", "rate '64KB' has unknown unit 'KB' "
+         "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)"),
+        ("32KiB", "rate '32KiB' has unknown unit 'KiB' "
+         "(use kbit, mbit, gbit or KB/s, KiB/s, MB/s, MiB/s)"),
         (1000, "rate 1000 is not a number with a unit (try 1mbit, 256kbit or 64KB/s)"),
     ],
 )

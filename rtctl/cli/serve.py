@@ -225,8 +225,9 @@ def serve(
              "messages) is closed with 4008. (default 10s)")] = None,
     compression: Annotated[bool | None, typer.Option(
         "--compression/--no-compression", rich_help_panel=_ROUTING,
-        help="Offer permessage-deflate (RFC 7692; websockets transport only). Off by "
-             "default: docs/performance.md has the figures. (default off)")] = None,
+        help="Accept permessage-deflate when a client offers it (RFC 7692; websockets "
+             "transport only). Off by default: docs/performance.md has the figures. "
+             "(default off)")] = None,
     compression_level: Annotated[int | None, typer.Option(
         rich_help_panel=_ROUTING, help="zlib level 0-9 with --compression. (default 1)")] = None,
     compression_threshold: Annotated[str | None, typer.Option(

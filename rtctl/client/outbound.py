@@ -10,9 +10,12 @@ With a ``batch_window``, notifications are held in the queue, even while
 connected: the first one starts the window, and when it ends whatever waits
 is written in lane order, runs of notifications as one JSON-RPC batch array
 per frame (JSON-RPC 2.0 §6; a batch of notifications gets no answer, and the
-gateway runs a batch in order). Fewer frames for a game that sends many small
-notifications per tick, for up to ``batch_window`` of delay. Calls are never
-held: they carry ids and someone awaits the reply.
+gateway runs a batch in order). A notification that would not fit in the frame
+held (:meth:`SendQueue.fits <rtctl.client.queue.SendQueue.fits>`) first sends
+that frame, window or not: held notifications count against the queue's
+bound, and a full frame gains nothing by waiting. Fewer frames for a game that
+sends many small notifications per tick, for up to ``batch_window`` of delay.
+Calls are never held: they carry ids and someone awaits the reply.
 
 A call made with an ``idempotency_key`` (a top-level member of the request,
 ``docs/api.md``) is *kept* (:class:`~rtctl.client.calls.PendingCalls`): if its
@@ -105,7 +108,8 @@ class Outbound(Inbound):
 
     async def notify(self, method: str, params: Params = None, *, lane: Lane = Lane.EVENTS,
                      key: Hashable | None = None) -> None:
-        """Send a notification (§4.1): no reply, no error, ever. Queued when not connected.
+        """Send a notification (§4.1): the gateway never answers it, not even with an error.
+        Queued when not connected; :class:`QueueFull` if the send queue has no room for it.
 
         ``lane`` orders it in the send queue (inputs: ``Lane.STATE``); ``key``, needed
         exactly when the lane's overflow is ``COALESCE``, lets a newer one replace it.
@@ -199,6 +203,9 @@ class Outbound(Inbound):
             with contextlib.suppress(LinkClosed):  # dropped under us: queue it
                 await self._write(link, item)
                 return
+        if link is not None and held and not self._queue.fits(len(item.data)):
+            with contextlib.suppress(LinkClosed):  # the frame waits for the next link
+                await self._send_queued(link)
         dropped = self._queue.put(item)
         for old in dropped:
             self._calls.fail(old.ids, MessageDropped("pushed out of the full send queue"))

@@ -176,6 +176,15 @@ class SendQueue:
         head = self._queue.peek()
         return head is not None and head.lane <= lane
 
+    def fits(self, size: int) -> bool:
+        """Whether a notification of ``size`` bytes joins what waits in one batch frame:
+        within the frame's limits, and within the queue's bound (held notifications
+        count against it, so a full frame is written rather than filling the queue)."""
+        count, total = len(self._queue) + 1, self._queue.bytes + size
+        return (count <= min(BATCH_MAX_MESSAGES, self.limits.max_messages)
+                and total + count + 1 <= GATEWAY_MAX_MESSAGE  # the brackets and commas
+                and total <= self.limits.max_bytes)
+
     def put(self, item: Queued) -> list[Queued]:
         """Queue ``item``; return what was pushed out for it, or raise :class:`QueueFull`
         (having pushed nothing out)."""

@@ -45,6 +45,7 @@ import asyncio
 import logging
 import random
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias, TypeVar
@@ -63,8 +64,11 @@ logger = logging.getLogger("rtctl.client")
 _R = TypeVar("_R")
 _KEY_BYTES = 12  # 16 URL-safe characters: within idempotency_key's 64, never repeated
 # Offsets remembered beyond a hole (a message shed or still on a slower lane) before the
-# hole is given up on: bounded memory in a room whose droppable messages leave many.
-MAX_AHEAD = 1024
+# hole is given up on: bounded memory in a room whose droppable messages leave many. Below
+# the gateway's default history (and max_replay, 1000 messages), so a join again from a
+# position held back by a hole is still replayed, not reset as too_many. As many holes
+# given up on are remembered, so a message that comes after all is still delivered.
+MAX_AHEAD = 512
 
 
 class RoomMessage(NamedTuple):
@@ -113,6 +117,7 @@ class RoomCounters:
     replayed: int = 0  # messages those replays brought
     resets: int = 0  # joins again, or live epoch changes, that lost what was missed
     duplicates: int = 0  # messages dropped: already delivered, or the client's own
+    late: int = 0  # messages delivered after their hole was given up on (MAX_AHEAD)
 
 
 _Event: TypeAlias = RoomMessage | RoomRecovery
@@ -132,6 +137,8 @@ class RoomStream:
         self.counters = RoomCounters() if counters is None else counters
         self.position: StreamPosition | None = None  # None until the first join answers
         self._ahead: set[int] = set()  # had beyond the position (own publishes, overtakers)
+        # Holes the position moved past, newest last: a message may still fill one.
+        self._given_up: OrderedDict[int, None] = OrderedDict()
         self._held: list[RoomMessage] | None = []  # while a join is in flight
 
     def join_params(self) -> dict[str, Any]:
@@ -180,7 +187,9 @@ class RoomStream:
             reset = self._reset(StreamPosition(message.offset - 1, message.epoch),
                                 "epoch_changed")
             return [reset, *self.received(message)]
-        if message.offset <= self.position.offset or message.offset in self._ahead:
+        if message.offset in self._given_up:
+            self.counters.late += 1
+        elif message.offset <= self.position.offset or message.offset in self._ahead:
             self.counters.duplicates += 1
             return []
         self._had(message.offset)
@@ -195,11 +204,16 @@ class RoomStream:
     def _had(self, offset: int) -> None:
         """``offset`` is had: move the position over every offset had without a hole."""
         assert self.position is not None
-        ahead, at = self._ahead, self.position.offset
+        ahead, at, given_up = self._ahead, self.position.offset, self._given_up
         if offset > at:
             ahead.add(offset)
+        else:
+            given_up.pop(offset, None)  # a hole given up on, filled after all
         if len(ahead) > MAX_AHEAD:
-            at = min(ahead) - 1  # the hole before it is given up on
+            hole, at = at + 1, min(ahead) - 1  # the hole before it is given up on
+            given_up.update(dict.fromkeys(range(max(hole, at + 1 - MAX_AHEAD), at + 1)))
+            while len(given_up) > MAX_AHEAD:
+                given_up.popitem(last=False)
         while at + 1 in ahead:
             at += 1
             ahead.discard(at)
@@ -208,6 +222,7 @@ class RoomStream:
     def _reset(self, start: StreamPosition, reason: str) -> RoomRecovery:
         self.counters.resets += 1
         self._ahead.clear()
+        self._given_up.clear()
         self.position = start
         return RoomRecovery(self.room, False, 0, reason, start)
 

@@ -37,6 +37,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["serve", "--port", "0", "--outbound-rate", "fast"], USAGE, "rate 'fast' is not a number"),
     (["serve", "--port", "0", "--inbound-rate", "50/day"], USAGE, "call rate '50/day' is not a"),
     (["serve", "--port", "0", "--batch-window", "2"], USAGE, "window '2' is neither a time"),
+    (["serve", "--port", "0", "--batch-window", "1GiB"], USAGE,
+     "routing batch_bytes (1073741824) is above limits max_message_size (65536)"),
     (["serve", "--port", "0", "--outbound-burst", "1KiB"], USAGE,
      "an outbound burst needs an outbound rate"),
     (["serve", "--port", "0", "--ping-interval", "5 parsecs"], USAGE, "duration '5 parsecs'"),

@@ -174,6 +174,8 @@ def test_help_teaches(env: dict[str, str]) -> None:
     assert result.returncode == 0
     for flag in ("--router", "--jwt-secret", "--jwks", "--config", "--max-message-size"):
         assert flag in result.stdout
+    said = " ".join(result.stdout.replace("│", " ").split())
+    assert "Accept permessage-deflate when a client offers it" in said  # the client offers
 
 
 def test_version(env: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ from websockets.http11 import Request
 
 from rtctl.client import Client
 from rtctl.client.transport import opener
+from rtctl.client.websockets_link import WebsocketsLink
 from rtctl.config import Routing
 from rtctl.exceptions import ConfigError
 from rtctl.protocol.upgrade import SUBPROTOCOL
@@ -53,4 +54,10 @@ async def test_a_compressing_gateway_delivers_unchanged(start_gateway: GatewayFa
     gateway = await start_gateway(routing=Routing(compression=True))
     async with Client(gateway.url, token=make_token(), ping_interval=None,
                       compression=True) as client:
+        link = client._link
+        assert isinstance(link, WebsocketsLink)
+        assert link._ws.response is not None
+        agreed = link._ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        # Agreed, not just offered: else the echo below proves nothing about deflate.
+        assert agreed.startswith("permessage-deflate")
         assert await client.call("sys.echo", BIG) == BIG

@@ -225,6 +225,29 @@ def test_batch_frames_stay_within_the_gateways_limits() -> None:
     assert all(len(frame(entries).data) <= GATEWAY_MAX_MESSAGE for entries in taken)
 
 
+def test_a_notification_fits_while_the_frame_held_and_the_queue_have_room() -> None:
+    queue = SendQueue()
+    for n in range(BATCH_MAX_MESSAGES - 1):
+        queue.put(note(str(n)))
+    one = len(note("x").data)
+    assert queue.fits(one)
+    queue.put(note("x"))
+    assert not queue.fits(one)  # a full frame by count
+    queue = SendQueue()
+    big = note("x" * (GATEWAY_MAX_MESSAGE // 2))
+    queue.put(big)
+    room = GATEWAY_MAX_MESSAGE - len(big.data) - 3  # the frame's brackets and a comma
+    assert queue.fits(room)
+    assert not queue.fits(room + 1)
+    small = q(max_messages=3, max_bytes=200)  # the queue's own bound comes first
+    small.put(note("a"))
+    small.put(note("b"))
+    assert small.fits(200 - small.queued_bytes)
+    assert not small.fits(200 - small.queued_bytes + 1)
+    small.put(note("c"))
+    assert not small.fits(1)
+
+
 def test_putback_returns_to_the_front_even_over_the_bound() -> None:
     queue = q(max_messages=1)
     a, b = note("a"), note("b")

@@ -9,6 +9,7 @@ import pytest
 
 from rtctl.client import RoomMessage, RoomRecovery
 from rtctl.client.rooms import MAX_AHEAD, RoomStream
+from rtctl.config import Recovery
 from rtctl.protocol.streams import REASONS, StreamPosition
 
 P = StreamPosition
@@ -59,7 +60,7 @@ def test_an_own_publish_counts_once_everything_before_it_has_come() -> None:
 
 def test_a_message_overtaken_on_a_slower_lane_is_delivered_when_it_comes() -> None:
     stream = joined_at(3)
-    assert stream.received(msg(5)) == [msg(5)]  # telemetry overtook 4 (chat, backed up)
+    assert stream.received(msg(5)) == [msg(5)]  # events overtook 4 (chat)
     assert stream.position == P(3, "e1")  # a join again would still ask for 4
     assert stream.received(msg(5)) == []
     assert stream.received(msg(4)) == [msg(4)]
@@ -67,14 +68,47 @@ def test_a_message_overtaken_on_a_slower_lane_is_delivered_when_it_comes() -> No
     assert stream.counters.duplicates == 1
 
 
-def test_a_hole_open_for_max_ahead_messages_is_given_up_on() -> None:
-    stream = joined_at(0)  # 1 was droppable and shed: it never comes
+def test_a_hole_open_for_max_ahead_messages_is_given_up_on_but_still_filled() -> None:
+    stream = joined_at(0)  # 1 was shed, or is a chat message overtaken by a flood of events
     for offset in range(2, MAX_AHEAD + 2):
         assert stream.received(msg(offset)) == [msg(offset)]
     assert stream.position == P(0, "e1")
     assert stream.received(msg(MAX_AHEAD + 3)) == [msg(MAX_AHEAD + 3)]  # one more: given up
     assert stream.position == P(MAX_AHEAD + 1, "e1")  # up to the next hole
-    assert stream.received(msg(1)) == []  # behind the position now: a repeat at best
+    assert stream.received(msg(1)) == [msg(1)]  # it came after all: delivered, late
+    assert stream.received(msg(1)) == []  # and once
+    assert (stream.counters.late, stream.counters.duplicates) == (1, 1)
+
+
+def test_holes_given_up_on_are_remembered_up_to_max_ahead_the_oldest_forgotten() -> None:
+    m = MAX_AHEAD
+    stream = joined_at(0)
+    stream.acked(P(2 * m + 1, "e1"))  # 1 .. 2m are holes
+    for offset in range(2 * m + 2, 3 * m + 2):
+        stream.received(msg(offset))
+    assert stream.position == P(3 * m + 1, "e1")  # given up on: the newest m remembered
+    for offset in range(3 * m + 3, 4 * m + 4):  # one more hole, 3m + 2, given up on
+        stream.received(msg(offset))
+    assert stream.position == P(4 * m + 3, "e1")
+    # m was never remembered, m + 1 forgotten for 3m + 2; m + 2 and 3m + 2 still fill.
+    assert [stream.received(msg(offset)) for offset in (m, m + 1, m + 2, 3 * m + 2)] == [
+        [], [], [msg(m + 2)], [msg(3 * m + 2)]]
+    assert (stream.counters.late, stream.counters.duplicates) == (2, 2)
+
+
+def test_a_position_held_back_by_a_hole_is_still_within_a_default_replay() -> None:
+    # A join again from it is replayed, not reset as too_many.
+    assert Recovery().history.max_replay > MAX_AHEAD
+
+
+def test_a_reset_forgets_the_holes_given_up_on() -> None:
+    stream = joined_at(0)
+    for offset in range(2, MAX_AHEAD + 3):
+        stream.received(msg(offset))
+    stream.joining()
+    stream.joined({"offset": 10, "epoch": "e1", "recovered": False, "reason": "too_old"})
+    assert stream.received(msg(1)) == []  # before the new start
+    assert stream.counters.late == 0
 
 
 def test_an_own_message_replayed_to_a_new_session_is_dropped() -> None:

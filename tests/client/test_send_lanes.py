@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from rtctl.client import ClientState, Lane, NotificationReceived, Overflow, QueueLimits
+from rtctl.client.queue import BATCH_MAX_MESSAGES
 from rtctl.exceptions import ConfigError
 from tests.client.lab import WAIT, Lab
 from tests.client.scripted_gateway import Scene
@@ -84,6 +85,24 @@ async def test_a_call_is_never_held_by_the_batch_window(lab: Lab) -> None:
     await client.notify("game.record", ["held"])
     assert await client.call("sys.echo", ["now"]) == ["now"]
     assert (client.queued, client.lanes[Lane.EVENTS].depth, lab.recorded) == (1, 1, [])
+
+
+@pytest.mark.parametrize("overflow", [Overflow.REJECT, Overflow.DROP_OLDEST])
+async def test_a_full_batch_frame_goes_at_once_so_batching_never_fills_the_queue(
+    lab: Lab, overflow: Overflow
+) -> None:
+    client = lab.client(batch_window=WAIT, queue=QueueLimits(lanes={Lane.EVENTS: overflow}))
+    await client.connect()
+    assert lab.gateway is not None
+    before = lab.gateway.metrics.messages_in
+    count = 3 * BATCH_MAX_MESSAGES + 1  # more than the queue's 256 in one window
+    for n in range(count):
+        await client.notify("game.record", [n])
+    await client.call("sys.ping")  # answered after what was written before it
+    # Three full frames went without waiting out the window; the last notification waits.
+    assert lab.recorded == [[n] for n in range(count - 1)]
+    assert lab.gateway.metrics.messages_in - before == 3 + 1
+    assert (client.queued, client.queue.rejected, client.queue.dropped) == (1, 0, 0)
 
 
 async def test_notifications_held_for_a_batch_survive_a_drop(lab: Lab) -> None:

@@ -173,8 +173,9 @@ async def test_a_client_that_stops_reading_is_closed_4008_after_the_grace(
             peer.push(chunk)
             await asyncio.sleep(0)  # the drain writes: only a full socket stops it
 
-    # The write deadline (the socket took nothing) would close it too, but later.
-    limits = Limits(max_outbox_bytes=2 * mark, write_timeout=1.5)
+    # The write deadline (the socket took nothing) would close it too, but much later: the
+    # close must not wait for the full socket to drain (websockets' own close would).
+    limits = Limits(max_outbox_bytes=2 * mark, write_timeout=60.0)
     gateway = await start_gateway(router, limits=limits,
                                   routing=Routing(slow_consumer_grace=0.3))
     closed: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()

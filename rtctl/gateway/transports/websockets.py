@@ -122,7 +122,12 @@ class _Connection(ServerConnection):
 
     def _stuck(self) -> None:
         """Drop a client that stopped reading; 4008 is what the gateway reports."""
-        self.protocol.fail(CloseCode.SLOW_CONSUMER, stuck_reason(self.write_timeout))
+        self.drop(CloseCode.SLOW_CONSUMER, stuck_reason(self.write_timeout))
+
+    def drop(self, code: int, reason: str) -> None:
+        """Fail the connection with ``code`` (what the gateway reports) and hang up."""
+        if self.protocol.close_sent is None:
+            self.protocol.fail(code, reason)
         self.transport.abort()
 
 
@@ -193,7 +198,18 @@ class _SocketTransport:
         self._dispatcher.sent(self._conn, data, binary)
 
     def close(self, code: int, reason: str) -> None:
-        asyncio.get_running_loop().create_task(self._ws.close(code, reason))
+        asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        """``websockets``' close waits, with no limit, for a full socket to drain before
+        its Close frame goes: a slow consumer closed 4008 after its grace would stay until
+        the write deadline. Past the close timeout it is dropped, as a stuck one is."""
+        ws = self._ws
+        try:
+            await asyncio.wait_for(ws.close(code, reason), self._core.close_timeout)
+        except TimeoutError:
+            assert isinstance(ws, _Connection)
+            ws.drop(code, reason)
 
     def queued(self) -> tuple[int, int] | None:
         return None if self._flow is None else self._flow.queued()
