@@ -38,14 +38,20 @@ socket before any queue; the drivers' write deadline handles that.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 
 from rtctl.config import DEFAULT_MAX_MESSAGE_SIZE, Limits, Routing
 from rtctl.protocol.frames import BinaryMessage
-from rtctl.protocol.lanes import Entry, Lane, LaneQueue, LaneStats, Policy
+from rtctl.protocol.lanes import DEFAULT_POLICIES, Entry, Lane, LaneQueue, LaneStats, Policy
 from rtctl.protocol.shaping import Bucket
 
 __all__ = ["BinaryMessage", "Outbox", "direct_replies"]
+
+# Read once: an enum attribute costs a lookup per message.
+_COALESCIBLE, _RELIABLE = Policy.COALESCIBLE, Policy.RELIABLE
+_RELIABLE_LANES = frozenset(lane for lane, policy in DEFAULT_POLICIES.items()
+                            if policy is Policy.RELIABLE)
 
 
 def direct_replies(routing: Routing) -> bool:
@@ -57,8 +63,9 @@ class Outbox:
     """Per-lane queues of encoded messages under a byte bound; once it overflows it takes
     nothing more (the connection is being closed)."""
 
-    __slots__ = ("_batch_bytes", "_bucket", "_clock", "_frame_bytes", "_lanes", "_mark",
-                 "_max_bytes", "_opened", "_plain", "_queue", "_window", "overflowed")
+    __slots__ = ("_batch_bytes", "_bucket", "_clock", "_counters", "_express", "_express_bytes",
+                 "_express_lane", "_frame_bytes", "_lanes", "_mark", "_max_bytes", "_opened",
+                 "_plain", "_queue", "_window", "overflowed")
 
     def __init__(self, *, max_bytes: int, stats: LaneStats | None = None,
                  clock: Callable[[], float] = time.monotonic, lanes: bool = True,
@@ -75,6 +82,13 @@ class Outbox:
         self._frame_bytes = batch_bytes or DEFAULT_MAX_MESSAGE_SIZE  # a batch frame's most
         self._opened = 0.0  # when the first message came into the empty outbox (a window)
         self._plain = bucket is None and batch_window is None and batch_bytes is None
+        # The express queue: while everything waiting is reliable, keyless and of one lane
+        # (a room's fan-out, most of the time), it waits here as (data, size, since) and
+        # costs what a plain FIFO costs; anything else moves it into the lanes first.
+        self._express: deque[tuple[bytes, int, float]] = deque()
+        self._express_lane = Lane.EVENTS
+        self._express_bytes = 0
+        self._counters = self._queue.stats.by_lane
         self.overflowed = False
 
     @classmethod
@@ -94,18 +108,19 @@ class Outbox:
 
     @property
     def queued_bytes(self) -> int:
-        return self._queue.bytes
+        return self._queue.bytes + self._express_bytes
 
     def lane_bytes(self, lane: Lane) -> int:
-        return self._queue.lane_bytes(lane)
+        express = self._express_bytes if lane is self._express_lane else 0
+        return self._queue.lane_bytes(lane) + express
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._express)
 
     @property
     def behind(self) -> bool:
         """Over the pressure mark with nothing left to shed: the slow consumer's clock runs."""
-        return self._queue.bytes > self._mark
+        return self._queue.bytes + self._express_bytes > self._mark
 
     def put(self, data: bytes, binary: bool = False, lane: Lane = Lane.EVENTS,
             policy: Policy | None = None, key: Hashable | None = None) -> bool:
@@ -114,8 +129,28 @@ class Outbox:
         queue = self._queue
         if self.overflowed:
             return False
+        express = self._express
+        if (self._plain and self._lanes and key is None and not len(queue)
+                and (policy is _RELIABLE or (policy is None and lane in _RELIABLE_LANES))
+                and (not express or lane is self._express_lane)):
+            size = len(data)  # the express queue's put, inlined: this runs once per message
+            if self._express_bytes + size > self._max_bytes:
+                self.overflowed = True
+                return False
+            if binary and type(data) is not BinaryMessage:
+                data = BinaryMessage(data)
+            express.append((data, size, self._clock()))
+            self._express_lane = lane
+            self._express_bytes += size
+            counters = self._counters[lane]
+            counters.queued += 1
+            counters.depth += 1
+            counters.depth_bytes += size
+            return True
+        if express:
+            self._settle()
         growth = len(data)
-        if policy is Policy.COALESCIBLE and (old := queue.waiting(lane, key)) is not None:
+        if policy is _COALESCIBLE and (old := queue.waiting(lane, key)) is not None:
             growth -= old.size  # it takes the place of the one waiting: only the difference
         if queue.bytes + growth > self._max_bytes:
             self.overflowed = True
@@ -129,6 +164,18 @@ class Outbox:
             queue.shed(self._mark)
         return True
 
+    def _settle(self) -> None:
+        """Move the express queue into its lane, in order, each keeping its wait so far."""
+        lane, queue = self._express_lane, self._queue
+        counters = self._counters[lane]
+        for data, size, since in self._express:
+            counters.queued -= 1  # counted again as it is put in its lane
+            counters.depth -= 1
+            counters.depth_bytes -= size
+            queue.put(data, size, lane, since=since)
+        self._express.clear()
+        self._express_bytes = 0
+
     def reply(self, size: int) -> bool:
         """May a reply of ``size`` bytes be written now? It is charged to the bucket (into
         debt if need be: replies never wait for tokens). False with lanes off while
@@ -141,6 +188,17 @@ class Outbox:
 
     def pop(self) -> bytes | None:
         """The next message alone (a :class:`BinaryMessage` if binary), or None when empty."""
+        express = self._express
+        if express:  # then the lanes are empty
+            data, size, since = express.popleft()
+            self._express_bytes -= size
+            counters = self._counters[self._express_lane]
+            counters.depth -= 1
+            counters.depth_bytes -= size
+            counters.sent += 1
+            counters.sent_bytes += size
+            counters.wait.observe(self._clock() - since)
+            return data
         entry = self._queue.pop()
         return None if entry is None else entry.value
 
@@ -192,6 +250,7 @@ class Outbox:
 
     def clear(self) -> None:
         """Drop what waits (the connection is gone)."""
+        self._settle()
         self._queue.clear()
 
 

@@ -168,8 +168,8 @@ class LaneQueue(Generic[T]):
     order, so shedding takes the oldest without walking the reliable ones.
     """
 
-    __slots__ = ("_bytes", "_clock", "_counters", "_droppable", "_drops", "_gone", "_keys",
-                 "_lane_bytes", "_live", "_on", "_queues", "stats")
+    __slots__ = ("_clock", "_counters", "_droppable", "_drops", "_gone", "_keys",
+                 "_lane_bytes", "_live", "_on", "_queues", "bytes", "stats")
 
     def __init__(self, stats: LaneStats, clock: Callable[[], float], *,
                  lanes: bool = True) -> None:
@@ -183,24 +183,21 @@ class LaneQueue(Generic[T]):
         self._droppable: dict[Lane, int] = dict.fromkeys(Lane, 0)  # live ones, per lane
         self._drops: dict[Lane, deque[Entry[T]]] = {lane: deque() for lane in Lane}
         self._gone: dict[Lane, int] = dict.fromkeys(Lane, 0)  # marked gone, per queue
-        self._bytes = 0
+        self.bytes = 0
         self._live = 0
 
     def __len__(self) -> int:
         return self._live
 
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
     def lane_bytes(self, lane: Lane) -> int:
         return self._lane_bytes[lane]
 
     def put(self, value: T, size: int, lane: Lane = Lane.EVENTS, policy: Policy | None = None,
-            key: Hashable | None = None) -> T | None:
+            key: Hashable | None = None, since: float | None = None) -> T | None:
         """Queue ``value`` (``size`` bytes); return the value it replaced, if it coalesced.
 
-        A coalescible message needs a ``key`` (ValueError without one).
+        A coalescible message needs a ``key`` (ValueError without one). ``since`` is when
+        it began to wait, if before now (moved here from a queue of the owner's own).
         """
         policy = DEFAULT_POLICIES[lane] if policy is None else policy
         counters = self._counters[lane]
@@ -215,7 +212,8 @@ class LaneQueue(Generic[T]):
                 old.size = size
                 counters.coalesced += 1
                 return replaced
-        self._admit(Entry(value, size, lane, policy, key, self._clock()), front=False)
+        self._admit(Entry(value, size, lane, policy, key,
+                          self._clock() if since is None else since), front=False)
         return None
 
     def _admit(self, entry: Entry[T], *, front: bool) -> None:
@@ -245,12 +243,12 @@ class LaneQueue(Generic[T]):
         counters = self._counters[lane]
         counters.depth += 1
         size = entry.size  # _account, inlined: this runs once per message
-        self._bytes += size
+        self.bytes += size
         self._lane_bytes[lane] += size
         counters.depth_bytes += size
 
     def _account(self, lane: Lane, delta: int) -> None:
-        self._bytes += delta
+        self.bytes += delta
         self._lane_bytes[lane] += delta
         self._counters[lane].depth_bytes += delta
 
@@ -297,7 +295,7 @@ class LaneQueue(Generic[T]):
         self._live -= 1
         counters = self._counters[lane]
         counters.depth -= 1
-        self._bytes -= size
+        self.bytes -= size
         self._lane_bytes[lane] -= size
         counters.depth_bytes -= size
 
@@ -320,7 +318,7 @@ class LaneQueue(Generic[T]):
         dropped = 0
         for lane in reversed(Lane):
             drops = self._drops[lane]
-            while self._bytes > down_to and drops:
+            while self.bytes > down_to and drops:
                 entry = drops[0]  # live: _forget keeps gone ones off the front
                 self._discard(entry)
                 del entry.value  # nothing reads a gone message: its bytes go now

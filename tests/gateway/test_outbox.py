@@ -378,3 +378,36 @@ def test_every_outbox_of_a_gateway_counts_in_one_stats() -> None:
     for outbox in outboxes:
         outbox.put(b"abc", lane=Lane.CHAT)
     assert (stats[Lane.CHAT].depth, stats[Lane.CHAT].depth_bytes) == (3, 9)
+
+
+def test_an_express_run_moves_into_its_lane_when_another_lane_or_policy_comes() -> None:
+    """Reliable keyless messages of one lane wait in the express queue (a plain FIFO);
+    anything else moves them into their lane first: lane order, order within a lane, waits
+    and counters come out as if they had been in the lanes all along."""
+    clock, stats = Clock(), LaneStats()
+    outbox = Outbox(max_bytes=1000, stats=stats, clock=clock)
+    for data in (b"e1", b"e2"):
+        assert outbox.put(data, lane=Lane.EVENTS)
+    assert (len(outbox), outbox.queued_bytes, outbox.lane_bytes(Lane.EVENTS)) == (2, 4, 4)
+    clock.now += 1
+    assert outbox.put(b"s1", lane=Lane.STATE)  # another lane: the run moves first
+    assert outbox.put(b"p1", lane=Lane.CHAT, policy=Policy.COALESCIBLE, key="u")
+    assert outbox.put(b"p2", lane=Lane.CHAT, policy=Policy.COALESCIBLE, key="u")
+    assert outbox.put(b"e3", lane=Lane.EVENTS)  # the lanes are not empty: no express now
+    clock.now += 2
+    assert [outbox.pop() for _ in range(5)] == [b"s1", b"e1", b"e2", b"e3", b"p2"]
+    events = stats[Lane.EVENTS]
+    assert (events.queued, events.sent, events.depth, events.depth_bytes) == (3, 3, 0, 0)
+    assert events.wait.total == pytest.approx(3.0 + 3.0 + 2.0)  # e1, e2 waited from the start
+    assert stats[Lane.CHAT].coalesced == 1
+
+
+def test_an_express_run_counts_as_queued_and_clears_at_close() -> None:
+    clock, stats = Clock(), LaneStats()
+    outbox = Outbox(max_bytes=6, stats=stats, clock=clock)
+    assert outbox.put(b"abc", lane=Lane.STATE, policy=Policy.RELIABLE)
+    assert not outbox.put(b"defg", lane=Lane.STATE)  # the hard bound holds here too
+    state = stats[Lane.STATE]
+    assert (state.queued, state.depth, state.depth_bytes) == (1, 1, 3)
+    outbox.clear()
+    assert (state.depth, state.depth_bytes, len(outbox)) == (0, 0, 0)

@@ -154,7 +154,7 @@ class Flow:
     :meth:`next` hands out, and drains again when ``wake`` is called.
     """
 
-    __slots__ = ("_alarm", "_closed", "_conn", "_grace", "_grace_s", "_wake", "outbox")
+    __slots__ = ("_alarm", "_behind", "_closed", "_conn", "_grace", "_grace_s", "_wake", "outbox")
 
     def __init__(self, core: Core, conn: Connection, wake: Callable[[], None]) -> None:
         config = core.config
@@ -167,6 +167,7 @@ class Flow:
         self._grace_s = grace = config.routing.slow_consumer_grace
         self._grace = Timer(lambda: conn.close(CloseCode.SLOW_CONSUMER, behind_reason(grace)))
         self._closed = False
+        self._behind = False  # the grace runs
 
     def put(self, data: bytes, binary: bool, lane: Lane, policy: Policy | None,
             key: Hashable | None) -> bool:
@@ -178,7 +179,8 @@ class Flow:
         outbox = self.outbox
         if not outbox.put(data, binary, lane, policy, key):
             return False
-        if outbox.behind:
+        if not self._behind and outbox.behind:
+            self._behind = True
             self._grace.start(self._grace_s)
         self._wake()
         return True
@@ -195,7 +197,8 @@ class Flow:
         something waits for tokens or a batch window)."""
         outbox = self.outbox
         out = outbox.next()
-        if not outbox.behind:
+        if self._behind and not outbox.behind:
+            self._behind = False
             self._grace.stop()
         if isinstance(out, float):
             self._alarm.start(out)

@@ -225,12 +225,18 @@ class GameLink(Link):
 
     def _flush(self) -> None:
         self.flushing = False
-        flow = self.flow
+        flow, ws, conn = self.flow, self.ws, self.conn
         assert flow is not None
-        # Once closing, nothing more is written: what waits stays queued (uncounted as
-        # sent) until the disconnect clears it.
-        while not self.paused and not self.closing and (data := flow.next()) is not None:
-            self._write(data, _BINARY if type(data) is BinaryMessage else _TEXT)
+        if ws is None or conn is None:
+            return
+        sent = self.driver.core.dispatcher.sent
+        # _write, inlined (this runs once per message). Once closing, nothing more is
+        # written: what waits stays queued (uncounted as sent) until the disconnect clears it.
+        while not (self.paused or ws.is_close_frame_sent or ws.is_disconnected) and (
+                data := flow.next()) is not None:
+            binary = type(data) is BinaryMessage
+            ws.send(_BINARY if binary else _TEXT, data)
+            sent(conn, data, binary)
 
     def queued(self) -> tuple[int, int] | None:
         return None if self.flow is None else self.flow.queued()
