@@ -73,6 +73,7 @@ class Outbound(Inbound):
         self.batch_window = batch_window
         self._link: Link | None = None  # the open connection; None while there is none
         self._drain: asyncio.Task[None] | None = None  # writes what waits while connected
+        self._sending = asyncio.Lock()  # held while the queue is written (_send_queued)
 
     @property
     def queue(self) -> QueueCounters:
@@ -199,7 +200,8 @@ class Outbound(Inbound):
     async def _submit(self, item: Queued) -> None:
         link = self._link if self.state is ClientState.CONNECTED else None
         held = item.notification and self.batch_window is not None
-        if link is not None and not held and not self._queue.blocks(item.lane):
+        if (link is not None and not held and not self._queue.blocks(item.lane)
+                and not self._sending.locked()):  # nothing waits, nor is being written
             with contextlib.suppress(LinkClosed):  # dropped under us: queue it
                 await self._write(link, item)
                 return
@@ -228,13 +230,15 @@ class Outbound(Inbound):
 
     async def _send_queued(self, link: Link) -> None:
         """Write what waits, in lane order, notifications batched when batching is on;
-        what the link did not take goes back to the front."""
-        while taken := self._queue.take(batch=self.batch_window is not None):
-            try:
-                await self._write(link, frame(taken))
-            except LinkClosed:
-                self._queue.putback(taken)
-                raise
+        what the link did not take goes back to the front. One writer at a time: two
+        whose writes both failed would put back their frames in the wrong order."""
+        async with self._sending:
+            while taken := self._queue.take(batch=self.batch_window is not None):
+                try:
+                    await self._write(link, frame(taken))
+                except LinkClosed:
+                    self._queue.putback(taken)
+                    raise
 
     async def _write(self, link: Link, item: Queued) -> None:
         await link.send(item.data)

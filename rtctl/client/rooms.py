@@ -63,8 +63,9 @@ logger = logging.getLogger("rtctl.client")
 
 _R = TypeVar("_R")
 _KEY_BYTES = 12  # 16 URL-safe characters: within idempotency_key's 64, never repeated
-# Offsets remembered beyond a hole (a message shed or still on a slower lane) before the
-# hole is given up on: bounded memory in a room whose droppable messages leave many. Below
+# How far a hole (a message shed, or still on a slower lane) may hold the position back,
+# in offsets remembered beyond it and in offsets from the newest, before it is given up on:
+# bounded memory in a room whose droppable messages leave many. Below
 # the gateway's default history (and max_replay, 1000 messages), so a join again from a
 # position held back by a hole is still replayed, not reset as too_many. As many holes
 # given up on are remembered, so a message that comes after all is still delivered.
@@ -209,14 +210,19 @@ class RoomStream:
             ahead.add(offset)
         else:
             given_up.pop(offset, None)  # a hole given up on, filled after all
-        if len(ahead) > MAX_AHEAD:
-            hole, at = at + 1, min(ahead) - 1  # the hole before it is given up on
+        newest = max(offset, at)
+        while True:
+            while at + 1 in ahead:
+                at += 1
+                ahead.discard(at)
+            # Held back too far, by count or by span (holes between what came): the
+            # first hole is given up on, remembered, and the position moves on.
+            if not ahead or (len(ahead) <= MAX_AHEAD and newest - at <= MAX_AHEAD):
+                break
+            hole, at = at + 1, min(ahead) - 1
             given_up.update(dict.fromkeys(range(max(hole, at + 1 - MAX_AHEAD), at + 1)))
             while len(given_up) > MAX_AHEAD:
                 given_up.popitem(last=False)
-        while at + 1 in ahead:
-            at += 1
-            ahead.discard(at)
         self.position = StreamPosition(at, self.position.epoch)
 
     def _reset(self, start: StreamPosition, reason: str) -> RoomRecovery:

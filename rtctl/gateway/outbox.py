@@ -172,7 +172,7 @@ class Outbox:
             counters.queued -= 1  # counted again as it is put in its lane
             counters.depth -= 1
             counters.depth_bytes -= size
-            queue.put(data, size, lane, since=since)
+            queue.put(data, size, lane, _RELIABLE, since=since)  # as it was put: reliable
         self._express.clear()
         self._express_bytes = 0
 

@@ -291,7 +291,7 @@ class LaneQueue(Generic[T]):
             while drops and drops[0].gone:  # sent or dropped: it was the oldest
                 drops.popleft()
             if len(drops) > 2 * self._droppable[lane]:  # removed from the middle
-                self._drops[lane] = deque(e for e in drops if not e.gone)
+                _compact(drops)
         self._live -= 1
         counters = self._counters[lane]
         counters.depth -= 1
@@ -307,7 +307,7 @@ class LaneQueue(Generic[T]):
         gone = self._gone[slot] = self._gone[slot] + 1
         queue = self._queues[slot]
         if 2 * gone > len(queue):
-            self._queues[slot] = deque(e for e in queue if not e.gone)
+            _compact(queue)
             self._gone[slot] = 0
 
     def shed(self, down_to: int) -> int:
@@ -379,3 +379,10 @@ class LaneQueue(Generic[T]):
             self._forget(entry)
             waiting.append(entry)
         return waiting
+
+
+def _compact(queue: deque[Entry[T]]) -> None:
+    """Drop the gone entries of ``queue`` in place: a caller iterating it keeps a live view."""
+    live = [entry for entry in queue if not entry.gone]
+    queue.clear()
+    queue.extend(live)

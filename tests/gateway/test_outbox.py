@@ -411,3 +411,12 @@ def test_an_express_run_counts_as_queued_and_clears_at_close() -> None:
     assert (state.queued, state.depth, state.depth_bytes) == (1, 1, 3)
     outbox.clear()
     assert (state.depth, state.depth_bytes, len(outbox)) == (0, 0, 0)
+
+
+def test_a_reliable_telemetry_message_stays_reliable_when_its_run_moves_into_its_lane() -> None:
+    clock, stats = Clock(), LaneStats()
+    outbox = Outbox(max_bytes=100, mark=1, stats=stats, clock=clock)
+    assert outbox.put(b"R", lane=Lane.TELEMETRY, policy=Policy.RELIABLE)  # express
+    assert outbox.put(b"d", lane=Lane.TELEMETRY)  # droppable: the run moves, then sheds
+    assert [outbox.pop(), outbox.pop()] == [b"R", None]
+    assert stats[Lane.TELEMETRY].dropped == 1

@@ -232,3 +232,21 @@ def test_parse_policy() -> None:
     assert parse_policy("droppable") is DROPPABLE
     with pytest.raises(ValueError, match="reliable, coalescible, droppable"):
         parse_policy("lossy")
+
+
+def test_shedding_after_removals_from_the_middle_counts_each_message_once() -> None:
+    stats = LaneStats()
+    queue: LaneQueue[str] = LaneQueue(stats, Clock())
+    for i in range(4):
+        queue.put(f"t{i}", 10, Lane.TELEMETRY, Policy.DROPPABLE)
+    for _ in range(2):  # the newest two: the droppable index is compacted under shed's feet
+        newest = queue.newest(Lane.TELEMETRY)
+        assert newest is not None
+        assert queue.remove(newest)
+    queue.put("r", 10, Lane.CHAT)
+    assert queue.shed(0) == 2
+    telemetry = stats[Lane.TELEMETRY]
+    assert (queue.bytes, len(queue), telemetry.depth, telemetry.dropped) == (10, 1, 0, 2)
+    entry = queue.pop()
+    assert entry is not None
+    assert entry.value == "r"

@@ -1,10 +1,8 @@
 """The picows driver's connections: a game connection's frames, and a tap listener's stream.
 
-Each upgraded connection is a :class:`picows.WSListener` whose callbacks run
-for every frame (see :mod:`rtctl.gateway.transports.picows` for the contract
-they keep). A :class:`GameLink` is also the
-:class:`~rtctl.gateway.connection.Transport` of its
-:class:`~rtctl.gateway.connection.Connection`.
+Each upgraded connection is a :class:`picows.WSListener` whose callbacks run for every
+frame (see :mod:`rtctl.gateway.transports.picows` for the contract they keep). A
+:class:`GameLink` is the :class:`~rtctl.gateway.connection.Transport` of its Connection.
 """
 
 from __future__ import annotations
@@ -229,9 +227,7 @@ class GameLink(Link):
         assert flow is not None
         if ws is None or conn is None:
             return
-        sent = self.driver.core.dispatcher.sent
-        # _write, inlined (this runs once per message). Once closing, nothing more is
-        # written: what waits stays queued (uncounted as sent) until the disconnect clears it.
+        sent = self.driver.core.dispatcher.sent  # _write, inlined: once per message
         while not (self.paused or ws.is_close_frame_sent or ws.is_disconnected) and (
                 data := flow.next()) is not None:
             binary = type(data) is BinaryMessage
@@ -267,12 +263,14 @@ class GameLink(Link):
         elif out is not None:
             self._deliver(out)
 
-    def _write(self, data: bytes, kind: WSMsgType = _TEXT) -> None:
+    def _write(self, data: bytes) -> None:
+        """Write a reply (text), unless closing: nothing more is written then, and what
+        waits in the outbox stays there, uncounted as sent, until the disconnect clears it."""
         ws, conn = self.ws, self.conn
         if ws is None or conn is None or self.closing:
             return
-        ws.send(kind, data)
-        self.driver.core.dispatcher.sent(conn, data, kind is _BINARY)
+        ws.send(_TEXT, data)
+        self.driver.core.dispatcher.sent(conn, data)
 
     def _deliver(self, out: bytes | Timed | None) -> None:
         """Write a reply (or queue it, lanes off); a profiled one has its write timed."""
