@@ -16,8 +16,10 @@ implementation of this small protocol (a test double, another transport)::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
+
+from prometheus_client.core import Metric
 
 from rtctl.backends.base import Backends
 from rtctl.router import Peer, Router
@@ -27,6 +29,7 @@ __all__ = [
     "DisconnectHook",
     "Host",
     "LifecycleHook",
+    "MetricsCollector",
     "ReadinessCheck",
     "ServiceFactory",
 ]
@@ -35,6 +38,7 @@ ConnectHook = Callable[[Peer], Awaitable[None] | None]
 DisconnectHook = Callable[[Peer, int | None, str], Awaitable[None] | None]
 LifecycleHook = Callable[[], Awaitable[None]]
 ReadinessCheck = Callable[[], str | None]  # None when ready, else the reason
+MetricsCollector = Callable[[], Iterable[Metric]]  # Prometheus families, built at scrape time
 
 
 class Host(Protocol):
@@ -66,6 +70,10 @@ class Host(Protocol):
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """``/readyz`` answers 503 while ``check()`` returns a reason (it must be cheap)."""
+
+    def add_metrics(self, collector: MetricsCollector) -> None:
+        """The families are yielded at every scrape of ``/metrics``; call it while the
+        service is built so they appear from start-up (before their first sample)."""
 
     def peer(self, connection_id: str) -> Peer | None:
         """The live connection with this id on this node, if any."""

@@ -1,16 +1,19 @@
-"""docs/api.md must not drift from the code it documents.
+"""docs/api.md and docs/observability.md must not drift from the code they document.
 
 The error-code and close-code tables are compared with ``rtctl.protocol.codes``
 row by row (code, name and description text verbatim, nothing extra), and the
-names the code defines (built-in methods, 401 reasons, config keys, metric
-names) must all appear in the guide.
+names the code defines (built-in methods, 401 reasons, config keys) must all
+appear in the guide; every metric family a gateway and the simulator expose is
+in docs/observability.md with its type and labels, and nothing else is.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import re
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -23,11 +26,14 @@ from prometheus_client.parser import text_string_to_metric_families
 import rtctl.gateway.auth
 import rtctl.services.system
 from rtctl import config
-from rtctl.gateway.metrics import GatewayMetrics
+from rtctl.backends import connect_backends
 from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, CloseCode, ErrorCode
 from rtctl.services.system import system_router
+from simulator.metrics import ProxyMetrics
+from tests.servers import ServerProcess, unique_prefix
 
 API_MD = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+OBSERVABILITY_MD = API_MD.with_name("observability.md")
 
 Row = tuple[int, str, str]
 
@@ -234,13 +240,69 @@ def test_every_config_key_is_documented(api_md: str) -> None:
         f"documented but unknown: {sorted(rows - expected)}")
 
 
-def test_every_metric_is_documented(api_md: str) -> None:
-    scrape = GatewayMetrics(set(), lambda: 0).render().decode()
-    names = {family.name for family in text_string_to_metric_families(scrape)}
-    assert {"rtctl_connections", "rtctl_outbox_dropped"} <= names  # every family from start-up
+Family = tuple[str, frozenset[str]]  # type, label names
+
+
+def documented_families(text: str) -> dict[str, Family]:
+    """The ``| `name` | type | labels | meaning |`` rows under ``## Metrics``, by family name
+    as the text parser gives it (a counter without ``_total``); a label is a backticked word."""
+    families: dict[str, Family] = {}
+    for line in section(text, "Metrics").splitlines():
+        cells = _cells(line) if line.startswith("| `") else []
+        if len(cells) == 4:
+            name, kind, labels = _unquote(cells[0]), cells[1], cells[2]
+            name = name.removesuffix("_total") if kind == "counter" else name
+            families[name] = kind, frozenset(re.findall(r"`(\w+)`", labels))
+    return families
+
+
+def scraped_families(scrape: str) -> dict[str, Family]:
+    """The families of a ``/metrics`` text; labels as far as samples show them (a family
+    with no sample yet shows its type only, and is checked for that)."""
+    return {family.name: (family.type, frozenset(
+                label for sample in family.samples for label in sample.labels
+                if label not in ("le", "quantile")))
+            for family in text_string_to_metric_families(scrape)}
+
+
+def test_documented_families_are_read_with_their_labels() -> None:
+    text = ("## Metrics\n| name | type | labels | meaning |\n|---|---|---|---|\n"
+            "| `a_total` | counter | `x`: 1, 2; `y`: `<unknown>` | a \\| b |\n"
+            "| `b_seconds` | histogram | | c |\n## Next\n| `c` | gauge | | d |\n")
+    assert documented_families(text) == {"a": ("counter", frozenset({"x", "y"})),
+                                         "b_seconds": ("histogram", frozenset())}
+
+
+async def test_every_metric_is_documented(redis_server: ServerProcess,
+                                          nats_server: ServerProcess) -> None:
+    """A fresh gateway on Redis and NATS (so the backend families are there), before any
+    connection, and a fresh simulator: every family they expose is in docs/observability.md
+    with its type and labels, and every family documented there is exposed."""
+    from rtctl.gateway.server import Gateway
+    from tests.conftest import gateway_config
+
+    gateway = Gateway(gateway_config(), backends=connect_backends(
+        redis_url=redis_server.url, nats_url=nats_server.url, prefix=unique_prefix()))
+    await gateway.start()
+    try:
+        url = f"http://127.0.0.1:{gateway.port}/metrics"
+        with await asyncio.to_thread(urllib.request.urlopen, url) as response:
+            scrape = response.read().decode()
+    finally:
+        await gateway.shutdown(drain=0)
+    exposed = scraped_families(scrape) | scraped_families(ProxyMetrics().render().decode())
+    assert {"rtctl_connections", "rtctl_backend_up", "rtctl_sessions", "process_cpu_seconds",
+            "rtctl_sim_dropped"} <= set(exposed)  # every family from start-up, and the scan
+    documented = documented_families(OBSERVABILITY_MD.read_text(encoding="utf-8"))
+    assert sorted(set(exposed) - set(documented)) == [], "undocumented metrics"
+    assert sorted(set(documented) - set(exposed)) == [], "documented metrics that do not exist"
+    wrong = {name: (documented[name], family) for name, family in exposed.items()
+             if family[0] != documented[name][0] or not family[1] <= documented[name][1]}
+    assert wrong == {}, "(documented type and labels, exposed) differ"
+
+
+def test_api_md_points_at_the_metrics_reference(api_md: str) -> None:
     body = section(api_md, "HTTP endpoints")
-    documented = set(re.findall(r"^\| `(rtctl_[a-z_]+)` \|", body, flags=re.MULTILINE))
-    # Prometheus exposes a counter family "x" as "x_total".
-    families = {name.removesuffix("_total") for name in documented}
-    assert names <= families, f"undocumented metrics: {sorted(names - families)}"
-    assert families <= names, f"documented metrics that do not exist: {sorted(families - names)}"
+    assert "(observability.md#metrics)" in body
+    assert not re.search(r"^\| `rtctl_", body, flags=re.MULTILINE), \
+        "the metrics table lives in docs/observability.md only"

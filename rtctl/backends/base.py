@@ -35,8 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
-from rtctl.exceptions import ConfigError, RpcError
-from rtctl.protocol.codes import ErrorCode
+from rtctl.backends.errors import BackendUnavailable
+from rtctl.backends.stats import BackendStats
+from rtctl.exceptions import ConfigError
 from rtctl.protocol.streams import Reason, StreamPosition
 
 __all__ = [
@@ -78,15 +79,6 @@ Status: TypeAlias = Literal["online", "away", "busy", "invisible"]
 STATUSES: tuple[Status, ...] = ("online", "away", "busy", "invisible")
 MessageHandler: TypeAlias = Callable[[dict[str, Any]], None]
 RecoveryHook: TypeAlias = Callable[[], None]
-
-
-class BackendUnavailable(RpcError):
-    """A call needed Redis or NATS and could not reach it in time (-32050)."""
-
-    def __init__(self, backend: str, detail: str) -> None:
-        super().__init__(ErrorCode.BACKEND_UNAVAILABLE,
-                         f"Backend unavailable: {backend} ({detail})", {"backend": backend})
-        self.backend = backend
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +124,7 @@ class Health(Protocol):
 
     name: str
     url: str
+    stats: BackendStats  # its calls' durations and errors, for /metrics
 
     async def start(self) -> None:
         """Connect; raise :class:`BackendUnavailable` if that fails."""

@@ -7,7 +7,8 @@ the services resynchronise from the stores when the bus comes back (the
 :meth:`NatsBus.on_recovered` hook). nats-py reconnects forever and resends
 subscriptions itself; while it is disconnected, :meth:`NatsBus.publish` fails
 at once with :class:`~rtctl.backends.base.BackendUnavailable` rather than
-buffering messages nobody may ever see.
+buffering messages nobody may ever see. ``publish`` and ``subscribe`` are timed, their
+failures and the reconnects counted, in :attr:`NatsBus.stats` (``/metrics``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import Error as NatsError
 
 from rtctl.backends.base import BackendUnavailable, MessageHandler, RecoveryHook
+from rtctl.backends.stats import BackendStats
 from rtctl.protocol import jsonrpc
 
-__all__ = ["NatsBus"]
+__all__ = ["NATS_OPERATIONS", "NatsBus"]
 
 logger = logging.getLogger("rtctl.backends.nats")
 
 DEFAULT_TIMEOUT = 2.0  # the first connection must succeed within this
 RECONNECT_WAIT = 0.25  # between reconnection attempts after a loss
+NATS_OPERATIONS = ("publish", "subscribe")  # the bus' calls, as /metrics names them
 
 
 class _Subscription:
@@ -57,6 +60,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._failure: str | None = "not started"
         self._hooks: list[RecoveryHook] = []
+        self.stats = BackendStats(NATS_OPERATIONS)
 
     async def start(self) -> None:
         try:
@@ -94,6 +98,7 @@ class NatsBus:
     async def _reconnected(self) -> None:
         logger.info("nats reconnected")
         self._failure = None
+        self.stats.reconnects += 1
         for hook in self._hooks:
             hook()
 
@@ -103,15 +108,13 @@ class NatsBus:
         return self._nc
 
     async def publish(self, subject: str, message: dict[str, Any]) -> None:
-        try:
-            await self._client().publish(subject, jsonrpc.dumps(message))
-        except (NatsError, OSError) as exc:
-            raise BackendUnavailable("nats", str(exc) or type(exc).__name__) from None
+        with self.stats.timed("publish"):
+            try:
+                await self._client().publish(subject, jsonrpc.dumps(message))
+            except (NatsError, OSError) as exc:
+                raise BackendUnavailable("nats", str(exc) or type(exc).__name__) from None
 
     async def subscribe(self, subject: str, handler: MessageHandler) -> _Subscription:
-        if self._nc is None:
-            raise BackendUnavailable("nats", "not started")
-
         async def deliver(msg: Msg) -> None:
             try:
                 message = jsonrpc.loads(msg.data)
@@ -120,5 +123,8 @@ class NatsBus:
                 return
             handler(message)
 
-        # Subscribing while reconnecting is fine: nats-py resends it on reconnect.
-        return _Subscription(await self._nc.subscribe(subject, cb=deliver))
+        with self.stats.timed("subscribe"):
+            if self._nc is None:
+                raise BackendUnavailable("nats", "not started")
+            # Subscribing while reconnecting is fine: nats-py resends it on reconnect.
+            return _Subscription(await self._nc.subscribe(subject, cb=deliver))

@@ -9,6 +9,8 @@ Failure is bounded: sockets time out after ``timeout`` s, a broken pooled
 connection is retried once, and any connection error becomes
 :class:`~rtctl.backends.base.BackendUnavailable`. A monitor task pings every
 ``probe`` s so :meth:`RedisConnection.failure` answers ``/readyz`` from memory.
+Every call is timed, and its failures counted, under a fixed operation name
+(:data:`RedisOperation`) in :attr:`RedisConnection.stats`, for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import base64
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from typing import cast
+from typing import Literal, TypeAlias, cast, get_args
 
 import orjson
 from redis import exceptions as rexc
@@ -27,8 +29,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from rtctl.backends.base import BackendUnavailable, RecoveryHook, SessionRecord
+from rtctl.backends.stats import BackendStats
 
-__all__ = ["RedisConnection", "RedisRoomStore", "RedisSessionStore", "RedisSnapshotStore"]
+__all__ = ["REDIS_OPERATIONS", "RedisConnection", "RedisOperation", "RedisRoomStore",
+           "RedisSessionStore", "RedisSnapshotStore"]
 
 logger = logging.getLogger("rtctl.backends.redis")
 
@@ -37,6 +41,20 @@ DEFAULT_PROBE = 0.5  # how often the monitor pings (readiness freshness)
 DEFAULT_CONNECTIONS = 100  # sockets to Redis per node; more calls at once wait for one
 _ERRORS = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 _NOT_STARTED = "not started"
+
+# Every call site's name in /metrics (``store.method``, and the health probe): a fixed set,
+# so mypy refuses a guard() with a name not declared here.
+RedisOperation: TypeAlias = Literal[
+    "ping",
+    "session.put", "session.get", "session.remove", "session.by_user", "session.by_node",
+    "session.beat", "session.dead_nodes", "session.claim", "session.forget_node",
+    "presence.connect", "presence.disconnect", "presence.set_status", "presence.get",
+    "rooms.join", "rooms.leave", "rooms.members", "rooms.rooms_of",
+    "snapshots.own", "snapshots.release", "snapshots.put", "snapshots.get", "snapshots.forget",
+    "history.append", "history.position", "history.since",
+    "replies.recall", "replies.remember",
+]
+REDIS_OPERATIONS: tuple[RedisOperation, ...] = get_args(RedisOperation)
 
 
 class RedisConnection:
@@ -56,6 +74,7 @@ class RedisConnection:
             retry=Retry(NoBackoff(), 1), health_check_interval=0)
         self.client: Redis = Redis(connection_pool=pool)
         self._probe = probe
+        self.stats = BackendStats(REDIS_OPERATIONS)
         self._failure: str | None = _NOT_STARTED
         self._hooks: list[RecoveryHook] = []
         self._monitor: asyncio.Task[None] | None = None
@@ -64,7 +83,7 @@ class RedisConnection:
         return f"{self.prefix}{kind}:{name}" if name else f"{self.prefix}{kind}"
 
     async def start(self) -> None:
-        with self.guard():
+        with self.guard("ping"):
             await self.client.ping()
         self._monitor = asyncio.get_running_loop().create_task(self._watch())
 
@@ -82,13 +101,15 @@ class RedisConnection:
         self._hooks.append(hook)
 
     @contextlib.contextmanager
-    def guard(self) -> Iterator[None]:
-        """Turn connection errors into BackendUnavailable and keep the health state."""
-        try:
-            yield
-        except _ERRORS as exc:
-            self._mark(f"{type(exc).__name__}: {exc}"[:200])
-            raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from None
+    def guard(self, operation: RedisOperation) -> Iterator[None]:
+        """Turn connection errors into BackendUnavailable, keep the health state, and time
+        the call as ``operation`` (:attr:`stats`)."""
+        with self.stats.timed(operation):
+            try:
+                yield
+            except _ERRORS as exc:
+                self._mark(f"{type(exc).__name__}: {exc}"[:200])
+                raise BackendUnavailable("redis", str(exc) or type(exc).__name__) from None
         self._mark(None)
 
     def _mark(self, failure: str | None) -> None:
@@ -99,13 +120,14 @@ class RedisConnection:
             logger.info("redis connected at %s", self.url)  # nothing was missed: no recovery
         elif failure is None and was is not None:
             logger.info("redis reachable again")
+            self.stats.reconnects += 1
             for hook in self._hooks:
                 hook()
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._probe)  # a periodic probe, not synchronisation
-            with contextlib.suppress(BackendUnavailable), self.guard():
+            with contextlib.suppress(BackendUnavailable), self.guard("ping"):
                 await self.client.ping()
 
 
@@ -136,11 +158,11 @@ class RedisSessionStore:
             pipe.sadd(r.key("user-sessions", rec.user), rec.id)
             pipe.pexpire(r.key("user-sessions", rec.user), ms)
             pipe.hset(r.key("node-sessions", rec.node), rec.id, rec.user)
-        with r.guard():
+        with r.guard("session.put"):
             await pipe.execute()
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        with self._r.guard():
+        with self._r.guard("session.get"):
             raw = await self._r.client.hgetall(self._r.key("session", session_id))
         return _record(cast(dict[str, str], raw))
 
@@ -150,12 +172,12 @@ class RedisSessionStore:
         pipe.delete(r.key("session", session_id))
         pipe.srem(r.key("user-sessions", user), session_id)
         pipe.hdel(r.key("node-sessions", node), session_id)
-        with r.guard():
+        with r.guard("session.remove"):
             await pipe.execute()
 
     async def by_user(self, user: str) -> list[SessionRecord]:
         r, index = self._r, self._r.key("user-sessions", user)
-        with r.guard():
+        with r.guard("session.by_user"):
             ids = sorted(cast(set[str], await r.client.smembers(index)))
             pipe = r.client.pipeline(transaction=False)
             for session_id in ids:
@@ -168,7 +190,7 @@ class RedisSessionStore:
         return sorted(records, key=lambda rec: (rec.created_at, rec.id))
 
     async def by_node(self, node: str) -> dict[str, str]:
-        with self._r.guard():
+        with self._r.guard("session.by_node"):
             raw = await self._r.client.hgetall(self._r.key("node-sessions", node))
         return cast(dict[str, str], raw)
 
@@ -177,13 +199,13 @@ class RedisSessionStore:
         pipe = r.client.pipeline(transaction=True)
         pipe.set(r.key("node", node), "1", px=int(ttl * 1000), get=True)
         pipe.sadd(r.key("nodes"), node)
-        with r.guard():
+        with r.guard("session.beat"):
             previous, _ = await pipe.execute()
         return previous is not None
 
     async def dead_nodes(self) -> list[str]:
         r = self._r
-        with r.guard():
+        with r.guard("session.dead_nodes"):
             nodes = sorted(cast(set[str], await r.client.smembers(r.key("nodes"))))
             pipe = r.client.pipeline(transaction=False)
             for node in nodes:
@@ -192,7 +214,7 @@ class RedisSessionStore:
         return [node for node, up in zip(nodes, alive, strict=True) if not up]
 
     async def claim(self, node: str, claimant: str, *, ttl: float) -> bool:
-        with self._r.guard():
+        with self._r.guard("session.claim"):
             return bool(await self._r.client.set(self._r.key("reap", node), claimant, nx=True,
                                                  px=int(ttl * 1000)))
 
@@ -201,7 +223,7 @@ class RedisSessionStore:
         pipe = r.client.pipeline(transaction=True)
         pipe.srem(r.key("nodes"), node)
         pipe.delete(r.key("node-sessions", node), r.key("node", node))
-        with r.guard():
+        with r.guard("session.forget_node"):
             await pipe.execute()
 
 
@@ -247,13 +269,13 @@ class RedisRoomStore:
                 r.key("session-rooms", session_id)]
 
     async def join(self, room: str, session_id: str, user: str) -> tuple[bool, int]:
-        with self._r.guard():
+        with self._r.guard("rooms.join"):
             first, total = await self._join(keys=self._keys(room, session_id),
                                             args=[session_id, user, room])
         return bool(first), int(total)
 
     async def leave(self, room: str, session_id: str) -> tuple[bool, int]:
-        with self._r.guard():
+        with self._r.guard("rooms.leave"):
             last, total = await self._leave(keys=self._keys(room, session_id),
                                             args=[session_id, room])
         return bool(last), int(total)
@@ -263,12 +285,12 @@ class RedisRoomStore:
         pipe = r.client.pipeline(transaction=True)
         pipe.zrangebylex(key, "-" if after is None else f"({after}", "+", start=0, num=limit)
         pipe.zcard(key)
-        with r.guard():
+        with r.guard("rooms.members"):
             users, total = await pipe.execute()
         return list(users), int(total)
 
     async def rooms_of(self, session_id: str) -> list[str]:
-        with self._r.guard():
+        with self._r.guard("rooms.rooms_of"):
             raw = await self._r.client.smembers(self._r.key("session-rooms", session_id))
         return sorted(cast(set[str], raw))
 
@@ -297,23 +319,23 @@ class RedisSnapshotStore:
         self._release = redis.client.register_script(_RELEASE)
 
     async def own(self, room: str, node: str, *, ttl: float) -> str:
-        with self._r.guard():
+        with self._r.guard("snapshots.own"):
             owner = await self._own(keys=[self._r.key("state-owner", room)],
                                     args=[node, int(ttl * 1000)])
         return str(owner)
 
     async def release(self, room: str, node: str) -> None:
-        with self._r.guard():
+        with self._r.guard("snapshots.release"):
             await self._release(keys=[self._r.key("state-owner", room)], args=[node])
 
     async def put(self, room: str, version: int, data: bytes, *, ttl: float) -> None:
         value = f"{version}:{base64.b64encode(data).decode('ascii')}"
-        with self._r.guard():
+        with self._r.guard("snapshots.put"):
             await self._r.client.set(self._r.key("state-snapshot", room), value,
                                      px=int(ttl * 1000))
 
     async def get(self, room: str) -> tuple[int, bytes] | None:
-        with self._r.guard():
+        with self._r.guard("snapshots.get"):
             raw = await self._r.client.get(self._r.key("state-snapshot", room))
         if raw is None:
             return None
@@ -321,5 +343,5 @@ class RedisSnapshotStore:
         return int(version), base64.b64decode(data, validate=True)
 
     async def forget(self, room: str) -> None:
-        with self._r.guard():
+        with self._r.guard("snapshots.forget"):
             await self._r.client.delete(self._r.key("state-snapshot", room))

@@ -99,20 +99,20 @@ class RedisHistoryStore:
 
     async def append(self, room: str, message: dict[str, Any], *, key: str | None = None
                      ) -> tuple[StreamPosition, bool]:
-        with self._r.guard():
+        with self._r.guard("history.append"):
             offset, epoch, duplicate = await self._append(keys=self._keys(room), args=[
                 new_epoch(), _POSITION_TTL_MS, orjson.dumps(message), key or "",
                 self.limits.size, int(self.limits.ttl * 1000)])
         return StreamPosition(int(offset), str(epoch)), bool(duplicate)
 
     async def position(self, room: str) -> StreamPosition:
-        with self._r.guard():
+        with self._r.guard("history.position"):
             offset, epoch = await self._position(keys=self._keys(room),
                                                  args=[new_epoch(), _POSITION_TTL_MS])
         return StreamPosition(int(offset), str(epoch))
 
     async def since(self, room: str, since: StreamPosition) -> Replay | Unrecoverable:
-        with self._r.guard():
+        with self._r.guard("history.since"):
             offset, epoch, raw = await self._since(keys=self._keys(room), args=[
                 new_epoch(), _POSITION_TTL_MS, since.epoch, since.offset,
                 self.limits.max_replay])
@@ -128,9 +128,9 @@ class RedisReplyCache:
         self._r = redis
 
     async def recall(self, key: str) -> str | None:
-        with self._r.guard():
+        with self._r.guard("replies.recall"):
             return cast(str | None, await self._r.client.get(self._r.key("reply", key)))
 
     async def remember(self, key: str, reply: str, *, ttl: float) -> None:
-        with self._r.guard():
+        with self._r.guard("replies.remember"):
             await self._r.client.set(self._r.key("reply", key), reply, px=int(ttl * 1000))

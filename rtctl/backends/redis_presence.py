@@ -56,7 +56,7 @@ class RedisPresenceStore:
     async def _devices(self, user: str, session_id: str, *, add: bool,
                        last_seen: str) -> tuple[int, int]:
         r = self._r
-        with r.guard():
+        with r.guard("presence.connect" if add else "presence.disconnect"):
             changed, count = await self._devices_script(
                 keys=[r.key("presence", user), r.key("devices", user)],
                 args=[PRESENCE_RETENTION_MS, "add" if add else "remove", session_id, last_seen])
@@ -74,7 +74,7 @@ class RedisPresenceStore:
     async def set_status(self, user: str, status: Status, text: str | None, *,
                          now_ms: float) -> None:
         last_seen = repr(now_ms) if status == "invisible" else ""
-        with self._r.guard():
+        with self._r.guard("presence.set_status"):
             await self._status(keys=[self._r.key("presence", user)], args=[
                 PRESENCE_RETENTION_MS, status, "" if text is None else "1", text or "",
                 last_seen])
@@ -85,7 +85,7 @@ class RedisPresenceStore:
         for user in users:
             pipe.hgetall(r.key("presence", user))
             pipe.scard(r.key("devices", user))
-        with r.guard():
+        with r.guard("presence.get"):
             raw = await pipe.execute()
         result: dict[str, Presence] = {}
         for index, user in enumerate(users):

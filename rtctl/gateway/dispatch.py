@@ -34,8 +34,9 @@ message; every request and notification takes one, each of a batch's too. One
 over the rate is not run: a request is answered -32029 with
 ``data.retry_after_ms`` (the connection stays open), a notification is dropped
 (§4.1: nothing could answer it); both are counted in
-``metrics.inbound_limited``. Neither reaches the ``replies`` cache. The bucket
-is the connection's own (``Connection.inbound``): it goes with it.
+``metrics.inbound_limited`` and, with code -32029, in ``rtctl_rpc_calls_total``.
+Neither reaches the ``replies`` cache. The bucket is the connection's own
+(``Connection.inbound``): it goes with it.
 
 A batch is at most ``max_batch`` requests (the codec refuses a longer one
 whole), and it lets the loop run other connections every :data:`LOOP_SLICE`
@@ -208,6 +209,7 @@ class Dispatcher:
 
     def _limited(self, request: jsonrpc.Request, rate: float, wait: float) -> bytes | None:
         """The answer to a call over the rate: -32029 for a request, none for a notification."""
+        self.metrics.count_limited(request.method)
         if request.is_notification:
             self.metrics.inbound_limited["notification"] += 1
             return None
@@ -266,7 +268,7 @@ class Dispatcher:
 
     def _replied(self, method: str, seconds: float, reply: Reply,
                  sample: Sample | None) -> bytes | Timed | None:
-        self.metrics.observe_call(method, seconds)
+        self.metrics.observe_call(method, seconds, reply)
         if sample is None:
             return None if reply is None else self.encode(reply)
         sample.method = method
@@ -304,7 +306,7 @@ class Dispatcher:
             reply = self._handle(item, ctx)
             if reply is not None and not isinstance(reply, dict):
                 reply = await reply
-            self.metrics.observe_call(item.method, self._perf() - started)
+            self.metrics.observe_call(item.method, self._perf() - started, reply)
             if reply is not None:
                 answers.append(self.encode(reply))
         return b"[" + b",".join(answers) + b"]" if answers else None

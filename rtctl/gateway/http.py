@@ -18,7 +18,8 @@ Anything else is 404 naming the endpoint. A request without exactly one
 ``Host`` header is 400 whatever its path (RFC 9112 §3.2, was RFC 7230 §5.4),
 and so is one with more than one ``Authorization`` header (RFC 9110 §5.3: the
 field is no list, so which one is meant cannot be known). Every refusal of
-the endpoint, ``/tap`` and ``/profile`` is counted by reason and tapped.
+the endpoint, ``/tap`` and ``/profile`` is counted by reason and tapped, and
+every request to the endpoint by outcome (``ok``: upgraded, else the status).
 """
 
 from __future__ import annotations
@@ -114,6 +115,17 @@ class Front:
 
     def answer(self, request: UpgradeRequest) -> Response | Admission:
         """The answer to one request: a response to write, or an upgrade to perform."""
+        answer = self._answer(request)
+        if urlsplit(request.target).path == self._config.path:
+            self._metrics.upgrades["ok" if isinstance(answer, Admission)
+                                   else str(answer.status)] += 1
+        return answer
+
+    def ready(self) -> bool:
+        """True while ``/readyz`` answers 200."""
+        return self._phase() == "ready" and not self._failures()
+
+    def _answer(self, request: UpgradeRequest) -> Response | Admission:
         if len(request.hosts) != 1:
             return _json(400, error="bad_request",
                          detail="an HTTP/1.1 request needs exactly one Host header")

@@ -7,15 +7,27 @@ measurable share of the echo throughput (see ``docs/performance.md``), while
 a gateway's counters are only ever touched from its event loop thread.
 
 Each gateway owns its registry, so several gateways in one process (tests,
-the TUI) do not mix their numbers.
+the TUI) do not mix their numbers. Every family is there from start-up, before
+its first sample, and a labelled counter whose values are known in advance is
+at 0 from the start, so a ``rate()`` over any window has both ends. Label
+values stay bounded whatever clients send (Prometheus naming: "do not use
+labels to store dimensions with high cardinality"): a method the router does
+not know is ``<unknown>``, a close code outside :class:`CloseCode` is ``other``,
+and no label ever holds a user, connection, room or session id.
+
+Services add their own families through :meth:`GatewayMetrics.add_collector`
+(:meth:`rtctl.host.Host.add_metrics`); they are built at every scrape too.
+The registry also holds ``prometheus_client``'s ``ProcessCollector``
+(``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ...).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
+from importlib.metadata import version
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,11 +36,22 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rtctl.gateway.loop_lag import LagMeter
 from rtctl.histograms import BucketCounts
+from rtctl.host import MetricsCollector
 from rtctl.profiler.lanes import LANE_COUNTERS, LANE_GAUGES, WAIT_FAMILY
+from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.protocol.lanes import LaneStats
+from rtctl.router import Reply
 
-__all__ = ["CONTENT_TYPE", "INBOUND_KINDS", "RPC_BUCKETS", "GatewayMetrics"]
+__all__ = [
+    "CONTENT_TYPE",
+    "INBOUND_KINDS",
+    "OTHER_CLOSE_CODE",
+    "RPC_BUCKETS",
+    "UPGRADE_OUTCOMES",
+    "GatewayMetrics",
+]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -39,38 +62,76 @@ RPC_BUCKETS = (
 )
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
 INBOUND_KINDS = ("call", "notification")  # a request answered -32029, a notification dropped
+UPGRADE_OUTCOMES = ("ok", "401", "429", "503")  # at 0 from the start; other statuses as seen
+OTHER_CLOSE_CODE = "other"  # a close code a client chose (3000-4999, RFC 6455 §7.4.2)
+_CLOSE_CODES = frozenset(CloseCode)
+_RATE_LIMITED = str(ErrorCode.RATE_LIMITED.value)
+_VERSION = version("rtctl")  # the installed distribution's (rtctl.__version__ would be a cycle)
 
 
 class GatewayMetrics:
-    """The gateway's numbers; attributes are bumped directly by the driver."""
+    """The gateway's numbers; attributes are bumped directly by the driver.
 
-    def __init__(self, known_methods: set[str], connections: Callable[[], int]) -> None:
+    ``known_methods`` is read only for a method name not seen before (a
+    :class:`~rtctl.router.Router` will do: methods a game adds later count
+    under their own name); ``ready`` and ``draining`` are read at scrape time.
+    """
+
+    def __init__(self, known_methods: Container[str], connections: Callable[[], int], *,
+                 ready: Callable[[], bool] = lambda: False,
+                 draining: Callable[[], bool] = lambda: False,
+                 transport: str = "", node: str = "") -> None:
         self._known = known_methods
         self._connections = connections
+        self._ready = ready
+        self._draining = draining
+        self._build = (_VERSION, transport, node)
         self.messages_in = 0
         self.messages_out = 0
         self.bytes_in = 0
         self.bytes_out = 0
         self.connections_opened = 0
         self.connections_closed: Counter[int] = Counter()
+        self.upgrades: Counter[str] = Counter(dict.fromkeys(UPGRADE_OUTCOMES, 0))
         self.refused: Counter[str] = Counter()
         self.resumes: Counter[str] = Counter()  # "resumed", or why a recovery token was not
         self.rpc_errors: Counter[int] = Counter()
-        self.calls: dict[str, BucketCounts] = {}
+        self.calls: dict[str, BucketCounts] = {}  # by method label
+        # rtctl_rpc_calls_total without a count per call: "ok" is the histogram's count less
+        # these (by method label and code), and calls refused over the inbound rate.
+        self.call_errors: Counter[tuple[str, int]] = Counter()
+        self.calls_limited: Counter[str] = Counter()
+        self.loop_lag = LagMeter()
         self.lanes = LaneStats()  # every connection's outbox, summed per lane
         # Over the inbound rate, by kind; both kinds read 0 from the start, as every lane does.
         self.inbound_limited: Counter[str] = Counter(dict.fromkeys(INBOUND_KINDS, 0))
+        self._collectors: list[MetricsCollector] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # a Collector: anything with collect()
+        ProcessCollector(registry=self.registry)
 
-    def observe_call(self, method: str, seconds: float) -> None:
-        histogram = self.calls.get(method)
+    def add_collector(self, collector: MetricsCollector) -> None:
+        """Yield ``collector()``'s families at every scrape (``Host.add_metrics``)."""
+        self._collectors.append(collector)
+
+    def _label(self, method: str) -> str:
+        return method if method in self._known else _UNKNOWN_METHOD
+
+    def observe_call(self, method: str, seconds: float, reply: Reply) -> None:
+        """A call (or notification: no ``reply``) of ``method`` that took ``seconds``."""
+        histogram = self.calls.get(method)  # a known method after its first call: one lookup
         if histogram is None:
-            label = method if method in self._known else _UNKNOWN_METHOD
-            histogram = self.calls.get(label)
+            method = self._label(method)
+            histogram = self.calls.get(method)
             if histogram is None:
-                histogram = self.calls[label] = BucketCounts(RPC_BUCKETS)
+                histogram = self.calls[method] = BucketCounts(RPC_BUCKETS)
         histogram.observe(seconds)
+        if reply is not None and "error" in reply:
+            self.call_errors[method, reply["error"]["code"]] += 1
+
+    def count_limited(self, method: str) -> None:
+        """A call refused over the inbound rate: it ran no handler, so has no duration."""
+        self.calls_limited[self._label(method)] += 1
 
     def collect(self) -> Iterator[Metric]:
         """Build the families at scrape time (the Collector protocol)."""
@@ -78,8 +139,12 @@ class GatewayMetrics:
                                 value=self._connections())
         yield CounterMetricFamily("rtctl_connections_opened", "Connections accepted",
                                   value=self.connections_opened)
-        yield _labelled("rtctl_connections_closed", "Connections closed, by close code",
-                        "code", self.connections_closed)
+        yield _labelled("rtctl_connections_closed",
+                        "Connections closed, by close code (a code rtctl does not define: other)",
+                        "code", self._closed_by_code())
+        yield _labelled("rtctl_upgrades",
+                        "Upgrade requests to the game endpoint, by outcome (ok, or the HTTP "
+                        "status answered)", "outcome", self.upgrades)
         yield _labelled("rtctl_upgrades_refused",
                         "Upgrades refused before a WebSocket opened, by reason",
                         "reason", self.refused)
@@ -101,10 +166,49 @@ class GatewayMetrics:
         for method, histogram in sorted(self.calls.items()):
             family.add_metric([method], histogram.cumulative(), histogram.total)
         yield family
+        yield self._calls_family()
+        lag = HistogramMetricFamily(
+            "rtctl_event_loop_lag_seconds",
+            f"How late a probe sleeping {self.loop_lag.interval:g} s woke up: loop time spent "
+            "on other work")
+        lag.add_metric([], self.loop_lag.histogram.cumulative(), self.loop_lag.histogram.total)
+        yield lag
         yield from _lane_families(self.lanes)
         yield _labelled("rtctl_inbound_limited",
                         "Inbound calls over the connection's rate, by kind (a call is answered "
                         "-32029, a notification dropped)", "kind", self.inbound_limited)
+        yield GaugeMetricFamily("rtctl_ready", "1 while /readyz answers 200",
+                                value=int(self._ready()))
+        yield GaugeMetricFamily("rtctl_draining", "1 while the node drains for shutdown",
+                                value=int(self._draining()))
+        info = GaugeMetricFamily("rtctl_build_info", "Always 1: the version, transport and "
+                                 "node id of this gateway", labels=["version", "transport", "node"])
+        info.add_metric(list(self._build), 1)
+        yield info
+        for collector in self._collectors:
+            yield from collector()
+
+    def _calls_family(self) -> CounterMetricFamily:
+        by_code: Counter[tuple[str, str]] = Counter()
+        for label, histogram in self.calls.items():
+            by_code[label, "ok"] += histogram.count
+        for (label, code), count in self.call_errors.items():
+            by_code[label, "ok"] -= count
+            by_code[label, str(code)] += count
+        for label, count in self.calls_limited.items():
+            by_code[label, _RATE_LIMITED] += count
+        family = CounterMetricFamily(
+            "rtctl_rpc_calls", "Requests and notifications dispatched, by method and code (ok, "
+            "or the JSON-RPC error code)", labels=["method", "code"])
+        for labels, value in sorted(by_code.items()):
+            family.add_metric(labels, value)
+        return family
+
+    def _closed_by_code(self) -> Counter[str]:
+        closed: Counter[str] = Counter()
+        for code, count in self.connections_closed.items():
+            closed[str(code) if code in _CLOSE_CODES else OTHER_CLOSE_CODE] += count
+        return closed
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,21 +25,31 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from rtctl.backends import memory_backends
 from rtctl.backends.base import Backends
+from rtctl.backends.metrics import backend_families
 from rtctl.config import GatewayConfig
 from rtctl.exceptions import AuthError
 from rtctl.gateway.auth import Authenticator, Identity
 from rtctl.gateway.connection import Connection, ConnectionState, Transport
 from rtctl.gateway.dispatch import Dispatcher
 from rtctl.gateway.http import Front
+from rtctl.gateway.loop_lag import LagProbe
 from rtctl.gateway.metrics import GatewayMetrics
 from rtctl.gateway.recovery import RecoveryTokens, recovery_key
 from rtctl.gateway.registry import ConnectionRegistry
 from rtctl.gateway.tap import connected_event
 from rtctl.gateway.transports import Driver, load_driver
-from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, ReadinessCheck, ServiceFactory
+from rtctl.host import (
+    ConnectHook,
+    DisconnectHook,
+    LifecycleHook,
+    MetricsCollector,
+    ReadinessCheck,
+    ServiceFactory,
+)
 from rtctl.profiler.stages import StageProfiler
 from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.tap import Disconnected, TapEvent
@@ -86,15 +96,23 @@ class Gateway:
         self._startup_hooks: list[LifecycleHook] = []
         self._shutdown_hooks: list[LifecycleHook] = []
         self._readiness: dict[str, ReadinessCheck] = {}
+        self._started = False
+        self._draining = False
         self.router = Router()
+        self.registry = ConnectionRegistry(config.limits)
+        # Before the services, which add their families to it while they are built.
+        self.metrics = GatewayMetrics(self.router, connections=self.registry.__len__,
+                                      ready=lambda: self.front.ready(),
+                                      draining=lambda: self._draining,
+                                      transport=config.transport, node=self.backends.node_id)
+        self.metrics.add_collector(partial(backend_families, self.backends.connections))
         for build in services:
             self.router.include(build(self))
         if router is not None:
             self.router.include(router)
-        self.registry = ConnectionRegistry(config.limits)
-        self.metrics = GatewayMetrics(set(self.router.methods), connections=self.registry.__len__)
         self.tap = Tap()
         self.profiler = StageProfiler(known_methods=set(self.router.methods))
+        self._lag_probe = LagProbe(self.metrics.loop_lag, also=self.profiler.record_lag)
         self.dispatcher = Dispatcher(self.router, self.metrics, self.tap, self.profiler,
                                      max_batch=config.limits.max_batch,
                                      replies=self.backends.replies,
@@ -109,8 +127,6 @@ class Gateway:
         self._id_prefix = os.urandom(3).hex()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._replaced: dict[str, Connection] = {}  # session id → the connection a resume took over
-        self._started = False
-        self._draining = False
         self._stopped = asyncio.Event()
         self._empty = asyncio.Event()  # set whenever the registry drains to zero
 
@@ -139,6 +155,10 @@ class Gateway:
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """``/readyz`` is 503 while ``check()`` returns a reason (it must be cheap)."""
         self._readiness[name] = check
+
+    def add_metrics(self, collector: MetricsCollector) -> None:
+        """Yield ``collector()``'s families at every scrape of ``/metrics``."""
+        self.metrics.add_collector(collector)
 
     def readiness_failures(self) -> dict[str, str]:
         """Failing readiness checks by name: why this node should get no new players."""
@@ -198,7 +218,7 @@ class Gateway:
         """Run the startup hooks, then bind and listen; returns once the port is open."""
         for hook in self._startup_hooks:
             await hook()
-        self.profiler.start()
+        self._lag_probe.start()
         await self._driver.start()
         self._started = True
 
@@ -221,7 +241,8 @@ class Gateway:
                 await hook()
             except Exception:
                 logger.exception("shutdown hook %r failed", hook)
-        await self.profiler.stop()
+        self.profiler.stop()
+        await self._lag_probe.stop()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:

@@ -30,6 +30,9 @@ __all__ = [
     "LANE_GAUGES",
     "WAIT_FAMILY",
     "LaneFamily",
+    "buckets_between",
+    "from_cumulative",
+    "increase",
     "lane_rows",
     "lane_table",
     "lane_title",
@@ -96,11 +99,11 @@ def parse_lanes(text: str) -> LaneStats:
             elif sample.name == f"{WAIT_FAMILY.name}_sum":
                 sums[lane] = sample.value
     for lane, cumulative in buckets.items():
-        stats[lane].wait = _histogram(cumulative, sums.get(lane, 0.0))
+        stats[lane].wait = from_cumulative(cumulative, sums.get(lane, 0.0))
     return stats
 
 
-def _histogram(cumulative: list[tuple[float, int]], total: float) -> BucketCounts:
+def from_cumulative(cumulative: list[tuple[float, int]], total: float) -> BucketCounts:
     """Bucket counts back from Prometheus' cumulative ``le`` buckets (+Inf sorts last)."""
     cumulative.sort()
     histogram = BucketCounts(tuple(bound for bound, _ in cumulative[:-1]))
@@ -112,7 +115,8 @@ def _histogram(cumulative: list[tuple[float, int]], total: float) -> BucketCount
     return histogram
 
 
-def _increase(before: int, after: int) -> int:
+def increase(before: float, after: float) -> float:
+    """A counter's increase; one that went down was reset (restarted), and counts from zero."""
     return after - before if after >= before else after
 
 
@@ -124,12 +128,13 @@ def lanes_between(before: LaneStats, after: LaneStats) -> LaneStats:
         counters.depth, counters.depth_bytes = end.depth, end.depth_bytes
         for family in LANE_COUNTERS:
             setattr(counters, family.field,
-                    _increase(getattr(start, family.field), getattr(end, family.field)))
-        counters.wait = _wait_between(start.wait, end.wait)
+                    int(increase(getattr(start, family.field), getattr(end, family.field))))
+        counters.wait = buckets_between(start.wait, end.wait)
     return window
 
 
-def _wait_between(start: BucketCounts, end: BucketCounts) -> BucketCounts:
+def buckets_between(start: BucketCounts, end: BucketCounts) -> BucketCounts:
+    """What a histogram counted from ``start`` to ``end`` (two reads of one series)."""
     if start.bounds != end.bounds or any(
             a > b for a, b in zip(start.counts, end.counts, strict=True)):
         return end  # another gateway, or a restarted one: everything since its start

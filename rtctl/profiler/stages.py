@@ -13,17 +13,15 @@ reaches zero down a timed copy of the path. That message's stages are recorded i
 ``write``    handing the bytes to the WebSocket (``ws.send``: framing and the
              socket write, including waiting for it to drain).
 
-Beside the stages: the event loop's lag (how late a timer that should fire
-every :data:`LAG_INTERVAL` seconds fires: time the loop spent on other work)
-and, at snapshot time, the outbound queue depths. An admin reads all of it
-at ``GET /profile`` (:mod:`rtctl.gateway.server`), usually with
-``rtctl profile``.
+Beside the stages: the event loop's lag (how late the gateway's probe,
+:mod:`rtctl.gateway.loop_lag`, woke: time the loop spent on other work; it
+hands each measurement to :meth:`StageProfiler.record_lag`) and, at snapshot
+time, the outbound queue depths. An admin reads all of it at ``GET /profile``
+(:mod:`rtctl.gateway.server`), usually with ``rtctl profile``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
 from collections import deque
@@ -35,7 +33,6 @@ from rtctl.profiler.cpu import StackSampler
 
 __all__ = [
     "DEFAULT_EVERY",
-    "LAG_INTERVAL",
     "MAX_SAMPLES",
     "PROFILE_PATH",
     "STAGES",
@@ -47,7 +44,6 @@ __all__ = [
 PROFILE_PATH = "/profile"
 STAGES = ("decode", "handler", "encode", "write")
 DEFAULT_EVERY = 64  # one message in 64 per connection is timed
-LAG_INTERVAL = 0.1  # seconds between the lag probe's wakeups
 UNKNOWN_METHOD = "<unknown>"
 MAX_SAMPLES = 200_000  # about 4 MB; at 1 in 64 of 40k msg/s, the last five minutes
 
@@ -70,7 +66,7 @@ def _summary_us(histogram: Histogram) -> dict[str, float]:
 
 
 class StageProfiler:
-    """Sampled stage timings by method, and the loop-lag probe."""
+    """Sampled stage timings by method, and the event loop's lag."""
 
     def __init__(self, every: int = DEFAULT_EVERY, *, known_methods: set[str] | None = None,
                  seed: int | None = None) -> None:
@@ -83,7 +79,6 @@ class StageProfiler:
         self._samples: deque[tuple[str, int, int, int, int]] = deque(maxlen=MAX_SAMPLES)
         self._lag = Histogram()
         self._since = time.monotonic()
-        self._probe: asyncio.Task[None] | None = None
         self._sampler: StackSampler | None = None  # while a `rtctl profile --cpu` runs
 
     def first_countdown(self) -> int:
@@ -112,26 +107,15 @@ class StageProfiler:
                 histogram.record(duration)
         return table
 
-    def start(self) -> None:
-        """Start the lag probe in the running loop."""
-        if self._probe is None:
-            self._probe = asyncio.get_running_loop().create_task(self._measure_lag())
+    def record_lag(self, seconds: float) -> None:
+        """One measurement of the event loop's lag."""
+        self._lag.record(int(seconds * 1e9))
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """End a CPU sampler still running (the gateway is shutting down)."""
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
-
-    async def _measure_lag(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(LAG_INTERVAL)
-            self._lag.record(int((time.perf_counter() - before - LAG_INTERVAL) * 1e9))
 
     def snapshot(self, queues: QueueDepths, *, reset: bool = False,
                  cpu: bool = False) -> dict[str, Any]:

@@ -25,13 +25,18 @@ online.
 A ``presence.changed`` waits in the ``chat`` lane of a subscriber's outbox,
 coalescible by user: one still waiting when a newer one comes is replaced by
 it, so a slow subscriber gets each user's latest status, not their history.
+
+``/metrics`` shows ``rtctl_presence_online_users``: distinct users with a
+connection on this node, counted from the session service's records at scrape time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rtctl.backends.base import Status
 from rtctl.exceptions import InvalidParams
@@ -74,6 +79,7 @@ class PresenceService:
     def __init__(self, host: Host, sessions: SessionService) -> None:
         self._host = host
         self._backends = sessions.backends
+        self._sessions = sessions
         self._subject = f"{self._backends.subject_prefix}.presence"
         self._watchers: dict[str, dict[str, _Watch]] = {}  # user → conn id → watch
         self._watching: dict[str, set[str]] = {}  # conn id → users
@@ -82,11 +88,18 @@ class PresenceService:
         sessions.on_ended(self._ended)
         sessions.on_resync(self._resync)
         host.on_startup(self._subscribe)
+        host.add_metrics(self._families)
         self.router = Router()
         self.router.add_method(self.set, name="presence.set")
         self.router.add_method(self.get, name="presence.get")
         self.router.add_method(self.subscribe, name="presence.subscribe")
         self.router.add_method(self.unsubscribe, name="presence.unsubscribe")
+
+    def _families(self) -> Iterator[Metric]:
+        online = {record.user for record in self._sessions.records.values()}
+        yield GaugeMetricFamily("rtctl_presence_online_users",
+                                "Distinct users with a connection on this node",
+                                value=len(online))
 
     def _now_ms(self) -> float:
         return round(self._host.clock() * 1000, 3)

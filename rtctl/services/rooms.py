@@ -25,6 +25,7 @@ receiving at once; its session leaves the store's rooms when it ends: after the
 recovery grace unless it is resumed, or when its node died and a survivor
 cleans up (:class:`~rtctl.services.sessions.SessionService`). A join whose
 connection closes before it is done is taken back: its client was never told.
+``/metrics`` shows rooms, members and recoveries (:mod:`~rtctl.services.room_metrics`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.streams import StreamPosition, parse_position
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.room_delivery import LocalRoom, RoomDelivery, RoomLimits, Timer
+from rtctl.services.room_metrics import RoomMetrics
 from rtctl.services.room_tags import PublishLane, Tags
 from rtctl.services.sessions import SessionService
 from rtctl.services.state import StateService
@@ -124,6 +126,8 @@ class RoomService:
         self._limits = limits
         self._joined: dict[str, set[str]] = {}  # conn id → rooms
         self._delivery = RoomDelivery(self._backends.history, limits, timer)
+        self._metrics = RoomMetrics(self._delivery)
+        host.add_metrics(self._metrics.families)
         sessions.on_detached(self._detached)
         sessions.on_ended(self._ended)
         sessions.on_resync(self._resync)
@@ -294,12 +298,14 @@ class RoomService:
             here = local.stream.position if ahead is None else ahead.position
             assert here is not None, "a member receiving has a started stream"
             return here.to_json()
-        if isinstance(read, Unrecoverable):
+        if isinstance(read, Unrecoverable):  # (only a read since a position can be)
             self._delivery.activate(local, conn, read.position)
+            self._metrics.recovery(read.reason)
             return {**read.position.to_json(), "recovered": False, "reason": read.reason}
         replayed = self._delivery.activate(local, conn, read.position, read.entries)
         if not recovering:
             return read.position.to_json()
+        self._metrics.recovery("recovered", replayed)
         return {**read.position.to_json(), "recovered": True, "replayed": replayed}
 
     async def _membership(self, room: str, total: int) -> dict[str, Any]:

@@ -32,6 +32,10 @@ healthy again, reconciles the store with its live connections
 :meth:`~SessionService.on_resync`.
 
 ``session.list`` answers the caller's sessions on every node (its devices).
+
+``/metrics`` shows the sessions (``rtctl_sessions{state}``), the heartbeats
+(``rtctl_node_heartbeats_total{result}``, their age and TTL) and the cleanups
+after dead nodes (``rtctl_node_cleanups_total``, ``rtctl_node_cleaned_sessions_total``).
 """
 
 from __future__ import annotations
@@ -39,16 +43,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
+from rtctl.backends.metrics import labelled
 from rtctl.host import Host
 from rtctl.protocol.codes import CloseCode
 from rtctl.router import CallContext, Peer, Router
 
-__all__ = ["DetachedHook", "EndedHook", "ResyncHook", "SessionService", "StartedHook"]
+__all__ = ["HEARTBEAT_RESULTS", "DetachedHook", "EndedHook", "ResyncHook", "SessionService",
+           "StartedHook"]
 
 logger = logging.getLogger("rtctl.sessions")
 
@@ -61,6 +70,7 @@ ResyncHook = Callable[[Sequence[Peer]], Awaitable[None]]
 # player leaving; any other end of a connection may be followed by a resume.
 _LEAVING = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS})
 _ENDING = frozenset({CloseCode.KICKED})  # closed by the game for good: not held
+HEARTBEAT_RESULTS = ("ok", "lapsed", "error")  # rtctl_node_heartbeats_total's label values
 
 
 class SessionService:
@@ -80,6 +90,8 @@ class SessionService:
         self._ending: set[asyncio.Task[None]] = set()
         self._dirty = False
         self._beat_at: float | None = None  # host clock at our last heartbeat
+        self._heartbeats: Counter[str] = Counter(dict.fromkeys(HEARTBEAT_RESULTS, 0))
+        self._cleanups = self._cleaned_sessions = 0  # dead nodes reaped, their sessions ended
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         host.on_connect(self._connected)
@@ -89,8 +101,36 @@ class SessionService:
         for connection in self.backends.connections:
             host.add_readiness_check(connection.name, connection.failure)
         self.backends.on_recovered(self.mark_out_of_sync)
+        host.add_metrics(self._families)
         self.router = Router()
         self.router.add_method(self._list, name="session.list")
+
+    @property
+    def records(self) -> Mapping[str, SessionRecord]:
+        """This node's sessions with a connection here, by id (read only)."""
+        return self._records
+
+    def _families(self) -> Iterator[Metric]:
+        yield labelled(GaugeMetricFamily, "rtctl_sessions",
+                       "Sessions this node owns: with a connection, or held for a resume",
+                       "state", {"connected": len(self._records), "held": len(self._held)})
+        yield labelled(CounterMetricFamily, "rtctl_node_heartbeats",
+                       "This node's heartbeat renewals: kept, found lapsed, failed (backend)",
+                       "result", self._heartbeats)
+        age = GaugeMetricFamily("rtctl_node_heartbeat_age_seconds",
+                                "Seconds since this node's last successful heartbeat")
+        if self._beat_at is not None:
+            age.add_metric([], self._host.clock() - self._beat_at)
+        yield age
+        yield GaugeMetricFamily("rtctl_node_ttl_seconds",
+                                "How long a heartbeat lives: others treat this node as dead "
+                                "when the heartbeat's age passes it", value=self._beat_ttl)
+        yield CounterMetricFamily("rtctl_node_cleanups",
+                                  "Dead nodes this node cleaned up after",
+                                  value=self._cleanups)
+        yield CounterMetricFamily("rtctl_node_cleaned_sessions",
+                                  "Sessions ended by this node's cleanups after dead nodes",
+                                  value=self._cleaned_sessions)
 
     def on_started(self, hook: StartedHook) -> None:
         self._started.append(hook)
@@ -291,10 +331,18 @@ class SessionService:
 
     async def _beat(self) -> float | None:
         """Renew this node's heartbeat: None, or if it had lapsed, seconds since the last."""
-        kept = await self.backends.sessions.beat(self.node, ttl=self._beat_ttl)
+        try:
+            kept = await self.backends.sessions.beat(self.node, ttl=self._beat_ttl)
+        except BackendUnavailable:
+            self._heartbeats["error"] += 1
+            raise
         now = self._host.clock()
         previous, self._beat_at = self._beat_at, now
-        return None if kept else now - (now if previous is None else previous)
+        if kept or previous is None:  # (a new node's first heartbeat finds none: no lapse)
+            self._heartbeats["ok"] += 1
+            return None
+        self._heartbeats["lapsed"] += 1
+        return now - previous
 
     def _lapsed(self, gap: float) -> None:
         """Say why the heartbeat lapsed: on a store in this process, only a blocked loop can."""
@@ -313,10 +361,17 @@ class SessionService:
     async def _reap(self, node: str) -> None:
         sessions = await self.backends.sessions.by_node(node)
         logger.warning("node %s is gone: ending its %d sessions", node, len(sessions))
-        results = [await self.end(sid, user, node) for sid, user in sessions.items()
-                   if not await self._resumed_elsewhere(sid, node)]
-        if all(results):
+        complete = True
+        for sid, user in sessions.items():
+            if await self._resumed_elsewhere(sid, node):
+                continue
+            if await self.end(sid, user, node):
+                self._cleaned_sessions += 1
+            else:
+                complete = False  # kept for a retry once the claim lapses
+        if complete:
             await self.backends.sessions.forget_node(node)
+            self._cleanups += 1
 
     async def resync(self) -> None:
         """Make the store match this node's live connections, then let services catch up."""

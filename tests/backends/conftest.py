@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from rtctl.backends import Backends, connect_backends, memory_backends
 from rtctl.backends.redis import RedisConnection
+from rtctl.host import MetricsCollector
 from tests.servers import ServerProcess, unique_prefix
 
 
@@ -85,3 +88,31 @@ async def lost_redis() -> AsyncIterator[Backends]:
     finally:
         await backends.close()
         server.stop()
+
+
+class Scrape(Collector):
+    """What ``/metrics`` would show of a collector (``Host.add_metrics``'s), read through
+    prometheus_client's own registry, as the gateway serves it."""
+
+    def __init__(self, *collectors: MetricsCollector) -> None:
+        self._collectors = collectors
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self._collectors:
+            yield from collector()
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The sample ``name`` (as exposed: ``_total`` on counters) with exactly ``labels``
+        now; None if there is none."""
+        return self._registry.get_sample_value(name, labels)
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        """Every value of ``label`` among the samples named ``name``."""
+        return {sample.labels[label] for family in self.collect() for sample in family.samples
+                if sample.name == name}
+
+    def families(self) -> set[str]:
+        """The family names exposed now (prometheus_client strips ``_total``)."""
+        return {family.name for family in self.collect()}

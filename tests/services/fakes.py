@@ -7,11 +7,12 @@ from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 from rtctl.backends import Backends, memory_backends
-from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, ReadinessCheck
+from rtctl.host import ConnectHook, DisconnectHook, LifecycleHook, MetricsCollector, ReadinessCheck
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.lanes import Lane, Policy
 from rtctl.protocol.upgrade import BINARY_SUBPROTOCOL, takes_binary
 from rtctl.router import CallContext, Peer
+from tests.backends.conftest import Scrape
 
 
 class FakeClock:
@@ -32,6 +33,7 @@ class FakeHost:
         self.startup: list[LifecycleHook] = []
         self.shutdown: list[LifecycleHook] = []
         self.peers: dict[str, Peer] = {}
+        self.collectors: list[MetricsCollector] = []
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -59,6 +61,13 @@ class FakeHost:
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         pass
+
+    def add_metrics(self, collector: MetricsCollector) -> None:
+        self.collectors.append(collector)
+
+    def scrape(self) -> Scrape:
+        """What ``/metrics`` would show of the services' families."""
+        return Scrape(*self.collectors)
 
     def peer(self, connection_id: str) -> Peer | None:
         return self.peers.get(connection_id)

@@ -16,6 +16,7 @@ from rtctl.exceptions import InvalidParams
 from rtctl.gateway.server import Gateway
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.streams import Reason
+from rtctl.services.room_metrics import RECOVERY_RESULTS
 from tests.conftest import TIMING, GatewayFactory
 from tests.services.conftest import Player
 from tests.services.streams import HeldBus, Member, Node
@@ -31,6 +32,14 @@ async def talked(node: Node, count: int) -> tuple[Member, Member, str]:
     await node.bus.deliver(*range(1, count + 1))
     await alice.until(count)
     return alice, bob, alice.messages()[0]["epoch"]
+
+
+def recoveries(node: Node) -> tuple[dict[str, float | None], float | None]:
+    """``/metrics``' joins with ``since`` by result, and the messages they replayed."""
+    metrics = node.host.scrape()
+    return ({result: metrics.value("rtctl_room_recoveries_total", result=result)
+             for result in RECOVERY_RESULTS},
+            metrics.value("rtctl_room_replayed_messages_total"))
 
 
 @pytest.mark.parametrize("early", [True, False], ids=["read-then-traffic",
@@ -59,6 +68,8 @@ async def test_a_replay_is_exact_while_the_room_keeps_talking(early: bool) -> No
     end = 4 if early else 6
     assert {k: reply[k] for k in ("recovered", "replayed", "offset", "epoch")} == {
         "recovered": True, "replayed": end - 3, "offset": end, "epoch": epoch}
+    # One join with since (the others had none), counted with what it pushed.
+    assert recoveries(node) == ({r: int(r == "recovered") for r in RECOVERY_RESULTS}, end - 3)
     await node.publish(bob, 7)
     await node.bus.deliver(7)
     assert await resumed.until(4) == [4, 5, 6, 7]  # 3 was its own
@@ -97,6 +108,7 @@ async def test_what_cannot_be_replayed_is_not_replayed_at_all(
     assert {k: reply[k] for k in ("recovered", "reason", "offset", "epoch")} == {
         "recovered": False, "reason": reason, "offset": 5, "epoch": epoch}
     assert "replayed" not in reply
+    assert recoveries(node) == ({r: int(r == reason) for r in RECOVERY_RESULTS}, 0)
     await node.publish(bob, 6)
     await node.bus.deliver(6)
     assert await carol.until(1) == [6]  # it starts at the stream's end
