@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install the real programs the tests start (redis-server, nats-server, haproxy, tshark) when
-# missing.
+# Install the real programs the tests start (redis-server, nats-server, haproxy, tshark, and
+# prometheus and promtool from Debian's `prometheus` package) when missing. The tests start
+# their own Prometheus on a free port; the package's service is not needed (and not started
+# where policy-rc.d forbids it, as in Docker images).
 # Called by `make test`; needs root (CI and the dev machines run as root) or the tools present.
 set -euo pipefail
 need=()
-for pair in redis-server:redis-server nats-server:nats-server haproxy:haproxy tshark:tshark; do
+for pair in redis-server:redis-server nats-server:nats-server haproxy:haproxy tshark:tshark \
+            prometheus:prometheus promtool:prometheus; do
   bin=${pair%%:*} pkg=${pair##*:}
-  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+  command -v "$bin" >/dev/null 2>&1 || [[ " ${need[*]} " == *" $pkg "* ]] || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
