@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint setup tools
+.PHONY: run test lint setup tools dashboards
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 
 tools:
 	scripts/ensure-tools.sh
+
+# deploy/grafana/dashboards/*.json from rtctl/observability/dashboards.py
+dashboards: $(STAMP)
+	$(PY) -m rtctl.observability.grafana
 
 test: lint tools
 	$(VENV)/bin/pytest
