@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rtctl import __version__
-from rtctl.cli import bench, call, inspect, profile, serve, simulate, token, tui
+from rtctl.cli import bench, call, inspect, profile, serve, simulate, token, top, tui
 from rtctl.cli.exits import fail
 from rtctl.exceptions import RtctlError
 
@@ -52,6 +52,7 @@ app.command("inspect")(inspect.inspect)
 app.command("bench")(bench.bench)
 app.command("profile")(profile.profile_command)
 app.command("tui")(tui.tui)
+app.command("top")(top.top)
 
 
 def main() -> None:
