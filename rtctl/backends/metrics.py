@@ -25,10 +25,11 @@ __all__ = ["backend_families", "labelled"]
 
 
 def labelled(kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str,
-             documentation: str, label: str, values: Mapping[str, float]) -> Metric:
-    """A family with one sample per ``values`` item, labelled ``label=key``."""
+             documentation: str, label: str, values: Mapping[str, float] | Mapping[int, float]
+             ) -> Metric:
+    """A family with one sample per ``values`` item, labelled ``label=str(key)``, in order."""
     family = kind(name, documentation, labels=[label])
-    for key, value in values.items():
+    for key, value in sorted((str(key), value) for key, value in values.items()):
         family.add_metric([key], value)
     return family
 

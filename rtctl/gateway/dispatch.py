@@ -164,8 +164,9 @@ class Dispatcher:
         self.profiler.record(sample.method, sample.decode_ns, sample.handler_ns,
                              sample.encode_ns, write_ns)
 
-    def encode(self, reply: dict[str, Any]) -> bytes:
-        """Encode a reply; a result that is not JSON becomes -32603, logged (§5.1)."""
+    def encode(self, reply: dict[str, Any], method: str | None = None) -> bytes:
+        """Encode a reply; a result that is not JSON becomes -32603, logged (§5.1) and
+        counted against ``method``'s calls."""
         try:
             data = jsonrpc.dumps(reply)
         except TypeError as exc:
@@ -173,6 +174,8 @@ class Dispatcher:
             logger.error("reply to id %r is not JSON (correlation_id=%s): %s",
                          reply.get("id"), correlation_id, exc)
             self.metrics.rpc_errors[ErrorCode.INTERNAL_ERROR] += 1
+            if method is not None:
+                self.metrics.count_unencodable(method)
             return jsonrpc.dumps(jsonrpc.encode_error(
                 reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
                 {"correlation_id": correlation_id}))
@@ -270,11 +273,11 @@ class Dispatcher:
                  sample: Sample | None) -> bytes | Timed | None:
         self.metrics.observe_call(method, seconds, reply)
         if sample is None:
-            return None if reply is None else self.encode(reply)
+            return None if reply is None else self.encode(reply, method)
         sample.method = method
         sample.handler_ns = round(seconds * 1e9)  # int() would cut 2999.9999 to 2999
         encoding = self._perf_ns()
-        data = None if reply is None else self.encode(reply)
+        data = None if reply is None else self.encode(reply, method)
         sample.encode_ns = self._perf_ns() - encoding
         return Timed(data, sample)
 
@@ -308,5 +311,5 @@ class Dispatcher:
                 reply = await reply
             self.metrics.observe_call(item.method, self._perf() - started, reply)
             if reply is not None:
-                answers.append(self.encode(reply))
+                answers.append(self.encode(reply, item.method))
         return b"[" + b",".join(answers) + b"]" if answers else None

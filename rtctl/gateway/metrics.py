@@ -36,6 +36,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rtctl.backends.metrics import labelled
 from rtctl.gateway.loop_lag import LagMeter
 from rtctl.histograms import BucketCounts
 from rtctl.host import MetricsCollector
@@ -129,6 +130,10 @@ class GatewayMetrics:
         if reply is not None and "error" in reply:
             self.call_errors[method, reply["error"]["code"]] += 1
 
+    def count_unencodable(self, method: str) -> None:
+        """A successful call whose result was not JSON: it was answered -32603 instead."""
+        self.call_errors[self._label(method), ErrorCode.INTERNAL_ERROR] += 1
+
     def count_limited(self, method: str) -> None:
         """A call refused over the inbound rate: it ran no handler, so has no duration."""
         self.calls_limited[self._label(method)] += 1
@@ -139,18 +144,18 @@ class GatewayMetrics:
                                 value=self._connections())
         yield CounterMetricFamily("rtctl_connections_opened", "Connections accepted",
                                   value=self.connections_opened)
-        yield _labelled("rtctl_connections_closed",
-                        "Connections closed, by close code (a code rtctl does not define: other)",
-                        "code", self._closed_by_code())
-        yield _labelled("rtctl_upgrades",
-                        "Upgrade requests to the game endpoint, by outcome (ok, or the HTTP "
-                        "status answered)", "outcome", self.upgrades)
-        yield _labelled("rtctl_upgrades_refused",
-                        "Upgrades refused before a WebSocket opened, by reason",
-                        "reason", self.refused)
-        yield _labelled("rtctl_session_resumes",
-                        "Recovery tokens offered at the upgrade, by result (resumed, expired, "
-                        "invalid, wrong_user)", "result", self.resumes)
+        yield labelled(CounterMetricFamily, "rtctl_connections_closed",
+                       "Connections closed, by close code (a code rtctl does not define: other)",
+                       "code", self._closed_by_code())
+        yield labelled(CounterMetricFamily, "rtctl_upgrades",
+                       "Upgrade requests to the game endpoint, by outcome (ok, or the HTTP "
+                       "status answered)", "outcome", self.upgrades)
+        yield labelled(CounterMetricFamily, "rtctl_upgrades_refused",
+                       "Upgrades refused before a WebSocket opened, by reason",
+                       "reason", self.refused)
+        yield labelled(CounterMetricFamily, "rtctl_session_resumes",
+                       "Recovery tokens offered at the upgrade, by result (resumed, expired, "
+                       "invalid, wrong_user)", "result", self.resumes)
         yield CounterMetricFamily("rtctl_messages_received", "WebSocket messages received",
                                   value=self.messages_in)
         yield CounterMetricFamily("rtctl_messages_sent", "WebSocket messages sent",
@@ -158,8 +163,8 @@ class GatewayMetrics:
         yield CounterMetricFamily("rtctl_received_bytes", "Payload bytes received",
                                   value=self.bytes_in)
         yield CounterMetricFamily("rtctl_sent_bytes", "Payload bytes sent", value=self.bytes_out)
-        yield _labelled("rtctl_rpc_errors", "JSON-RPC error replies, by code", "code",
-                        self.rpc_errors)
+        yield labelled(CounterMetricFamily, "rtctl_rpc_errors", "JSON-RPC error replies, by code",
+                       "code", self.rpc_errors)
         family = HistogramMetricFamily(
             "rtctl_rpc_duration_seconds",
             "Time from decoded request to reply ready, by method", labels=["method"])
@@ -174,9 +179,9 @@ class GatewayMetrics:
         lag.add_metric([], self.loop_lag.histogram.cumulative(), self.loop_lag.histogram.total)
         yield lag
         yield from _lane_families(self.lanes)
-        yield _labelled("rtctl_inbound_limited",
-                        "Inbound calls over the connection's rate, by kind (a call is answered "
-                        "-32029, a notification dropped)", "kind", self.inbound_limited)
+        yield labelled(CounterMetricFamily, "rtctl_inbound_limited",
+                       "Inbound calls over the connection's rate, by kind (a call is answered "
+                       "-32029, a notification dropped)", "kind", self.inbound_limited)
         yield GaugeMetricFamily("rtctl_ready", "1 while /readyz answers 200",
                                 value=int(self._ready()))
         yield GaugeMetricFamily("rtctl_draining", "1 while the node drains for shutdown",
@@ -228,10 +233,3 @@ def _lane_families(lanes: LaneStats) -> Iterator[Metric]:
         wait.add_metric([lane.label], counters.wait.cumulative(), counters.wait.total)
     yield wait
 
-
-def _labelled(name: str, documentation: str, label: str,
-              values: Counter[int] | Counter[str]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=[label])
-    for key, value in sorted(values.items(), key=lambda item: str(item[0])):
-        family.add_metric([str(key)], value)
-    return family

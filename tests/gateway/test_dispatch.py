@@ -273,6 +273,8 @@ def test_internal_errors_carry_a_correlation_id(monkeypatch: pytest.MonkeyPatch,
     int(correlation_id, 16)  # hex
     assert "boom" not in out.decode()  # the exception never reaches the client
     assert h.metrics.rpc_errors == Counter({-32603: 1})
+    # a result that could not be encoded is a failed call too, not an "ok" one
+    assert h.metrics.call_errors == Counter({(method, -32603): 1})
 
 
 @pytest.mark.parametrize(
