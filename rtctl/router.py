@@ -230,8 +230,6 @@ def _internal_error(request: jsonrpc.Request, exc: BaseException) -> Reply:
         "handler for %r failed (correlation_id=%s)", request.method, correlation_id,
         exc_info=exc,
     )
-    if request.is_notification:
-        return None
     return jsonrpc.encode_error(
         request.id, ErrorCode.INTERNAL_ERROR, "Internal error",
         {"correlation_id": correlation_id},
@@ -239,8 +237,6 @@ def _internal_error(request: jsonrpc.Request, exc: BaseException) -> Reply:
 
 
 def _rpc_error(request: jsonrpc.Request, exc: RpcError) -> Reply:
-    if request.is_notification:
-        return None
     return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
 
 
@@ -325,7 +321,9 @@ class Router:
         """Call the method a request names and build its Response (§5).
 
         Returns the reply at once for plain functions (the fast path) or an
-        awaitable for async ones. Notifications return None either way.
+        awaitable for async ones. A notification's success is None; its failure
+        is the error it would have had, for the caller to count and never send
+        (§4.1: the server MUST NOT reply to a notification).
         """
         method = self._methods.get(request.method)
         try:

@@ -777,24 +777,27 @@ def _notification_router(calls: list[str]) -> Router:
 
 
 @pytest.mark.parametrize(
-    ("method", "params", "calls"),
+    ("method", "params", "calls", "code"),
     [
-        pytest.param("ok", [1], ["ok 1"], id="success"),
-        pytest.param("boom", None, ["boom"], id="handler-fails"),
-        pytest.param("refuse", None, ["refuse"], id="rpc-error"),
-        pytest.param("missing", None, [], id="method-missing"),
-        pytest.param("rpc.missing", None, [], id="reserved"),
-        pytest.param("ok", ["x"], [], id="invalid-params"),
-        pytest.param("ok", [1, 2], [], id="too-many-params"),
+        pytest.param("ok", [1], ["ok 1"], None, id="success"),
+        pytest.param("boom", None, ["boom"], -32603, id="handler-fails"),
+        pytest.param("refuse", None, ["refuse"], -32003, id="rpc-error"),
+        pytest.param("missing", None, [], -32601, id="method-missing"),
+        pytest.param("rpc.missing", None, [], -32601, id="reserved"),
+        pytest.param("ok", ["x"], [], -32602, id="invalid-params"),
+        pytest.param("ok", [1, 2], [], -32602, id="too-many-params"),
     ],
 )
-def test_notifications_return_none(method: str, params: Any, calls: list[str],
-                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_notification_returns_only_its_error(method: str, params: Any, calls: list[str],
+                                               code: int | None,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A success is None; a failure is its error, for the gateway to count (never to send)."""
     made: list[str] = []
     router = _notification_router(made)
     with caplog.at_level(logging.ERROR, logger="rtctl.router"):
-        assert router.handle(_notification(method, params), CTX) is None
+        reply = router.handle(_notification(method, params), CTX)
     assert made == calls
+    assert (None if reply is None else reply["error"]["code"]) == code
     # A failing notification is still logged so it can be found.
     logged = [r for r in caplog.records if r.name == "rtctl.router"]
     assert len(logged) == (1 if method == "boom" else 0)
@@ -804,7 +807,7 @@ def test_notifications_return_none(method: str, params: Any, calls: list[str],
     ("fails", "expected_calls"),
     [(False, ["ran"]), (True, ["ran"])],
 )
-def test_async_notification_resolves_to_none(
+def test_async_notification_resolves_to_none_or_its_error(
     fails: bool, expected_calls: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     router = Router()
@@ -818,7 +821,8 @@ def test_async_notification_resolves_to_none(
         return 1
 
     with caplog.at_level(logging.ERROR, logger="rtctl.router"):
-        assert asyncio.run(_await(router.handle(_notification("event"), CTX))) is None
+        reply = asyncio.run(_await(router.handle(_notification("event"), CTX)))
+    assert (None if reply is None else reply["error"]["code"]) == (-32603 if fails else None)
     assert calls == expected_calls
     assert len([r for r in caplog.records if r.name == "rtctl.router"]) == int(fails)
 

@@ -175,7 +175,7 @@ class Dispatcher:
                          reply.get("id"), correlation_id, exc)
             self.metrics.rpc_errors[ErrorCode.INTERNAL_ERROR] += 1
             if method is not None:
-                self.metrics.count_unencodable(method)
+                self.metrics.count_unencodable(method, reply.get("error"))
             return jsonrpc.dumps(jsonrpc.encode_error(
                 reply.get("id"), ErrorCode.INTERNAL_ERROR, "Internal error",
                 {"correlation_id": correlation_id}))
@@ -194,8 +194,8 @@ class Dispatcher:
             started = self._perf()
             reply = self._handle(incoming, conn.context)
             if reply is not None and not isinstance(reply, dict):  # an async handler
-                return Deferred(self._finish(incoming.method, started, reply, sample), False)
-            return self._replied(incoming.method, self._perf() - started, reply, sample)
+                return Deferred(self._finish(incoming, started, reply, sample), False)
+            return self._replied(incoming, self._perf() - started, reply, sample)
         if isinstance(incoming, jsonrpc.InvalidMessage):
             return self.encode(jsonrpc.encode_error(incoming.id, incoming.code,
                                                     incoming.message))
@@ -269,9 +269,12 @@ class Dispatcher:
                 logger.info("reply to %s not kept for repeats: %s", request.method, exc)
         return reply
 
-    def _replied(self, method: str, seconds: float, reply: Reply,
+    def _replied(self, request: jsonrpc.Request, seconds: float, reply: Reply,
                  sample: Sample | None) -> bytes | Timed | None:
+        method = request.method
         self.metrics.observe_call(method, seconds, reply)
+        if request.is_notification:
+            reply = None  # its error is counted, never sent (§4.1)
         if sample is None:
             return None if reply is None else self.encode(reply, method)
         sample.method = method
@@ -281,10 +284,10 @@ class Dispatcher:
         sample.encode_ns = self._perf_ns() - encoding
         return Timed(data, sample)
 
-    async def _finish(self, method: str, started: float, pending: Awaitable[Reply],
-                      sample: Sample | None) -> bytes | Timed | None:
+    async def _finish(self, request: jsonrpc.Request, started: float,
+                      pending: Awaitable[Reply], sample: Sample | None) -> bytes | Timed | None:
         reply = await pending
-        return self._replied(method, self._perf() - started, reply, sample)
+        return self._replied(request, self._perf() - started, reply, sample)
 
     async def _batch(self, batch: jsonrpc.BatchReceived, conn: Connection) -> bytes | None:
         """Answer a batch (§6) with an array, or not at all if it held only notifications."""
@@ -310,6 +313,6 @@ class Dispatcher:
             if reply is not None and not isinstance(reply, dict):
                 reply = await reply
             self.metrics.observe_call(item.method, self._perf() - started, reply)
-            if reply is not None:
+            if reply is not None and not item.is_notification:
                 answers.append(self.encode(reply, item.method))
         return b"[" + b",".join(answers) + b"]" if answers else None

@@ -116,9 +116,8 @@ class Front:
     def answer(self, request: UpgradeRequest) -> Response | Admission:
         """The answer to one request: a response to write, or an upgrade to perform."""
         answer = self._answer(request)
-        if urlsplit(request.target).path == self._config.path:
-            self._metrics.upgrades["ok" if isinstance(answer, Admission)
-                                   else str(answer.status)] += 1
+        if isinstance(answer, Response) and urlsplit(request.target).path == self._config.path:
+            self._metrics.upgrades[str(answer.status)] += 1  # "ok" is counted once it opens
         return answer
 
     def ready(self) -> bool:

@@ -23,9 +23,11 @@ The registry also holds ``prometheus_client``'s ``ProcessCollector``
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from importlib.metadata import version
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -63,10 +65,15 @@ RPC_BUCKETS = (
 )
 _UNKNOWN_METHOD = "<unknown>"  # keeps label cardinality bounded by the router
 INBOUND_KINDS = ("call", "notification")  # a request answered -32029, a notification dropped
-UPGRADE_OUTCOMES = ("ok", "401", "429", "503")  # at 0 from the start; other statuses as seen
+UPGRADE_OUTCOMES = ("401", "429", "503")  # at 0 from the start; other statuses as seen
 OTHER_CLOSE_CODE = "other"  # a close code a client chose (3000-4999, RFC 6455 §7.4.2)
 _CLOSE_CODES = frozenset(CloseCode)
+_CLOSE_LABELS = (*(str(code.value) for code in CloseCode), OTHER_CLOSE_CODE)
+logger = logging.getLogger("rtctl.gateway.metrics")
+
 _RATE_LIMITED = str(ErrorCode.RATE_LIMITED.value)
+_SERVER_ERRORS = tuple(str(code.value) for code in (ErrorCode.INTERNAL_ERROR,
+                                                    ErrorCode.BACKEND_UNAVAILABLE))
 _VERSION = version("rtctl")  # the installed distribution's (rtctl.__version__ would be a cycle)
 
 
@@ -93,6 +100,8 @@ class GatewayMetrics:
         self.bytes_out = 0
         self.connections_opened = 0
         self.connections_closed: Counter[int] = Counter()
+        # Refused upgrades by HTTP status; "ok" is connections_opened: a WebSocket that opened,
+        # not a request the gateway let through and the library or a limit then refused.
         self.upgrades: Counter[str] = Counter(dict.fromkeys(UPGRADE_OUTCOMES, 0))
         self.refused: Counter[str] = Counter()
         self.resumes: Counter[str] = Counter()  # "resumed", or why a recovery token was not
@@ -107,6 +116,7 @@ class GatewayMetrics:
         # Over the inbound rate, by kind; both kinds read 0 from the start, as every lane does.
         self.inbound_limited: Counter[str] = Counter(dict.fromkeys(INBOUND_KINDS, 0))
         self._collectors: list[MetricsCollector] = []
+        self.collector_errors = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)  # a Collector: anything with collect()
         ProcessCollector(registry=self.registry)
@@ -130,9 +140,16 @@ class GatewayMetrics:
         if reply is not None and "error" in reply:
             self.call_errors[method, reply["error"]["code"]] += 1
 
-    def count_unencodable(self, method: str) -> None:
-        """A successful call whose result was not JSON: it was answered -32603 instead."""
-        self.call_errors[self._label(method), ErrorCode.INTERNAL_ERROR] += 1
+    def count_unencodable(self, method: str, error: dict[str, Any] | None) -> None:
+        """A reply (a result, or an ``error`` whose data) that was not JSON: the call was
+        answered -32603 instead, and counts as that rather than as what it was."""
+        label = self._label(method)
+        if error is not None:
+            key = label, error["code"]
+            self.call_errors[key] -= 1  # observe_call counted it
+            if not self.call_errors[key]:
+                del self.call_errors[key]
+        self.call_errors[label, ErrorCode.INTERNAL_ERROR] += 1
 
     def count_limited(self, method: str) -> None:
         """A call refused over the inbound rate: it ran no handler, so has no duration."""
@@ -149,7 +166,8 @@ class GatewayMetrics:
                        "code", self._closed_by_code())
         yield labelled(CounterMetricFamily, "rtctl_upgrades",
                        "Upgrade requests to the game endpoint, by outcome (ok, or the HTTP "
-                       "status answered)", "outcome", self.upgrades)
+                       "status answered)", "outcome",
+                       {**self.upgrades, "ok": self.connections_opened})
         yield labelled(CounterMetricFamily, "rtctl_upgrades_refused",
                        "Upgrades refused before a WebSocket opened, by reason",
                        "reason", self.refused)
@@ -191,12 +209,29 @@ class GatewayMetrics:
         info.add_metric(list(self._build), 1)
         yield info
         for collector in self._collectors:
-            yield from collector()
+            try:
+                families = list(collector())
+            except Exception:
+                # One service's bug must not fail the scrape: Prometheus would read the whole
+                # node as down (up == 0) and every dashboard would lose it.
+                self.collector_errors += 1
+                logger.exception("metrics collector %r failed; its families are left out",
+                                 collector)
+                continue
+            yield from families
+        yield CounterMetricFamily("rtctl_metrics_collector_errors",
+                                  "Scrapes at which a service's metrics collector failed (its "
+                                  "families were left out; the log has the traceback)",
+                                  value=self.collector_errors)
 
     def _calls_family(self) -> CounterMetricFamily:
         by_code: Counter[tuple[str, str]] = Counter()
         for label, histogram in self.calls.items():
             by_code[label, "ok"] += histogram.count
+            # The server's own failures read 0 once a method was called, so the error-budget
+            # alerts' rate() sees a method's first one (a new series' first sample is no rise).
+            for server_error in _SERVER_ERRORS:
+                by_code[label, server_error] += 0
         for (label, code), count in self.call_errors.items():
             by_code[label, "ok"] -= count
             by_code[label, str(code)] += count
@@ -210,7 +245,7 @@ class GatewayMetrics:
         return family
 
     def _closed_by_code(self) -> Counter[str]:
-        closed: Counter[str] = Counter()
+        closed: Counter[str] = Counter(dict.fromkeys(_CLOSE_LABELS, 0))  # every code from the start
         for code, count in self.connections_closed.items():
             closed[str(code) if code in _CLOSE_CODES else OTHER_CLOSE_CODE] += count
         return closed

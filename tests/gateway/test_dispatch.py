@@ -72,6 +72,10 @@ def build_router() -> Router:
     def opaque() -> object:
         return object()
 
+    @router.method("shop.sell")
+    def sell() -> None:
+        raise RpcError(4001, "sold out", {"items": {"sword", "shield"}})  # data not JSON
+
     return router
 
 
@@ -278,21 +282,37 @@ def test_internal_errors_carry_a_correlation_id(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "failed"),
     [
-        pytest.param(notification("log", ["hi"]), id="plain"),
-        pytest.param(notification("nope"), id="unknown-method"),
-        pytest.param(notification("log", [1]), id="bad-params"),
-        pytest.param(notification("game.crash"), id="handler-raised"),
-        pytest.param(notification("game.refuse"), id="rpc-error"),
-        pytest.param(notification("game.opaque"), id="result-not-json"),
+        pytest.param(notification("log", ["hi"]), None, id="plain"),
+        pytest.param(notification("nope"), ("<unknown>", -32601), id="unknown-method"),
+        pytest.param(notification("log", [1]), ("log", -32602), id="bad-params"),
+        pytest.param(notification("game.crash"), ("game.crash", -32603), id="handler-raised"),
+        pytest.param(notification("game.refuse"), ("game.refuse", -32003), id="rpc-error"),
+        pytest.param(notification("game.opaque"), None, id="result-not-json"),  # never encoded
     ],
 )
-def test_a_notification_is_never_answered(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+def test_a_notification_is_never_answered(monkeypatch: pytest.MonkeyPatch, text: str,
+                                          failed: tuple[str, int] | None) -> None:
     h = harness(monkeypatch)
     assert h.dispatcher.receive(h.conn, text) is None
-    assert h.metrics.rpc_errors == Counter()
+    assert h.metrics.rpc_errors == Counter()  # no error reply was sent
     assert h.metrics.messages_in == 1
+    # ...but a failed one is a failed call in rtctl_rpc_calls_total (player inputs are
+    # notifications: the error budget must see them)
+    assert h.metrics.call_errors == (Counter() if failed is None else Counter({failed: 1}))
+
+
+async def test_a_failed_notification_in_a_batch_is_counted_not_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness(monkeypatch)
+    out = h.dispatcher.receive(h.conn, "[" + ",".join(
+        [notification("game.crash"), request("math.subtract", [5, 3], 1)]) + "]")
+    assert isinstance(out, Deferred)
+    reply = await out.pending
+    assert isinstance(reply, bytes)
+    assert orjson.loads(reply) == [result(2, 1)]
+    assert h.metrics.call_errors == Counter({("game.crash", -32603): 1})
 
 
 # ---------------------------------------------------------------------------
@@ -669,3 +689,18 @@ def test_an_error_whose_data_is_not_json_counts_once(monkeypatch: pytest.MonkeyP
              "id": 3}
     assert orjson.loads(h.dispatcher.encode(reply))["error"]["code"] == -32603
     assert h.metrics.rpc_errors == Counter({-32603: 1})  # not -32001 as well
+
+
+def test_a_call_whose_error_data_is_not_json_is_one_failed_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness(monkeypatch)
+    out = h.dispatcher.receive(h.conn, request("shop.sell"))
+    assert isinstance(out, bytes)
+    assert orjson.loads(out)["error"]["code"] == -32603
+    # one call, one outcome: -32603 (what was answered), not 4001 as well, and "ok" never < 0
+    assert h.metrics.call_errors == Counter({("shop.sell", -32603): 1})
+    samples = {(s.labels["method"], s.labels["code"]): s.value
+               for family in h.metrics.collect() if family.name == "rtctl_rpc_calls"
+               for s in family.samples}
+    assert samples == {("shop.sell", "ok"): 0, ("shop.sell", "-32603"): 1,
+                       ("shop.sell", "-32050"): 0}

@@ -16,6 +16,7 @@ from rtctl.gateway.server import Gateway
 from rtctl.histograms import BucketCounts
 from rtctl.host import Host
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.codes import CloseCode
 from rtctl.protocol.lanes import Lane
 from rtctl.router import Peer, Router
 from rtctl.services import BUILTIN_SERVICES
@@ -55,6 +56,11 @@ def _samples(metrics: GatewayMetrics) -> Samples:
 
 def _family(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {labels: value for (n, labels), value in samples.items() if n == name}
+
+
+def _counted(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The family's samples that are not 0: what happened, without the series kept ready."""
+    return {labels: value for labels, value in _family(samples, name).items() if value}
 
 
 LANE_SAMPLES = ("rtctl_outbox_queued_messages", "rtctl_outbox_queued_bytes",
@@ -137,13 +143,18 @@ def test_calls_are_counted_by_known_method_and_code() -> None:
     metrics.count_limited("carol.secret")
     metrics.count_limited("room.join")
     samples = _samples(metrics)
+    # the server's own failures (-32603, -32050) read 0 for every method called
     assert _family(samples, "rtctl_rpc_calls_total") == {
         (("code", "ok"), ("method", "room.join")): 2.0,
         (("code", "-32602"), ("method", "room.join")): 1.0,
         (("code", "-32029"), ("method", "room.join")): 1.0,
+        (("code", "-32603"), ("method", "room.join")): 0.0,
+        (("code", "-32050"), ("method", "room.join")): 0.0,
         (("code", "ok"), ("method", "<unknown>")): 0.0,
         (("code", "-32601"), ("method", "<unknown>")): 2.0,
-        (("code", "-32029"), ("method", "<unknown>")): 1.0}
+        (("code", "-32029"), ("method", "<unknown>")): 1.0,
+        (("code", "-32603"), ("method", "<unknown>")): 0.0,
+        (("code", "-32050"), ("method", "<unknown>")): 0.0}
     assert _family(samples, "rtctl_rpc_duration_seconds_count") == {
         (("method", "room.join"),): 3.0, (("method", "<unknown>"),): 2.0}
 
@@ -153,7 +164,7 @@ def test_a_method_added_after_the_metrics_counts_under_its_name() -> None:
     metrics = GatewayMetrics(known, lambda: 0)
     known.add("game.move")  # a router's methods are read as names are first seen
     metrics.observe_call("game.move", 0.001, None)
-    assert _family(_samples(metrics), "rtctl_rpc_calls_total") == {
+    assert _counted(_samples(metrics), "rtctl_rpc_calls_total") == {
         (("code", "ok"), ("method", "game.move")): 1.0}
 
 
@@ -161,8 +172,33 @@ def test_close_codes_rtctl_does_not_define_are_one_other_series() -> None:
     metrics = GatewayMetrics(set(), lambda: 0)
     for code in (1000, 4321, 4322, 1000, 4008, 3000):
         metrics.connections_closed[code] += 1
-    assert _family(_samples(metrics), "rtctl_connections_closed_total") == {
+    closed = _family(_samples(metrics), "rtctl_connections_closed_total")
+    assert {labels: value for labels, value in closed.items() if value} == {
         (("code", "1000"),): 2.0, (("code", "4008"),): 1.0, (("code", "other"),): 3.0}
+    # every code rtctl defines reads 0 from the start: an alert's rate() sees its first close
+    assert set(closed) == {(("code", str(code.value)),) for code in CloseCode} | {
+        (("code", "other"),)}
+
+
+def test_a_failing_collector_is_left_out_not_the_scrape(
+        caplog: pytest.LogCaptureFixture) -> None:
+    metrics = GatewayMetrics(set(), lambda: 3)
+
+    def broken() -> Iterator[Metric]:
+        yield CounterMetricFamily("game_half", "Yielded before the bug", value=1)
+        raise KeyError("game bug")
+
+    def fine() -> Iterator[Metric]:
+        yield CounterMetricFamily("game_moves", "Moves", value=7)
+
+    metrics.add_collector(broken)
+    metrics.add_collector(fine)
+    samples = _samples(metrics)
+    assert samples[("rtctl_connections", ())] == 3.0  # the scrape answered
+    assert samples[("game_moves_total", ())] == 7.0
+    assert ("game_half_total", ()) not in samples  # none of a failed collector's families
+    assert samples[("rtctl_metrics_collector_errors_total", ())] == 1.0
+    assert "game bug" in caplog.text
 
 
 def test_collectors_are_read_at_every_scrape() -> None:
@@ -189,6 +225,13 @@ async def test_upgrades_to_the_endpoint_are_counted_by_outcome(gateway: Gateway)
         head = await raw.exchange(upgrade_request(target, tokens=(token,)))
         assert head.split(b" ")[1] in (b"401", b"404"), head
         raw.abort()
+    # A request the gateway lets through but the WebSocket library refuses (a proxy that
+    # drops the Upgrade header, say) opened nothing: it is no "ok".
+    raw = await RawClient.connect(gateway.port)
+    head = await raw.exchange(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              f"Authorization: Bearer {make_token()}\r\n\r\n".encode())
+    assert not head.startswith(b"HTTP/1.1 101"), head
+    raw.abort()
     assert _family(_samples(gateway.metrics), "rtctl_upgrades_total") == {
         (("outcome", "ok"),): 1.0, (("outcome", "401"),): 1.0, (("outcome", "429"),): 0.0,
         (("outcome", "503"),): 0.0}  # the 404 was no upgrade to the endpoint
@@ -200,7 +243,7 @@ async def test_a_call_over_the_rate_counts_as_minus_32029(start_gateway: Gateway
         assert "result" in await rpc(ws, "sys.ping")
         assert (await rpc(ws, "sys.ping", id=2))["error"]["code"] == -32029
         assert (await rpc(ws, "no.such.method", id=3))["error"]["code"] == -32029
-    assert _family(_samples(gateway.metrics), "rtctl_rpc_calls_total") == {
+    assert _counted(_samples(gateway.metrics), "rtctl_rpc_calls_total") == {
         (("code", "ok"), ("method", "sys.ping")): 1.0,
         (("code", "-32029"), ("method", "sys.ping")): 1.0,
         (("code", "-32029"), ("method", "<unknown>")): 1.0}
@@ -220,7 +263,7 @@ async def test_client_chosen_close_codes_make_one_other_series(gateway: Gateway)
         async with client(gateway.url) as ws:
             await ws.close(code)
     await asyncio.wait_for(closed.wait(), 5 * TIMING)
-    assert _family(_samples(gateway.metrics), "rtctl_connections_closed_total") == {
+    assert _counted(_samples(gateway.metrics), "rtctl_connections_closed_total") == {
         (("code", "other"),): 2.0}
 
 
