@@ -27,9 +27,13 @@ import rtctl.gateway.auth
 import rtctl.services.system
 from rtctl import config
 from rtctl.backends import connect_backends
+from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, CloseCode, ErrorCode
 from rtctl.services.system import system_router
+from simulator.link import Outcome
 from simulator.metrics import ProxyMetrics
+from tests.conftest import client, gateway_config, rpc
+from tests.gateway.test_server import refused
 from tests.servers import ServerProcess, unique_prefix
 
 API_MD = Path(__file__).resolve().parent.parent / "docs" / "api.md"
@@ -184,9 +188,6 @@ def test_system_router_is_found() -> None:
 
 def builtin_method_names() -> list[str]:
     """Every method a gateway offers before any game method (all rtctl.services)."""
-    from rtctl.gateway.server import Gateway
-    from tests.conftest import gateway_config
-
     return Gateway(gateway_config()).router.methods
 
 
@@ -258,7 +259,7 @@ def documented_families(text: str) -> dict[str, Family]:
 
 def scraped_families(scrape: str) -> dict[str, Family]:
     """The families of a ``/metrics`` text; labels as far as samples show them (a family
-    with no sample yet shows its type only, and is checked for that)."""
+    with no sample yet shows its type only)."""
     return {family.name: (family.type, frozenset(
                 label for sample in family.samples for label in sample.labels
                 if label not in ("le", "quantile")))
@@ -273,31 +274,53 @@ def test_documented_families_are_read_with_their_labels() -> None:
                                          "b_seconds": ("histogram", frozenset())}
 
 
+async def _scrape(gateway: Gateway) -> str:
+    url = f"http://127.0.0.1:{gateway.port}/metrics"
+    with await asyncio.to_thread(urllib.request.urlopen, url) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+async def _one_of_each(gateway: Gateway) -> None:
+    """What gives a sample to each family a fresh gateway exposes without one: a recovery
+    token offered (here a bad one), a call, an error reply, a close, a refused upgrade."""
+    async with client(f"{gateway.url}?recover=not-a-token") as ws:
+        assert "result" in await rpc(ws, "sys.ping")
+        assert "error" in await rpc(ws, "no.such.method", id=2)
+    assert (await refused(gateway.url))[0] == 401  # no token
+
+
 async def test_every_metric_is_documented(redis_server: ServerProcess,
                                           nats_server: ServerProcess) -> None:
-    """A fresh gateway on Redis and NATS (so the backend families are there), before any
-    connection, and a fresh simulator: every family they expose is in docs/observability.md
-    with its type and labels, and every family documented there is exposed."""
-    from rtctl.gateway.server import Gateway
-    from tests.conftest import gateway_config
-
+    """A gateway on Redis and NATS (so the backend families are there) and a simulator:
+    every family they expose before any connection is in docs/observability.md with its
+    type, and every family documented there is exposed. Then, once every family has a
+    sample (label names come only from samples), its labels are exactly the documented."""
     gateway = Gateway(gateway_config(), backends=connect_backends(
         redis_url=redis_server.url, nats_url=nats_server.url, prefix=unique_prefix()))
     await gateway.start()
     try:
-        url = f"http://127.0.0.1:{gateway.port}/metrics"
-        with await asyncio.to_thread(urllib.request.urlopen, url) as response:
-            scrape = response.read().decode()
+        fresh = await _scrape(gateway)
+        await _one_of_each(gateway)
+        busy = await _scrape(gateway)
     finally:
         await gateway.shutdown(drain=0)
-    exposed = scraped_families(scrape) | scraped_families(ProxyMetrics().render().decode())
+    simulator = ProxyMetrics()
+    fresh_simulator = simulator.render().decode()
+    simulator.record("up", 10, Outcome(sent_at=0.0, deliveries=(), dropped="loss"))
+    exposed = scraped_families(fresh) | scraped_families(fresh_simulator)
     assert {"rtctl_connections", "rtctl_backend_up", "rtctl_sessions", "process_cpu_seconds",
             "rtctl_sim_dropped"} <= set(exposed)  # every family from start-up, and the scan
     documented = documented_families(OBSERVABILITY_MD.read_text(encoding="utf-8"))
     assert sorted(set(exposed) - set(documented)) == [], "undocumented metrics"
     assert sorted(set(documented) - set(exposed)) == [], "documented metrics that do not exist"
-    wrong = {name: (documented[name], family) for name, family in exposed.items()
-             if family[0] != documented[name][0] or not family[1] <= documented[name][1]}
+    busy_simulator = simulator.render().decode()
+    sampled = scraped_families(busy) | scraped_families(busy_simulator)
+    unsampled = sorted(family.name for text in (busy, busy_simulator)
+                       for family in text_string_to_metric_families(text) if not family.samples)
+    assert unsampled == [], "families whose labels this test cannot see: give them a sample"
+    wrong = {name: (documented.get(name), family) for name, family in sampled.items()
+             if family != documented.get(name)}
     assert wrong == {}, "(documented type and labels, exposed) differ"
 
 

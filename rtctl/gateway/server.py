@@ -218,8 +218,10 @@ class Gateway:
         """Run the startup hooks, then bind and listen; returns once the port is open."""
         for hook in self._startup_hooks:
             await hook()
-        self._lag_probe.start()
         await self._driver.start()
+        # After the bind: a start that fails (port taken) leaves no probe task behind, as
+        # shutdown() only stops what a started gateway runs.
+        self._lag_probe.start()
         self._started = True
 
     async def shutdown(self, drain: float | None = None) -> None:

@@ -27,11 +27,15 @@ def _count(value: float | None) -> str:
 
 
 def _seconds(value: float | None) -> str:
+    # Each unit holds while three significant digits stay below 1000: ``.3g`` prints 999.5
+    # as "1e+03", so the scaled value is compared, not the seconds (0.9995 * 1000 may be 999.5).
     if value is None:
         return _NOTHING
-    if value < 0.001:  # RPC handlers and Redis calls take microseconds
-        return f"{value * 1e6:.3g} µs"
-    return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
+    if (micros := value * 1e6) < 999.5:  # RPC handlers and Redis calls take microseconds
+        return f"{micros:.3g} µs"
+    if (millis := value * 1000) < 999.5:
+        return f"{millis:.3g} ms"
+    return f"{value:.3g} s" if value < 100 else f"{value:,.0f} s"  # a heartbeat age may be hours
 
 
 def _bytes(value: float | None, suffix: str = "") -> str:
@@ -45,7 +49,11 @@ def _bytes(value: float | None, suffix: str = "") -> str:
 
 
 def _percent(value: float | None) -> str:
-    return _NOTHING if value is None else f"{100 * value:.2g} %"
+    if value is None:
+        return _NOTHING
+    if 0 < (percent := 100 * value) < 0.05:  # "0.0 %" would hide errors eating a 99.9 % SLO
+        return "<0.1 %"
+    return f"{percent:.1f} %" if percent < 9.95 else f"{percent:.0f} %"
 
 
 def _labelled(values: dict[str, float] | None, show: Callable[[float], str] = _rate) -> str:

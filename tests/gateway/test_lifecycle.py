@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
+import socket
 import time
+
+import pytest
 
 from rtctl.config import Heartbeat
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import CloseCode
-from tests.conftest import SECRET, TIMING, GatewayFactory, client, make_token, rpc
+from tests.conftest import SECRET, TIMING, GatewayFactory, client, gateway_config, make_token, rpc
 from tests.gateway.test_server import aget, closed_with, refused
 
 
@@ -111,3 +115,19 @@ async def test_shutdown_ends_early_when_the_last_client_leaves(
     await asyncio.wait_for(stopping, 10 * TIMING)
     assert time.monotonic() - started < 10 * TIMING
 
+
+def _lag_probes() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "LagProbe._run"]
+
+
+async def test_a_start_that_cannot_bind_leaves_no_lag_probe_running(transport: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        config = gateway_config(transport=transport)
+        gw = Gateway(dataclasses.replace(config, port=taken.getsockname()[1]))
+        with pytest.raises(OSError, match="address already in use"):
+            await gw.start()
+    assert _lag_probes() == []
+    started = Gateway(gateway_config(transport=transport))
+    async with started:  # the same lookup finds the probe of a gateway that did start
+        assert len(_lag_probes()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -243,10 +244,14 @@ def test_a_simulator_scrape_shows_only_dashes() -> None:
     assert "connections      — open  opened —" in console.export_text()
 
 
-def test_the_terminal_view_shows_the_figures() -> None:
+def _shown(view: TopView) -> str:
     console = Console(width=100, record=True)
-    console.print(top_table(_view(), "http://127.0.0.1:8765/metrics"))
-    text = console.export_text()
+    console.print(top_table(view, "http://127.0.0.1:8765/metrics"))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def test_the_terminal_view_shows_the_figures() -> None:
+    text = _shown(_view())
     assert "n1 · 0.9 · picows  over 2.0s" in text
     assert "closes by code   1000 2.0/s  1006 1.0/s" in text
     assert "errors 33 %" in text
@@ -255,3 +260,33 @@ def test_the_terminal_view_shows_the_figures() -> None:
     assert "nats      no        —       —        —" in text
     assert "redis    yes  100.0/s   2.0/s  9.82 ms" in text
     assert "cpu 25 %  rss 76.3 MiB" in text
+
+
+@pytest.mark.parametrize(("ratio", "shown"), [
+    (1.0, "100 %"),
+    (0.9996, "100 %"),  # ".2g" printed 1e+02 for any ratio from 0.995
+    (0.005, "0.5 %"),
+    (0.0994, "9.9 %"),
+    (0.09951, "10 %"),  # not "10.0 %"
+    (0.0004, "<0.1 %"),  # a few errors are not none
+    (0.0, "0.0 %"),
+])
+def test_the_error_ratio_reads_without_an_exponent(ratio: float, shown: str) -> None:
+    view = dataclasses.replace(_view(), rpc_error_ratio=ratio)
+    assert f"errors {shown}\n" in _shown(view)
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (0.0009996, "1 ms"),  # 999.6 µs rounds up into the next unit, not to 1e+03 µs
+    (0.9994, "999 ms"),
+    (0.9996, "1 s"),
+    (1.0, "1 s"),
+    (99.94, "99.9 s"),
+    (1500.0, "1,500 s"),  # ".3g" printed 1.5e+03
+    (7200.4, "7,200 s"),
+])
+def test_durations_read_without_an_exponent(seconds: float, shown: str) -> None:
+    view = dataclasses.replace(_view(), event_loop_lag_p99_s=seconds, heartbeat_age_s=seconds)
+    text = _shown(view)
+    assert f"p99 {shown}\n" in text
+    assert f"age {shown}  ttl 15 s" in text
