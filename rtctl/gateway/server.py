@@ -218,15 +218,21 @@ class Gateway:
         """Run the startup hooks, then bind and listen; returns once the port is open."""
         for hook in self._startup_hooks:
             await hook()
-        await self._driver.start()
-        # After the bind: a start that fails (port taken) leaves no probe task behind, as
-        # shutdown() only stops what a started gateway runs.
-        self._lag_probe.start()
+        try:
+            await self._driver.start()
+        except BaseException:
+            # The port is taken (say): undo the startup hooks (the sessions' loop, the
+            # backends' connections), so a failed start leaves nothing running.
+            await self._run_shutdown_hooks()
+            raise
+        self._lag_probe.start()  # after the bind, for the same reason
         self._started = True
 
     async def shutdown(self, drain: float | None = None) -> None:
         """Go not-ready, refuse new upgrades, wait ``drain`` s, then close all with 1001."""
-        if not self._started or self._draining:
+        if not self._started:
+            return  # nothing runs (never started, or a start that failed undid itself)
+        if self._draining:
             await self._stopped.wait()
             return
         self._draining = True
@@ -238,14 +244,17 @@ class Gateway:
         for conn in self.registry:  # closed by us: their sessions are held for a resume
             conn.close(CloseCode.GOING_AWAY, "gateway shutting down")
         await self._driver.close(CloseCode.GOING_AWAY, "gateway shutting down")
+        await self._run_shutdown_hooks()
+        self.profiler.stop()
+        await self._lag_probe.stop()
+        self._stopped.set()
+
+    async def _run_shutdown_hooks(self) -> None:
         for hook in reversed(self._shutdown_hooks):
             try:
                 await hook()
             except Exception:
                 logger.exception("shutdown hook %r failed", hook)
-        self.profiler.stop()
-        await self._lag_probe.stop()
-        self._stopped.set()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -116,18 +116,22 @@ async def test_shutdown_ends_early_when_the_last_client_leaves(
     assert time.monotonic() - started < 10 * TIMING
 
 
-def _lag_probes() -> list[asyncio.Task[object]]:
+def _running(qualname: str) -> list[asyncio.Task[object]]:
     return [task for task in asyncio.all_tasks()
-            if getattr(task.get_coro(), "__qualname__", "") == "LagProbe._run"]
+            if getattr(task.get_coro(), "__qualname__", "") == qualname]
 
 
-async def test_a_start_that_cannot_bind_leaves_no_lag_probe_running(transport: str) -> None:
+LOOPS = ("LagProbe._run", "SessionService._run")  # a started gateway's own tasks
+
+
+async def test_a_start_that_cannot_bind_leaves_nothing_running(transport: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         config = gateway_config(transport=transport)
         gw = Gateway(dataclasses.replace(config, port=taken.getsockname()[1]))
         with pytest.raises(OSError, match="address already in use"):
             await gw.start()
-    assert _lag_probes() == []
+    assert [_running(name) for name in LOOPS] == [[], []]
+    await asyncio.wait_for(gw.shutdown(), 5 * TIMING)  # nothing to stop: returns at once
     started = Gateway(gateway_config(transport=transport))
-    async with started:  # the same lookup finds the probe of a gateway that did start
-        assert len(_lag_probes()) == 1
+    async with started:  # the same lookup finds the tasks of a gateway that did start
+        assert [len(_running(name)) for name in LOOPS] == [1, 1]
