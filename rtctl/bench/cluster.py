@@ -41,9 +41,14 @@ __all__ = [
     "GatewayNode",
     "HAProxy",
     "ServerProcess",
+    "answers",
+    "end_process",
     "find_program",
     "free_port",
+    "start_backends",
     "start_cluster",
+    "start_gateways",
+    "wait_until",
 ]
 
 STOP_TIMEOUT = 10.0
@@ -66,6 +71,15 @@ def find_program(name: str) -> str:
     return path
 
 
+def answers(url: str) -> bool:
+    """Does a GET of ``url`` answer 200 (within a second)?"""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):  # HTTPError (a 503) is a URLError
+        return False
+
+
 def _log_tail(log: Path | None) -> str:
     if log is None or not log.exists():
         return "no output"
@@ -73,7 +87,7 @@ def _log_tail(log: Path | None) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
           timeout: float, log: Path | None = None) -> None:
     """Poll ``ready()`` until it is true; StartFailed if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -93,7 +107,7 @@ def _listening(port: int) -> bool:
     return True
 
 
-def _end(process: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
+def end_process(process: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
     """Send ``sig`` and wait; a process that outlives STOP_TIMEOUT is killed."""
     if process is None or process.poll() is not None:
         return
@@ -131,26 +145,28 @@ class ServerProcess:
     def start(self) -> Self:
         self.proc = subprocess.Popen(self._argv(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        _wait(lambda: _listening(self.port), self.proc, self.program, self.start_timeout)
+        wait_until(lambda: _listening(self.port), self.proc, self.program, self.start_timeout)
         return self
 
     def stop(self) -> None:
-        _end(self.proc, signal.SIGTERM)
+        end_process(self.proc, signal.SIGTERM)
         self.proc = None
 
 
 class GatewayNode:
-    """One ``rtctl serve --redis --nats`` process on a fixed port; its output goes to ``log``."""
+    """One ``rtctl serve`` process on a fixed port (``--redis``/``--nats`` when given, else
+    the in-memory backends); its output goes to ``log``."""
 
-    def __init__(self, node_id: str, *, secret: str, redis_url: str, nats_url: str, log: Path,
-                 flags: Sequence[str] = ()) -> None:
+    def __init__(self, node_id: str, *, secret: str, log: Path, redis_url: str | None = None,
+                 nats_url: str | None = None, flags: Sequence[str] = ()) -> None:
         self.node_id = node_id
         self.port = free_port()
         self.log = log
+        backends = [*(("--redis", redis_url) if redis_url else ()),
+                    *(("--nats", nats_url) if nats_url else ())]
         self.argv = [sys.executable, "-m", "rtctl", "serve", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--jwt-secret", secret, "--redis", redis_url,
-                     "--nats", nats_url, "--node-id", node_id, "--log-level", "warning",
-                     *flags]
+                     "--port", str(self.port), "--jwt-secret", secret, *backends,
+                     "--node-id", node_id, "--log-level", "warning", *flags]
         self.proc: subprocess.Popen[bytes] | None = None
         self.signalled = False  # since its launch: it is dead or on its way out
 
@@ -167,16 +183,11 @@ class GatewayNode:
 
     def ready(self) -> bool:
         """Does ``/readyz`` answer 200 (listening, Redis and NATS reached, not draining)?"""
-        url = f"http://{self.address}/readyz"
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):  # HTTPError (503) is a URLError
-            return False
+        return answers(f"http://{self.address}/readyz")
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         assert self.proc is not None, "launch() first"
-        _wait(self.ready, self.proc, f"gateway {self.node_id}", timeout, self.log)
+        wait_until(self.ready, self.proc, f"gateway {self.node_id}", timeout, self.log)
 
     def signal(self, sig: signal.Signals) -> None:
         """SIGKILL (a crash) or SIGTERM (a drain: not ready, then 1001 after ``--drain``)."""
@@ -189,7 +200,7 @@ class GatewayNode:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        _end(self.proc, signal.SIGKILL)  # a teardown: nothing to drain for
+        end_process(self.proc, signal.SIGKILL)  # a teardown: nothing to drain for
         self.proc = None
 
 
@@ -228,7 +239,7 @@ class HAProxy:
             self.proc = subprocess.Popen([self.path, "-db", "-f", str(self.config)],
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
-        _wait(lambda: _listening(self.port) and self._answers(), self.proc, "haproxy",
+        wait_until(lambda: _listening(self.port) and self._answers(), self.proc, "haproxy",
               timeout, self.log)
         return self
 
@@ -286,14 +297,14 @@ class HAProxy:
         assert self.proc is not None, "not started"
         started = time.monotonic()
         try:
-            _wait(lambda: all(read().get(k) == v for k, v in want.items()), self.proc,
+            wait_until(lambda: all(read().get(k) == v for k, v in want.items()), self.proc,
                   f"haproxy to see {dict(want)}", timeout, self.log)
         except StartFailed as exc:
             raise StartFailed(f"{exc} (it sees {dict(read())})") from None
         return time.monotonic() - started
 
     def stop(self) -> None:
-        _end(self.proc, signal.SIGTERM)  # -db: SIGTERM stops at once, closing every tunnel
+        end_process(self.proc, signal.SIGTERM)  # -db: SIGTERM stops at once, closing every tunnel
         self.proc = None
 
 
@@ -328,13 +339,35 @@ class Cluster:
         stopped = [node for node in self.gateways
                    if node.signalled or node.proc is None or node.proc.poll() is not None]
         for node in stopped:
-            _end(node.proc, signal.SIGTERM)  # SIGTERMed already: let it finish its drain
+            end_process(node.proc, signal.SIGTERM)  # SIGTERMed already: let it finish its drain
         for node in stopped:
             node.launch()
         for node in stopped:
             node.wait_ready(timeout)
         self.haproxy.wait_states(self.all_up(), timeout)
         self.haproxy.wait_connections(dict.fromkeys(self.all_up(), 0), timeout)
+
+
+def start_backends(stack: contextlib.ExitStack, *, which: Callable[[str], str] = find_program,
+                   start_timeout: float = START_TIMEOUT) -> tuple[ServerProcess, ServerProcess]:
+    """Redis and NATS on free ports, stopped when ``stack`` closes."""
+    redis, nats = (ServerProcess(name, path=which(name), start_timeout=start_timeout)
+                   for name in ("redis-server", "nats-server"))
+    for server in (redis, nats):
+        stack.callback(server.stop)
+        server.start()
+    return redis, nats
+
+
+def start_gateways(stack: contextlib.ExitStack, nodes: Sequence[GatewayNode],
+                   timeout: float = START_TIMEOUT) -> None:
+    """Launch the nodes side by side and wait until each is ready; killed when ``stack``
+    closes."""
+    for node in nodes:
+        stack.callback(node.stop)
+        node.launch()
+    for node in nodes:
+        node.wait_ready(timeout)
 
 
 @contextlib.contextmanager
@@ -348,23 +381,13 @@ def start_cluster(*, config: Path, workdir: Path, nodes: int = 3,
     ``gateway_flags`` go to every ``rtctl serve``. The nodes' logs are in ``workdir``.
     """
     secret = secrets.token_urlsafe(32)
+    haproxy_path = which("haproxy")
     with contextlib.ExitStack() as stack:
-        redis = ServerProcess("redis-server", path=which("redis-server"),
-                              start_timeout=start_timeout)
-        nats = ServerProcess("nats-server", path=which("nats-server"),
-                             start_timeout=start_timeout)
-        haproxy_path = which("haproxy")
-        for server in (redis, nats):
-            stack.callback(server.stop)
-            server.start()
+        redis, nats = start_backends(stack, which=which, start_timeout=start_timeout)
         gateways = [GatewayNode(f"gw-{i}", secret=secret, redis_url=redis.url,
                                 nats_url=nats.url, log=workdir / f"gw-{i}.log",
                                 flags=gateway_flags) for i in range(1, nodes + 1)]
-        for node in gateways:
-            stack.callback(node.stop)
-            node.launch()
-        for node in gateways:
-            node.wait_ready(start_timeout)
+        start_gateways(stack, gateways, start_timeout)
         haproxy = HAProxy(config, [node.address for node in gateways], workdir=workdir,
                           path=haproxy_path)
         stack.callback(haproxy.stop)

@@ -27,7 +27,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from importlib.metadata import version
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -40,6 +40,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.backends.metrics import labelled
 from rtctl.gateway.loop_lag import LagMeter
+from rtctl.gateway.recovery import ResumeError
 from rtctl.histograms import BucketCounts
 from rtctl.host import MetricsCollector
 from rtctl.profiler.lanes import LANE_COUNTERS, LANE_GAUGES, WAIT_FAMILY
@@ -51,6 +52,7 @@ __all__ = [
     "CONTENT_TYPE",
     "INBOUND_KINDS",
     "OTHER_CLOSE_CODE",
+    "RESUME_RESULTS",
     "RPC_BUCKETS",
     "UPGRADE_OUTCOMES",
     "GatewayMetrics",
@@ -71,6 +73,7 @@ _CLOSE_CODES = frozenset(CloseCode)
 _CLOSE_LABELS = (*(str(code.value) for code in CloseCode), OTHER_CLOSE_CODE)
 logger = logging.getLogger("rtctl.gateway.metrics")
 
+RESUME_RESULTS = ("resumed", *get_args(ResumeError))
 _RATE_LIMITED = str(ErrorCode.RATE_LIMITED.value)
 _SERVER_ERRORS = tuple(str(code.value) for code in (ErrorCode.INTERNAL_ERROR,
                                                     ErrorCode.BACKEND_UNAVAILABLE))
@@ -104,7 +107,8 @@ class GatewayMetrics:
         # not a request the gateway let through and the library or a limit then refused.
         self.upgrades: Counter[str] = Counter(dict.fromkeys(UPGRADE_OUTCOMES, 0))
         self.refused: Counter[str] = Counter()
-        self.resumes: Counter[str] = Counter()  # "resumed", or why a recovery token was not
+        # "resumed", or why a recovery token was not; every result reads 0 from the start
+        self.resumes: Counter[str] = Counter(dict.fromkeys(RESUME_RESULTS, 0))
         self.rpc_errors: Counter[int] = Counter()
         self.calls: dict[str, BucketCounts] = {}  # by method label
         # rtctl_rpc_calls_total without a count per call: "ok" is the histogram's count less

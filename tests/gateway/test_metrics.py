@@ -114,6 +114,8 @@ def test_new_families_are_there_from_start_up() -> None:
     samples = _samples(metrics)
     assert _family(samples, "rtctl_upgrades_total") == {
         (("outcome", outcome),): 0.0 for outcome in ("ok", "401", "429", "503")}
+    assert _family(samples, "rtctl_session_resumes_total") == {
+        (("result", result),): 0.0 for result in ("resumed", "expired", "invalid", "wrong_user")}
     assert _family(samples, "rtctl_build_info") == {
         (("node", "n-1"), ("transport", "picows"), ("version", __version__)): 1.0}
     assert _family(samples, "rtctl_ready") == {(): 0.0}

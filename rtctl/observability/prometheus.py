@@ -1,0 +1,243 @@
+"""A real Prometheus on 127.0.0.1, and its HTTP API: what the live test and the recorded
+dashboard run scrape the gateways with.
+
+:class:`PrometheusProcess` writes its own configuration (the scrape jobs of
+``deploy/prometheus/prometheus.yml``, ``rtctl`` and ``rtctl-simulator``, with the caller's
+targets, intervals and rule files), runs ``prometheus`` with a TSDB in a scratch directory
+and its log in a file, and is ready when ``/-/ready`` answers 200. Its process handling is
+:mod:`rtctl.bench.cluster`'s: bounded waits that fail with
+:class:`~rtctl.bench.embedded.StartFailed` and the tail of the log.
+
+:class:`PrometheusAPI` is a small client of the HTTP API (Prometheus docs, "HTTP API":
+``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/alerts``, ``/api/v1/targets``) over
+urllib. An expression Prometheus refuses comes back as one :class:`PrometheusError` with
+Prometheus' own message.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+from rtctl.bench.cluster import answers, end_process, find_program, free_port, wait_until
+from rtctl.bench.embedded import START_TIMEOUT
+
+__all__ = [
+    "GATEWAY_JOB",
+    "SIMULATOR_JOB",
+    "Alert",
+    "PrometheusAPI",
+    "PrometheusError",
+    "PrometheusProcess",
+    "Series",
+    "Target",
+]
+
+GATEWAY_JOB = "rtctl"  # the job names of deploy/prometheus/prometheus.yml: the alerts
+SIMULATOR_JOB = "rtctl-simulator"  # select on them (``up{job="rtctl"}``)
+_TIMEOUT = 10.0  # s for one API request
+
+
+class PrometheusError(Exception):
+    """Prometheus refused a request (``errorType`` and ``error`` of its answer)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a query's result: its labels and (unix time, value) points. An instant
+    query gives one point; a scalar result is a series without labels."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert Prometheus holds: ``pending`` while its ``for:`` runs, then ``firing``."""
+
+    name: str
+    state: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scrape target: ``health`` is ``up``, ``down`` or ``unknown`` (not scraped yet)."""
+
+    job: str
+    instance: str
+    health: str
+    last_scrape: float  # unix time the last scrape started; 0 before the first
+    last_error: str
+
+
+class PrometheusAPI:
+    """The HTTP API of the Prometheus at ``url`` (``http://127.0.0.1:9090``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def query(self, expr: str, *, time: float | None = None) -> list[Series]:
+        """An instant query at ``time`` (unix seconds; default: now)."""
+        form = {"query": expr} | ({} if time is None else {"time": f"{time:.3f}"})
+        return _series(self._call("/api/v1/query", form, method="POST"))
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
+        """A range query: the expression evaluated every ``step`` s from ``start`` to ``end``."""
+        return _series(self._call("/api/v1/query_range", {
+            "query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"},
+            method="POST"))
+
+    def alerts(self) -> list[Alert]:
+        return [Alert(a["labels"]["alertname"], a["state"], a["labels"])
+                for a in self._call("/api/v1/alerts")["alerts"]]
+
+    def firing(self, name: str, **labels: str) -> bool:
+        """Is the alert ``name`` firing (past its ``for:``), for series with ``labels``?"""
+        return any(a.name == name and a.state == "firing"
+                   and all(a.labels.get(k) == v for k, v in labels.items())
+                   for a in self.alerts())
+
+    def targets(self) -> list[Target]:
+        return [Target(t["labels"]["job"], t["labels"]["instance"], t["health"],
+                       _unix(t["lastScrape"]), t["lastError"])
+                for t in self._call("/api/v1/targets", {"state": "active"})["activeTargets"]]
+
+    def _call(self, path: str, form: Mapping[str, str] | None = None, *,
+              method: str = "GET") -> Any:
+        """The ``data`` of a JSON answer. Queries go as a form (POST, which the API accepts
+        for the query endpoints only) so that long expressions meet no URL length limit."""
+        body = urllib.parse.urlencode(form or {})
+        if method == "GET":
+            request = urllib.request.Request(f"{self.url}{path}?{body}")
+        else:
+            request = urllib.request.Request(
+                f"{self.url}{path}", data=body.encode(), method="POST",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+                answer = json.load(response)
+        except urllib.error.HTTPError as exc:  # 400/422 carry the reason as JSON
+            try:
+                answer = json.load(exc)
+            except ValueError:
+                raise PrometheusError(f"{path}: HTTP {exc.code}") from None
+        if answer.get("status") != "success":
+            raise PrometheusError(f"{answer.get('errorType')}: {answer.get('error')}")
+        return answer["data"]
+
+
+def _series(data: Mapping[str, Any]) -> list[Series]:
+    """A result of any type as series ("Expression query result formats" in the API docs):
+    values are strings there (``"NaN"``, ``"+Inf"`` too), which ``float`` reads."""
+    kind, result = data["resultType"], data["result"]
+    if kind == "matrix":
+        return [Series(r["metric"], tuple((float(t), float(v)) for t, v in r["values"]))
+                for r in result]
+    if kind == "vector":
+        return [Series(r["metric"], ((float(r["value"][0]), float(r["value"][1])),))
+                for r in result]
+    if kind == "scalar":
+        return [Series({}, ((float(result[0]), float(result[1])),))]
+    raise PrometheusError(f"a {kind} result has no series")  # a string literal
+
+
+def _unix(stamp: str) -> float:
+    """RFC 3339 time of the API as unix seconds; Go's zero time (never scraped) is 0."""
+    when = datetime.fromisoformat(stamp)
+    return max(0.0, when.timestamp())
+
+
+class PrometheusProcess:
+    """``prometheus`` scraping ``jobs`` (job name → ``host:port`` targets) every
+    ``scrape_interval`` s and evaluating ``rule_files`` every ``evaluation_interval`` s; its
+    configuration, TSDB and log live in ``workdir``. ``names`` gives targets an ``instance``
+    label other than their address (a target label ``instance`` overrides the default,
+    Prometheus docs "Jobs and instances"), for a legend that says which node is which."""
+
+    def __init__(self, *, jobs: Mapping[str, Sequence[str]], workdir: Path,
+                 rule_files: Sequence[Path] = (), names: Mapping[str, str] | None = None,
+                 scrape_interval: float = 1.0,
+                 evaluation_interval: float = 1.0, path: str | None = None,
+                 start_timeout: float = START_TIMEOUT) -> None:
+        self.path = path or find_program("prometheus")
+        self.port = free_port()
+        self.workdir = workdir
+        self.config = workdir / "prometheus.yml"
+        self.log = workdir / "prometheus.log"
+        self.start_timeout = start_timeout
+        self.jobs = jobs
+        # JSON is YAML (YAML 1.2 §1.3), so no YAML writer is needed. The scrape timeout is
+        # given: its default (10 s) must not exceed a short interval.
+        interval = f"{scrape_interval:g}s"
+        self.settings = {
+            "global": {"scrape_interval": interval, "scrape_timeout": interval,
+                       "evaluation_interval": f"{evaluation_interval:g}s"},
+            "rule_files": [str(p.resolve()) for p in rule_files],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [
+                    {"targets": [target], "labels": {"instance": (names or {})[target]}}
+                    if target in (names or {}) else {"targets": [target]}
+                    for target in targets]}
+                for job, targets in jobs.items()],
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> PrometheusAPI:
+        return PrometheusAPI(self.url)
+
+    def start(self) -> Self:
+        self.config.write_text(json.dumps(self.settings, indent=2) + "\n")
+        argv = [self.path, f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        try:  # /-/ready answers 503 while the TSDB loads
+            self.wait(lambda: answers(f"{self.url}/-/ready"), self.start_timeout, "prometheus")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``condition`` until true; StartFailed (with the log's tail) if time runs out
+        or Prometheus exits meanwhile."""
+        assert self.proc is not None, "start() first"
+        wait_until(condition, self.proc, what, timeout, self.log)
+
+    def wait_scraped(self, after: float, timeout: float) -> None:
+        """Wait until every target was scraped after unix time ``after``: from then on a
+        query up to ``after`` sees all there is."""
+        api, count = self.api, sum(map(len, self.jobs.values()))
+
+        def scraped() -> bool:  # an empty list: the scrape manager has not started yet
+            targets = api.targets()
+            return len(targets) == count and all(t.last_scrape > after for t in targets)
+
+        self.wait(scraped, timeout, f"every target scraped after {after:.3f}")
+
+    def stop(self) -> None:
+        end_process(self.proc, signal.SIGTERM)  # SIGTERM: a clean shutdown of the TSDB
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
