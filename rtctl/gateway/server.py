@@ -97,6 +97,7 @@ class Gateway:
         self._shutdown_hooks: list[LifecycleHook] = []
         self._readiness: dict[str, ReadinessCheck] = {}
         self._started = False
+        self._starting: asyncio.Event | None = None  # set once start() has returned or raised
         self._draining = False
         self.router = Router()
         self.registry = ConnectionRegistry(config.limits)
@@ -216,20 +217,27 @@ class Gateway:
 
     async def start(self) -> None:
         """Run the startup hooks, then bind and listen; returns once the port is open."""
-        for hook in self._startup_hooks:
-            await hook()
+        self._starting = asyncio.Event()
         try:
+            for hook in self._startup_hooks:
+                await hook()
             await self._driver.start()
         except BaseException:
-            # The port is taken (say): undo the startup hooks (the sessions' loop, the
-            # backends' connections), so a failed start leaves nothing running.
+            # A hook failed or the port is taken: undo the hooks that ran (the sessions'
+            # loop, the backends' connections), so a failed start leaves nothing running.
+            # Shutdown hooks therefore cope with a service whose startup never ran.
             await self._run_shutdown_hooks()
             raise
-        self._lag_probe.start()  # after the bind, for the same reason
-        self._started = True
+        else:
+            self._lag_probe.start()  # after the bind, for the same reason
+            self._started = True
+        finally:
+            self._starting.set()
 
     async def shutdown(self, drain: float | None = None) -> None:
         """Go not-ready, refuse new upgrades, wait ``drain`` s, then close all with 1001."""
+        if self._starting is not None:
+            await self._starting.wait()  # a start under way finishes (or fails) first
         if not self._started:
             return  # nothing runs (never started, or a start that failed undid itself)
         if self._draining:

@@ -303,6 +303,27 @@ def test_a_notification_is_never_answered(monkeypatch: pytest.MonkeyPatch, text:
     assert h.metrics.call_errors == (Counter() if failed is None else Counter({failed: 1}))
 
 
+@pytest.mark.parametrize("first", [NEVER, 1], ids=["unsampled", "sampled"])
+async def test_a_failed_async_notification_is_counted_not_answered(
+        monkeypatch: pytest.MonkeyPatch, first: int) -> None:
+    h = harness(monkeypatch, first=first, every=1)
+    out = h.dispatcher.receive(h.conn, notification("slow.refuse"))
+    assert isinstance(out, Deferred)
+    answered = await out.pending
+    assert (answered.data if isinstance(answered, Timed) else answered) is None
+    assert h.metrics.call_errors == Counter({("slow.refuse", -32003): 1})
+    assert h.metrics.rpc_errors == Counter()
+
+
+def test_a_failed_sampled_notification_is_counted_not_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness(monkeypatch, first=1, every=1)
+    out = h.dispatcher.receive(h.conn, notification("game.crash"))
+    assert isinstance(out, Timed)
+    assert out.data is None
+    assert h.metrics.call_errors == Counter({("game.crash", -32603): 1})
+
+
 async def test_a_failed_notification_in_a_batch_is_counted_not_answered(
         monkeypatch: pytest.MonkeyPatch) -> None:
     h = harness(monkeypatch)

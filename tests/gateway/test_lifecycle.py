@@ -15,7 +15,10 @@ from rtctl.config import Heartbeat
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.connection import Connection
 from rtctl.gateway.server import Gateway
+from rtctl.host import Host
 from rtctl.protocol.codes import CloseCode
+from rtctl.router import Router
+from rtctl.services import BUILTIN_SERVICES
 from tests.conftest import SECRET, TIMING, GatewayFactory, client, gateway_config, make_token, rpc
 from tests.gateway.test_server import aget, closed_with, refused
 
@@ -135,3 +138,43 @@ async def test_a_start_that_cannot_bind_leaves_nothing_running(transport: str) -
     started = Gateway(gateway_config(transport=transport))
     async with started:  # the same lookup finds the tasks of a gateway that did start
         assert [len(_running(name)) for name in LOOPS] == [1, 1]
+
+
+def _failing_warm_up(host: Host) -> Router:
+    async def warm_up() -> None:
+        raise RuntimeError("the game's database is down")
+
+    host.on_startup(warm_up)  # after the built-in services' hooks (the sessions loop)
+    return Router()
+
+
+async def test_a_startup_hook_that_fails_undoes_the_hooks_before_it(transport: str) -> None:
+    gw = Gateway(gateway_config(transport=transport),
+                 services=[*BUILTIN_SERVICES, _failing_warm_up])
+    with pytest.raises(RuntimeError, match="database is down"):
+        await gw.start()
+    assert [_running(name) for name in LOOPS] == [[], []]
+
+
+async def test_a_shutdown_during_start_stops_what_the_start_brought_up(transport: str) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def wait_for_release() -> None:
+        entered.set()
+        await release.wait()
+
+    def slow_warm_up(host: Host) -> Router:
+        host.on_startup(wait_for_release)  # after the sessions loop started
+        return Router()
+
+    gw = Gateway(gateway_config(transport=transport),
+                 services=[*BUILTIN_SERVICES, slow_warm_up])
+    starting = asyncio.ensure_future(gw.start())
+    await asyncio.wait_for(entered.wait(), 5 * TIMING)
+    stopping = asyncio.ensure_future(gw.shutdown(drain=0))
+    await asyncio.sleep(0)
+    assert not stopping.done()  # waits for the start rather than returning at once
+    release.set()
+    await asyncio.wait_for(asyncio.gather(starting, stopping), 5 * TIMING)
+    assert not gw.ready
+    assert [_running(name) for name in LOOPS] == [[], []]
