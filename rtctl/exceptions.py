@@ -16,19 +16,34 @@ turns the error into a reply::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from rtctl.protocol.codes import ErrorCode
 
 __all__ = [
     "AuthError",
+    "AuthReason",
     "ConfigError",
     "ConnectionRefused",
     "InvalidParams",
     "MethodNotFound",
+    "RefusalReason",
     "RpcError",
     "RtctlError",
+    "TokenReason",
 ]
+
+# Why a token was refused (HTTP 401 at the upgrade, -32001 from session.refresh); a fixed
+# set, so the gateway's metrics can count each from the start.
+TokenReason: TypeAlias = Literal[
+    "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "bad_algorithm",
+    "bad_audience", "bad_issuer", "bad_claims", "unknown_key"]
+# session.refresh only: the connection is gone, or the new token names another user.
+AuthReason: TypeAlias = TokenReason | Literal["unknown_connection", "wrong_subject"]
+# Why the gateway turned a connection away other than for its token.
+RefusalReason: TypeAlias = Literal[
+    "too_many_connections", "too_many_connections_for_user", "draining", "forbidden",
+    "bad_request"]
 
 
 class RtctlError(Exception):
@@ -42,15 +57,13 @@ class ConfigError(RtctlError):
 class AuthError(RtctlError):
     """A token was refused.
 
-    ``reason`` is a short machine-readable word (``missing``, ``malformed``,
-    ``expired``, ``not_yet_valid``, ``bad_signature``, ``bad_algorithm``,
-    ``bad_audience``, ``bad_issuer``, ``bad_claims``, ``unknown_key``); ``detail`` is for people.
-    Answered with HTTP 401 at the upgrade.
+    ``reason`` is a short machine-readable word (:data:`AuthReason`); ``detail`` is for
+    people. Answered with HTTP 401 at the upgrade.
     """
 
     http_status = 401
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: AuthReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -59,7 +72,7 @@ class AuthError(RtctlError):
 class ConnectionRefused(RtctlError):
     """The gateway will not take this connection now (limits, draining)."""
 
-    def __init__(self, http_status: int, reason: str, detail: str) -> None:
+    def __init__(self, http_status: int, reason: RefusalReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.http_status = http_status
         self.reason = reason

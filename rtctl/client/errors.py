@@ -56,11 +56,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from websockets.exceptions import InvalidStatus
 
-from rtctl.exceptions import AuthError, ConfigError, RpcError, RtctlError
+from rtctl.exceptions import AuthError, AuthReason, ConfigError, RpcError, RtctlError
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import CloseCode, ErrorCode
 
@@ -128,6 +128,10 @@ class AuthRefused(ClientError, AuthError):
     ``docs/api.md``), or ``expired`` after close 4001; ``detail`` is for people.
     Also an :class:`rtctl.exceptions.AuthError`, so ``except AuthError`` catches it.
     """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        # The gateway's word, kept as sent: a newer gateway may have words this SDK lacks.
+        super().__init__(cast(AuthReason, reason), detail)
 
 
 class ProtocolError(ClientError):

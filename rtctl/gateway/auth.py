@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 from jwt.types import Options
 
-from rtctl.exceptions import AuthError, ConfigError
+from rtctl.exceptions import AuthError, ConfigError, TokenReason
 from rtctl.units import format_duration
 
 __all__ = [
@@ -238,7 +238,8 @@ class Authenticator:
     def _refusal(self, exc: jwt.PyJWTError) -> AuthError:
         """Turn a PyJWT exception into the :class:`AuthError` the gateway answers with."""
         if isinstance(exc, jwt.MissingRequiredClaimError):
-            reason = {"aud": "bad_audience", "iss": "bad_issuer"}.get(exc.claim, "bad_claims")
+            missing: dict[str, TokenReason] = {"aud": "bad_audience", "iss": "bad_issuer"}
+            reason = missing.get(exc.claim, "bad_claims")
             return AuthError(reason, f"the token has no {exc.claim} claim, which is required")
         if isinstance(exc, jwt.InvalidAudienceError):
             if self.config.audience is None:

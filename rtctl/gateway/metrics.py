@@ -39,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rtctl.backends.metrics import labelled
+from rtctl.exceptions import RefusalReason, TokenReason
 from rtctl.gateway.loop_lag import LagMeter
 from rtctl.gateway.recovery import ResumeError
 from rtctl.histograms import BucketCounts
@@ -52,6 +53,7 @@ __all__ = [
     "CONTENT_TYPE",
     "INBOUND_KINDS",
     "OTHER_CLOSE_CODE",
+    "REFUSAL_REASONS",
     "RESUME_RESULTS",
     "RPC_BUCKETS",
     "UPGRADE_OUTCOMES",
@@ -74,6 +76,8 @@ _CLOSE_LABELS = (*(str(code.value) for code in CloseCode), OTHER_CLOSE_CODE)
 logger = logging.getLogger("rtctl.gateway.metrics")
 
 RESUME_RESULTS = ("resumed", *get_args(ResumeError))
+# Why an upgrade (or /tap, /profile) is refused: every word reads 0 from the start.
+REFUSAL_REASONS = (*get_args(TokenReason), *get_args(RefusalReason))
 _RATE_LIMITED = str(ErrorCode.RATE_LIMITED.value)
 _SERVER_ERRORS = tuple(str(code.value) for code in (ErrorCode.INTERNAL_ERROR,
                                                     ErrorCode.BACKEND_UNAVAILABLE))
@@ -106,10 +110,10 @@ class GatewayMetrics:
         # Refused upgrades by HTTP status; "ok" is connections_opened: a WebSocket that opened,
         # not a request the gateway let through and the library or a limit then refused.
         self.upgrades: Counter[str] = Counter(dict.fromkeys(UPGRADE_OUTCOMES, 0))
-        self.refused: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSAL_REASONS, 0))
         # "resumed", or why a recovery token was not; every result reads 0 from the start
         self.resumes: Counter[str] = Counter(dict.fromkeys(RESUME_RESULTS, 0))
-        self.rpc_errors: Counter[int] = Counter()
+        self.rpc_errors: Counter[int] = Counter(dict.fromkeys(ErrorCode, 0))  # rtctl's own codes
         self.calls: dict[str, BucketCounts] = {}  # by method label
         # rtctl_rpc_calls_total without a count per call: "ok" is the histogram's count less
         # these (by method label and code), and calls refused over the inbound rate.
