@@ -16,7 +16,7 @@ from rtctl.gateway.server import Gateway
 from rtctl.histograms import BucketCounts
 from rtctl.host import Host
 from rtctl.protocol import jsonrpc
-from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.protocol.lanes import Lane
 from rtctl.router import Peer, Router
 from rtctl.services import BUILTIN_SERVICES
@@ -116,6 +116,13 @@ def test_new_families_are_there_from_start_up() -> None:
         (("outcome", outcome),): 0.0 for outcome in ("ok", "401", "429", "503")}
     assert _family(samples, "rtctl_session_resumes_total") == {
         (("result", result),): 0.0 for result in ("resumed", "expired", "invalid", "wrong_user")}
+    assert _family(samples, "rtctl_upgrades_refused_total") == {
+        (("reason", reason),): 0.0 for reason in (
+            "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "bad_algorithm",
+            "bad_audience", "bad_issuer", "bad_claims", "unknown_key", "too_many_connections",
+            "too_many_connections_for_user", "draining", "forbidden", "bad_request")}
+    assert _family(samples, "rtctl_rpc_errors_total") == {
+        (("code", str(code.value)),): 0.0 for code in ErrorCode}
     assert _family(samples, "rtctl_build_info") == {
         (("node", "n-1"), ("transport", "picows"), ("version", __version__)): 1.0}
     assert _family(samples, "rtctl_ready") == {(): 0.0}
