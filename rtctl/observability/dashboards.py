@@ -6,6 +6,10 @@ The panels follow the RED method for requests (rate, errors, duration) and the U
 for resources (utilisation, saturation, errors), with the metric names of
 docs/observability.md.
 
+Every selector names its scrape job (``job="rtctl"`` for the gateways,
+``job="rtctl-simulator"`` for the simulator: deploy/prometheus/prometheus.yml), because
+``process_*`` and other common names are exposed by nearly every exporter, Prometheus
+included: with the Instance selector at "All" a panel would otherwise mix them in.
 Expressions use only two Grafana variables, ``$__rate_interval`` and ``$instance``
 (always as ``instance=~"$instance"``), so :func:`concrete` can turn each into the
 PromQL that Prometheus runs. Quantiles aggregate the buckets first
@@ -17,6 +21,9 @@ summaries").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+
+from rtctl.observability.prometheus import GATEWAY_JOB, SIMULATOR_JOB
 
 __all__ = ["DASHBOARDS", "Dashboard", "Panel", "Query", "concrete"]
 
@@ -42,12 +49,22 @@ class Panel:
     queries: tuple[Query, ...]
 
 
+def _series(metric: str, job: str, *matchers: str) -> str:
+    """The metric's series from one scrape job's targets, narrowed by any ``matchers``."""
+    scope = ", ".join(m for m in (f'job="{job}"', *matchers) if m)
+    return f"{metric}{{{scope}}}"
+
+
 @dataclass(frozen=True)
 class Dashboard:
+    """``instance_source`` selects the series whose ``instance`` labels fill the dashboard's
+    $instance list: one that every target of the dashboard's job exposes from start-up."""
+
     uid: str
     title: str
     description: str
     panels: tuple[Panel, ...]
+    instance_source: str = _series("rtctl_build_info", GATEWAY_JOB)
 
 
 def concrete(expr: str, *, rate_interval: str = "1m", instance: str = ".*") -> str:
@@ -57,19 +74,19 @@ def concrete(expr: str, *, rate_interval: str = "1m", instance: str = ".*") -> s
     return expr.replace(RATE_INTERVAL, rate_interval).replace("$instance", instance)
 
 
-def _selector(metric: str, matchers: str = "") -> str:
-    return f"{metric}{{{INSTANCE}{', ' + matchers if matchers else ''}}}"
+def _selector(metric: str, matchers: str = "", job: str = GATEWAY_JOB) -> str:
+    return _series(metric, job, INSTANCE, matchers)
 
 
-def _rate(metric: str, by: str = "", matchers: str = "") -> str:
+def _rate(metric: str, by: str = "", matchers: str = "", job: str = GATEWAY_JOB) -> str:
     """The per-second rate of a counter, summed (``by`` the labels given)."""
     grouping = f" by ({by})" if by else ""
-    return f"sum{grouping}(rate({_selector(metric, matchers)}[{RATE_INTERVAL}]))"
+    return f"sum{grouping}(rate({_selector(metric, matchers, job)}[{RATE_INTERVAL}]))"
 
 
-def _gauge(metric: str, by: str = "", aggregation: str = "sum") -> str:
+def _gauge(metric: str, by: str = "", aggregation: str = "sum", job: str = GATEWAY_JOB) -> str:
     grouping = f" by ({by})" if by else ""
-    return f"{aggregation}{grouping}({_selector(metric)})"
+    return f"{aggregation}{grouping}({_selector(metric, job=job)})"
 
 
 def _quantile(q: float, histogram: str, by: str = "") -> str:
@@ -209,11 +226,13 @@ CLUSTER = Dashboard(
         Panel("Backend reconnects /s", "Times a backend came back after being unreachable.",
               "short", (Query(_rate("rtctl_backend_reconnects_total", "backend"),
                               "{{backend}}"),)),
-        Panel("Heartbeat age vs TTL", "Seconds since each node's last heartbeat; other nodes "
-              "clean up after one whose age passes the TTL.", "s",
+        Panel("Heartbeat age vs TTL", "Seconds since each node's last heartbeat, and how "
+              "long its heartbeat key lives in the store (half its --node-ttl; nodes may "
+              "differ): other nodes clean up after one whose age passes its own TTL.", "s",
               (Query(_gauge("rtctl_node_heartbeat_age_seconds", "instance", "max"),
                      "{{instance}}"),
-               Query(_gauge("rtctl_node_ttl_seconds", aggregation="min"), "TTL"))),
+               Query(_gauge("rtctl_node_ttl_seconds", "instance", "max"),
+                     "{{instance}} TTL"))),
         Panel("Heartbeats /s by result", "Heartbeat renewals: kept, found lapsed, failed.",
               "short", (Query(_rate("rtctl_node_heartbeats_total", "result"), "{{result}}"),)),
         Panel("Cleanups /s", "Dead nodes cleaned up after, and the sessions that ended.",
@@ -235,33 +254,38 @@ CLUSTER = Dashboard(
     ),
 )
 
+# The simulator's control API is scraped as its own job.
+_sim_rate = partial(_rate, job=SIMULATOR_JOB)
+_sim_gauge = partial(_gauge, job=SIMULATOR_JOB)
+
 SIMULATOR = Dashboard(
     uid="rtctl-simulator",
     title="rtctl / Simulator",
     description="What the traffic-shaping proxy (rtctl simulate) did to the traffic, by "
                 "direction (up: client to server).",
+    instance_source=_series("rtctl_sim_connections", SIMULATOR_JOB),
     panels=(
         Panel("Messages /s", "Messages entering the proxy (tcp mode: reads).", "short",
-              (Query(_rate("rtctl_sim_messages_total", "direction"), "{{direction}}"),)),
+              (Query(_sim_rate("rtctl_sim_messages_total", "direction"), "{{direction}}"),)),
         Panel("Bytes /s", "Payload bytes entering the proxy.", "Bps",
-              (Query(_rate("rtctl_sim_bytes_total", "direction"), "{{direction}}"),)),
+              (Query(_sim_rate("rtctl_sim_bytes_total", "direction"), "{{direction}}"),)),
         Panel("Mean added delay", "Delay added per delayed message.", "s",
-              (Query(_ratio(_rate("rtctl_sim_delay_seconds_total", "direction"),
-                            _rate("rtctl_sim_delayed_total", "direction")),
+              (Query(_ratio(_sim_rate("rtctl_sim_delay_seconds_total", "direction"),
+                            _sim_rate("rtctl_sim_delayed_total", "direction")),
                      "{{direction}}"),)),
         Panel("Dropped /s", "Messages dropped, by direction and cause.", "short",
-              (Query(_rate("rtctl_sim_dropped_total", "direction, reason"),
+              (Query(_sim_rate("rtctl_sim_dropped_total", "direction, reason"),
                      "{{direction}} {{reason}}"),)),
         Panel("Duplicated, reordered, retransmitted /s", "Messages delivered twice, held back "
               "so later ones overtook them, and simulated TCP retransmissions.", "short",
-              tuple(Query(_rate(f"rtctl_sim_{what}_total", "direction"),
+              tuple(Query(_sim_rate(f"rtctl_sim_{what}_total", "direction"),
                           f"{what} {{{{direction}}}}")
                     for what in ("duplicated", "reordered", "retransmits"))),
         Panel("Connections", "Connections open through the proxy, and opened and reset "
               "per second.", "short",
-              (Query(_gauge("rtctl_sim_connections"), "open"),
-               Query(_rate("rtctl_sim_connections_opened_total"), "opened /s"),
-               Query(_rate("rtctl_sim_resets_total"), "reset /s"))),
+              (Query(_sim_gauge("rtctl_sim_connections"), "open"),
+               Query(_sim_rate("rtctl_sim_connections_opened_total"), "opened /s"),
+               Query(_sim_rate("rtctl_sim_resets_total"), "reset /s"))),
     ),
 )
 

@@ -5,8 +5,11 @@ dependency) rather than by hand, so it follows the dashboard schema Grafana load
 committed under deploy/grafana/dashboards/ for Grafana's file provisioning
 (deploy/grafana/dashboards/rtctl.yml). Regenerate after changing a dashboard::
 
-    python -m rtctl.observability.grafana          # write deploy/grafana/dashboards/*.json
+    python -m rtctl.observability.grafana          # write deploy/grafana/dashboards/rtctl-*.json
     python -m rtctl.observability.grafana --check  # exit 1 if the files are out of date
+
+Grafana's provider loads every dashboard in that folder, so a team may keep its own there:
+the generator writes, removes and checks only its own files (:data:`OWN_FILES`).
 """
 
 from __future__ import annotations
@@ -30,16 +33,14 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefre
 
 from rtctl.observability.dashboards import DASHBOARDS, Dashboard, Panel
 
-__all__ = ["DASHBOARD_DIR", "DATASOURCE", "DEFAULT_INSTANCE_SOURCE", "INSTANCE_SOURCES",
-           "generate", "main", "render"]
+__all__ = ["DASHBOARD_DIR", "DATASOURCE", "OWN_FILES", "generate", "main", "render"]
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+# The generator's files (``<uid>.json``, every uid starting ``rtctl-``): a dashboard removed
+# from DASHBOARDS leaves one behind to delete; any other file there is someone else's.
+OWN_FILES = "rtctl-*.json"
 # The uid deploy/grafana/datasources/prometheus.yml gives the Prometheus data source.
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
-# The series whose `instance` labels fill each dashboard's $instance list: one every
-# gateway (or the simulator) exposes from start-up.
-INSTANCE_SOURCES = {"rtctl-simulator": "rtctl_sim_connections"}
-DEFAULT_INSTANCE_SOURCE = "rtctl_build_info"
 PANEL_WIDTH, PANEL_HEIGHT = 12, 8  # two panels a row on Grafana's 24-column grid
 
 
@@ -57,11 +58,12 @@ def _panel(panel: Panel) -> timeseries.Panel:
     return built
 
 
-def _instance_variable(uid: str) -> builders.QueryVariable:
-    source = INSTANCE_SOURCES.get(uid, DEFAULT_INSTANCE_SOURCE)
-    # "All" stands for the regular expression `.*`, which `instance=~"$instance"` needs.
+def _instance_variable(dashboard: Dashboard) -> builders.QueryVariable:
+    # "All" stands for the regular expression `.*`, which `instance=~"$instance"` needs: it
+    # matches other jobs' instances too, which the panels' own `job` matcher keeps out.
     return (builders.QueryVariable("instance").label("Instance").datasource(DATASOURCE)
-            .query(f"label_values({source}, instance)").multi(True).include_all(True)
+            .query(f"label_values({dashboard.instance_source}, instance)")
+            .multi(True).include_all(True)
             .all_value(".*").refresh(VariableRefresh.ON_TIME_RANGE_CHANGED))
 
 
@@ -69,7 +71,7 @@ def render(dashboard: Dashboard) -> str:
     """The dashboard's Grafana JSON, stable from run to run (keys sorted)."""
     built = (builders.Dashboard(dashboard.title).uid(dashboard.uid)
              .description(dashboard.description).tags(["rtctl"]).time("now-1h", "now")
-             .refresh("30s").with_variable(_instance_variable(dashboard.uid)))
+             .refresh("30s").with_variable(_instance_variable(dashboard)))
     for number, panel in enumerate(dashboard.panels, start=1):
         built.with_panel(_panel(panel).id(number))
     return json.dumps(built.build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
@@ -81,8 +83,9 @@ def generate() -> dict[str, str]:
 
 
 def _stale(directory: Path, files: dict[str, str]) -> list[str]:
-    """Files that differ from a fresh generation, are missing, or belong to no dashboard."""
-    present = {path.name for path in directory.glob("*.json")}
+    """Files that differ from a fresh generation, are missing, or are the generator's but
+    belong to no dashboard."""
+    present = {path.name for path in directory.glob(OWN_FILES)}
     differing = [name for name, text in files.items()
                  if name not in present or (directory / name).read_text() != text]
     return sorted(differing + [name for name in present if name not in files])

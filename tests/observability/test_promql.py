@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rtctl.backends import connect_backends
 from rtctl.observability.dashboards import DASHBOARDS, concrete
-from rtctl.observability.grafana import DEFAULT_INSTANCE_SOURCE, INSTANCE_SOURCES
 from simulator.metrics import ProxyMetrics
 from tests.conftest import GatewayFactory
 from tests.gateway.test_server import aget
@@ -32,21 +31,29 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
             "summary": ("", "_sum", "_count")}
 
 
-def selected_metrics(expr: str) -> set[str]:
-    """The metric names the expression's selectors name, wherever they sit (function
-    arguments, aggregations, both sides of binary operators, subqueries); raises
-    ``ValueError`` if the expression does not parse."""
-    names: set[str] = set()
+def selectors(expr: str) -> list[promql_parser.VectorSelector]:
+    """The expression's series selectors, wherever they sit (function arguments,
+    aggregations, both sides of binary operators, subqueries); raises ``ValueError`` if the
+    expression does not parse."""
+    found: list[promql_parser.VectorSelector] = []
 
     def visit(node: promql_parser.Expr) -> None:
         # A MatrixSelector's VectorSelector is visited too, so ranges need no case.
         if isinstance(node, promql_parser.VectorSelector):
-            if node.name is None:
-                raise ValueError(f"{expr!r}: a selector without a metric name cannot be "
-                                 "checked")
-            names.add(node.name)
+            found.append(node)
 
     promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def selected_metrics(expr: str) -> set[str]:
+    """The metric names the expression's selectors name; raises ``ValueError`` if the
+    expression does not parse or a selector names no metric."""
+    names: set[str] = set()
+    for selector in selectors(expr):
+        if selector.name is None:
+            raise ValueError(f"{expr!r}: a selector without a metric name cannot be checked")
+        names.add(selector.name)
     return names
 
 
@@ -133,7 +140,7 @@ def test_exposed_names_expand_families_that_have_no_sample_yet() -> None:
 
 async def test_dashboards_select_only_exposed_metrics(exposed: frozenset[str]) -> None:
     # The series the $instance lists come from must be there too.
-    variable_sources = [DEFAULT_INSTANCE_SOURCE, *INSTANCE_SOURCES.values()]
+    variable_sources = [dashboard.instance_source for dashboard in DASHBOARDS]
     problems = unknown_metrics(dashboard_exprs() + variable_sources, exposed)
     assert not problems, "\n".join(problems)
 
