@@ -88,15 +88,16 @@ def _log_tail(log: Path | None) -> str:
 
 
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
-          timeout: float, log: Path | None = None) -> None:
-    """Poll ``ready()`` until it is true; StartFailed if the process exits or time runs out."""
+          timeout: float, log: Path | None = None, *, poll: float = _POLL) -> None:
+    """Poll ``ready()`` every ``poll`` s until it is true; StartFailed if the process exits
+    or time runs out."""
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
             raise StartFailed(f"{what} exited with {process.returncode}: {_log_tail(log)}")
         if time.monotonic() > deadline:
             raise StartFailed(f"{what} not ready after {timeout:g} s: {_log_tail(log)}")
-        time.sleep(_POLL)
+        time.sleep(poll)
 
 
 def _listening(port: int) -> bool:

@@ -11,11 +11,14 @@ and its log in a file, and is ready when ``/-/ready`` answers 200. Its process h
 :class:`PrometheusAPI` is a small client of the HTTP API (Prometheus docs, "HTTP API":
 ``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/alerts``, ``/api/v1/targets``) over
 urllib. An expression Prometheus refuses comes back as one :class:`PrometheusError` with
-Prometheus' own message.
+Prometheus' own message; a Prometheus that cannot be reached or answers something other
+than the API's JSON as :class:`PrometheusUnavailable` (a PrometheusError) naming the URL,
+which :meth:`PrometheusProcess.wait` takes for "not yet".
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from rtctl.bench.cluster import answers, end_process, find_program, free_port, wait_until
-from rtctl.bench.embedded import START_TIMEOUT
+from rtctl.bench.embedded import START_TIMEOUT, StartFailed
 
 __all__ = [
     "GATEWAY_JOB",
@@ -38,17 +41,27 @@ __all__ = [
     "PrometheusAPI",
     "PrometheusError",
     "PrometheusProcess",
+    "PrometheusUnavailable",
     "Series",
     "Target",
 ]
 
 GATEWAY_JOB = "rtctl"  # the job names of deploy/prometheus/prometheus.yml: the alerts
 SIMULATOR_JOB = "rtctl-simulator"  # select on them (``up{job="rtctl"}``)
-_TIMEOUT = 10.0  # s for one API request
+REQUEST_TIMEOUT = 10.0  # s for one API request, unless the caller says otherwise
+_POLL = 0.1  # s between two API requests while waiting: each costs Prometheus a query
+# How Prometheus says its listen address is taken (its log: ``err="listen tcp
+# 127.0.0.1:N: bind: address already in use"``, the text of Linux's EADDRINUSE).
+_PORT_TAKEN = b"address already in use"
 
 
 class PrometheusError(Exception):
     """Prometheus refused a request (``errorType`` and ``error`` of its answer)."""
+
+
+class PrometheusUnavailable(PrometheusError):
+    """No answer from the API: refused or dropped connection, timeout, or a body that is
+    not its JSON. Transient while Prometheus starts or is busy."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,9 @@ class Target:
 class PrometheusAPI:
     """The HTTP API of the Prometheus at ``url`` (``http://127.0.0.1:9090``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
         self.url = url.rstrip("/")
+        self.timeout = timeout  # s for one request
 
     def query(self, expr: str, *, time: float | None = None) -> list[Series]:
         """An instant query at ``time`` (unix seconds; default: now)."""
@@ -124,13 +138,19 @@ class PrometheusAPI:
                 f"{self.url}{path}", data=body.encode(), method="POST",
                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = json.load(response)
         except urllib.error.HTTPError as exc:  # 400/422 carry the reason as JSON
             try:
                 answer = json.load(exc)
             except ValueError:
                 raise PrometheusError(f"{path}: HTTP {exc.code}") from None
+        # URLError (refused), TimeoutError, RemoteDisconnected (an OSError and an
+        # HTTPException), IncompleteRead (an HTTPException), a body that is not JSON.
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise PrometheusUnavailable(f"{self.url}{path}: {exc!r}") from exc
+        if not isinstance(answer, dict):
+            raise PrometheusUnavailable(f"{self.url}{path}: not an API answer: {answer!r:.80}")
         if answer.get("status") != "success":
             raise PrometheusError(f"{answer.get('errorType')}: {answer.get('error')}")
         return answer["data"]
@@ -162,19 +182,22 @@ class PrometheusProcess:
     ``scrape_interval`` s and evaluating ``rule_files`` every ``evaluation_interval`` s; its
     configuration, TSDB and log live in ``workdir``. ``names`` gives targets an ``instance``
     label other than their address (a target label ``instance`` overrides the default,
-    Prometheus docs "Jobs and instances"), for a legend that says which node is which."""
+    Prometheus docs "Jobs and instances"), for a legend that says which node is which.
+    ``request_timeout`` bounds each request of :attr:`api`."""
 
     def __init__(self, *, jobs: Mapping[str, Sequence[str]], workdir: Path,
                  rule_files: Sequence[Path] = (), names: Mapping[str, str] | None = None,
                  scrape_interval: float = 1.0,
                  evaluation_interval: float = 1.0, path: str | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+                 start_timeout: float = START_TIMEOUT,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.path = path or find_program("prometheus")
         self.port = free_port()
         self.workdir = workdir
         self.config = workdir / "prometheus.yml"
         self.log = workdir / "prometheus.log"
         self.start_timeout = start_timeout
+        self.request_timeout = request_timeout
         self.jobs = jobs
         # JSON is YAML (YAML 1.2 §1.3), so no YAML writer is needed. The scrape timeout is
         # given: its default (10 s) must not exceed a short interval.
@@ -198,28 +221,58 @@ class PrometheusProcess:
 
     @property
     def api(self) -> PrometheusAPI:
-        return PrometheusAPI(self.url)
+        return PrometheusAPI(self.url, timeout=self.request_timeout)
 
     def start(self) -> Self:
+        """Run Prometheus and wait until it is ready. The port :func:`free_port` picked may
+        be taken before Prometheus binds it: then once more on another."""
         self.config.write_text(json.dumps(self.settings, indent=2) + "\n")
+        try:
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                self._launch()
+            except StartFailed:
+                with self.log.open("rb") as log:  # this attempt's lines only
+                    log.seek(logged)
+                    if _PORT_TAKEN not in log.read():
+                        raise
+                self.port = free_port()
+                self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self) -> None:
         argv = [self.path, f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}"]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
-        try:  # /-/ready answers 503 while the TSDB loads
-            self.wait(lambda: answers(f"{self.url}/-/ready"), self.start_timeout, "prometheus")
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        # /-/ready answers 503 while the TSDB loads
+        self.wait(lambda: answers(f"{self.url}/-/ready"), self.start_timeout, "prometheus")
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``condition`` until true; StartFailed (with the log's tail) if time runs out
-        or Prometheus exits meanwhile."""
+        """Poll ``condition`` until true; StartFailed (with the log's tail and the last
+        PrometheusUnavailable, which counts as "not yet") if time runs out or Prometheus
+        exits meanwhile. A request Prometheus refuses is raised at once."""
         assert self.proc is not None, "start() first"
-        wait_until(condition, self.proc, what, timeout, self.log)
+        last: list[PrometheusUnavailable] = []  # the latest only
+
+        def ready() -> bool:
+            try:
+                return condition()
+            except PrometheusUnavailable as exc:
+                last[:] = [exc]
+                return False
+
+        try:
+            wait_until(ready, self.proc, what, timeout, self.log, poll=_POLL)
+        except StartFailed as exc:
+            if not last:
+                raise
+            raise StartFailed(f"{exc}; last API error: {last[0]}") from last[0]
 
     def wait_scraped(self, after: float, timeout: float) -> None:
         """Wait until every target was scraped after unix time ``after``: from then on a

@@ -7,9 +7,9 @@ expressions are the file's). ``rtctl bench`` (a subprocess, open loop at a fixed
 the clustered node; then every panel expression of every dashboard is asked of Prometheus as
 Grafana would ask it, and the alerts are driven for real: a node stopped, Redis killed.
 Before the panels are asked, one connection to the in-memory node does what the load does
-not: a call of an unknown method, a refused upgrade, a recovery token that is no good, so
-that the panels counting those have series too. The destructive test runs last (pytest
-keeps file order).
+not: a call of an unknown method, a refused upgrade, a recovery token that is no good; the
+panels counting those must show it as a rise, not merely have a series (their labelled
+counters read 0 from start-up). The destructive test runs last (pytest keeps file order).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import yaml
 from websockets.exceptions import InvalidStatus
 
 from rtctl.bench.cluster import GatewayNode, ServerProcess, start_backends, start_gateways
+from rtctl.gateway.loop_lag import EVENT_LOOP_PROBE
 from rtctl.observability.dashboards import DASHBOARDS, Panel, concrete
 from rtctl.observability.prometheus import (
     GATEWAY_JOB,
@@ -39,6 +40,7 @@ from rtctl.observability.prometheus import (
     PrometheusProcess,
     Series,
 )
+from rtctl.protocol import jsonrpc
 from tests.conftest import SECRET, TIMING, client, require_program, rpc
 
 pytestmark = pytest.mark.slow
@@ -53,9 +55,12 @@ WARMUP, DURATION = 4.0, 6.0  # s of bench load
 # So [exit - TAIL - WINDOW, exit - TAIL] lies inside the load whether bench took a long or a
 # short time to start, and an open loop's rate is the same all along it: the two figures
 # describe the same calls. Five 1 s scrapes in the window make rate() exact to a few %.
+# test_rpc_rate_agrees_with_bench checks the premise: the rate at the window's start and at
+# its end agree, else the window slipped out of the load.
 TAIL, WINDOW = 3.0, 5.0
 SCRAPE = 1.0  # s between two scrapes, and two rule evaluations
 RATE_INTERVAL = f"{WINDOW:g}s"
+WHOLE_RUN = "1m"  # Grafana's floor for $__rate_interval; the run fits in it
 UNCHECKED = {"rtctl-simulator"}  # no simulator runs here: its panels only have to parse
 
 
@@ -97,8 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         prometheus = PrometheusProcess(
             jobs={GATEWAY_JOB: [memory.address, clustered.address]}, workdir=workdir,
             rule_files=[shortened_rules(workdir / "alerts.yml")], scrape_interval=SCRAPE,
-            evaluation_interval=SCRAPE,
-            path=require_program("prometheus"), start_timeout=start)
+            evaluation_interval=SCRAPE, path=require_program("prometheus"),
+            start_timeout=start, request_timeout=10 * TIMING)
         cleanup.callback(prometheus.stop)
         prometheus.start()  # first: it scrapes ~5 s after it is ready, time to start these
         start_gateways(cleanup, (memory, clustered), start)
@@ -139,16 +144,30 @@ def panel(uid: str, title: str) -> Panel:
     return next(p for p in dashboard.panels if p.title == title)
 
 
-def ask(stack: Stack, uid: str, title: str, query: int = 0,
-        instance: str = ".*") -> list[Series]:
-    """A panel's query as Grafana runs it, at the end of the rate window."""
-    expr = concrete(panel(uid, title).queries[query].expr, rate_interval=RATE_INTERVAL,
+def ask(stack: Stack, uid: str, title: str, query: int = 0, instance: str = ".*", *,
+        whole_run: bool = False) -> list[Series]:
+    """A panel's query as Grafana runs it: at the end of the rate window, or with
+    ``whole_run`` over the last minute at the end (the misbehaviour included)."""
+    expr = concrete(panel(uid, title).queries[query].expr,
+                    rate_interval=WHOLE_RUN if whole_run else RATE_INTERVAL,
                     instance=instance)
-    return stack.api.query(expr, time=stack.at)
+    return stack.api.query(expr, time=stack.end if whole_run else stack.at)
 
 
 def values(series: list[Series], label: str) -> Mapping[str, float]:
     return {s.labels.get(label, ""): s.points[-1][1] for s in series}
+
+
+def risen(stack: Stack, uid: str, title: str, label: str) -> set[str]:
+    """The series of a panel (by ``label``) above 0 over the whole run."""
+    return {k for k, v in values(ask(stack, uid, title, whole_run=True), label).items() if v > 0}
+
+
+def calls_per_second(stack: Stack, when: float) -> float:
+    """The clustered node's call rate between the last two scrapes before ``when``."""
+    expr = (f'sum(irate(rtctl_rpc_calls_total{{instance="{stack.clustered.address}"}}'
+            f"[{3 * SCRAPE:g}s]))")
+    return values(stack.api.query(expr, time=when), "").get("", 0.0)
 
 
 def test_every_panel_expression_runs_and_the_gateways_panels_have_data(stack: Stack) -> None:
@@ -157,7 +176,7 @@ def test_every_panel_expression_runs_and_the_gateways_panels_have_data(stack: St
     for dashboard in DASHBOARDS:
         for shown in dashboard.panels:
             for query in shown.queries:
-                expr = concrete(query.expr, rate_interval="1m")
+                expr = concrete(query.expr, rate_interval=WHOLE_RUN)
                 try:
                     series = stack.api.query(expr, time=stack.end)
                 except PrometheusError as exc:
@@ -196,9 +215,53 @@ def test_rpc_rate_agrees_with_bench(stack: Stack) -> None:
     assert bench["rate"] == RATE
     calls = values(ask(stack, "rtctl-rpc", "Calls /s by method",
                        instance=stack.clustered.address), "method")
-    assert calls.keys() == {"sys.echo"}
+    assert calls.keys() == {"sys.echo", "<unknown>"}  # <unknown> reads 0 from the start
+    assert calls["<unknown>"] == 0
     assert math.isclose(calls["sys.echo"], bench["throughput_per_s"], rel_tol=0.10), \
         (calls, bench["throughput_per_s"])
+    first, last = (calls_per_second(stack, when) for when in (stack.at - WINDOW, stack.at))
+    assert math.isclose(first, last, rel_tol=0.10), (
+        f"the rate window slipped out of bench's load: {first:.1f} calls/s at its start, "
+        f"{last:.1f} at its end")
+
+
+def test_traffic_panels_agree_with_the_load(stack: Stack) -> None:
+    clustered = stack.clustered.address
+    received, sent = (values(ask(stack, "rtctl-overview", "Messages /s", query=q,
+                                 instance=clustered), "")[""] for q in (0, 1))
+    assert math.isclose(received, stack.bench["throughput_per_s"], rel_tol=0.10), \
+        (received, stack.bench["throughput_per_s"])
+    assert math.isclose(sent, received, rel_tol=0.10)  # one answer a call
+    bytes_in, bytes_out = (values(ask(stack, "rtctl-overview", "Bytes /s", query=q,
+                                      instance=clustered), "")[""] for q in (0, 1))
+    smallest = len(jsonrpc.dumps(jsonrpc.encode_request("sys.echo", None, 0)))
+    assert bytes_in >= smallest * received  # every call at least its bare request
+    assert bytes_out > 0
+    # The probe wakes every EVENT_LOOP_PROBE s plus its lag (under 1 s, as asked above).
+    expr = (f'rate(rtctl_event_loop_lag_seconds_count{{instance="{clustered}"}}'
+            f"[{RATE_INTERVAL}])")
+    lag_probes = values(stack.api.query(expr, time=stack.at), "instance")[clustered]
+    assert 1 / (EVENT_LOOP_PROBE + 1) < lag_probes < 1.1 / EVENT_LOOP_PROBE, lag_probes
+
+
+def test_the_misbehaviour_shows_as_a_rise(stack: Stack) -> None:
+    """One refused upgrade, one bad recovery token, one unknown method: each a rise in its
+    panel, and nothing else rose (bench made no errors)."""
+    assert risen(stack, "rtctl-connections", "Upgrades /s by outcome", "outcome") == {
+        "ok", "401"}
+    assert risen(stack, "rtctl-connections", "Upgrades refused /s by reason", "reason") == {
+        "malformed"}  # "not-a-jwt" is no JWT
+    assert risen(stack, "rtctl-connections", "Session resumes /s by result", "result") == {
+        "invalid"}
+    assert risen(stack, "rtctl-rpc", "Errors /s by code", "code") == {"-32601"}
+
+
+def test_a_lone_unknown_method_call_shows_in_the_calls_panels(stack: Stack) -> None:
+    expr = f'sum(increase(rtctl_rpc_calls_total{{code="-32601"}}[{WHOLE_RUN}]))'
+    assert values(stack.api.query(expr, time=stack.end), "")[""] > 0
+    by_method = values(ask(stack, "rtctl-rpc", "Error ratio by method", whole_run=True),
+                       "method")
+    assert by_method == {"<unknown>": 1.0, "sys.echo": 0.0}
 
 
 def test_alerts_fire_for_a_stopped_node_and_a_dead_redis(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -27,10 +28,13 @@ from rtctl.observability.prometheus import (
     PrometheusAPI,
     PrometheusError,
     PrometheusProcess,
+    PrometheusUnavailable,
+    Target,
 )
 from tests.conftest import TIMING, require_program
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "prometheus.yml"
+RELEASE = threading.Event()  # lets the fake's "slow" answer go, once its client gave up
 
 
 def test_the_jobs_are_those_of_the_deployed_configuration() -> None:
@@ -45,7 +49,8 @@ def test_the_configuration_names_targets_intervals_and_rules(tmp_path: Path) -> 
     process = PrometheusProcess(jobs={GATEWAY_JOB: ["127.0.0.1:1", "127.0.0.1:2"]},
                                 names={"127.0.0.1:2": "gw-2"}, rule_files=[rules],
                                 scrape_interval=0.5, evaluation_interval=2,
-                                workdir=tmp_path, path="prometheus")
+                                workdir=tmp_path, path="prometheus", request_timeout=3)
+    assert process.api.timeout == 3
     assert process.settings == {
         "global": {"scrape_interval": "0.5s", "scrape_timeout": "0.5s",
                    "evaluation_interval": "2s"},
@@ -80,7 +85,15 @@ class FakePrometheus(BaseHTTPRequestHandler):
         length = int(self.headers["Content-Length"])
         form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
         expr = form["query"]
-        if expr == "bad(":
+        if expr == "drop":  # the connection closed with no answer: RemoteDisconnected
+            self.close_connection = True
+        elif expr == "slow":
+            RELEASE.wait(30)
+        elif expr == "html":  # 200, but not the API's JSON (a proxy's page, say)
+            self._answer(200, "<html>busy</html>")
+        elif expr == "list":
+            self._answer(200, [1])
+        elif expr == "bad(":
             self._answer(400, {"status": "error", "errorType": "bad_data",
                                "error": "1:5: parse error: unclosed left parenthesis"})
         elif expr == '"text"':
@@ -97,8 +110,8 @@ class FakePrometheus(BaseHTTPRequestHandler):
             self._answer(200, {"status": "success", "data": {"resultType": "matrix", "result": [
                 {"metric": {"expr": expr, "end": form["end"]}, "values": points}]}})
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _answer(self, status: int, body: dict[str, Any] | list[int] | str) -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -114,7 +127,9 @@ def api() -> Iterator[PrometheusAPI]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    RELEASE.clear()
     yield PrometheusAPI(f"http://127.0.0.1:{server.server_address[1]}/")
+    RELEASE.set()
     server.shutdown()
     server.server_close()
     thread.join()
@@ -141,6 +156,30 @@ def test_a_refused_expression_is_one_error_with_prometheus_reason(api: Prometheu
 def test_a_string_result_is_one_error_not_a_series(api: PrometheusAPI) -> None:
     with pytest.raises(PrometheusError, match="a string result has no series"):
         api.query('"text"', time=1)
+
+
+@pytest.mark.parametrize(("expr", "raised"), [
+    ("drop", "RemoteDisconnected"), ("html", "JSONDecodeError"),
+    ("list", "not an API answer")])
+def test_no_api_answer_is_one_error_naming_the_url(api: PrometheusAPI, expr: str,
+                                                   raised: str) -> None:
+    with pytest.raises(PrometheusUnavailable, match=raised) as caught:
+        api.query(expr)
+    assert f"{api.url}/api/v1/query" in str(caught.value)
+
+
+def test_a_request_times_out_as_the_caller_says(api: PrometheusAPI) -> None:
+    slow = PrometheusAPI(api.url, timeout=0.2 * TIMING)
+    with pytest.raises(PrometheusUnavailable, match=rf"{slow.url}/api/v1/query: .*timed out"):
+        slow.query("slow")
+
+
+def test_a_refused_connection_is_one_error_naming_the_url() -> None:
+    with socket.socket() as closed:  # bound, not listening: connecting is refused
+        closed.bind(("127.0.0.1", 0))
+        api = PrometheusAPI(f"http://127.0.0.1:{closed.getsockname()[1]}")
+        with pytest.raises(PrometheusUnavailable, match=f"{api.url}/api/v1/alerts: .*refused"):
+            api.alerts()
 
 
 def test_alerts_and_targets(api: PrometheusAPI) -> None:
@@ -177,3 +216,77 @@ def test_prometheus_starts_and_stops(tmp_path: Path) -> None:
         proc = process.proc
     assert proc is not None
     assert proc.returncode == 0  # SIGTERM: a clean shutdown
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusProcess]:
+    with PrometheusProcess(jobs={GATEWAY_JOB: []}, workdir=tmp_path_factory.mktemp("prom"),
+                           path=require_program("prometheus"),
+                           start_timeout=30 * TIMING) as process:
+        yield process
+
+
+def test_wait_takes_an_unavailable_api_for_not_yet(running: PrometheusProcess) -> None:
+    calls = 0
+
+    def condition() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise PrometheusUnavailable("http://127.0.0.1:1/api/v1/targets: refused")
+        return True
+
+    running.wait(condition, 10 * TIMING, "the third look")
+    assert calls == 3
+
+
+def test_wait_scraped_takes_an_unavailable_api_for_not_yet(
+        running: PrometheusProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, failures = PrometheusAPI.targets, 2
+
+    def flaky(api: PrometheusAPI) -> list[Target]:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise PrometheusUnavailable(f"{api.url}/api/v1/targets: RemoteDisconnected")
+        return real(api)
+
+    monkeypatch.setattr(PrometheusAPI, "targets", flaky)
+    running.wait_scraped(0.0, 10 * TIMING)  # no targets: scraped as soon as it answers
+    assert failures == 0
+
+
+def test_wait_that_runs_out_names_the_last_api_error_and_polls_gently(
+        running: PrometheusProcess) -> None:
+    calls = 0
+
+    def condition() -> bool:
+        nonlocal calls
+        calls += 1
+        raise PrometheusUnavailable(f"look {calls}")
+
+    timeout = 0.5
+    with pytest.raises(StartFailed, match=r"not ready after 0.5 s: .*last API error: look \d+"):
+        running.wait(condition, timeout, "never")
+    # A look every 0.1 s at most (polling every 20 ms would make some 25).
+    assert 2 <= calls <= timeout / 0.1 + 2
+
+
+def test_wait_raises_a_refused_query_at_once(running: PrometheusProcess) -> None:
+    with pytest.raises(PrometheusError, match="parse error") as caught:
+        running.wait(lambda: bool(running.api.query("rate(up[1m]")), 10 * TIMING, "never")
+    assert not isinstance(caught.value, PrometheusUnavailable)
+
+
+def test_a_port_taken_before_prometheus_binds_it_is_replaced_once(tmp_path: Path) -> None:
+    process = PrometheusProcess(jobs={GATEWAY_JOB: []}, workdir=tmp_path,
+                                path=require_program("prometheus"),
+                                start_timeout=30 * TIMING)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        process.port = held.getsockname()[1]  # as if taken since free_port() picked it
+        with process:
+            assert process.port != held.getsockname()[1]
+            assert process.api.alerts() == []
+    assert process.log.read_text().count("address already in use") == 1

@@ -8,12 +8,27 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
 
 from rtctl.observability.dashboards import DASHBOARDS, Dashboard, Panel, Query
 from rtctl.observability.prometheus import Series
-from rtctl.observability.render import COLUMNS, DPI, PANEL_SIZE, legend, render_dashboard
+from rtctl.observability.render import (
+    COLUMNS,
+    DPI,
+    PANEL_SIZE,
+    draw_panel,
+    legend,
+    render_dashboard,
+)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.colors import to_hex
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 START = 1_700_000_000.0
@@ -74,3 +89,52 @@ def test_every_real_dashboard_renders(tmp_path: Path) -> None:
         render_dashboard(dashboard, lambda expr: [ramp({"instance": "127.0.0.1:1"})], path,
                          start=START)
         assert png_size(path)[0] == round(COLUMNS * PANEL_SIZE[0] * DPI)
+
+
+OPERATIONS = Panel("Backend errors /s", "", "short",
+                   (Query("errors", "{{backend}} {{operation}}"),))
+
+
+def peaked(count: int) -> list[Series]:
+    """``count`` series whose peaks are a permutation of 0..count-1 (7 is prime to 30):
+    the order they come in is not the order of their peaks."""
+    return [Series({"backend": "redis", "operation": f"op{i}"},
+                   ((START, 0.0), (START + 1, float(7 * i % count)))) for i in range(count)]
+
+
+@pytest.fixture
+def axis() -> Iterator[Any]:
+    figure, axis = plt.subplots()
+    yield axis
+    plt.close(figure)
+
+
+def test_thirty_series_never_share_a_colour_and_style(axis: Any) -> None:
+    draw_panel(axis, OPERATIONS, lambda expr: peaked(30), START)
+    looks = [(to_hex(line.get_color()), line.get_linestyle()) for line in axis.get_lines()]
+    assert len(looks) == 30
+    assert len(set(looks)) == 30
+    # The first twenty, the most prominent, differ by colour alone (all solid).
+    assert len({colour for colour, _ in looks[:20]}) == 20
+
+
+def test_the_legend_names_the_highest_peaks_and_counts_the_rest(axis: Any) -> None:
+    series = peaked(30)
+    draw_panel(axis, OPERATIONS, lambda expr: series, START)
+    highest = sorted(series, key=lambda s: -s.points[-1][1])[:8]
+    named = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert named == [f"redis {s.labels['operation']}" for s in highest] + ["+22 more"]
+    # Each named entry has its line's look: the legend reads true.
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    *entries, more = axis.get_legend().get_lines()
+    for entry, name in zip(entries, named[:8], strict=True):
+        assert (to_hex(entry.get_color()), entry.get_linestyle()) == (
+            to_hex(lines[name].get_color()), lines[name].get_linestyle())
+    assert more.get_linestyle() == "None"  # "+22 more" stands for no one line
+
+
+def test_a_legend_with_room_for_every_series_names_them_all(axis: Any) -> None:
+    draw_panel(axis, OPERATIONS, lambda expr: peaked(8), START)
+    named = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert len(named) == 8
+    assert not any(name.endswith("more") for name in named)
