@@ -79,8 +79,12 @@ RESUME_RESULTS = ("resumed", *get_args(ResumeError))
 # Why an upgrade (or /tap, /profile) is refused: every word reads 0 from the start.
 REFUSAL_REASONS = (*get_args(TokenReason), *get_args(RefusalReason))
 _RATE_LIMITED = str(ErrorCode.RATE_LIMITED.value)
-_SERVER_ERRORS = tuple(str(code.value) for code in (ErrorCode.INTERNAL_ERROR,
-                                                    ErrorCode.BACKEND_UNAVAILABLE))
+# Codes that read 0 from the start, so rate() sees their first one (a new series' first
+# sample is no rise): for every method called, the server's own failures (the error-budget
+# alerts) and bad params; for <unknown>, method not found.
+_ZERO_CODES = tuple(str(code.value) for code in (
+    ErrorCode.INTERNAL_ERROR, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.INVALID_PARAMS))
+_UNKNOWN_CODE = str(ErrorCode.METHOD_NOT_FOUND.value)
 _VERSION = version("rtctl")  # the installed distribution's (rtctl.__version__ would be a cycle)
 
 
@@ -236,10 +240,12 @@ class GatewayMetrics:
         by_code: Counter[tuple[str, str]] = Counter()
         for label, histogram in self.calls.items():
             by_code[label, "ok"] += histogram.count
-            # The server's own failures read 0 once a method was called, so the error-budget
-            # alerts' rate() sees a method's first one (a new series' first sample is no rise).
-            for server_error in _SERVER_ERRORS:
-                by_code[label, server_error] += 0
+            for zero in _ZERO_CODES:
+                by_code[label, zero] += 0
+        # <unknown> from the start: a client calling a wrong name (an older game build, say)
+        # shows at its first call
+        by_code[_UNKNOWN_METHOD, "ok"] += 0
+        by_code[_UNKNOWN_METHOD, _UNKNOWN_CODE] += 0
         for (label, code), count in self.call_errors.items():
             by_code[label, "ok"] -= count
             by_code[label, str(code)] += count

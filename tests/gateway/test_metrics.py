@@ -128,7 +128,10 @@ def test_new_families_are_there_from_start_up() -> None:
     assert _family(samples, "rtctl_ready") == {(): 0.0}
     assert _family(samples, "rtctl_draining") == {(): 0.0}
     assert _family(samples, "rtctl_event_loop_lag_seconds_count") == {(): 0.0}
-    assert "# TYPE rtctl_rpc_calls_total counter" in scrape  # no sample yet, but described
+    # <unknown> from the start: a wrong name's first call is a rise rate() sees
+    assert _family(samples, "rtctl_rpc_calls_total") == {
+        (("code", "ok"), ("method", "<unknown>")): 0.0,
+        (("code", "-32601"), ("method", "<unknown>")): 0.0}
     assert "process_cpu_seconds_total" in scrape  # the ProcessCollector (Linux /proc)
 
 
@@ -152,7 +155,7 @@ def test_calls_are_counted_by_known_method_and_code() -> None:
     metrics.count_limited("carol.secret")
     metrics.count_limited("room.join")
     samples = _samples(metrics)
-    # the server's own failures (-32603, -32050) read 0 for every method called
+    # the server's own failures (-32603, -32050) and -32602 read 0 for every method called
     assert _family(samples, "rtctl_rpc_calls_total") == {
         (("code", "ok"), ("method", "room.join")): 2.0,
         (("code", "-32602"), ("method", "room.join")): 1.0,
@@ -162,6 +165,7 @@ def test_calls_are_counted_by_known_method_and_code() -> None:
         (("code", "ok"), ("method", "<unknown>")): 0.0,
         (("code", "-32601"), ("method", "<unknown>")): 2.0,
         (("code", "-32029"), ("method", "<unknown>")): 1.0,
+        (("code", "-32602"), ("method", "<unknown>")): 0.0,
         (("code", "-32603"), ("method", "<unknown>")): 0.0,
         (("code", "-32050"), ("method", "<unknown>")): 0.0}
     assert _family(samples, "rtctl_rpc_duration_seconds_count") == {
