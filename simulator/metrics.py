@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import product
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from simulator.link import Outcome
 
-__all__ = ["DIRECTIONS", "ProxyMetrics"]
+__all__ = ["DIRECTIONS", "DROP_REASONS", "ProxyMetrics"]
 
 DIRECTIONS = ("up", "down")
+# Why a link drops a message (``Outcome.dropped``): the impairments that can return no
+# packet (``loss``, a full ``bandwidth`` queue) and the link's own outage windows.
+DROP_REASONS = ("bandwidth", "loss", "outage")
 
 
 class ProxyMetrics:
@@ -88,8 +92,11 @@ class ProxyMetrics:
             yield family
         dropped = CounterMetricFamily("rtctl_sim_dropped", "Messages dropped, by cause",
                                       labels=["direction", "reason"])
-        for (direction, reason), count in sorted(self.dropped.items()):
-            dropped.add_metric([direction, reason], count)
+        # Zero from the start, so rate() sees the first drop and the dashboard's panel is
+        # not "No data" until then.
+        known = set(product(DIRECTIONS, DROP_REASONS))
+        for direction, reason in sorted(self.dropped.keys() | known):
+            dropped.add_metric([direction, reason], self.dropped[direction, reason])
         yield dropped
         yield CounterMetricFamily("rtctl_sim_connections_opened", "Connections proxied",
                                   value=self.connections_opened)

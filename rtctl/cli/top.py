@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -9,7 +10,7 @@ import urllib.request
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from rtctl.cli.exits import CommandFailed
@@ -22,7 +23,7 @@ from rtctl.observability.top import (
     top_view,
     view_json,
 )
-from rtctl.observability.top_render import top_table
+from rtctl.observability.top_render import top_table, with_failure
 from rtctl.units import parse_duration
 
 __all__ = ["top"]
@@ -30,20 +31,32 @@ __all__ = ["top"]
 _TIMEOUT = 5.0  # seconds a scrape may take; Prometheus' default scrape_timeout is 10 s
 
 
+class ScrapeFailed(CommandFailed):
+    """A scrape that failed: the message for the command's one error line, and ``reason``,
+    short enough for the live view's status line (which shows the URL already)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def scrape(url: str) -> Scrape:
-    """One ``GET`` of the metrics ``url``, parsed; one clear error if it cannot be read."""
+    """One ``GET`` of the metrics ``url``, parsed; :class:`ScrapeFailed` if it cannot be read."""
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
             text = response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
-        raise CommandFailed(f"{url} answered HTTP {exc.code}: not a metrics endpoint "
-                            "(give the gateway's base URL or its /metrics)") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CommandFailed(f"cannot read {url}: {getattr(exc, 'reason', exc)}") from None
+        raise ScrapeFailed(f"{url} answered HTTP {exc.code}: not a metrics endpoint "
+                           "(give the gateway's base URL or its /metrics)",
+                           f"HTTP {exc.code}") from None
+    # HTTPException: a gateway that stopped halfway through its answer (IncompleteRead).
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = str(getattr(exc, "reason", exc))
+        raise ScrapeFailed(f"cannot read {url}: {reason}", reason) from None
     try:
         return parse_scrape(text)
     except NotMetrics as exc:
-        raise CommandFailed(f"{url} is not a metrics endpoint: {exc}") from None
+        raise ScrapeFailed(f"{url} is not a metrics endpoint: {exc}", str(exc)) from None
 
 
 def top(
@@ -65,12 +78,14 @@ def top(
     outbox lanes, backends, sessions, presence and rooms, the node's heartbeat,
     CPU and memory. Rates and quantiles are over the last --interval, as
     Prometheus' rate() and histogram_quantile() would compute them; a metric
-    the gateway does not expose shows as "—". Stop with Ctrl-C.
+    the gateway does not expose shows as "—". A scrape that fails once the
+    view is up (a restart, a drain, a timeout) is shown above the last view and
+    retried at the next interval. Stop with Ctrl-C.
 
     Example: rtctl top http://127.0.0.1:8765 --interval 2s
 
-    Exit codes: 0 stopped (Ctrl-C, or --once done); 1 the URL cannot be read or
-    is not a metrics endpoint; 2 bad usage.
+    Exit codes: 0 stopped (Ctrl-C, or --once done); 1 the first scrape (or with
+    --once, either) cannot be read or is not a metrics endpoint; 2 bad usage.
     """
     seconds = parse_duration(interval)
     if seconds <= 0:
@@ -89,13 +104,21 @@ def top(
             else:
                 console.print(top_table(view, target))
             return
-        with Live(f"reading {target} every {interval}…", console=console,
-                  auto_refresh=False) as live:
+        shown: RenderableType = f"reading {target} every {interval}…"
+        with Live(shown, console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(seconds)
-                after, now = scrape(target), time.monotonic()
-                live.update(top_table(top_view(before, after, now - then), target),
-                            refresh=True)
+                try:
+                    after, now = scrape(target), time.monotonic()
+                except ScrapeFailed as exc:
+                    # The on-call person is watching a restart or a stall: keep the last
+                    # view; the next good scrape's window reaches back to the last good
+                    # one, and counters that restarted count from zero (top_view).
+                    live.update(with_failure(shown, exc.reason, time.strftime("%H:%M:%S")),
+                                refresh=True)
+                    continue
+                shown = top_table(top_view(before, after, now - then), target)
+                live.update(shown, refresh=True)
                 before, then = after, now
     except KeyboardInterrupt:
         pass

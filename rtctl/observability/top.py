@@ -8,8 +8,10 @@ between. Rates follow Prometheus' ``rate()``: each series on its own, and a
 series that went down was reset (the gateway restarted) and counts from zero,
 so no rate is ever negative. Quantiles interpolate linearly inside the bucket,
 as ``histogram_quantile()`` does. A family the scrape does not have (an older
-gateway, a memory-only node, the simulator's ``/metrics``) is ``None``, shown
-as "—". :func:`view_json` gives a view to scripts,
+gateway, a memory-only node's backends, the simulator's ``/metrics``) is
+``None``, shown as "—", while a family with nothing in it is an empty list
+or dict, so a script tells "not configured here" from "quiet". :func:`view_json`
+gives a view to scripts,
 :func:`rtctl.observability.top_render.top_table` to the terminal. No I/O here.
 """
 
@@ -150,11 +152,11 @@ class TopView:
     bytes_in_per_s: float | None
     bytes_out_per_s: float | None
     rpc_calls_per_s: float | None
-    rpc_error_ratio: float | None  # calls answered with an error, of all calls
-    methods: list[MethodRow]
+    rpc_error_ratio: float | None  # calls answered with an error, of all calls (None: no calls)
+    methods: list[MethodRow] | None
     event_loop_lag_p99_s: float | None
-    lanes: list[LaneRow]
-    backends: list[BackendRow]
+    lanes: list[LaneRow] | None
+    backends: list[BackendRow] | None
     sessions: dict[str, float] | None  # by state
     online_users: float | None
     rooms: float | None
@@ -235,7 +237,9 @@ def _flag(value: float | None) -> bool | None:
     return None if value is None else value >= 1
 
 
-def _methods(window: _Window) -> list[MethodRow]:
+def _methods(window: _Window) -> list[MethodRow] | None:
+    if not window.after.has("rtctl_rpc_duration_seconds"):
+        return None
     rows = [MethodRow(method, histogram.count / window.seconds,
                       histogram_quantile(0.5, histogram), histogram_quantile(0.99, histogram))
             for method, histogram in window.histograms("rtctl_rpc_duration_seconds",
@@ -244,7 +248,9 @@ def _methods(window: _Window) -> list[MethodRow]:
     return rows[:TOP_METHODS]
 
 
-def _backends(window: _Window) -> list[BackendRow]:
+def _backends(window: _Window) -> list[BackendRow] | None:
+    if not window.after.has("rtctl_backend_up"):  # exposed for each configured backend
+        return None
     up = {dict(labels)["backend"]: value
           for labels, value in window.after.series("rtctl_backend_up").items()}
     operations = window.histograms("rtctl_backend_operation_duration_seconds", "backend")
@@ -260,6 +266,7 @@ def _backends(window: _Window) -> list[BackendRow]:
 
 
 def _error_ratio(calls: dict[str, float] | None) -> float | None:
+    """The share of calls answered with an error; None without the family or any call (0/0)."""
     if calls is None or not (total := sum(calls.values())):
         return None
     return 1 - calls.get("ok", 0.0) / total
@@ -291,7 +298,7 @@ def top_view(before: Scrape, after: Scrape, seconds: float) -> TopView:
         event_loop_lag_p99_s=None if lag is None else histogram_quantile(0.99, lag),
         lanes=[LaneRow(lane.label, counters.depth, counters.dropped / seconds)
                for lane, counters in sorted(lanes.items())] if after.has(
-            "rtctl_outbox_queued_messages") else [],
+            "rtctl_outbox_queued_messages") else None,
         backends=_backends(w),
         sessions=w.gauges_by("rtctl_sessions", "state"),
         online_users=w.gauge("rtctl_presence_online_users"),

@@ -1,19 +1,25 @@
-"""``rtctl top``'s view for the terminal: one summary grid, then methods, lanes, backends.
+"""``rtctl top``'s view for the terminal: a title, one summary grid, the busiest methods.
 
-Every figure a scrape lacks shows as "—" (:class:`~rtctl.observability.top.TopView`
-holds ``None`` there), so an older gateway or a memory-only node still reads.
+It fits a 80×24 terminal, with a line to spare for :func:`with_failure`'s status line:
+Rich's live display crops what does not fit, so figures share lines, label values
+that did not move (a close code at 0/s, an idle lane) are left out, and a backend
+is one line. Every figure a scrape lacks shows as "—"
+(:class:`~rtctl.observability.top.TopView` holds ``None`` there), so an older
+gateway or a memory-only node still reads; a family with nothing to show says
+``none``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
-from rtctl.observability.top import TOP_METHODS, TopView
+from rtctl.observability.top import BackendRow, LaneRow, MethodRow, TopView
 
-__all__ = ["top_table"]
+__all__ = ["top_table", "with_failure"]
 
 _NOTHING = "—"
 
@@ -56,69 +62,103 @@ def _percent(value: float | None) -> str:
     return f"{percent:.1f} %" if percent < 9.95 else f"{percent:.0f} %"
 
 
-def _labelled(values: dict[str, float] | None, show: Callable[[float], str] = _rate) -> str:
+def _labelled(values: dict[str, float] | None, show: Callable[[float], str] = _count) -> str:
     if values is None:
         return _NOTHING
     return "  ".join(f"{key} {show(value)}" for key, value in values.items()) or "none"
+
+
+def _moving(rates: dict[str, float] | None) -> str:
+    """Only the labels with a non-zero rate: every close code and upgrade outcome is
+    zero-initialised (design note §1), and fifteen codes at 0.0/s fill three lines."""
+    if rates is None:
+        return _NOTHING
+    return _labelled({key: rate for key, rate in rates.items() if rate}, _rate)
 
 
 def _yes(value: bool | None) -> str:
     return _NOTHING if value is None else ("yes" if value else "no")
 
 
-def _title(view: TopView, source: str) -> str:
+def _rpc(view: TopView) -> str:
+    if not view.rpc_calls_per_s:  # None (no family) or no call: no ratio to give
+        return "0 calls" if view.rpc_calls_per_s == 0 else _NOTHING
+    return f"{_rate(view.rpc_calls_per_s)}  errors {_percent(view.rpc_error_ratio)}"
+
+
+def _lanes(lanes: list[LaneRow] | None) -> str:
+    """The lanes with messages queued or dropping; the others have nothing to say."""
+    if lanes is None:
+        return _NOTHING
+    busy = [f"{lane.lane} {_count(lane.depth)} queued"
+            + (f", {_rate(lane.drops_per_s)} dropped" if lane.drops_per_s else "")
+            for lane in lanes if lane.depth or lane.drops_per_s]
+    return "  ".join(busy) or ("nothing queued or dropped" if lanes else "none")
+
+
+def _backend(row: BackendRow) -> tuple[str, str]:
+    return (f"backend {row.backend}",
+            f"up {_yes(row.up)}  ops {_rate(row.ops_per_s)}  "
+            f"errors {_rate(row.errors_per_s)}  p99 {_seconds(row.p99_s)}")
+
+
+def _title(view: TopView, source: str) -> Text:
     build = view.build or {}
     about = " · ".join(build[key] for key in ("node", "version", "transport") if key in build)
-    return f"{source}  {about}  over {view.seconds:.1f}s"
+    return Text(f"{source}  {about}  over {view.seconds:.1f}s", no_wrap=True,
+                overflow="ellipsis")
 
 
 def _summary(view: TopView) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    table.add_row("state", f"ready {_yes(view.ready)}  draining {_yes(view.draining)}")
+    table.add_row("node", f"ready {_yes(view.ready)}  draining {_yes(view.draining)}  "
+                          f"heartbeat age {_seconds(view.heartbeat_age_s)}  "
+                          f"ttl {_seconds(view.node_ttl_s)}")
+    cpu = _NOTHING if view.cpu_percent is None else f"{view.cpu_percent:.0f} %"
+    table.add_row("process", f"cpu {cpu}  rss {_bytes(view.rss_bytes)}  "
+                             f"event-loop lag p99 {_seconds(view.event_loop_lag_p99_s)}")
     table.add_row("connections", f"{_count(view.connections)} open  "
                                  f"opened {_rate(view.opened_per_s)}")
-    table.add_row("closes by code", _labelled(view.closes_per_s))
-    table.add_row("upgrades", _labelled(view.upgrades_per_s))
-    table.add_row("messages", f"in {_rate(view.messages_in_per_s)}  "
-                              f"out {_rate(view.messages_out_per_s)}")
-    table.add_row("bytes", f"in {_bytes(view.bytes_in_per_s, '/s')}  "
-                           f"out {_bytes(view.bytes_out_per_s, '/s')}")
-    table.add_row("rpc", f"{_rate(view.rpc_calls_per_s)}  errors {_percent(view.rpc_error_ratio)}")
-    table.add_row("event-loop lag", f"p99 {_seconds(view.event_loop_lag_p99_s)}")
-    table.add_row("sessions", _labelled(view.sessions, _count))
-    table.add_row("presence, rooms", f"online {_count(view.online_users)}  "
-                                     f"rooms {_count(view.rooms)}  "
-                                     f"members {_count(view.room_members)}")
-    table.add_row("node heartbeat", f"age {_seconds(view.heartbeat_age_s)}  "
-                                    f"ttl {_seconds(view.node_ttl_s)}")
-    cpu = _NOTHING if view.cpu_percent is None else f"{view.cpu_percent:.0f} %"
-    table.add_row("process", f"cpu {cpu}  rss {_bytes(view.rss_bytes)}")
+    table.add_row("closes by code", _moving(view.closes_per_s))
+    table.add_row("upgrades", _moving(view.upgrades_per_s))
+    table.add_row("messages", f"in {_rate(view.messages_in_per_s)} "
+                              f"({_bytes(view.bytes_in_per_s, '/s')})  "
+                              f"out {_rate(view.messages_out_per_s)} "
+                              f"({_bytes(view.bytes_out_per_s, '/s')})")
+    table.add_row("rpc", _rpc(view))
+    table.add_row("sessions", f"{_labelled(view.sessions)}  "
+                              f"users online {_count(view.online_users)}")
+    table.add_row("rooms", f"{_count(view.rooms)}  members {_count(view.room_members)}")
+    table.add_row("outbox lanes", _lanes(view.lanes))
+    if view.backends:
+        for row in view.backends:
+            table.add_row(*_backend(row))
+    else:
+        table.add_row("backends", _NOTHING if view.backends is None else "none")
     return table
 
 
-def _rows(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for name in columns:
-        table.add_column(name, justify="right" if name != columns[0] else "left", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    if not rows:
-        table.add_row(_NOTHING, *[""] * (len(columns) - 1))
+def _methods(methods: list[MethodRow] | None) -> Table:
+    # No title: a table's title wraps to the table's width, and costs a line.
+    table = Table(box=None, pad_edge=False)
+    for name in ("rpc by method", "calls", "p50", "p99"):
+        table.add_column(name, justify="left" if name == "rpc by method" else "right",
+                         no_wrap=True)
+    for m in methods or ():
+        table.add_row(m.method, _rate(m.calls_per_s), _seconds(m.p50_s), _seconds(m.p99_s))
+    if not methods:
+        table.add_row(_NOTHING if methods is None else "none", "", "", "")
     return table
 
 
 def top_table(view: TopView, source: str) -> Group:
     """The view for the terminal, titled with the scraped URL ``source``."""
-    return Group(
-        _title(view, source), _summary(view),
-        _rows(f"rpc by method (top {TOP_METHODS} by rate)", ("method", "calls", "p50", "p99"),
-              [(m.method, _rate(m.calls_per_s), _seconds(m.p50_s), _seconds(m.p99_s))
-               for m in view.methods]),
-        _rows("outbox lanes", ("lane", "queued", "dropped"),
-              [(lane.lane, _count(lane.depth), _rate(lane.drops_per_s))
-               for lane in view.lanes]),
-        _rows("backends", ("backend", "up", "ops", "errors", "p99"),
-              [(b.backend, _yes(b.up), _rate(b.ops_per_s), _rate(b.errors_per_s),
-                _seconds(b.p99_s)) for b in view.backends]))
+    return Group(_title(view, source), _summary(view), _methods(view.methods))
+
+
+def with_failure(shown: RenderableType, reason: str, at: str) -> Group:
+    """``shown`` (the last view) under the line saying the scrape at ``at`` failed."""
+    return Group(Text(f"scrape failed {at}: {reason}; retrying", style="bold red",
+                      no_wrap=True, overflow="ellipsis"), shown)

@@ -11,6 +11,9 @@ from rich.console import Console
 from rtctl.exceptions import ConfigError
 from rtctl.histograms import BucketCounts
 from rtctl.observability.top import (
+    TOP_METHODS,
+    LaneRow,
+    MethodRow,
     NotMetrics,
     TopView,
     histogram_quantile,
@@ -19,7 +22,7 @@ from rtctl.observability.top import (
     top_view,
     view_json,
 )
-from rtctl.observability.top_render import top_table
+from rtctl.observability.top_render import top_table, with_failure
 
 
 def _histogram(name: str, labels: str, buckets: dict[str, int], total: float) -> str:
@@ -167,6 +170,9 @@ def test_every_figure_comes_from_its_family_over_the_window() -> None:
     assert (view.bytes_in_per_s, view.bytes_out_per_s) == (1024.0, 0.0)
     assert view.rpc_calls_per_s == (40 + 20) / 2
     assert view.rpc_error_ratio == pytest.approx(20 / 60)
+    assert view.methods is not None
+    assert view.lanes is not None
+    assert view.backends is not None
     echo, join = view.methods
     assert (echo.method, echo.calls_per_s, join.method, join.calls_per_s) == (
         "sys.echo", 20.0, "room.join", 10.0)
@@ -199,6 +205,7 @@ def test_a_restarted_gateway_never_shows_a_negative_rate() -> None:
     assert view.messages_in_per_s == 500.0  # 1100 before, 1000 since the restart
     assert (view.rpc_calls_per_s, view.rpc_error_ratio) == (3.0, 0.0)
     assert view.cpu_percent == pytest.approx(10.0)
+    assert view.methods is not None
     echo = view.methods[0]  # the histogram restarted too: 6 calls, not 6 - 40
     assert (echo.method, echo.calls_per_s) == ("sys.echo", 3.0)
     assert echo.p99_s == pytest.approx(0.001 * 5.94 / 6)
@@ -223,43 +230,75 @@ rtctl_sim_messages_total{direction="up"} 10
 """
 
 
+def _shown(view: TopView, width: int = 100) -> str:
+    console = Console(width=width, record=True)
+    console.print(top_table(view, "http://127.0.0.1:8765/metrics"))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
 def test_families_a_scrape_lacks_are_none_and_show_as_a_dash() -> None:
     view = _view(OLD_GATEWAY, OLD_GATEWAY)
     assert (view.connections, view.opened_per_s, view.closes_per_s) == (2, 0.0, {})
-    assert view.upgrades_per_s is view.rpc_calls_per_s is view.rpc_error_ratio is None
-    assert view.build is view.ready is view.sessions is view.cpu_percent is None
-    assert (view.methods, view.lanes, view.backends) == ([], [], [])
-    assert json.loads(json.dumps(view_json(view)))["event_loop_lag_p99_s"] is None
-    console = Console(width=100, record=True)
-    console.print(top_table(view, "http://127.0.0.1:8765/metrics"))
-    text = console.export_text()
-    assert "upgrades         —" in text
-    assert "closes by code   none" in text  # the family is there, with no closes yet
+    assert (view.upgrades_per_s, view.rpc_calls_per_s, view.rpc_error_ratio) == (None,) * 3
+    assert (view.build, view.ready, view.sessions, view.cpu_percent) == (None,) * 4
+    assert (view.lanes, view.backends) == (None, None)
+    assert view.methods == []  # the family is there, with no calls yet
+    shown = json.loads(json.dumps(view_json(view)))
+    assert (shown["event_loop_lag_p99_s"], shown["lanes"], shown["backends"]) == (
+        None, None, None)
+    assert shown["methods"] == []
+    text = _shown(view)
+    assert "upgrades        —\n" in text
+    assert "closes by code  none\n" in text  # the family is there, with no closes yet
+    assert "rpc             —\n" in text
+    assert "outbox lanes    —\n" in text
+    assert "backends        —\n" in text
+    assert "none" in text.splitlines()[-1]  # the methods' only row
 
 
 def test_a_simulator_scrape_shows_only_dashes() -> None:
     view = _view(SIMULATOR, SIMULATOR)
-    console = Console(width=100, record=True)
-    console.print(top_table(view, "http://127.0.0.1:8767/metrics"))
-    assert "connections      — open  opened —" in console.export_text()
-
-
-def _shown(view: TopView) -> str:
-    console = Console(width=100, record=True)
-    console.print(top_table(view, "http://127.0.0.1:8765/metrics"))
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    assert (view.methods, view.lanes, view.backends) == (None, None, None)
+    text = _shown(view)
+    assert "connections     — open  opened —\n" in text
+    assert "—" in text.splitlines()[-1]
 
 
 def test_the_terminal_view_shows_the_figures() -> None:
     text = _shown(_view())
     assert "n1 · 0.9 · picows  over 2.0s" in text
-    assert "closes by code   1000 2.0/s  1006 1.0/s" in text
-    assert "errors 33 %" in text
-    assert "bytes            in 1.0 KiB/s  out 0 B/s" in text
-    assert "sys.echo   20.0/s  500 µs   990 µs" in text
-    assert "nats      no        —       —        —" in text
-    assert "redis    yes  100.0/s   2.0/s  9.82 ms" in text
+    assert "closes by code  1000 2.0/s  1006 1.0/s\n" in text
+    assert "rpc             30.0/s  errors 33 %\n" in text
+    assert "messages        in 50.0/s (1.0 KiB/s)  out 0.0/s (0 B/s)\n" in text
+    assert "sys.echo       20.0/s  500 µs   990 µs\n" in text
+    assert "backend nats    up no  ops —  errors —  p99 —\n" in text
+    assert "backend redis   up yes  ops 100.0/s  errors 2.0/s  p99 9.82 ms\n" in text
+    assert "outbox lanes    events 7 queued, 3.0/s dropped\n" in text
+    assert "sessions        connected 10  held 2  users online 9\n" in text
     assert "cpu 25 %  rss 76.3 MiB" in text
+
+
+def test_only_close_codes_and_outcomes_that_moved_are_shown() -> None:
+    # A gateway zero-initialises every close code and upgrade outcome: at 0/s they say nothing.
+    view = dataclasses.replace(_view(), closes_per_s={"1000": 0.0, "1006": 0.5, "4008": 0.0},
+                               upgrades_per_s={"401": 0.0, "ok": 0.0})
+    text = _shown(view)
+    assert "closes by code  1006 0.5/s\n" in text
+    assert "upgrades        none\n" in text
+
+
+def test_only_lanes_with_messages_queued_or_dropped_are_shown() -> None:
+    lanes = [LaneRow("control", 0, 0.0), LaneRow("state", 3, 0.0), LaneRow("chat", 0, 1.5)]
+    assert "outbox lanes    state 3 queued  chat 0 queued, 1.5/s dropped\n" in _shown(
+        dataclasses.replace(_view(), lanes=lanes))
+    assert "outbox lanes    nothing queued or dropped\n" in _shown(
+        dataclasses.replace(_view(), lanes=[LaneRow("control", 0, 0.0)]))
+
+
+def test_a_gateway_with_no_calls_says_so_rather_than_a_dash() -> None:
+    view = _view(AFTER, AFTER)  # the family is there; nothing was called in the window
+    assert (view.rpc_calls_per_s, view.rpc_error_ratio) == (0.0, None)
+    assert "rpc             0 calls\n" in _shown(view)
 
 
 @pytest.mark.parametrize(("ratio", "shown"), [
@@ -290,3 +329,50 @@ def test_durations_read_without_an_exponent(seconds: float, shown: str) -> None:
     text = _shown(view)
     assert f"p99 {shown}\n" in text
     assert f"age {shown}  ttl 15 s" in text
+
+
+# Every close code a gateway zero-initialises (design note §1): an idle node exposes them all.
+IDLE_MEMORY_NODE = "\n".join(
+    [line for line in BEFORE.splitlines() if "rtctl_backend" not in line]
+    + [f'rtctl_connections_closed_total{{code="{code}"}} 0' for code in (
+        "1001", "1002", "1003", "1005", "1007", "1009", "1011", "1013", "4001", "4003", "4008",
+        "4009", "other")]) + "\n"
+
+
+def _busy(backends: int) -> TopView:
+    """A busy Redis node: every figure moving, TOP_METHODS methods, a lane shedding."""
+    view = _view()
+    methods = [MethodRow(f"inventory.method_{number:02}", 1234.5, 0.000181, 0.0247)
+               for number in range(TOP_METHODS)]
+    lanes = [LaneRow("state", 12, 0.0), LaneRow("events", 1234, 56.7), LaneRow("chat", 0, 0.0)]
+    assert view.backends is not None
+    return dataclasses.replace(
+        view, methods=methods, lanes=lanes, backends=view.backends[-backends:],
+        upgrades_per_s={"401": 12.3, "429": 4.5, "503": 0.1, "ok": 123.4},
+        closes_per_s={"1000": 101.1, "1001": 20.2, "1006": 3.3, "4008": 0.4})
+
+
+def _lines(shown: object) -> list[str]:
+    console = Console(width=80, height=24, record=True)
+    console.print(shown)
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize(("view", "most"), [
+    (_view(IDLE_MEMORY_NODE, IDLE_MEMORY_NODE), 23),
+    (_busy(backends=1), 23),  # a line to spare for a failed scrape's status line
+    (_busy(backends=2), 24),
+])
+def test_the_view_fits_an_80_by_24_terminal(view: TopView, most: int) -> None:
+    lines = _lines(top_table(view, "http://10.0.0.11:8765/metrics"))
+    assert len(lines) <= most, "\n".join(lines)
+    assert lines[-1].startswith("sys.echo" if len(view.methods or ()) == 2
+                                else "inventory.method_09")
+
+
+def test_a_failed_scrape_is_said_above_the_last_view() -> None:
+    view = top_table(_busy(backends=1), "http://10.0.0.11:8765/metrics")
+    lines = _lines(with_failure(view, "[Errno 111] Connection refused", "03:04:05"))
+    assert lines[0].rstrip() == "scrape failed 03:04:05: [Errno 111] Connection refused; retrying"
+    assert lines[1:] == _lines(view)
+    assert len(lines) <= 24
