@@ -56,12 +56,13 @@ from rtctl.bench.cluster import (  # noqa: E402
     start_gateways,
     wait_until,
 )
-from rtctl.observability.dashboards import DASHBOARDS, concrete  # noqa: E402
-from rtctl.observability.prometheus import (  # noqa: E402
+from rtctl.observability.dashboards import (  # noqa: E402
+    DASHBOARDS,
     GATEWAY_JOB,
     SIMULATOR_JOB,
-    PrometheusProcess,
+    concrete,
 )
+from rtctl.observability.prometheus import PrometheusProcess  # noqa: E402
 from rtctl.observability.render import render_dashboard  # noqa: E402
 from rtctl.protocol import jsonrpc  # noqa: E402
 from rtctl.tokens import issue_token  # noqa: E402

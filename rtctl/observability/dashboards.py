@@ -23,9 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from rtctl.observability.prometheus import GATEWAY_JOB, SIMULATOR_JOB
+__all__ = ["DASHBOARDS", "GATEWAY_JOB", "SIMULATOR_JOB", "Dashboard", "Panel", "Query",
+           "concrete"]
 
-__all__ = ["DASHBOARDS", "Dashboard", "Panel", "Query", "concrete"]
+# The scrape jobs of deploy/prometheus/prometheus.yml: every query keeps to one, since
+# process_* and other common names come from nearly every exporter.
+GATEWAY_JOB = "rtctl"
+SIMULATOR_JOB = "rtctl-simulator"
 
 INSTANCE = 'instance=~"$instance"'
 RATE_INTERVAL = "$__rate_interval"

@@ -35,8 +35,6 @@ from rtctl.bench.cluster import answers, end_process, find_program, free_port, w
 from rtctl.bench.embedded import START_TIMEOUT, StartFailed
 
 __all__ = [
-    "GATEWAY_JOB",
-    "SIMULATOR_JOB",
     "Alert",
     "PrometheusAPI",
     "PrometheusError",
@@ -46,8 +44,6 @@ __all__ = [
     "Target",
 ]
 
-GATEWAY_JOB = "rtctl"  # the job names of deploy/prometheus/prometheus.yml: the alerts
-SIMULATOR_JOB = "rtctl-simulator"  # select on them (``up{job="rtctl"}``)
 REQUEST_TIMEOUT = 10.0  # s for one API request, unless the caller says otherwise
 _POLL = 0.1  # s between two API requests while waiting: each costs Prometheus a query
 # How Prometheus says its listen address is taken (its log: ``err="listen tcp

@@ -32,9 +32,8 @@ from websockets.exceptions import InvalidStatus
 
 from rtctl.bench.cluster import GatewayNode, ServerProcess, start_backends, start_gateways
 from rtctl.gateway.loop_lag import EVENT_LOOP_PROBE
-from rtctl.observability.dashboards import DASHBOARDS, Panel, concrete
+from rtctl.observability.dashboards import DASHBOARDS, GATEWAY_JOB, Panel, concrete
 from rtctl.observability.prometheus import (
-    GATEWAY_JOB,
     PrometheusAPI,
     PrometheusError,
     PrometheusProcess,

@@ -14,9 +14,14 @@ import pytest
 import yaml
 
 from rtctl.observability import grafana
-from rtctl.observability.dashboards import DASHBOARDS, Panel, concrete
+from rtctl.observability.dashboards import (
+    DASHBOARDS,
+    GATEWAY_JOB,
+    SIMULATOR_JOB,
+    Panel,
+    concrete,
+)
 from rtctl.observability.grafana import DASHBOARD_DIR, DATASOURCE, OWN_FILES, generate
-from rtctl.observability.prometheus import GATEWAY_JOB, SIMULATOR_JOB
 from tests.observability.test_promql import selectors
 
 GRAFANA = DASHBOARD_DIR.parent

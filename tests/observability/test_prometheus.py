@@ -22,9 +22,8 @@ import pytest
 import yaml
 
 from rtctl.bench.embedded import StartFailed
+from rtctl.observability.dashboards import GATEWAY_JOB, SIMULATOR_JOB
 from rtctl.observability.prometheus import (
-    GATEWAY_JOB,
-    SIMULATOR_JOB,
     PrometheusAPI,
     PrometheusError,
     PrometheusProcess,
