@@ -240,7 +240,7 @@ class GatewayMetrics:
         by_code: Counter[tuple[str, str]] = Counter()
         for label, histogram in self.calls.items():
             by_code[label, "ok"] += histogram.count
-            for zero in _ZERO_CODES:
+            for zero in _ZERO_CODES if label != _UNKNOWN_METHOD else ():  # never its answers
                 by_code[label, zero] += 0
         # <unknown> from the start: a client calling a wrong name (an older game build, say)
         # shows at its first call

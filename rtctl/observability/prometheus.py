@@ -49,6 +49,7 @@ _POLL = 0.1  # s between two API requests while waiting: each costs Prometheus a
 # How Prometheus says its listen address is taken (its log: ``err="listen tcp
 # 127.0.0.1:N: bind: address already in use"``, the text of Linux's EADDRINUSE).
 _PORT_TAKEN = b"address already in use"
+_READY = b"Server is ready to receive web requests"
 
 
 class PrometheusError(Exception):
@@ -140,7 +141,9 @@ class PrometheusAPI:
             try:
                 answer = json.load(exc)
             except ValueError:
-                raise PrometheusError(f"{path}: HTTP {exc.code}") from None
+                # 503 in plain text while Prometheus starts or stops: not there yet
+                kind = PrometheusUnavailable if exc.code >= 500 else PrometheusError
+                raise kind(f"{self.url}{path}: HTTP {exc.code}") from None
         # URLError (refused), TimeoutError, RemoteDisconnected (an OSError and an
         # HTTPException), IncompleteRead (an HTTPException), a body that is not JSON.
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -243,11 +246,20 @@ class PrometheusProcess:
         argv = [self.path, f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}"]
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
-        # /-/ready answers 503 while the TSDB loads
-        self.wait(lambda: answers(f"{self.url}/-/ready"), self.start_timeout, "prometheus")
+
+        def ready() -> bool:
+            # Our own process says so (another one on a port taken meanwhile would answer
+            # /-/ready too), and /-/ready agrees (503 while the TSDB loads).
+            with self.log.open("rb") as log:
+                log.seek(logged)
+                said = _READY in log.read()
+            return said and answers(f"{self.url}/-/ready")
+
+        self.wait(ready, self.start_timeout, "prometheus")
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll ``condition`` until true; StartFailed (with the log's tail and the last

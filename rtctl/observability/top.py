@@ -272,8 +272,19 @@ def _error_ratio(calls: dict[str, float] | None) -> float | None:
     return 1 - calls.get("ok", 0.0) / total
 
 
+def _restarted(before: Scrape, after: Scrape) -> bool:
+    return any(before.series(name) != after.series(name)
+               for name in ("process_start_time_seconds", "rtctl_build_info"))
+
+
 def top_view(before: Scrape, after: Scrape, seconds: float) -> TopView:
-    """The view of the ``seconds`` between two scrapes of one gateway (``seconds`` > 0)."""
+    """The view of the ``seconds`` between two scrapes of one gateway (``seconds`` > 0).
+
+    A gateway that restarted in between counts from zero: each counter's drop would tell
+    only for a counter the new process has not yet pushed past the old one's value, so the
+    process' start time (and its node id) decide."""
+    if _restarted(before, after):
+        before = Scrape(before.families, {}, LaneStats())
     w = _Window(before, after, seconds)
     build = next(iter(after.series("rtctl_build_info")), None)
     lag = w.histograms("rtctl_event_loop_lag_seconds").get("")

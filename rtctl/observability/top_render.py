@@ -1,7 +1,8 @@
 """``rtctl top``'s view for the terminal: a title, one summary grid, the busiest methods.
 
-It fits a 80×24 terminal, with a line to spare for :func:`with_failure`'s status line:
-Rich's live display crops what does not fit, so figures share lines, label values
+It is made for a 80×24 terminal (a busy node on Redis and NATS fills it), and Rich's live
+display crops what does not fit from the bottom, where the least busy methods are: so
+figures share lines, label values
 that did not move (a close code at 0/s, an idle lane) are left out, and a backend
 is one line. Every figure a scrape lacks shows as "—"
 (:class:`~rtctl.observability.top.TopView` holds ``None`` there), so an older

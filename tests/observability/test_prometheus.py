@@ -77,6 +77,8 @@ class FakePrometheus(BaseHTTPRequestHandler):
                  "lastScrape": "2026-01-01T00:00:01.250000123Z", "lastError": ""},
                 {"labels": {"job": "rtctl", "instance": "b"}, "health": "unknown",
                  "lastScrape": "0001-01-01T00:00:00Z", "lastError": ""}]}})
+        elif path == "/-/ready":  # another Prometheus, ready, on a port ours wanted
+            self._answer(200, "Prometheus Server is Ready.")
         else:  # the query endpoints refuse GET here: the client must POST them
             self._answer(405, {"status": "error", "errorType": "method", "error": "GET"})
 
@@ -88,6 +90,8 @@ class FakePrometheus(BaseHTTPRequestHandler):
             self.close_connection = True
         elif expr == "slow":
             RELEASE.wait(30)
+        elif expr == "starting":  # plain text while Prometheus starts or stops
+            self._answer(503, "Service Unavailable")
         elif expr == "html":  # 200, but not the API's JSON (a proxy's page, say)
             self._answer(200, "<html>busy</html>")
         elif expr == "list":
@@ -159,7 +163,7 @@ def test_a_string_result_is_one_error_not_a_series(api: PrometheusAPI) -> None:
 
 @pytest.mark.parametrize(("expr", "raised"), [
     ("drop", "RemoteDisconnected"), ("html", "JSONDecodeError"),
-    ("list", "not an API answer")])
+    ("list", "not an API answer"), ("starting", "HTTP 503")])
 def test_no_api_answer_is_one_error_naming_the_url(api: PrometheusAPI, expr: str,
                                                    raised: str) -> None:
     with pytest.raises(PrometheusUnavailable, match=raised) as caught:
@@ -289,3 +293,22 @@ def test_a_port_taken_before_prometheus_binds_it_is_replaced_once(tmp_path: Path
             assert process.port != held.getsockname()[1]
             assert process.api.alerts() == []
     assert process.log.read_text().count("address already in use") == 1
+
+
+def test_a_port_another_prometheus_answers_on_is_replaced_too(tmp_path: Path) -> None:
+    """Its /-/ready says 200 too: only our own process' log saying so counts."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    process = PrometheusProcess(jobs={GATEWAY_JOB: []}, workdir=tmp_path,
+                                path=require_program("prometheus"),
+                                start_timeout=30 * TIMING)
+    try:
+        process.port = server.server_address[1]
+        with process:
+            assert process.port != server.server_address[1]
+            assert process.api.alerts() == []  # the fake one has two
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -211,6 +211,20 @@ def test_a_restarted_gateway_never_shows_a_negative_rate() -> None:
     assert echo.p99_s == pytest.approx(0.001 * 5.94 / 6)
 
 
+@pytest.mark.parametrize("new_process", [
+    pytest.param(('node="n1"', 'node="n2"'), id="another-node-id"),
+    pytest.param(("# TYPE rtctl_build_info gauge",
+                  "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 99\n"
+                  "# TYPE rtctl_build_info gauge"), id="another-start-time")])
+def test_a_restart_counts_from_zero_even_past_the_old_values(
+        new_process: tuple[str, str]) -> None:
+    # The new process already counted more than the old one had: no counter went down,
+    # so only the process' identity tells (before: 1000 messages; after: 1100, all new).
+    view = _view(BEFORE, AFTER.replace(*new_process))
+    assert view.messages_in_per_s == 1100 / 2
+    assert view.opened_per_s == 110 / 2
+
+
 def test_a_series_that_appears_in_the_window_counts_from_zero() -> None:
     later = AFTER.replace('rtctl_upgrades_total{outcome="401"} 8',
                           'rtctl_upgrades_total{outcome="401"} 8\n'
