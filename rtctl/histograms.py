@@ -33,8 +33,9 @@ class BucketCounts:
         return sum(self.counts)
 
     def quantile(self, q: float) -> float | None:
-        """The upper bound of the bucket holding quantile ``q`` (as Prometheus'
-        ``histogram_quantile`` would at best say); None while empty, inf past the last bound."""
+        """The upper bound of the bucket holding quantile ``q`` (the most a bucket can say
+        for sure; :meth:`interpolated` estimates within it); None while empty, inf past
+        the last bound."""
         total = self.count
         if not total:
             return None
@@ -44,6 +45,26 @@ class BucketCounts:
             if running >= rank and count:
                 return self.bounds[index] if index < len(self.bounds) else float("inf")
         return float("inf")
+
+    def interpolated(self, q: float) -> float | None:
+        """Quantile ``q`` as Prometheus' ``histogram_quantile()`` estimates it: linear
+        inside the bucket holding the rank, from 0 in the first; the highest finite
+        bound when the rank falls in +Inf; None with nothing counted."""
+        total = self.count
+        if not total:
+            return None
+        rank, below, lower = q * total, 0, 0.0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            if below + count >= rank and count:
+                return lower + (bound - lower) * (rank - below) / count
+            below, lower = below + count, bound
+        return self.bounds[-1] if self.bounds else None
+
+    def add(self, other: BucketCounts) -> None:
+        """Count ``other``'s observations too (one with other bounds cannot be: left out)."""
+        if self.bounds == other.bounds:
+            self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+            self.total += other.total
 
     def cumulative(self) -> list[tuple[str, int]]:
         running, out = 0, []

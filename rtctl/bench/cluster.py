@@ -88,7 +88,7 @@ def _log_tail(log: Path | None) -> str:
 
 
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
-          timeout: float, log: Path | None = None, *, poll: float = _POLL) -> None:
+               timeout: float, log: Path | None = None, *, poll: float = _POLL) -> None:
     """Poll ``ready()`` every ``poll`` s until it is true; StartFailed if the process exits
     or time runs out."""
     deadline = time.monotonic() + timeout
@@ -241,7 +241,7 @@ class HAProxy:
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         wait_until(lambda: _listening(self.port) and self._answers(), self.proc, "haproxy",
-              timeout, self.log)
+                   timeout, self.log)
         return self
 
     def _answers(self) -> bool:
@@ -299,7 +299,7 @@ class HAProxy:
         started = time.monotonic()
         try:
             wait_until(lambda: all(read().get(k) == v for k, v in want.items()), self.proc,
-                  f"haproxy to see {dict(want)}", timeout, self.log)
+                       f"haproxy to see {dict(want)}", timeout, self.log)
         except StartFailed as exc:
             raise StartFailed(f"{exc} (it sees {dict(read())})") from None
         return time.monotonic() - started

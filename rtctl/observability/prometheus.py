@@ -213,6 +213,7 @@ class PrometheusProcess:
                 for job, targets in jobs.items()],
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self._logged = 0  # the log's size when the last launch began
 
     @property
     def url(self) -> str:
@@ -227,14 +228,11 @@ class PrometheusProcess:
         be taken before Prometheus binds it: then once more on another."""
         self.config.write_text(json.dumps(self.settings, indent=2) + "\n")
         try:
-            logged = self.log.stat().st_size if self.log.exists() else 0
             try:
                 self._launch()
             except StartFailed:
-                with self.log.open("rb") as log:  # this attempt's lines only
-                    log.seek(logged)
-                    if _PORT_TAKEN not in log.read():
-                        raise
+                if _PORT_TAKEN not in self._this_launch():
+                    raise
                 self.port = free_port()
                 self._launch()
         except BaseException:
@@ -246,20 +244,20 @@ class PrometheusProcess:
         argv = [self.path, f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}"]
-        logged = self.log.stat().st_size if self.log.exists() else 0
+        self._logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
+        # Our own process says so (another one on a port taken meanwhile would answer
+        # /-/ready too), and /-/ready agrees (503 while the TSDB loads).
+        self.wait(lambda: _READY in self._this_launch() and answers(f"{self.url}/-/ready"),
+                  self.start_timeout, "prometheus")
 
-        def ready() -> bool:
-            # Our own process says so (another one on a port taken meanwhile would answer
-            # /-/ready too), and /-/ready agrees (503 while the TSDB loads).
-            with self.log.open("rb") as log:
-                log.seek(logged)
-                said = _READY in log.read()
-            return said and answers(f"{self.url}/-/ready")
-
-        self.wait(ready, self.start_timeout, "prometheus")
+    def _this_launch(self) -> bytes:
+        """The log's lines since the last launch (an earlier attempt's are above them)."""
+        with self.log.open("rb") as log:
+            log.seek(self._logged)
+            return log.read()
 
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll ``condition`` until true; StartFailed (with the log's tail and the last

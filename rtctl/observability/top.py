@@ -7,11 +7,11 @@ counters as per-second rates, histograms as quantiles of what they counted in
 between. Rates follow Prometheus' ``rate()``: each series on its own, and a
 series that went down was reset (the gateway restarted) and counts from zero,
 so no rate is ever negative. Quantiles interpolate linearly inside the bucket,
-as ``histogram_quantile()`` does. A family the scrape does not have (an older
-gateway, a memory-only node's backends, the simulator's ``/metrics``) is
-``None``, shown as "—", while a family with nothing in it is an empty list
-or dict, so a script tells "not configured here" from "quiet". :func:`view_json`
-gives a view to scripts,
+as ``histogram_quantile()`` does (:meth:`~rtctl.histograms.BucketCounts.interpolated`).
+A family the scrape does not have (an older gateway, a memory-only node's backends,
+the simulator's ``/metrics``) is ``None``, shown as "—", while a family with nothing in
+it is an empty list or dict, so a script tells "not configured here" from "quiet".
+:func:`view_json` gives a view to scripts,
 :func:`rtctl.observability.top_render.top_table` to the terminal. No I/O here.
 """
 
@@ -38,8 +38,7 @@ from rtctl.profiler.lanes import (
 from rtctl.protocol.lanes import LaneStats
 
 __all__ = ["METRICS_PATH", "TOP_METHODS", "BackendRow", "LaneRow", "MethodRow", "NotMetrics",
-           "Scrape", "TopView", "histogram_quantile", "metrics_url", "parse_scrape",
-           "top_view", "view_json"]
+           "Scrape", "TopView", "metrics_url", "parse_scrape", "top_view", "view_json"]
 
 METRICS_PATH = "/metrics"
 TOP_METHODS = 10  # methods shown, the busiest first
@@ -94,21 +93,6 @@ def parse_scrape(text: str) -> Scrape:
     if not families:
         raise NotMetrics("no metric families in it")
     return Scrape(frozenset(families), dict(samples), parse_lanes(text))
-
-
-def histogram_quantile(q: float, histogram: BucketCounts) -> float | None:
-    """Quantile ``q`` as Prometheus' ``histogram_quantile()`` estimates it: linear
-    inside the bucket holding the rank, from 0 in the first; the highest finite
-    bound when the rank falls in +Inf; None with nothing counted."""
-    total = histogram.count
-    if not total:
-        return None
-    rank, below, lower = q * total, 0, 0.0
-    for bound, count in zip(histogram.bounds, histogram.counts, strict=False):
-        if below + count >= rank and count:
-            return lower + (bound - lower) * (rank - below) / count
-        below, lower = below + count, bound
-    return histogram.bounds[-1] if histogram.bounds else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +194,7 @@ class _Window:
             window = buckets_between(start.get(labels, BucketCounts(end.bounds)), end)
             key = dict(labels).get(label, "") if label else ""
             if (into := merged.setdefault(key, window)) is not window:
-                _add(into, window)
+                into.add(window)
         return merged
 
 
@@ -226,13 +210,6 @@ def _histograms(scrape: Scrape, name: str) -> dict[Labels, BucketCounts]:
             for labels, buckets in cumulative.items()}
 
 
-def _add(into: BucketCounts, other: BucketCounts) -> None:
-    """Add ``other``'s counts (a series with other bounds cannot be added, and is left out)."""
-    if into.bounds == other.bounds:
-        into.counts = [a + b for a, b in zip(into.counts, other.counts, strict=True)]
-        into.total += other.total
-
-
 def _flag(value: float | None) -> bool | None:
     return None if value is None else value >= 1
 
@@ -241,7 +218,7 @@ def _methods(window: _Window) -> list[MethodRow] | None:
     if not window.after.has("rtctl_rpc_duration_seconds"):
         return None
     rows = [MethodRow(method, histogram.count / window.seconds,
-                      histogram_quantile(0.5, histogram), histogram_quantile(0.99, histogram))
+                      histogram.interpolated(0.5), histogram.interpolated(0.99))
             for method, histogram in window.histograms("rtctl_rpc_duration_seconds",
                                                         "method").items()]
     rows.sort(key=lambda row: (-row.calls_per_s, row.method))
@@ -261,7 +238,7 @@ def _backends(window: _Window) -> list[BackendRow] | None:
         rows.append(BackendRow(
             backend, _flag(up.get(backend)),
             None if merged is None else merged.count / window.seconds,
-            errors.get(backend), None if merged is None else histogram_quantile(0.99, merged)))
+            errors.get(backend), None if merged is None else merged.interpolated(0.99)))
     return rows
 
 
@@ -306,7 +283,7 @@ def top_view(before: Scrape, after: Scrape, seconds: float) -> TopView:
         rpc_calls_per_s=w.rate("rtctl_rpc_calls_total"),
         rpc_error_ratio=_error_ratio(w.rates_by("rtctl_rpc_calls_total", "code")),
         methods=_methods(w),
-        event_loop_lag_p99_s=None if lag is None else histogram_quantile(0.99, lag),
+        event_loop_lag_p99_s=None if lag is None else lag.interpolated(0.99),
         lanes=[LaneRow(lane.label, counters.depth, counters.dropped / seconds)
                for lane, counters in sorted(lanes.items())] if after.has(
             "rtctl_outbox_queued_messages") else None,

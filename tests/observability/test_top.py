@@ -16,7 +16,6 @@ from rtctl.observability.top import (
     MethodRow,
     NotMetrics,
     TopView,
-    histogram_quantile,
     metrics_url,
     parse_scrape,
     top_view,
@@ -152,11 +151,11 @@ def _buckets(counts: list[int], bounds: tuple[float, ...] = (0.1, 0.2, 0.4)) -> 
 ])
 def test_quantiles_interpolate_inside_the_bucket_as_histogram_quantile_does(
         q: float, counts: list[int], expected: float) -> None:
-    assert histogram_quantile(q, _buckets(counts)) == pytest.approx(expected)
+    assert _buckets(counts).interpolated(q) == pytest.approx(expected)
 
 
 def test_an_empty_histogram_has_no_quantile() -> None:
-    assert histogram_quantile(0.99, _buckets([0, 0, 0, 0])) is None
+    assert _buckets([0, 0, 0, 0]).interpolated(0.99) is None
 
 
 def test_every_figure_comes_from_its_family_over_the_window() -> None:
