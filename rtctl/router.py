@@ -40,7 +40,7 @@ from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.lanes import Lane, Policy
 
-__all__ = ["CallContext", "Handler", "Method", "Peer", "Reply", "Router"]
+__all__ = ["CallContext", "Handler", "Method", "Notification", "Peer", "Reply", "Router"]
 
 logger = logging.getLogger("rtctl.router")
 
@@ -145,7 +145,7 @@ class Method:
     """One registered method: the handler and how to bind params to it."""
 
     __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "direct", "func",
-                 "handles_key", "name", "raw_params")
+                 "handles_key", "hints", "name", "raw_params")
 
     def __init__(self, name: str, func: Handler, *, raw_params: bool = False,
                  handles_key: bool = False) -> None:
@@ -153,7 +153,9 @@ class Method:
         self.func = func
         self.raw_params = raw_params
         self.handles_key = handles_key
-        hints = typing.get_type_hints(func)
+        # The annotations, return type included (``rtctl.spec`` describes it from here).
+        self.hints: dict[str, Any] = typing.get_type_hints(func)
+        hints = self.hints
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
         self._context: str | None = None
@@ -178,6 +180,11 @@ class Method:
                 self._checks.append((param.name, param.kind, check))
         # Nothing to bind: the params go in as they came (the fast path of sys.echo).
         self.direct = raw_params and self._context is None
+
+    @property
+    def signature(self) -> inspect.Signature:
+        """The params a client sends: the handler's signature without its CallContext."""
+        return self._signature
 
     def bind(
         self, params: list[Any] | dict[str, Any] | None, ctx: CallContext
@@ -240,6 +247,16 @@ def _rpc_error(request: jsonrpc.Request, exc: RpcError) -> Reply:
     return jsonrpc.encode_error(request.id, exc.code, exc.message, exc.data)
 
 
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A server-to-client notification a router's service sends: its ``params`` type
+    (a TypedDict) and what it means; for the published description (``rtctl spec``)."""
+
+    name: str
+    params: type
+    doc: str | None = None
+
+
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})  # never awaitable
 
 
@@ -248,6 +265,7 @@ class Router:
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
+        self._notifications: dict[str, Notification] = {}
 
     @typing.overload
     def method(self, name: Handler, /) -> Handler: ...
@@ -295,17 +313,39 @@ class Router:
             raise ValueError(f"method {name!r} is registered twice")
         self._methods[name] = Method(name, func, raw_params=raw_params, handles_key=handles_key)
 
+    def notification(self, name: str, params: type, *, doc: str | None = None) -> None:
+        """Declare a notification this router's code sends to clients, with its params
+        (a TypedDict): the router then describes the whole protocol, both ways."""
+        self._declare(Notification(name, params, doc))
+
+    def _declare(self, notification: Notification) -> None:
+        if notification.name in self._notifications:
+            raise ValueError(f"notification {notification.name!r} is declared twice")
+        self._notifications[notification.name] = notification
+
     def include(self, other: Router) -> None:
-        """Offer every method of ``other`` here too (a name clash is an error)."""
+        """Offer every method of ``other`` here too (a name clash is an error), and
+        take over its declared notifications (likewise)."""
         for name, method in other._methods.items():
             if name in self._methods:
                 raise ValueError(f"method {name!r} is registered twice")
             self._methods[name] = method
+        for notification in other._notifications.values():
+            self._declare(notification)
 
     @property
     def methods(self) -> list[str]:
         """Registered method names, sorted."""
         return sorted(self._methods)
+
+    @property
+    def notifications(self) -> dict[str, Notification]:
+        """Declared notifications by name, sorted (a copy)."""
+        return dict(sorted(self._notifications.items()))
+
+    def get(self, name: str) -> Method | None:
+        """The registered method ``name``, if any (to describe it)."""
+        return self._methods.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._methods

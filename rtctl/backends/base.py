@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict
 
 from rtctl.backends.errors import BackendUnavailable
 from rtctl.backends.stats import BackendStats
@@ -61,6 +61,8 @@ __all__ = [
     "Replay",
     "ReplyCache",
     "RoomStore",
+    "Seen",
+    "SessionJSON",
     "SessionRecord",
     "SessionStore",
     "SnapshotStore",
@@ -77,6 +79,26 @@ DEFAULT_POSITION_TTL = 86400.0  # s a room's (offset, epoch) outlives its last p
 
 Status: TypeAlias = Literal["online", "away", "busy", "invisible"]
 STATUSES: tuple[Status, ...] = ("online", "away", "busy", "invisible")
+
+
+class SessionJSON(TypedDict):
+    """A session as ``session.list`` answers it."""
+
+    id: str
+    user: str
+    node: str
+    created_at: float
+    last_seen: float
+    metadata: dict[str, Any]
+
+
+class Seen(TypedDict):
+    """A user's presence as others see it (``presence.*``, ``presence.changed``)."""
+
+    status: Literal["online", "away", "busy", "offline"]
+    last_seen: float | None
+    text: str | None
+    version: int
 MessageHandler: TypeAlias = Callable[[dict[str, Any]], None]
 RecoveryHook: TypeAlias = Callable[[], None]
 
@@ -92,7 +114,7 @@ class SessionRecord:
     last_seen: float
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SessionJSON:
         """The record as ``session.list`` answers it (times in epoch milliseconds)."""
         return {"id": self.id, "user": self.user, "node": self.node,
                 "created_at": round(self.created_at * 1000, 3),
@@ -110,7 +132,7 @@ class Presence:
     last_seen: float | None = None
     version: int = 0
 
-    def seen(self) -> dict[str, Any]:
+    def seen(self) -> Seen:
         """What other users see: ``invisible`` and no devices both read as offline."""
         if self.devices == 0 or self.status == "invisible":
             return {"status": "offline", "last_seen": self.last_seen, "text": None,

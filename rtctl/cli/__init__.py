@@ -13,7 +13,19 @@ from typing import Annotated
 import typer
 
 from rtctl import __version__
-from rtctl.cli import bench, call, inspect, profile, serve, simulate, token, top, tui
+from rtctl.cli import (
+    bench,
+    call,
+    conformance,
+    inspect,
+    profile,
+    serve,
+    simulate,
+    spec,
+    token,
+    top,
+    tui,
+)
 from rtctl.cli.exits import fail
 from rtctl.exceptions import RtctlError
 
@@ -53,6 +65,8 @@ app.command("bench")(bench.bench)
 app.command("profile")(profile.profile_command)
 app.command("tui")(tui.tui)
 app.command("top")(top.top)
+app.command("spec")(spec.spec)
+app.add_typer(conformance.app, name="conformance")
 
 
 def main() -> None:

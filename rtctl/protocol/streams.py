@@ -12,13 +12,20 @@ positions with :func:`parse_position`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
-__all__ = ["REASONS", "Reason", "StreamPosition", "parse_position", "position_in"]
+__all__ = ["REASONS", "Position", "Reason", "StreamPosition", "parse_position", "position_in"]
 
 Reason: TypeAlias = Literal["too_old", "epoch_changed", "too_many", "unknown_offset"]
 REASONS: tuple[Reason, ...] = ("too_old", "epoch_changed", "too_many", "unknown_offset")
 MAX_EPOCH = 64  # characters: an epoch is a short random token, never a payload
+
+
+class Position(TypedDict):
+    """A stream position on the wire."""
+
+    offset: int
+    epoch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +35,7 @@ class StreamPosition:
     offset: int
     epoch: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> Position:
         return {"offset": self.offset, "epoch": self.epoch}
 
 

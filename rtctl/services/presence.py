@@ -34,18 +34,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from rtctl.backends.base import Status
+from rtctl.backends.base import Seen, Status
 from rtctl.exceptions import InvalidParams
 from rtctl.host import Host
 from rtctl.protocol.lanes import Lane, Policy
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
 
-__all__ = ["MAX_TEXT", "MAX_USERS_PER_CALL", "MAX_WATCHED", "PresenceService"]
+__all__ = ["MAX_TEXT", "MAX_USERS_PER_CALL", "MAX_WATCHED", "PresenceChanged",
+           "PresenceService", "Watching"]
 
 logger = logging.getLogger("rtctl.presence")
 
@@ -63,6 +64,14 @@ class _Watch:
 
     def __init__(self, conn: Peer, seen: dict[str, Any], version: int) -> None:
         self.conn, self.seen, self.version = conn, seen, version
+
+
+class PresenceChanged(Seen):
+    user: str
+
+
+class Watching(TypedDict):
+    watching: list[str]
 
 
 def _users(users: list[str]) -> list[str]:
@@ -94,6 +103,11 @@ class PresenceService:
         self.router.add_method(self.get, name="presence.get")
         self.router.add_method(self.subscribe, name="presence.subscribe")
         self.router.add_method(self.unsubscribe, name="presence.unsubscribe")
+        self.router.notification("presence.changed", PresenceChanged, doc=(
+            "A watched user's presence changed (see `presence.subscribe`). Waits in the "
+            "chat lane, coalescible by user: a slow subscriber gets each user's latest "
+            "status, not their history. One with a `version` below one already received "
+            "for that user is never sent."))
 
     def _families(self) -> Iterator[Metric]:
         online = {record.user for record in self._sessions.records.values()}
@@ -168,7 +182,7 @@ class PresenceService:
     # -- methods -----------------------------------------------------------------
 
     async def set(self, ctx: CallContext, status: Status,
-                  text: str | None = None) -> dict[str, Any]:
+                  text: str | None = None) -> Seen:
         """``presence.set {status, text?}`` → what others now see of the caller, and its
         version."""
         if text is not None and len(text) > MAX_TEXT:
@@ -178,12 +192,12 @@ class PresenceService:
         await self._announce([ctx.user])
         return (await self._backends.presence.get([ctx.user]))[ctx.user].seen()
 
-    async def get(self, users: list[str]) -> dict[str, dict[str, Any]]:
+    async def get(self, users: list[str]) -> dict[str, Seen]:
         """``presence.get {users}`` → user → ``{status, last_seen, text, version}``."""
         found = await self._backends.presence.get(_users(users))
         return {user: presence.seen() for user, presence in found.items()}
 
-    async def subscribe(self, ctx: CallContext, users: list[str]) -> dict[str, dict[str, Any]]:
+    async def subscribe(self, ctx: CallContext, users: list[str]) -> dict[str, Seen]:
         """``presence.subscribe {users}``: the current map, then ``presence.changed``."""
         wanted = _users(users)
         watched = self._watching.get(ctx.connection_id, set())
@@ -198,10 +212,11 @@ class PresenceService:
         self._watching.setdefault(conn.id, set()).update(wanted)
         for user, seen in current.items():
             self._watchers.setdefault(user, {})[conn.id] = _Watch(
-                conn, {name: seen[name] for name in _SEEN}, seen["version"])
+                conn, {name: value for name, value in seen.items() if name in _SEEN},
+                seen["version"])
         return current
 
-    def unsubscribe(self, ctx: CallContext, users: list[str] | None = None) -> dict[str, Any]:
+    def unsubscribe(self, ctx: CallContext, users: list[str] | None = None) -> Watching:
         """``presence.unsubscribe {users?}`` (all when left out) → who is still watched."""
         self._forget(ctx.connection_id, None if users is None else _users(users))
         return {"watching": sorted(self._watching.get(ctx.connection_id, ()))}

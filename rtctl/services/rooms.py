@@ -36,18 +36,19 @@ import binascii
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from rtctl.backends.base import BackendUnavailable, Replay, Unrecoverable
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.host import Host
 from rtctl.protocol.codes import ErrorCode
-from rtctl.protocol.streams import StreamPosition, parse_position
+from rtctl.protocol.streams import Position, StreamPosition, parse_position
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.room_delivery import LocalRoom, RoomDelivery, RoomLimits, Timer
 from rtctl.services.room_metrics import RoomMetrics
 from rtctl.services.room_tags import PublishLane, Tags
+from rtctl.services.room_wire import Joined, MembersPage, RoomDiff, RoomMember, RoomMessage
 from rtctl.services.sessions import SessionService
 from rtctl.services.state import StateService
 
@@ -137,6 +138,16 @@ class RoomService:
         self.router.add_method(self.leave, name="room.leave")
         self.router.add_method(self.publish, name="room.publish", handles_key=True)
         self.router.add_method(self.members, name="room.members")
+        # Sent by RoomDelivery (rtctl.services.room_delivery), declared with the methods.
+        self.router.notification("room.message", RoomMessage, doc=(
+            "A message another member published (`room.publish`), in the lane it chose; "
+            "`offset` counts the room's messages from 1 within its `epoch`."))
+        for news, what in (("joined", "first session joined"), ("left", "last session left")):
+            self.router.notification(f"room.{news}", RoomMember,
+                                     doc=f"In a small room: a user's {what}.")
+        self.router.notification("room.diff", RoomDiff, doc=(
+            "In a big room: the net joins and leaves since the last diff, at most a "
+            "configured number of names per list (`truncated` when there were more)."))
 
     def _subject(self, room: str) -> str:
         return f"{self._backends.subject_prefix}.room.{room}"
@@ -197,7 +208,7 @@ class RoomService:
     # -- methods -----------------------------------------------------------------
 
     async def join(self, ctx: CallContext, room: str, options: dict[str, Any] | None = None,
-                   since: Any = None) -> dict[str, Any]:
+                   since: Any = None) -> Joined:
         """``room.join {room, options?, since?}`` → ``{members, total, offset, epoch}``.
 
         A big room's reply has no ``members``. A stateful room's adds ``version``
@@ -255,11 +266,11 @@ class RoomService:
             # resumed elsewhere, keeps its membership (the session's end leaves the room).
             if holder is None and await self._backends.sessions.get(conn.id) is None:
                 await self._undo_join(room, conn, first)
-            return reply
+            return cast(Joined, reply)
         reply.update(self._entered(local, conn, read, recovering=position is not None))
         if first:
             await self._send(room, "joined", conn.id, user=conn.user, total=total)
-        return reply
+        return cast(Joined, reply)
 
     async def _undo_join(self, room: str, conn: Peer, first: bool) -> None:
         """Take back a store join that is not going through. Others knew the user was in
@@ -291,7 +302,7 @@ class RoomService:
         return await history.since(room, since)
 
     def _entered(self, local: LocalRoom, conn: Peer, read: Replay | Unrecoverable | None, *,
-                 recovering: bool) -> dict[str, Any]:
+                 recovering: bool) -> Mapping[str, object]:
         """The member receives from here on: the reply's stream fields."""
         if read is None:  # in the room already: where what it was sent has reached
             ahead = local.recent.get(conn.id)
@@ -329,7 +340,7 @@ class RoomService:
 
     async def publish(self, ctx: CallContext, room: str, data: Any = None,
                       lane: PublishLane = None, policy: str | None = None,
-                      key: str | None = None) -> dict[str, Any]:
+                      key: str | None = None) -> Position:
         """``room.publish {room, data, lane?, policy?, key?}`` → ``{offset, epoch}``, once
         the message is in the room's history; every other member gets ``room.message``,
         queued in ``lane`` (None: events) with ``policy`` (:meth:`Tags.published`).
@@ -357,7 +368,7 @@ class RoomService:
         return position.to_json()
 
     async def members(self, ctx: CallContext, room: str, cursor: str | None = None,
-                      limit: int = DEFAULT_PAGE) -> dict[str, Any]:
+                      limit: int = DEFAULT_PAGE) -> MembersPage:
         """``room.members {room, cursor?, limit?}`` → ``{members, total, next}``.
 
         Users in order, ``limit`` (1 to :data:`MAX_PAGE`) at a time; ``next`` is

@@ -50,7 +50,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from rtctl.backends.base import Backends, BackendUnavailable, SessionRecord
+from rtctl.backends.base import Backends, BackendUnavailable, SessionJSON, SessionRecord
 from rtctl.backends.metrics import labelled
 from rtctl.host import Host
 from rtctl.protocol.codes import CloseCode
@@ -154,7 +154,8 @@ class SessionService:
         if self._wake is not None:
             self._wake.set()
 
-    async def _list(self, ctx: CallContext) -> list[dict[str, Any]]:
+    async def _list(self, ctx: CallContext) -> list[SessionJSON]:
+        """``session.list`` → the caller's sessions on every node (times in epoch ms)."""
         return [record.to_json() for record in await self.backends.sessions.by_user(ctx.user)]
 
     # -- connections come and go --------------------------------------------

@@ -38,7 +38,7 @@ import functools
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from rtctl.backends.base import BackendUnavailable
 from rtctl.exceptions import InvalidParams, RpcError
@@ -48,6 +48,7 @@ from rtctl.protocol.upgrade import takes_binary
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.state_live import LiveRoom, Member
 from rtctl.services.state_room import Policy, StateRoom, resolve
+from rtctl.services.state_wire import Resynced, SchemaDescription, StateInfo, StatePatch, Updated
 from rtctl.state import Decoder, StateError
 from rtctl.state.hlc import Stamp
 from rtctl.state.reflect import describe
@@ -81,6 +82,9 @@ class StateService:
         self.router.add_method(self.update, name="state.update")
         self.router.add_method(self.schema, name="state.schema")
         self.router.add_method(self.info, name="state.info")
+        self.router.notification("state.patch", StatePatch, doc=(  # sent by LiveRoom
+            "A stateful room's full state or delta for a member on `rtctl.v1` (the JSON "
+            "twin of the binary state frame), in the state lane."))
 
     @staticmethod
     def check(types: RoomTypes) -> None:
@@ -303,7 +307,7 @@ class StateService:
                            {"room": room})
         return live, member
 
-    def schema(self, room: str) -> dict[str, Any]:
+    def schema(self, room: str) -> SchemaDescription:
         """``state.schema {room}`` → the room type's schema as data
         (:mod:`rtctl.state.reflect`): a client without the game's code decodes with it."""
         kind = self._types.get(room.partition(":")[0])
@@ -311,9 +315,10 @@ class StateService:
             raise InvalidParams(f"Invalid params: {room!r} is not a stateful room",
                                 {"room": room})
         live = self._rooms.get(room)  # an instance may pick its schema from its options
-        return describe(type(live.instance.state) if live is not None else kind.schema)
+        return cast(SchemaDescription,
+                    describe(type(live.instance.state) if live is not None else kind.schema))
 
-    def info(self, ctx: CallContext, room: str) -> dict[str, Any]:
+    def info(self, ctx: CallContext, room: str) -> StateInfo:
         """``state.info {room}`` → what the room costs here: version, rate, bytes, CPU."""
         live, _ = self._member(ctx, room)
         patches = max(live.patches, 1)
@@ -326,7 +331,7 @@ class StateService:
                 "fulls": live.fulls,
                 "snapshot_version": live.snapshot[0] if live.snapshot else None}
 
-    def resync(self, ctx: CallContext, room: str) -> dict[str, Any]:
+    def resync(self, ctx: CallContext, room: str) -> Resynced:
         """``state.resync {room}`` → ``{version}``; the full state follows as a state frame."""
         live, member = self._member(ctx, room)
         live.flush()
@@ -339,7 +344,7 @@ class StateService:
         return live.instance.on_input(ctx.user, data)
 
     def update(self, ctx: CallContext, room: str, path: str | list[str], value: Any,
-               expect_version: int | None = None, clock: Any = None) -> dict[str, Any]:
+               expect_version: int | None = None, clock: Any = None) -> Updated:
         """``state.update {room, path, value, expect_version?, clock?}`` → ``{applied,
         version, value}``: a client's write to a field the room type allows."""
         live, _ = self._member(ctx, room)

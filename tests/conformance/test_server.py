@@ -1,0 +1,178 @@
+"""``rtctl conformance server`` against our gateway (passes), broken servers (fail the right
+checks) and no server at all (fails every check with the connect error, at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import typer
+from typer.testing import CliRunner
+from websockets.asyncio.server import ServerConnection, serve
+
+from rtctl.cli.conformance_server import server
+from rtctl.cli.serve import BUILTIN_ROOM_TYPES
+from rtctl.config import TRANSPORTS, Heartbeat
+from rtctl.conformance.results import Outcome, Result
+from rtctl.conformance.server import CHECKS, Target, run_checks, select_checks
+from rtctl.exceptions import ConfigError
+from rtctl.services import builtin_services
+from tests.conftest import SECRET, TIMING, GatewayFactory, make_token
+
+TIMEOUT = 2.0 * TIMING  # per wait of a check; our gateway answers in milliseconds
+
+
+def outcomes(results: list[Result]) -> dict[str, Outcome]:
+    return {r.check: r.outcome for r in results}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_our_gateway_passes_every_check(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(services=builtin_services(room_types=BUILTIN_ROOM_TYPES),
+                                  heartbeat=Heartbeat(interval=0.1))
+    results = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=TIMEOUT))
+    failed = [(r.check, r.detail) for r in results if r.outcome is not Outcome.PASS]
+    assert failed == []
+    assert [r.check for r in results] == [c.id for c in CHECKS]
+
+
+async def test_what_cannot_be_checked_is_skipped_with_the_reason(
+        start_gateway: GatewayFactory) -> None:
+    # One given token, no secret, no stateful room type: the checks that need more skip.
+    gateway = await start_gateway()
+    target = Target(url=gateway.url, tokens=(make_token("alice"),), timeout=TIMEOUT,
+                    state_rooms=("drift",))
+    ids = ["auth.header", "auth.expired", "presence.changed", "state.json"]
+    results = {r.check: r for r in await run_checks(target, select_checks(ids))}
+    assert results["auth.header"].outcome is Outcome.PASS
+    assert {i: results[i].outcome for i in ids[1:]} == dict.fromkeys(ids[1:], Outcome.SKIP)
+    assert "--jwt-secret" in results["auth.expired"].detail
+    assert "2 tokens" in results["presence.changed"].detail
+    assert "no stateful room" in results["state.json"].detail
+
+
+async def test_a_silent_ping_interval_skips_the_ping_check(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(heartbeat=Heartbeat(interval=3600))
+    [result] = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=0.3),
+                                select_checks(["heartbeat.server-ping"]))
+    assert result.outcome is Outcome.SKIP
+    assert "no ping within" in result.detail
+
+
+async def _sloppy(ws: ServerConnection) -> None:
+    """Accepts any upgrade, answers every call with a result, a parse error with id 0."""
+    async for message in ws:
+        try:
+            request = json.loads(message)
+        except ValueError:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 0,
+                                      "error": {"code": -32700, "message": "Parse error"}}))
+            continue
+        if isinstance(request, dict) and "id" in request:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                      "result": {"time": 1}}))
+
+
+@pytest.fixture
+async def sloppy_url() -> AsyncIterator[str]:
+    async with serve(_sloppy, "127.0.0.1", 0) as sloppy:
+        port = next(iter(sloppy.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+async def test_a_broken_server_fails_the_checks_it_breaks(sloppy_url: str) -> None:
+    checks = select_checks(["jsonrpc.parse-error", "auth.no-token", "jsonrpc.method-not-found",
+                            "jsonrpc.id-types", "heartbeat.sys-ping"])
+    results = await run_checks(Target(url=sloppy_url, jwt_secret=SECRET, timeout=TIMEOUT),
+                               checks)
+    assert outcomes(results) == {
+        "jsonrpc.parse-error": Outcome.FAIL,
+        "auth.no-token": Outcome.FAIL,
+        "jsonrpc.method-not-found": Outcome.FAIL,
+        "jsonrpc.id-types": Outcome.PASS,
+        "heartbeat.sys-ping": Outcome.PASS,
+    }
+    details = {r.check: r.detail for r in results}
+    assert "id must be null" in details["jsonrpc.parse-error"]
+    assert details["auth.no-token"] == "the upgrade was accepted"
+
+
+async def test_a_dead_port_fails_every_check_with_the_connect_error() -> None:
+    target = Target(url=f"ws://127.0.0.1:{free_port()}/ws", jwt_secret=SECRET, timeout=TIMEOUT)
+    results = await run_checks(target)
+    assert {r.outcome for r in results} == {Outcome.FAIL}
+    assert len(results) == len(CHECKS)
+    assert results[0].detail.startswith("cannot connect to ")
+    assert all(r.detail == f"not run: {results[0].detail}" for r in results[1:])
+
+
+async def test_a_server_silent_at_the_upgrade_fails_every_check_after_one_timeout() -> None:
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # never answers; returns when the kit hangs up
+        writer.close()
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with listener:
+        port = listener.sockets[0].getsockname()[1]
+        results = await run_checks(Target(url=f"ws://127.0.0.1:{port}/ws",
+                                          jwt_secret=SECRET, timeout=0.3))
+    assert accepted.is_set()
+    assert {r.outcome for r in results} == {Outcome.FAIL}
+    assert "TimeoutError" in results[0].detail
+    assert all(r.detail.startswith("not run: cannot connect") for r in results[1:])
+
+
+async def test_a_server_silent_after_the_upgrade_fails_every_check_after_one_timeout() -> None:
+    async def mute(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with serve(mute, "127.0.0.1", 0) as listener:
+        port = next(iter(listener.sockets)).getsockname()[1]
+        results = await run_checks(Target(url=f"ws://127.0.0.1:{port}/ws",
+                                          jwt_secret=SECRET, timeout=0.3))
+    assert {r.outcome for r in results} == {Outcome.FAIL}
+    assert results[0].detail.startswith("server silent: nothing received within 0.3 s")
+    assert all(r.detail == f"not run: {results[0].detail}" for r in results[1:])
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(server)
+    return app
+
+
+def test_the_command_prints_json_and_exits_1_when_a_check_fails() -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(cli(), [url, "--jwt-secret", SECRET, "--timeout", "2s", "--json",
+                                        "--check", "jsonrpc.parse-error", "--check", "auth.query"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["passed"], report["failed"], report["skipped"]) == (0, 2, 0)
+    assert [r["check"] for r in report["results"]] == ["jsonrpc.parse-error", "auth.query"]
+    assert f"{url}/ws" in report["results"][0]["detail"]  # the URL as the kit used it
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--token"),
+    (["--jwt-secret", SECRET, "--check", "no.such"], "no such check: no.such"),
+    (["--jwt-secret", SECRET, "--timeout", "0s"], "--timeout"),
+    (["--jwt-secret", SECRET, "--max-message-size", "0"], "--max-message-size"),
+])
+def test_bad_usage_is_one_config_error(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli(), ["ws://127.0.0.1:9", *args])
+    assert isinstance(result.exception, ConfigError)
+    assert message in str(result.exception)
