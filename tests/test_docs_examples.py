@@ -1,4 +1,40 @@
-"""Every ```python block of docs/*.md and README.md runs, or says why it does not.
+"""Every command block and every ```python block of docs/*.md and README.md runs, or says why not.
+
+Rules for writers (a fence's language decides what happens to it):
+
+* Every fence has a language. ```sh (or ```bash) and ```console are commands; ```python runs
+  (below); anything else (``json``, ``toml``, ``js``, ``text`` for diagrams, URL
+  templates and sample output) is only shown. An untagged fence fails.
+* ```sh runs with ``bash -euo pipefail`` in a fresh directory holding a symlink to
+  each top-level entry of the repository (``.venv/bin/rtctl``, ``examples.x:router``,
+  ``benchmarks/`` work as from a checkout) and the page's file blocks that are not
+  in the repository; ``rtctl`` on PATH, HOME inside it, no ``RTCTL_*`` variable, its
+  own network namespace when the machine allows (the pages' ports are free), and a
+  timeout. Its exit status must be 0: a command meant to fail is written
+  ``cmd || echo "exit $?"``. ``# comments`` are prose.
+* ```console: each ``$ `` line runs in turn in one bash (``export`` carries over);
+  the lines up to the next ``$ `` are its output, stdout and stderr, compared line by
+  line (a line ``...`` stands for any number of lines). Each must exit 0: show an
+  expected failure as ``$ cmd; echo $?``, its code the last line shown.
+* A line ending in `` &`` starts a background process (a server); the block's
+  process group is killed when it ends. The page waits for it with a check the
+  reader could run too, never a sleep:
+  ``curl -sf --retry-connrefused --retry 20 --retry-delay 1 http://127.0.0.1:8765/readyz``.
+* ``<!-- before: SHELL -->`` on the line before a fence runs SHELL first in the same
+  bash, its output unseen (a gateway the prose says is running).
+* ``<!-- not-run: reason -->`` on the line before a fence (invisible when rendered):
+  installs, docker, production deploys, other machines, benchmarks that take
+  minutes, interactive screens. A ```python block with it is still compiled.
+* A console block whose foreground ``$ rtctl serve --router M:A`` serves one of the
+  page's file blocks is *served*: the python convention below runs it.
+* Every ``rtctl`` command in a sh or console block, marked or not, must name a
+  command and options the CLI has (``rtctl X --help``).
+
+tests/test_docs_commands.py runs the command blocks (tests/docs_runner.py the bash),
+tests/test_docs_links.py checks every link and anchor, tests/test_docs_site.py builds
+the site (``make docs``; every page in mkdocs.yml's nav, no warning).
+
+```python blocks:
 
 * A block whose first line names a file (``# mygame/rpc.py``) is written to
   that path under ``tmp_path`` and imported. If its page serves it
@@ -40,7 +76,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TIMING, GatewayFactory, rpc
-from tests.test_docs import fences
+from tests.test_docs import Fence, fences
 from tests.test_examples import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +84,8 @@ PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 GIVEN = {"url": "ws://127.0.0.1:1", "token": "eyJ..."}  # the reader's own, in the guides
 _NOT_RUN = re.compile(r"<!--\s*not-run:\s*(.*?)\s*-->")
 _FILE = re.compile(r"#\s*([\w/-]+\.py)\b")  # "# mygame/rpc.py", "# examples/x.py (abridged)"
-_SHELL = {"sh", "console"}
+_BEFORE = re.compile(r"<!--\s*before:\s*(.*?)\s*-->")
+_SHELL = {"sh", "bash", "console"}
 
 
 @dataclass(frozen=True)
@@ -127,14 +164,19 @@ def _served(text: str, module: str) -> tuple[str | None, Call | None]:
     return router, None
 
 
+def preceding(lines: list[str], fence: Fence) -> str:
+    """The last non-blank line before a fence: where its marker would be."""
+    return next((line.strip() for line in reversed(lines[:fence.opening - 1]) if line.strip()),
+                "")
+
+
 def examples(page: Path) -> Iterator[Example]:
     text = page.read_text(encoding="utf-8")
     lines = text.splitlines()
     for fence in fences(text):
         if fence.info != "python":
             continue
-        before = next((line for line in reversed(lines[:fence.opening - 1]) if line.strip()), "")
-        marker = _NOT_RUN.fullmatch(before.strip())
+        marker = _NOT_RUN.fullmatch(preceding(lines, fence))
         named = _FILE.match(fence.body)
         file = named.group(1) if named else None
         router, call = (_served(text, file.removesuffix(".py").replace("/", "."))
@@ -177,11 +219,10 @@ def written(example: Example, root: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def test_every_block_is_accounted_for() -> None:
-    blocks = sum(page.read_text(encoding="utf-8").count("```python") for page in PAGES)
-    assert len(EXAMPLES) == blocks, "a ```python block the parser did not see"
-    markers = sum(len(_NOT_RUN.findall(page.read_text(encoding="utf-8"))) for page in PAGES)
+    texts = [page.read_text(encoding="utf-8") for page in PAGES]
+    assert len(EXAMPLES) == sum(text.count("```python") for text in texts), (
+        "a ```python block the parser did not see")
     marked = [e for e in EXAMPLES if e.not_run is not None]
-    assert len(marked) == markers, "a not-run marker that is not right before a python block"
     assert all(e.not_run for e in marked), "a not-run marker without a reason"
     assert not [e.name for e in marked if e.file is not None], "file blocks always run"
     assert not [e.name for e in EXAMPLES if e.router is not None and e.call is None], (
