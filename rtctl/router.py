@@ -30,7 +30,7 @@ import inspect
 import logging
 import typing
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
@@ -144,15 +144,16 @@ class CallContext:
 class Method:
     """One registered method: the handler and how to bind params to it."""
 
-    __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "direct", "func",
-                 "handles_key", "hints", "name", "raw_params")
+    __slots__ = ("_checks", "_context", "_prepend_context", "_signature", "direct", "errors",
+                 "func", "handles_key", "hints", "name", "raw_params")
 
     def __init__(self, name: str, func: Handler, *, raw_params: bool = False,
-                 handles_key: bool = False) -> None:
+                 handles_key: bool = False, errors: Iterable[ErrorCode] = ()) -> None:
         self.name = name
         self.func = func
         self.raw_params = raw_params
         self.handles_key = handles_key
+        self.errors = tuple(sorted(set(errors), reverse=True))
         # The annotations, return type included (``rtctl.spec`` describes it from here).
         self.hints: dict[str, Any] = typing.get_type_hints(func)
         hints = self.hints
@@ -272,17 +273,18 @@ class Router:
 
     @typing.overload
     def method(
-        self, name: str | None = None, /, *, raw_params: bool = False
-    ) -> Callable[[Handler], Handler]: ...
+        self, name: str | None = None, /, *, raw_params: bool = False,
+        errors: Iterable[ErrorCode] = ()) -> Callable[[Handler], Handler]: ...
 
     def method(
-        self, name: str | Handler | None = None, /, *, raw_params: bool = False
-    ) -> Handler | Callable[[Handler], Handler]:
+        self, name: str | Handler | None = None, /, *, raw_params: bool = False,
+        errors: Iterable[ErrorCode] = ()) -> Handler | Callable[[Handler], Handler]:
         """Register the decorated plain or async function as ``name``.
 
         ``@router.method`` alone registers the function under its own name.
         With ``raw_params=True`` the handler takes the params exactly as sent
-        (an array, an object or None) as its one argument, unchecked.
+        (an array, an object or None) as its one argument, unchecked; ``errors``
+        as for :meth:`add_method`.
         """
         if callable(name):
             self.add_method(name)
@@ -290,20 +292,19 @@ class Router:
         method_name = name
 
         def register(func: Handler) -> Handler:
-            self.add_method(func, name=method_name, raw_params=raw_params)
+            self.add_method(func, name=method_name, raw_params=raw_params, errors=errors)
             return func
 
         return register
 
     def add_method(
         self, func: Handler, *, name: str | None = None, raw_params: bool = False,
-        handles_key: bool = False,
-    ) -> None:
+        handles_key: bool = False, errors: Iterable[ErrorCode] = ()) -> None:
         """Register ``func``; the name defaults to the function's own.
 
         ``handles_key``: the method honours ``ctx.idempotency_key`` itself, where its
         effect is stored (``room.publish`` in the room's history), so the gateway keeps
-        no reply for repeats of it.
+        no reply for repeats of it. ``errors``: the codes it raises on purpose (``rtctl spec``).
         """
         name = name or func.__name__
         if not name or name.startswith("rpc."):
@@ -311,11 +312,14 @@ class Router:
                              "(names beginning with 'rpc.') or empty")
         if name in self._methods:
             raise ValueError(f"method {name!r} is registered twice")
-        self._methods[name] = Method(name, func, raw_params=raw_params, handles_key=handles_key)
+        self._methods[name] = Method(name, func, raw_params=raw_params,
+                                     handles_key=handles_key, errors=errors)
 
     def notification(self, name: str, params: type, *, doc: str | None = None) -> None:
         """Declare a notification this router's code sends to clients, with its params
         (a TypedDict): the router then describes the whole protocol, both ways."""
+        if not typing.is_typeddict(params):
+            raise TypeError(f"notification {name!r}: params must be a TypedDict, not {params!r}")
         self._declare(Notification(name, params, doc))
 
     def _declare(self, notification: Notification) -> None:

@@ -38,11 +38,11 @@ def spec(
 ) -> None:
     """Describe the methods and notifications a gateway serves (Markdown or OpenRPC)."""
     game = load_router(router) if router is not None else None
-    try:
-        served = served_router(game, room_types=load_room_types(room_type or []))
-    except ValueError as exc:  # a game method clashing with a built-in one
+    try:  # a game method clashing with a built-in one, or one the spec cannot describe
+        document = description.openrpc(served_router(
+            game, room_types=load_room_types(room_type or [])))
+    except ValueError as exc:  # (SpecError is one)
         raise ConfigError(f"--router: {exc}") from None
-    document = description.openrpc(served)
     if openrpc:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return

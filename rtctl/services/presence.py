@@ -41,6 +41,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from rtctl.backends.base import Seen, Status
 from rtctl.exceptions import InvalidParams
 from rtctl.host import Host
+from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.lanes import Lane, Policy
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.sessions import SessionService
@@ -99,9 +100,12 @@ class PresenceService:
         host.on_startup(self._subscribe)
         host.add_metrics(self._families)
         self.router = Router()
-        self.router.add_method(self.set, name="presence.set")
-        self.router.add_method(self.get, name="presence.get")
-        self.router.add_method(self.subscribe, name="presence.subscribe")
+        self.router.add_method(self.set, name="presence.set",
+                               errors=[ErrorCode.BACKEND_UNAVAILABLE])
+        self.router.add_method(self.get, name="presence.get",
+                               errors=[ErrorCode.BACKEND_UNAVAILABLE])
+        self.router.add_method(self.subscribe, name="presence.subscribe",
+                               errors=[ErrorCode.BACKEND_UNAVAILABLE])
         self.router.add_method(self.unsubscribe, name="presence.unsubscribe")
         self.router.notification("presence.changed", PresenceChanged, doc=(
             "A watched user's presence changed (see `presence.subscribe`). Waits in the "

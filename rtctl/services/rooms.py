@@ -134,10 +134,14 @@ class RoomService:
         sessions.on_resync(self._resync)
         host.on_shutdown(self._delivery.close)
         self.router = Router()
-        self.router.add_method(self.join, name="room.join")
-        self.router.add_method(self.leave, name="room.leave")
-        self.router.add_method(self.publish, name="room.publish", handles_key=True)
-        self.router.add_method(self.members, name="room.members")
+        self.router.add_method(self.join, name="room.join",
+                               errors=[ErrorCode.WRONG_NODE, ErrorCode.BACKEND_UNAVAILABLE])
+        self.router.add_method(self.leave, name="room.leave",
+                               errors=[ErrorCode.FORBIDDEN, ErrorCode.BACKEND_UNAVAILABLE])
+        self.router.add_method(self.publish, name="room.publish", handles_key=True,
+                               errors=[ErrorCode.FORBIDDEN, ErrorCode.BACKEND_UNAVAILABLE])
+        self.router.add_method(self.members, name="room.members",
+                               errors=[ErrorCode.BACKEND_UNAVAILABLE])
         # Sent by RoomDelivery (rtctl.services.room_delivery), declared with the methods.
         self.router.notification("room.message", RoomMessage, doc=(
             "A message another member published (`room.publish`), in the lane it chose; "

@@ -53,7 +53,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from rtctl.backends.base import Backends, BackendUnavailable, SessionJSON, SessionRecord
 from rtctl.backends.metrics import labelled
 from rtctl.host import Host
-from rtctl.protocol.codes import CloseCode
+from rtctl.protocol.codes import CloseCode, ErrorCode
 from rtctl.router import CallContext, Peer, Router
 
 __all__ = ["HEARTBEAT_RESULTS", "DetachedHook", "EndedHook", "ResyncHook", "SessionService",
@@ -103,7 +103,8 @@ class SessionService:
         self.backends.on_recovered(self.mark_out_of_sync)
         host.add_metrics(self._families)
         self.router = Router()
-        self.router.add_method(self._list, name="session.list")
+        self.router.add_method(self._list, name="session.list",
+                               errors=[ErrorCode.BACKEND_UNAVAILABLE])
 
     @property
     def records(self) -> Mapping[str, SessionRecord]:

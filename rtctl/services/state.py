@@ -77,11 +77,13 @@ class StateService:
         self._closing: dict[str, asyncio.Task[None]] = {}  # rooms ending: joins wait for it
         host.on_shutdown(self._close)
         self.router = Router()
-        self.router.add_method(self.resync, name="state.resync")
-        self.router.add_method(self.input, name="state.input")
-        self.router.add_method(self.update, name="state.update")
+        self.router.add_method(self.resync, name="state.resync", errors=[ErrorCode.FORBIDDEN])
+        self.router.add_method(self.input, name="state.input",  # on_input may raise more
+                               errors=[ErrorCode.FORBIDDEN, ErrorCode.METHOD_NOT_FOUND])
+        self.router.add_method(self.update, name="state.update",
+                               errors=[ErrorCode.FORBIDDEN, ErrorCode.CONFLICT])
         self.router.add_method(self.schema, name="state.schema")
-        self.router.add_method(self.info, name="state.info")
+        self.router.add_method(self.info, name="state.info", errors=[ErrorCode.FORBIDDEN])
         self.router.notification("state.patch", StatePatch, doc=(  # sent by LiveRoom
             "A stateful room's full state or delta for a member on `rtctl.v1` (the JSON "
             "twin of the binary state frame), in the state lane."))

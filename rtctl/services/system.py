@@ -90,7 +90,7 @@ def system_router(host: Host) -> Router:
             "recovery_expires_at": _ms(expires),
         }
 
-    @router.method("session.refresh")
+    @router.method("session.refresh", errors=[ErrorCode.UNAUTHORIZED])
     def refresh(ctx: CallContext, token: str) -> Refreshed:
         """Adopt a new token for the same user, so the connection outlives the old one's
         ``exp``; -32001 if it is refused."""

@@ -18,9 +18,12 @@ from typing import Any, is_typeddict
 
 __all__ = ["schema"]
 
+_INTEGER = "no fraction or exponent (§1)"
+
 _SCALARS: dict[Any, dict[str, Any]] = {
     bool: {"type": "boolean"},
-    int: {"type": "integer"},
+    # JSON Schema's integer takes 1.0 and 1e3; the Router does not (rtctl.params, -32602).
+    int: {"type": "integer", "$comment": _INTEGER},
     float: {"type": "number"},
     str: {"type": "string"},
     type(None): {"type": "null"},

@@ -14,13 +14,21 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, CloseCode, ErrorCode
+from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, CloseCode
 
 __all__ = ["REGIONS", "RegionError", "regions", "rewrite"]
 
 REGIONS = ("methods", "notifications", "errors", "closes")
 
 _WIDTH = 88  # columns of a JSON block line, where a part fits on one
+
+# Opens §4: what holds for every schema below (docs/protocol.md §1 says it too).
+_INTRO = (
+    "Params, results and error data are JSON Schema 2020-12, exactly what a server binds and "
+    "sends. Integers (`\"type\": \"integer\"`) MUST be written without a fraction or an "
+    "exponent: `2`, never `2.0` or `2e0` (JSON Schema accepts those; a server answers "
+    "-32602). Omitting `params`, `[]` and `{}` all mean no params."
+)
 
 _STRUCTURE = {
     "either": "by name (an object) or by position (an array, in this order)",
@@ -36,11 +44,11 @@ class RegionError(ValueError):
 def regions(document: Mapping[str, Any]) -> dict[str, str]:
     """Each region's Markdown for an OpenRPC ``document`` (:func:`rtctl.spec.openrpc.openrpc`)."""
     return {
-        "methods": "\n\n".join(_method(n, m, document["components"]["errors"])
-                              for n, m in enumerate(document["methods"], 1)),
+        "methods": "\n\n".join([_INTRO, *(_method(n, m, document["components"]["errors"])
+                                         for n, m in enumerate(document["methods"], 1))]),
         "notifications": "\n\n".join(_notification(n, note) for n, note in
                                      enumerate(document["x-notifications"], 1)),
-        "errors": _table(ERROR_DESCRIPTIONS),
+        "errors": _errors(document["components"]["errors"]),
         "closes": _table(CLOSE_DESCRIPTIONS),
     }
 
@@ -88,30 +96,39 @@ def _method(number: int, method: Mapping[str, Any], errors: Mapping[str, Any]) -
         parts.append(method["description"])
     if method.get("x-raw-params"):
         parts.append("**Params**: any JSON value, handed to the method exactly as sent.")
-    elif method["params"]:
-        listed = ", ".join(f"`{p['name']}`" + ("" if p["required"] else " (optional)")
-                           for p in method["params"])
-        parts.append(f"**Params**, {_STRUCTURE[method['paramStructure']]}: {listed}.")
-        parts.append(_json(_params_object(method["params"])))
     else:
-        parts.append("**Params**: none (omit `params`, or send `[]` or `{}`).")
+        parts += _params(method)
     parts.append("**Result**:")
     parts.append(_json(method["result"]["schema"]))
-    codes = ", ".join(f"{errors[name]['code']} `{name}`" for name in
-                      (error["$ref"].rsplit("/", 1)[-1] for error in method["errors"]))
-    parts.append(f"**Errors**: {codes}, as any call may; §6.1 lists every code.")
+    names = [error["$ref"].rsplit("/", 1)[-1] for error in method["errors"]]
+    codes = ", ".join(f"{errors[name]['code']} `{name}`" for name in names)
+    parts.append(f"**Errors**: {codes}; §6.1 says what each means and its `data`.")
     return "\n\n".join(parts)
 
 
-def _params_object(params: list[dict[str, Any]]) -> dict[str, Any]:
-    """The params as one object schema, as they look sent by name."""
-    out: dict[str, Any] = {"type": "object",
-                           "properties": {p["name"]: p["schema"] for p in params}}
-    required = [p["name"] for p in params if p["required"]]
-    if required:
-        out["required"] = required
-    out["additionalProperties"] = False
-    return out
+def _params(method: Mapping[str, Any]) -> list[str]:
+    """The params in the form ``paramStructure`` names, with that form's exact schema."""
+    structure = method["paramStructure"]
+    form = _form(method["x-params-schema"], "array" if structure == "by-position" else "object")
+    if form == _EMPTY[form["type"]]:
+        return ["**Params**: none (omit `params`, or send `[]` or `{}`)."]
+    listed = [f"`{p['name']}`" + ("" if p["required"] else " (optional)")
+              for p in method["params"]]
+    if "x-variadic" in method:
+        listed.append(("then " if listed else "") +
+                      f"any number of `{method['x-variadic']['name']}`")
+    if form["type"] == "object" and form["additionalProperties"] is not False:
+        listed.append("and any further named params")
+    return [f"**Params**, {_STRUCTURE[structure]}: {', '.join(listed)}.", _json(form)]
+
+
+_EMPTY = {"object": {"type": "object", "properties": {}, "additionalProperties": False},
+          "array": {"type": "array", "prefixItems": [], "items": False}}
+
+
+def _form(params_schema: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    forms = params_schema.get("anyOf", [params_schema])
+    return next(form for form in forms if form["type"] == kind)
 
 
 def _notification(number: int, note: Mapping[str, Any]) -> str:
@@ -123,7 +140,17 @@ def _notification(number: int, note: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def _table(descriptions: Mapping[ErrorCode, str] | Mapping[CloseCode, str]) -> str:
+def _errors(components: Mapping[str, Any]) -> str:
+    rows = ["| Code | Name | Meaning | `data` |", "|---:|---|---|---|"]
+    for code, text in ERROR_DESCRIPTIONS.items():
+        data = components[code.name].get("data")
+        shape = "" if data is None else "`{" + ", ".join(
+            f'"{key}": {sub.get("type", "any")}' for key, sub in data["properties"].items()) + "}`"
+        rows.append(f"| {int(code)} | `{code.name}` | {text} | {shape} |")
+    return "\n".join(rows)
+
+
+def _table(descriptions: Mapping[CloseCode, str]) -> str:
     rows = ["| Code | Name | Meaning |", "|---:|---|---|"]
     rows += [f"| {int(code)} | `{code.name}` | {text} |" for code, text in descriptions.items()]
     return "\n".join(rows)

@@ -1,38 +1,73 @@
 """A router as an OpenRPC 1.3.2 document (https://spec.open-rpc.org/).
 
 Methods come from what the :class:`~rtctl.router.Router` binds (the CallContext
-parameter left out): each parameter is a content descriptor, required when it has
-no default; ``paramStructure`` says whether params go by name (an object), by
-position (an array in signature order) or ``either`` (JSON-RPC 2.0 §4.2), as
-Python's binding allows. The result is the handler's return annotation. Errors:
-``components.errors`` holds every code rtctl answers (``rtctl.protocol.codes``);
-a method lists those any call may get. OpenRPC describes only calls to the server,
-so the server-to-client notifications a router declares go in the extension list
-``x-notifications`` (OpenRPC §4.9: fields starting ``x-``), each shaped like a
-method object whose params are always by name. A method that takes its params
-exactly as sent (``raw_params``, like ``sys.echo``) lists none and says so with
-``x-raw-params: true``.
+parameter left out; :mod:`rtctl.spec.params` says how each JSON form binds). The
+result is the handler's return annotation. Errors: ``components.errors`` holds every
+code rtctl answers (``rtctl.protocol.codes``), with the schema of its ``data`` where
+that has one shape (under ``data``); a method lists the codes any call may get and
+those its handler declares (``Router.add_method(errors=...)``). OpenRPC describes
+only calls to the server, so the server-to-client notifications a router declares go
+in the extension list ``x-notifications`` (OpenRPC §4.9: fields starting ``x-``),
+each shaped like a method object whose params are always by name. A method that
+takes its params exactly as sent (``raw_params``, like ``sys.echo``) lists none and
+says so with ``x-raw-params: true``. An annotation with no JSON Schema is a
+:class:`~rtctl.spec.params.SpecError` naming the method, not a guess.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from rtctl import __version__
 from rtctl.protocol.codes import ERROR_DESCRIPTIONS, ErrorCode
 from rtctl.router import Method, Notification, Router
 from rtctl.spec.jsonschema import schema
+from rtctl.spec.params import SpecError, describe_params
 
-__all__ = ["CALL_ERRORS", "OPENRPC_VERSION", "describe_text", "openrpc"]
+__all__ = ["CALL_ERRORS", "ERROR_DATA", "OPENRPC_VERSION", "describe_text", "openrpc"]
 
 OPENRPC_VERSION = "1.3.2"
 # What any call may be answered, whatever its handler does: bad params, a failing
 # handler, the connection's inbound rate (docs/protocol.md §6.1 has the rest).
 CALL_ERRORS = (ErrorCode.INVALID_PARAMS, ErrorCode.INTERNAL_ERROR, ErrorCode.RATE_LIMITED)
 
-_JSON = (str, int, float, bool, type(None), list, dict)
+
+class _Correlation(TypedDict):
+    correlation_id: str
+
+
+class _Reason(TypedDict):
+    reason: str
+
+
+class _Conflict(TypedDict):
+    path: str
+    version: int
+    value: Any
+
+
+class _Owner(TypedDict):
+    room: str
+    node: str
+
+
+class _RetryAfter(TypedDict):
+    retry_after_ms: int
+
+
+class _Backend(TypedDict):
+    backend: str
+
+
+# The ``data`` of the codes whose data has one shape, wherever they are raised
+# (rtctl.router, services/system.py, services/state.py, gateway/dispatch.py, backends/errors.py).
+ERROR_DATA: dict[ErrorCode, type] = {
+    ErrorCode.INTERNAL_ERROR: _Correlation, ErrorCode.UNAUTHORIZED: _Reason,
+    ErrorCode.CONFLICT: _Conflict, ErrorCode.WRONG_NODE: _Owner,
+    ErrorCode.RATE_LIMITED: _RetryAfter, ErrorCode.BACKEND_UNAVAILABLE: _Backend,
+}
 _ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
 
 
@@ -68,7 +103,10 @@ def openrpc(router: Router) -> dict[str, Any]:
 
 
 def _error(code: ErrorCode) -> dict[str, Any]:
-    return {"code": int(code), "message": ERROR_DESCRIPTIONS[code]}
+    out: dict[str, Any] = {"code": int(code), "message": ERROR_DESCRIPTIONS[code]}
+    if code in ERROR_DATA:
+        out["data"] = {k: v for k, v in schema(ERROR_DATA[code]).items() if k != "title"}
+    return out
 
 
 def _method(method: Method) -> dict[str, Any]:
@@ -77,37 +115,14 @@ def _method(method: Method) -> dict[str, Any]:
     if method.raw_params:
         out.update(paramStructure="either", params=[], **{"x-raw-params": True})
     else:
-        out.update(paramStructure=_structure(method.signature),
-                   params=[_param(p, method.hints) for p in method.signature.parameters.values()])
-    out["result"] = {"name": "result", "schema": schema(method.hints.get("return", Any))}
-    out["errors"] = [{"$ref": f"#/components/errors/{code.name}"} for code in CALL_ERRORS]
-    return out
-
-
-def _structure(signature: inspect.Signature) -> str:
-    """Which params a call may send: an array binds positionally, an object by keyword."""
-    kinds = [(p.kind, p.default is p.empty) for p in signature.parameters.values()]
-    by_position = not any(kind is inspect.Parameter.KEYWORD_ONLY and required
-                          for kind, required in kinds)
-    by_name = not any(kind is inspect.Parameter.POSITIONAL_ONLY and required
-                      for kind, required in kinds)
-    if by_position and by_name:
-        return "either"
-    return "by-position" if by_position else "by-name"
-
-
-def _param(param: inspect.Parameter, hints: dict[str, Any]) -> dict[str, Any]:
-    item = schema(hints.get(param.name, Any))
-    if param.kind is param.VAR_POSITIONAL:
-        return {"name": param.name, "required": False, "description": "any further "
-                "positional params", "schema": {"type": "array", "items": item}}
-    if param.kind is param.VAR_KEYWORD:
-        return {"name": param.name, "required": False, "description": "any further "
-                "named params", "schema": {"type": "object", "additionalProperties": item}}
-    out: dict[str, Any] = {"name": param.name, "required": param.default is param.empty,
-                           "schema": item}
-    if isinstance(param.default, _JSON):  # (a default JSON cannot carry is left unsaid)
-        out["schema"] = {**item, "default": param.default}
+        out.update(describe_params(method))
+    try:
+        result = schema(method.hints.get("return", Any))
+    except TypeError as exc:
+        raise SpecError(f"{method.name}: its return annotation: {exc}") from None
+    out["result"] = {"name": "result", "schema": result}
+    codes = [*method.errors, *(code for code in CALL_ERRORS if code not in method.errors)]
+    out["errors"] = [{"$ref": f"#/components/errors/{ErrorCode(code).name}"} for code in codes]
     return out
 
 

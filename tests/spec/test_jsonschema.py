@@ -93,3 +93,10 @@ def test_the_functional_form_carries_keyword_names() -> None:
 def test_an_annotation_json_cannot_describe_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match=r"no JSON Schema for .*set"):
         schema(set[int])
+
+
+def test_an_integer_says_what_json_schema_cannot() -> None:
+    # JSON Schema's integer takes 1.0 and 1e300; the Router refuses both (rtctl.params),
+    # so the schema carries the rule in words (docs/protocol.md §1 and §4 state it).
+    assert Draft202012Validator(schema(int)).is_valid(1.0)
+    assert schema(int)["$comment"] == "no fraction or exponent (§1)"

@@ -1,25 +1,31 @@
 """Live replies and notifications of a real gateway hold to the schemas ``rtctl spec`` publishes.
 
 One gateway for the module (memory backends, both stateful room types it ships
-plus a small writable one); every result a call returns and every notification a
-client is sent is validated against the generated document, closed objects and
-all, so a field a handler adds without declaring it fails here.
+plus a small writable one). Every text frame a client receives is checked against
+the generated document as it arrives: a result against its method's result
+schema (closed objects and all, so a field a handler adds without declaring it
+fails here), an error against the codes its method declares (with the data
+schema of codes that have one), a notification against its declared params, and
+a notification method nobody declared fails outright.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 import pytest_asyncio
 from jsonschema import Draft202012Validator
+from websockets.asyncio.client import ClientConnection
 
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.upgrade import SUBPROTOCOL
 from rtctl.services import builtin_services
 from rtctl.services.drift import DriftRoom
+from rtctl.services.state_live import LiveRoom
 from rtctl.services.state_room import StateRoom
 from rtctl.spec.openrpc import openrpc
 from rtctl.state import Schema
@@ -50,21 +56,56 @@ DOCUMENT = openrpc(Gateway(gateway_config(), services=builtin_services(
 RESULTS = {m["name"]: Draft202012Validator(m["result"]["schema"]) for m in DOCUMENT["methods"]}
 NOTES = {n["name"]: Draft202012Validator(n["x-params-schema"])
          for n in DOCUMENT["x-notifications"]}
+ERRORS = {m["name"]: {DOCUMENT["components"]["errors"][e["$ref"].rsplit("/", 1)[-1]]["code"]
+                      for e in m["errors"]} for m in DOCUMENT["methods"]}
+ERROR_DATA = {e["code"]: Draft202012Validator(e["data"])
+              for e in DOCUMENT["components"]["errors"].values() if "data" in e}
+
+
+class Wire:
+    """A client's WebSocket that checks every text frame it receives (see the module)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._calls: dict[Any, str] = {}  # request id → method, until its reply
+
+    async def send(self, message: str, *, text: bool = True) -> None:
+        request = json.loads(message)
+        self._calls[request["id"]] = request["method"]
+        await self._ws.send(message, text=text)
+
+    async def recv(self) -> str | bytes:
+        message = await self._ws.recv()
+        if isinstance(message, str):
+            self._check(json.loads(message))
+        return message
+
+    def _check(self, message: dict[str, Any]) -> None:
+        if "method" in message:
+            assert message["method"] in NOTES, f"undeclared notification: {message}"
+            NOTES[message["method"]].validate(message.get("params"))
+            return
+        method = self._calls.pop(message["id"])
+        if "result" in message:
+            RESULTS[method].validate(message["result"])
+            return
+        code = message["error"]["code"]
+        assert code in ERRORS[method], f"{method} answered undeclared {code}: {message}"
+        if code in ERROR_DATA:
+            ERROR_DATA[code].validate(message["error"].get("data"))
 
 
 class Checked(Player):
-    """A client whose every result and notification is validated as it arrives."""
+    """A client whose every received frame is checked (:class:`Wire`)."""
 
-    async def call(self, method: str, params: Any = None) -> Any:
-        reply = await super().call(method, params)
-        if "result" in reply:
-            RESULTS[method].validate(reply["result"])
-        return reply
+    def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(cast(ClientConnection, Wire(ws)))
 
-    async def note(self, method: str) -> Any:
-        params = await super().note(method)
-        NOTES[method].validate(params)
-        return params
+    async def error(self, method: str, params: Any) -> int:
+        """The code of the error ``method`` answers (checked against its declared ones)."""
+        reply = await self.call(method, params)
+        assert "error" in reply, reply
+        return int(reply["error"]["code"])
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -81,11 +122,13 @@ class Connect:
         self._cm = client(gateway.url, make_token(user), **kwargs)
 
     async def __aenter__(self) -> Checked:
-        player = Checked(await self._cm.__aenter__())
-        await player.result("sys.ping")  # its connect hooks have run (see tests/services)
-        return player
+        self.player = Checked(await self._cm.__aenter__())
+        await self.player.result("sys.ping")  # its connect hooks have run (tests/services)
+        return self.player
 
     async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:  # whatever was sent before this reply has been checked too
+            await self.player.result("sys.ping")
         await self._cm.__aexit__(None, None, None)
 
 
@@ -97,6 +140,7 @@ async def test_sys_and_session(gw: Gateway) -> None:
         assert info["resumed"] is False
         refreshed = await alice.result("session.refresh", {"token": make_token("alice")})
         assert refreshed["user"] == "alice"
+        assert await alice.error("session.refresh", {"token": "not-a-token"}) == -32001
         sessions = await alice.result("session.list")
         assert [s["id"] for s in sessions] == [info["connection_id"]]
 
@@ -122,6 +166,7 @@ async def test_rooms_their_news_and_messages(gw: Gateway) -> None:
         sent = await dan.result("room.publish", {"room": "lobby", "data": {"hi": 1}})
         message = await cat.note("room.message")
         assert (message["from"], message["offset"]) == ("dan", sent["offset"])
+        assert await cat.error("room.publish", {"room": "elsewhere", "data": 1}) == -32003
         page = await cat.result("room.members", {"room": "lobby", "limit": 1})
         assert page["members"] == ["cat"]
         assert page["next"] is not None
@@ -164,6 +209,7 @@ async def test_a_stateful_room_over_json(gw: Gateway) -> None:
         assert (await hal.result("state.schema", {"room": "drift:1"}))["root"] == "Arena"
         assert (await hal.result("state.info", {"room": "drift:1"}))["type"] == "DriftRoom"
         assert (await hal.result("state.resync", {"room": "drift:1"}))["version"] >= 1
+        assert await hal.error("state.input", {"room": "drift:1", "data": 1}) == -32601
 
 
 async def test_writes_to_a_stateful_room(gw: Gateway) -> None:
@@ -174,6 +220,9 @@ async def test_writes_to_a_stateful_room(gw: Gateway) -> None:
                                                     "version"]})
         assert cas["applied"] is True
         assert "clock" not in cas
+        assert await ida.error("state.update", {"room": "board:1", "path": "title",
+                                                "value": "U", "expect_version": joined[
+                                                    "version"]}) == -32009
         stamp = [int(time.time() * 1000), 0, "ida-device"]
         lww = await ida.result("state.update", {"room": "board:1", "path": "motto",
                                                 "value": "M", "clock": stamp})
@@ -183,3 +232,31 @@ async def test_writes_to_a_stateful_room(gw: Gateway) -> None:
         assert late["applied"] is False
         assert await ida.result("state.input", {"room": "board:1", "data": 7}) == {
             "echo": 7, "user": "ida"}
+
+
+async def test_a_member_that_fell_behind_is_caught_up(gw: Gateway,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A member skipped while its queue drains gets one catch-up delta later
+    # (LiveRoom.catch_up): the room is caught as it starts, and a member set one
+    # version back stands in for one whose backlog made a flush skip it.
+    started: list[LiveRoom] = []
+    start = LiveRoom.start
+    monkeypatch.setattr(LiveRoom, "start", lambda live: (started.append(live), start(live)))
+    async with Connect(gw, "jo", subprotocols=[SUBPROTOCOL]) as jo, \
+            Connect(gw, "kim", subprotocols=[SUBPROTOCOL]) as kim:
+        await jo.result("room.join", {"room": "board:2"})
+        await kim.result("room.join", {"room": "board:2"})
+        await kim.note("state.patch")  # the full state at its join
+        now = int(time.time() * 1000)
+        await jo.result("state.update", {"room": "board:2", "path": "motto", "value": "a",
+                                          "clock": [now, 1, "jo"]})
+        assert "base" in (await kim.note("state.patch"))["message"]
+        [live] = started
+        behind = next(m for m in live.members.values() if m.peer.user == "kim")
+        behind.sent -= 1
+        lagging = behind.sent
+        await jo.result("state.update", {"room": "board:2", "path": "motto", "value": "b",
+                                          "clock": [now, 2, "jo"]})
+        caught = await kim.note("state.patch")
+        assert live.catch_ups == 1
+        assert caught["message"]["base"] == lagging  # a delta from where it was

@@ -17,11 +17,13 @@ from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, ErrorCode
 from rtctl.router import CallContext, Router
 from rtctl.spec.__main__ import main as spec_main
+from rtctl.spec.jsonschema import schema
 from rtctl.spec.markdown import REGIONS, RegionError, regions, rewrite
 from rtctl.spec.openrpc import describe_text, openrpc
 from rtctl.spec.served import served_router
 
 ROOT = Path(__file__).resolve().parents[2]
+INTEGER = schema(int)
 PROTOCOL = ROOT / "docs" / "protocol.md"
 
 
@@ -32,7 +34,7 @@ class Point(TypedDict):
 def game_router() -> Router:
     router = Router()
 
-    @router.method("game.move")
+    @router.method("game.move", errors=[ErrorCode.FORBIDDEN])
     def move(ctx: CallContext, x: int, *, fast: bool = False) -> Point:
         """Move somewhere; ``fast`` skips the animation (:class:`~a.b.Point`)."""
         return {"x": x}
@@ -79,12 +81,12 @@ def test_a_game_router_is_described_with_the_builtin_one() -> None:
         served_router(served_router())  # every built-in method again
 
 
-def test_params_bind_as_python_binds_them() -> None:
+def test_each_method_is_described_in_a_form_the_router_binds() -> None:
     methods = by_name(openrpc(game_router()))
     move = methods["game.move"]
-    assert move["paramStructure"] == "either"  # fast is keyword-only but optional
+    assert move["paramStructure"] == "by-name"  # `fast` is keyword-only: no array reaches it
     assert move["params"] == [
-        {"name": "x", "required": True, "schema": {"type": "integer"}},
+        {"name": "x", "required": True, "schema": INTEGER},
         {"name": "fast", "required": False, "schema": {"type": "boolean", "default": False}},
     ]  # no ctx: the CallContext is not a param
     assert move["result"]["schema"]["title"] == "Point"
@@ -93,12 +95,47 @@ def test_params_bind_as_python_binds_them() -> None:
     assert methods["game.pos"]["result"]["schema"] == {"type": "null"}
     kw = methods["game.kw"]
     assert kw["paramStructure"] == "by-name"
-    assert kw["params"][1]["schema"] == {"type": "object",
-                                         "additionalProperties": {"type": "string"}}
+    assert [p["name"] for p in kw["params"]] == ["x"]  # **rest is no param: further members
+    assert kw["x-params-schema"]["additionalProperties"] == {"type": "string"}
     raw = methods["game.raw"]
     assert raw["params"] == []
     assert raw["x-raw-params"] is True
     assert raw["result"]["schema"] == {}
+
+
+def test_each_method_lists_the_errors_its_handler_declares(builtin: dict[str, Any]) -> None:
+    def codes(method: dict[str, Any]) -> list[str]:
+        return [error["$ref"].rsplit("/", 1)[-1] for error in method["errors"]]
+
+    methods = by_name(builtin)
+    generic = ["INVALID_PARAMS", "INTERNAL_ERROR", "RATE_LIMITED"]
+    assert codes(methods["sys.ping"]) == generic
+    assert codes(methods["state.update"]) == ["FORBIDDEN", "CONFLICT", *generic]
+    assert codes(methods["session.refresh"]) == ["UNAUTHORIZED", *generic]
+    assert codes(by_name(openrpc(game_router()))["game.move"]) == ["FORBIDDEN", *generic]
+    conflict = Draft202012Validator(builtin["components"]["errors"]["CONFLICT"]["data"])
+    assert conflict.is_valid({"path": "title", "version": 3, "value": None})
+    assert not conflict.is_valid({"path": "title"})
+    assert "FORBIDDEN" not in builtin["components"]["errors"]["FORBIDDEN"].get("data", {})
+    rendered = regions(builtin)
+    assert ("**Errors**: -32001 `UNAUTHORIZED`, -32602 `INVALID_PARAMS`, -32603 "
+            "`INTERNAL_ERROR`, -32029 `RATE_LIMITED`;") in rendered["methods"]
+    assert '| `{"retry_after_ms": integer}` |' in rendered["errors"]
+
+
+def test_an_annotation_json_cannot_describe_is_refused_naming_the_method() -> None:
+    result = CliRunner().invoke(cli(), ["--router", "tests.spec.test_openrpc:UNDESCRIBED"])
+    assert isinstance(result.exception, ConfigError)
+    assert "game.span: its return annotation: no JSON Schema for" in str(result.exception)
+    with pytest.raises(TypeError, match=r"'game\.x': params must be a TypedDict"):
+        Router().notification("game.x", dict)
+    loose = Router()
+    loose.add_method(bare, name="game.bare")  # a game's `-> dict` is any object: described
+    assert openrpc(loose)["methods"][0]["result"]["schema"] == {"type": "object"}
+
+
+def bare() -> dict:  # type: ignore[type-arg]
+    return {}
 
 
 def test_the_document_is_well_formed_openrpc(builtin: dict[str, Any]) -> None:
@@ -172,6 +209,8 @@ def test_the_markdown_regions_number_sections_and_list_every_code(
         assert f"| {int(code)} | `{code.name}` |" in rendered["errors"]
     for close in CLOSE_DESCRIPTIONS:
         assert f"| {int(close)} | `{close.name}` |" in rendered["closes"]
+    intro = rendered["methods"].split("\n### 4.1 ", 1)[0]
+    assert "Integers (`\"type\": \"integer\"`) MUST be written without a fraction" in intro
     block = rendered["methods"].split("```json\n", 1)[1].split("\n```", 1)[0]
     Draft202012Validator.check_schema(json.loads(block))
 
@@ -247,3 +286,9 @@ def test_rtctl_spec_prints_the_markdown_reference(builtin: dict[str, Any]) -> No
 GAME = game_router()
 CLASH = Router()
 CLASH.add_method(lambda: None, name="sys.ping")
+UNDESCRIBED = Router()
+
+
+@UNDESCRIBED.method("game.span")
+def span() -> tuple[int, int]:  # JSON has arrays, not tuples: the spec cannot guess
+    return (0, 1)
