@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 from rtctl.backends.base import BackendUnavailable, MessageHandler, RecoveryHook
 from rtctl.backends.stats import BackendStats
 from rtctl.protocol import jsonrpc
+from rtctl.protocol.redact import redact
 
 __all__ = ["NATS_OPERATIONS", "NatsBus"]
 
@@ -72,7 +73,8 @@ class NatsBus:
                 reconnected_cb=self._reconnected), self._timeout)
         except (TimeoutError, OSError, NatsError) as exc:
             why = str(exc) or f"no answer within {self._timeout:g}s"
-            raise BackendUnavailable("nats", f"cannot connect to {self.url}: {why}") from None
+            raise BackendUnavailable(
+                "nats", f"cannot connect to {redact(self.url)}: {why}") from None
         self._failure = None
 
     async def close(self) -> None:

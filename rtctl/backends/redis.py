@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 
 from rtctl.backends.base import BackendUnavailable, RecoveryHook, SessionRecord
 from rtctl.backends.stats import BackendStats
+from rtctl.protocol.redact import redact
 
 __all__ = ["REDIS_OPERATIONS", "RedisConnection", "RedisOperation", "RedisRoomStore",
            "RedisSessionStore", "RedisSnapshotStore"]
@@ -117,7 +118,8 @@ class RedisConnection:
         if failure is not None and was is None:
             logger.warning("redis unreachable: %s", failure)
         elif failure is None and was == _NOT_STARTED:
-            logger.info("redis connected at %s", self.url)  # nothing was missed: no recovery
+            # Nothing was missed: no recovery. (The URL may carry a password.)
+            logger.info("redis connected at %s", redact(self.url))
         elif failure is None and was is not None:
             logger.info("redis reachable again")
             self.stats.reconnects += 1

@@ -20,6 +20,7 @@ from rtctl.demo.room import ArenaRoom
 from rtctl.exceptions import ConfigError
 from rtctl.gateway.auth import AuthConfig
 from rtctl.gateway.server import Gateway
+from rtctl.protocol.redact import redact
 from rtctl.router import Router
 from rtctl.services import builtin_services
 from rtctl.services.drift import DriftRoom
@@ -305,7 +306,7 @@ def serve(
 
 
 def _cluster_line(backends: Backends) -> str:
-    shared = [f"{c.name} {c.url}" for c in backends.connections]
+    shared = [f"{c.name} {redact(c.url)}" for c in backends.connections]
     return (f"  cluster: node {backends.node_id} · node TTL {format_duration(backends.node_ttl)}"
             f" · {', '.join(shared) if shared else 'memory (this process only)'}")
 
