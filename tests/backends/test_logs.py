@@ -1,5 +1,5 @@
 """The backends' log lines say what happened: a first connect is not a recovery, and a
-clean shutdown is not a lost connection (issue 17 §4); no line carries a backend's password.
+clean shutdown is not a lost connection (issue 17 §4); no line carries a backend's password."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ async def test_redis_connect_log_hides_the_password(
         await redis.start()
     finally:
         await redis.close()
-    assert lines(caplog, "rtctl.backends.redis") == [
-        ("INFO", f"redis connected at {redis_server.url.replace('redis://', 'redis://:<redacted>@')}")]
+    shown = redis_server.url.replace("redis://", "redis://:<redacted>@")
+    assert lines(caplog, "rtctl.backends.redis") == [("INFO", f"redis connected at {shown}")]
 
 
 async def test_nats_start_error_hides_the_password() -> None:
