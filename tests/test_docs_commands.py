@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from typer.core import TyperGroup
 
 from rtctl.cli import app
 from tests.conftest import TIMING
@@ -126,11 +127,12 @@ def unknown_options(line: str, cli: Any) -> Iterator[str]:
                 break
             if valued:
                 valued = False
-            elif hasattr(command, "commands") and not word.startswith("-"):
-                if word not in command.commands:
+            elif isinstance(command, TyperGroup) and not word.startswith("-"):
+                sub = command.get_command(typer.Context(command), word)
+                if sub is None:
                     yield f"{path} has no command {word!r}"
                     break
-                command, path = command.commands[word], f"{path} {word}"
+                command, path = sub, f"{path} {word}"
             elif word.startswith("--"):
                 name, equals, _ = word.partition("=")
                 options = {o: p for p in command.params for o in [*p.opts, *p.secondary_opts]}

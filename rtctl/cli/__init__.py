@@ -8,30 +8,59 @@ errors).
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from rtctl import __version__
-from rtctl.cli import (
-    bench,
-    call,
-    conformance,
-    inspect,
-    profile,
-    serve,
-    simulate,
-    spec,
-    token,
-    top,
-    tui,
-)
 from rtctl.cli.exits import fail
 from rtctl.exceptions import RtctlError
 
 __all__ = ["app", "main"]
 
+# Each command's module and the function (or Typer group) in it, in the order --help lists
+# them. A module is imported when its command runs: `rtctl token` does not load the bench.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("rtctl.cli.serve", "serve"),
+    "token": ("rtctl.cli.token", "token"),
+    "call": ("rtctl.cli.call", "call"),
+    "simulate": ("rtctl.cli.simulate", "app"),
+    "inspect": ("rtctl.cli.inspect", "inspect"),
+    "bench": ("rtctl.cli.bench", "bench"),
+    "profile": ("rtctl.cli.profile", "profile_command"),
+    "tui": ("rtctl.cli.tui", "tui"),
+    "top": ("rtctl.cli.top", "top"),
+    "spec": ("rtctl.cli.spec", "spec"),
+    "conformance": ("rtctl.cli.conformance", "app"),
+}
+
+
+class _Commands(TyperGroup):
+    """The commands of :data:`COMMANDS`, each built from its module on first use."""
+
+    def list_commands(self, ctx: object) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: object, name: str) -> TyperCommand | TyperGroup | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        target = getattr(importlib.import_module(module), attr)
+        if isinstance(target, typer.Typer):
+            group = typer.main.get_group(target)
+            group.name = name
+            return group
+        single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)  # one command and no callback: that command
+        assert isinstance(command, TyperCommand)
+        return command
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="rtctl",
     help="Run, break and measure a real-time multiplayer networking stack on one laptop.\n\n"
          "Exit codes: 0 done; 1 it ran and failed (a server not there, a port in use); "
@@ -54,19 +83,6 @@ def _options(version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=_print_version,
         help="Print rtctl's version and exit.")] = False) -> None:
     """Options of ``rtctl`` itself, before the command (the app's help= describes it)."""
-
-
-app.command("serve")(serve.serve)
-app.command("token")(token.token)
-app.command("call")(call.call)
-app.add_typer(simulate.app, name="simulate")
-app.command("inspect")(inspect.inspect)
-app.command("bench")(bench.bench)
-app.command("profile")(profile.profile_command)
-app.command("tui")(tui.tui)
-app.command("top")(top.top)
-app.command("spec")(spec.spec)
-app.add_typer(conformance.app, name="conformance")
 
 
 def main() -> None:
