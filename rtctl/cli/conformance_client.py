@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from rtctl.conformance.results import as_json, exit_code, render
+from rtctl.conformance.results import Result, as_json, exit_code, render
 from rtctl.conformance.scripted import ScriptedGateway
 from rtctl.conformance.scripted_run import run_scenarios, select
 from rtctl.exceptions import ConfigError
@@ -34,10 +35,21 @@ def client(
     scenario: Annotated[list[str] | None, typer.Option(
         help="Play only this scenario (repeatable); default all.")] = None,
 ) -> None:
-    """Run the driver given after `--` against a scripted gateway and check what it does.
+    """Check a client SDK: run its driver against a scripted gateway.
 
-    The driver gets RTCTL_URL and RTCTL_TOKEN_URL in its environment; without one, start
-    a driver by hand with the environment printed. Exits 1 if any check failed.
+    The scripted gateway listens on loopback and plays the scenarios of
+    docs/conformance.md (pings, errors, closes, drops, replay, state) against
+    the driver given after `--`, a small program around the SDK under test;
+    each check cites the section of docs/protocol.md it tests. The driver
+    gets RTCTL_URL and RTCTL_TOKEN_URL in its environment; without one, the
+    command prints them and waits for a driver started by hand. What the
+    driver prints goes to standard error, so --json stays parseable. Ctrl-C
+    or SIGTERM ends the driver too.
+
+    Example: rtctl conformance client -- python -m rtctl.conformance.driver
+
+    Exit codes: 0 no check failed (skips are fine); 1 a check failed; 2 bad
+    usage; 130 Ctrl-C; 143 SIGTERM.
     """
     try:
         scenarios = select(scenario or [])
@@ -53,8 +65,23 @@ def client(
         if not command:
             err.print("start the driver with that environment", highlight=False)
 
-    results = asyncio.run(run_scenarios(scenarios, command=command, timeout=timeout,
-                                        host=host, port=port, announce=announce))
+    async def play() -> list[Result]:
+        # SIGTERM cancels the run as Ctrl-C does, so the driver is ended either way.
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await run_scenarios(scenarios, command=command, timeout=timeout,
+                                       host=host, port=port, announce=announce)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        results = asyncio.run(play())
+    except KeyboardInterrupt:  # the shell's convention: 128 + the signal's number
+        raise typer.Exit(128 + signal.SIGINT) from None
+    except asyncio.CancelledError:
+        raise typer.Exit(128 + signal.SIGTERM) from None
     if as_json_:
         typer.echo(json.dumps(as_json(results), ensure_ascii=False))
     else:

@@ -31,6 +31,9 @@ def server(
              "wrongly signed ones it must refuse (those checks skip without it).")] = None,
     timeout: Annotated[str, typer.Option(
         help="How long one wait of a check may take (a reply, a close, a ping).")] = "10s",
+    ping_interval: Annotated[str, typer.Option(
+        help="The gateway's ping interval (§7): heartbeat.server-ping fails when no ping "
+             "comes within it plus --timeout.")] = "15s",
     max_message_size: Annotated[str, typer.Option(
         help="The gateway's message size limit: close.too-big sends one byte more.")] = "64KiB",
     state_room: Annotated[list[str] | None, typer.Option(
@@ -43,12 +46,14 @@ def server(
     as_json_: Annotated[bool, typer.Option(
         "--json", help="Print the results as one JSON object.")] = False,
 ) -> None:
-    """Check that a gateway speaks rtctl's protocol: JSON-RPC edge cases, token carriers and
-    refusals, close codes, heartbeats, presence, rooms, recovery and state frames.
+    """Check that a gateway speaks rtctl's protocol (docs/protocol.md).
 
-    Every check cites the section of docs/protocol.md it tests. The checks talk raw
-    WebSocket and JSON, so they test the server, not an SDK. A server that cannot be
-    reached fails the run within about one --timeout.
+    The checks cover JSON-RPC edge cases, token carriers and refusals, close
+    codes, heartbeats, presence, rooms, recovery and state frames; each cites
+    the section of docs/protocol.md it tests. They talk raw WebSocket and
+    JSON, so they test the server, not an SDK. A server that cannot be
+    reached, refuses the given tokens or never answers in JSON-RPC fails the
+    run within about one --timeout.
 
     Example: rtctl conformance server ws://127.0.0.1:8765 --jwt-secret "$SECRET"
 
@@ -62,6 +67,7 @@ def server(
         raise ConfigError(f"--max-message-size must be at least 1 byte, got {max_message_size!r}")
     target = Target(url=endpoint_url(url), tokens=tokens, jwt_secret=jwt_secret,
                     timeout=positive_duration(timeout, "--timeout"), max_message_size=size,
+                    ping_interval=positive_duration(ping_interval, "--ping-interval"),
                     state_rooms=tuple(state_room or ("drift", "arena")))
     checks = select_checks(check or (), skip or ())
     results = asyncio.run(run_checks(target, checks))

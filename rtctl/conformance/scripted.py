@@ -168,6 +168,22 @@ class ScriptedGateway:
         ``conformance.state``); :class:`NoShow` naming ``what`` after ``timeout``."""
         return await _within(self._calls[key].get(), timeout, what)
 
+    async def take_first(self, keys: Sequence[str], timeout: float, what: str) -> tuple[str, Call]:
+        """Whichever of ``keys`` gets a request first, and that request (see :meth:`take`)."""
+        gets = {asyncio.ensure_future(self._calls[key].get()): key for key in keys}
+        try:
+            done, _ = await asyncio.wait(gets, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for get in gets:
+                get.cancel()
+        if not done:
+            raise NoShow(f"no {what} within {timeout:g} s")
+        first, *also = [get for get in gets if get in done]
+        for get in also:  # came in the same instant: left for a later take
+            self._calls[gets[get]].put_nowait(get.result())
+        return gets[first], first.result()
+
     def waiting(self, key: str) -> int:
         """How many requests under ``key`` came and were not taken."""
         return self._calls[key].qsize()
@@ -259,11 +275,13 @@ class ScriptedGateway:
                                 f"Invalid params: {room!r} is not a stateful room", {"room": room})
             else:
                 await call.answer(describe(schema))
+        elif method in ("room.join", "room.leave") and not isinstance(room, str):
+            await call.fail(ErrorCode.INVALID_PARAMS,
+                            f"Invalid params: {method} needs a room name", {"params": params})
         elif method == "room.leave":
             await call.answer({})
-        elif method == "room.join" and room not in self._watched:
-            position = self.rooms.get(room) if isinstance(room, str) else None
-            position = position or StreamPosition(0, "conformance")
+        elif method == "room.join" and isinstance(room, str) and room not in self._watched:
+            position = self.rooms.get(room) or StreamPosition(0, "conformance")
             recovered = {"recovered": True, "replayed": 0} if "since" in params else {}
             await call.answer({"members": [USER], "total": 1, **position.to_json(), **recovered})
         elif method in REPORTS:

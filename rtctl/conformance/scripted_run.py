@@ -29,6 +29,7 @@ __all__ = ["run_scenarios", "runs", "select"]
 Announce = Callable[[ScriptedGateway], None]
 
 _TERM_GRACE = 2.0  # s a driver has to exit after SIGTERM before SIGKILL
+_STDERR_FD = 2  # the process's own, not sys.stderr (which a test runner may have replaced)
 
 
 def select(names: Sequence[str]) -> list[Scenario]:
@@ -60,8 +61,11 @@ def _failed(scenario: Scenario, cause: str, found: Verdicts | None = None) -> li
 
 
 async def _start(command: Sequence[str], gw: ScriptedGateway) -> asyncio.subprocess.Process:
+    """The driver, in its own process group (so ending it ends what it started), its
+    standard output sent to our standard error: whatever it prints stays out of ``--json``."""
     env = {**os.environ, "RTCTL_URL": gw.url, "RTCTL_TOKEN_URL": gw.token_url}
-    return await asyncio.create_subprocess_exec(*command, env=env, start_new_session=True)
+    return await asyncio.create_subprocess_exec(*command, env=env, start_new_session=True,
+                                                stdout=_STDERR_FD)
 
 
 async def _end(process: asyncio.subprocess.Process | None, timeout: float) -> None:
@@ -69,14 +73,17 @@ async def _end(process: asyncio.subprocess.Process | None, timeout: float) -> No
     SIGTERM, then SIGKILL after :data:`_TERM_GRACE`."""
     if process is None:
         return
+    # asyncio.wait, not asyncio.timeout: this runs in ``finally`` of a cancelled task too,
+    # where a timeout's own cancellation would not come back as TimeoutError (Python 3.11).
+    exited = asyncio.ensure_future(process.wait())
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, sig)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout if sig is None else _TERM_GRACE):
-                await process.wait()
-                return
+        done, _ = await asyncio.wait({exited}, timeout=timeout if sig is None else _TERM_GRACE)
+        if done:
+            return
+    exited.cancel()
 
 
 async def _first_connection(gw: ScriptedGateway, process: asyncio.subprocess.Process | None,
@@ -116,12 +123,37 @@ async def _play(scenario: Scenario, play: Play) -> tuple[list[Result], str | Non
             for r in results], None
 
 
+async def _play_run(run: Sequence[Scenario], gw: ScriptedGateway,
+                    process: asyncio.subprocess.Process | None,
+                    timeout: float) -> tuple[list[Result], str | None, float]:
+    """Play one run: its results, the cause that fails every later run (a driver that never
+    connected), and how long the driver may take to exit by itself."""
+    try:
+        await _first_connection(gw, process, timeout)
+    except NoShow as exc:
+        return [r for s in run for r in _failed(s, str(exc))], str(exc), 0
+    results: list[Result] = []
+    play = Play(gw, timeout, Verdicts())  # one per run: it counts the backoff attempts
+    lost: str | None = None
+    for scenario in run:
+        if lost is not None:
+            results += _failed(scenario, lost)
+            continue
+        played, lost = await _play(scenario, play)
+        results += played
+    current = gw.current
+    if run[-1].final or lost is not None or current is None:
+        return results, None, 0  # its client stopped: it may wait to be ended
+    await current.notify("conformance.done")
+    return results, None, timeout  # told it is done, it exits by itself
+
+
 async def run_scenarios(scenarios: Sequence[Scenario], *, command: Sequence[str],
                         timeout: float, host: str = "127.0.0.1", port: int = 0,
                         announce: Announce | None = None) -> list[Result]:
     """Start the scripted gateway, play ``scenarios`` against the driver ``command`` (or a
     client started by hand; ``announce`` is called as each run starts), and return every
-    check's result."""
+    check's result. The driver is ended however the run ends, cancellation included."""
     results: list[Result] = []
     async with ScriptedGateway(host, port) as gw:
         dead: str | None = None  # the cause that fails everything left
@@ -132,26 +164,11 @@ async def run_scenarios(scenarios: Sequence[Scenario], *, command: Sequence[str]
             if announce is not None:
                 announce(gw)
             process = await _start(command, gw) if command else None
-            play = Play(gw, timeout, Verdicts())
+            grace = 0.0
             try:
-                await _first_connection(gw, process, timeout)
-            except NoShow as exc:
-                dead = str(exc)
-                results += [r for s in run for r in _failed(s, dead)]
-                await _end(process, 0)
-                continue
-            lost: str | None = None
-            for scenario in run:
-                if lost is not None:
-                    results += _failed(scenario, lost)
-                    continue
-                played, lost = await _play(scenario, play)
+                played, dead, grace = await _play_run(run, gw, process, timeout)
                 results += played
-            current = gw.current
-            if not run[-1].final and lost is None and current is not None:
-                await current.notify("conformance.done")
-                await _end(process, timeout)  # told it is done, it exits by itself
-            else:
-                await _end(process, 0)  # its client stopped: it may wait to be ended
+            finally:
+                await _end(process, grace)
             gw.reset()
     return results

@@ -4,7 +4,10 @@ Each check (:mod:`~rtctl.conformance.server_checks_jsonrpc`, ``_wire``, ``_sessi
 its own connections, asserts one rule of docs/protocol.md and reports a
 :class:`~rtctl.conformance.results.Result`. A server that cannot be reached or stays silent
 fails the first check that meets it, and every later check at once with the same cause, so
-a dead gateway is reported in about one timeout rather than one per check.
+a dead gateway is reported in about one timeout rather than one per check. "Silent" is
+judged over the whole run (:class:`~rtctl.conformance.server_probe.Heard`): once the server
+has sent one JSON-RPC response, a method it never answers fails that check only, unless
+:data:`STOPPED_AFTER` checks in a row get no reply (the server stopped answering).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from rtctl.conformance.server_probe import (
     Check,
     CheckFailed,
     CheckSkipped,
+    Heard,
+    NoReply,
     Probe,
     Target,
     Unreachable,
@@ -29,6 +34,7 @@ from rtctl.exceptions import ConfigError
 __all__ = ["CHECKS", "Target", "run_checks", "select_checks"]
 
 CHECKS: tuple[Check, ...] = JSONRPC_CHECKS + WIRE_CHECKS + SESSION_CHECKS
+STOPPED_AFTER = 2  # checks in a row with no reply: the server stopped answering altogether
 
 
 def select_checks(only: Collection[str] = (), skip: Collection[str] = ()) -> list[Check]:
@@ -41,15 +47,17 @@ def select_checks(only: Collection[str] = (), skip: Collection[str] = ()) -> lis
     return [c for c in CHECKS if (not only or c.id in only) and c.id not in skip]
 
 
-async def _run_one(check: Check, target: Target) -> tuple[Result, Unreachable | None]:
-    probe = Probe(target)
+async def _run_one(check: Check, target: Target,
+                   heard: Heard) -> tuple[Result, CheckFailed | None]:
+    """The check's result, and what failed it when it was the server's silence."""
+    probe = Probe(target, heard)
     started = time.monotonic()
-    cause: Unreachable | None = None
+    cause: CheckFailed | None = None
     try:
         detail, outcome = await check.run(probe), Outcome.PASS
     except CheckSkipped as exc:
         detail, outcome = str(exc), Outcome.SKIP
-    except Unreachable as exc:
+    except (Unreachable, NoReply) as exc:
         detail, outcome, cause = str(exc), Outcome.FAIL, exc
     except CheckFailed as exc:
         detail, outcome = str(exc), Outcome.FAIL
@@ -67,12 +75,19 @@ async def _run_one(check: Check, target: Target) -> tuple[Result, Unreachable | 
 async def run_checks(target: Target, checks: Sequence[Check] = CHECKS) -> list[Result]:
     """Run ``checks`` against ``target`` one after another (they share users and rooms)."""
     results: list[Result] = []
-    cause: Unreachable | None = None
+    heard = Heard()
+    dead: str | None = None  # the cause that fails every check left
+    silent = 0  # checks in a row that got no reply
     for check in checks:
-        if cause is not None:
+        if dead is not None:
             results.append(Result(check.id, check.section, check.title, Outcome.FAIL,
-                                  f"not run: {cause}"))
+                                  f"not run: {dead}"))
             continue
-        result, cause = await _run_one(check, target)
+        result, cause = await _run_one(check, target, heard)
         results.append(result)
+        silent = silent + 1 if isinstance(cause, NoReply) else 0
+        if isinstance(cause, Unreachable):
+            dead = str(cause)
+        elif silent >= STOPPED_AFTER:
+            dead = f"the server stopped answering ({STOPPED_AFTER} checks in a row: {cause})"
     return results

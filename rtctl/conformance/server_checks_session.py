@@ -28,9 +28,19 @@ async def _user(conn: Conn) -> str:
     return str(info["user"])
 
 
-async def presence_changed(probe: Probe) -> str:
+async def _two_users(probe: Probe) -> tuple[Conn, Conn, str]:
+    """Alice's and bob's connections, and alice's user; skips when they are one user (the
+    same --token twice), as the check would blame the server for that."""
     alice, bob = await probe.connect(0), await probe.connect(1)
     user = await _user(alice)
+    if await _user(bob) == user:
+        raise CheckSkipped(f"alice and bob are the same user ({user!r}): needs tokens of two "
+                           "different users")
+    return alice, bob, user
+
+
+async def presence_changed(probe: Probe) -> str:
+    alice, bob, user = await _two_users(probe)
     await bob.result("presence.subscribe", {"users": [user]})
     text = f"conformance {probe.target.run_id}"
     await alice.result("presence.set", {"status": "busy", "text": text})
@@ -54,7 +64,7 @@ async def presence_get(probe: Probe) -> str:
 async def _both_in(probe: Probe, name: str) -> tuple[str, Conn, Conn, dict[str, Any]]:
     """A fresh room that alice then bob joined, and alice's join reply (her position)."""
     room = _room(probe, name)
-    alice, bob = await probe.connect(0), await probe.connect(1)
+    alice, bob, _ = await _two_users(probe)
     joined = await alice.result("room.join", {"room": room})
     await bob.result("room.join", {"room": room})
     return room, alice, bob, joined

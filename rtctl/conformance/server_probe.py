@@ -24,15 +24,17 @@ from websockets.protocol import Event
 from websockets.typing import Subprotocol
 
 from rtctl.client.endpoint import with_query
+from rtctl.config import DEFAULT_PING_INTERVAL
 from rtctl.protocol.upgrade import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 from rtctl.tokens import issue_token
 
-__all__ = ["Carrier", "Check", "CheckFailed", "CheckSkipped", "Conn", "Probe", "Target",
-           "Unreachable", "expect"]
+__all__ = ["Carrier", "Check", "CheckFailed", "CheckSkipped", "Conn", "Heard", "NoReply", "Probe",
+           "Target", "Unreachable", "expect"]
 
 _CLOSE_TIMEOUT = 1.0  # seconds; closing is clean-up, a check has reported by then
 
 Carrier = Literal["header", "query", "subprotocol", "none"]  # where the token goes (§2.2)
+_USERS = ("alice", "bob")
 
 
 class CheckFailed(Exception):
@@ -45,6 +47,39 @@ class CheckSkipped(Exception):
 
 class Unreachable(CheckFailed):
     """The server cannot be talked to at all (refused, silent): every later check fails alike."""
+
+
+class NoReply(CheckFailed):
+    """A server that answered before let one wait run out: this check fails, the run goes on."""
+
+
+@dataclass(slots=True)
+class Heard:
+    """What the run has heard from the server, across checks and connections: until one
+    JSON-RPC 2.0 response arrives, a wait that runs out means the server cannot be talked
+    to (silent, or not speaking JSON-RPC), not that one method is broken."""
+
+    responded: bool = False
+    other: str | None = None  # the first thing received that was not a response
+
+    def note(self, message: Any) -> None:
+        """Take one received message (a batch's responses count as responses)."""
+        if any(isinstance(m, dict) and m.get("jsonrpc") == "2.0" and "id" in m
+               and ("result" in m) != ("error" in m)
+               for m in (message if isinstance(message, list) else [message])):
+            self.responded = True
+        elif self.other is None:
+            self.other = repr(message)[:80]
+
+    def silence(self, timeout: float) -> CheckFailed:
+        """What a wait of ``timeout`` s that ran out means, given what was heard before."""
+        if self.responded:
+            return NoReply(f"nothing within {timeout:g} s")
+        if self.other is None:
+            return Unreachable(f"server silent: nothing received within {timeout:g} s "
+                               "of a message that needs an answer")
+        return Unreachable("nothing the server sent was a JSON-RPC 2.0 response "
+                           f"(first: {self.other}); no answer within {timeout:g} s")
 
 
 def expect(condition: bool, detail: str) -> None:
@@ -62,6 +97,7 @@ class Target:
     jwt_secret: str | None = None
     timeout: float = 10.0
     max_message_size: int = 64 * 1024
+    ping_interval: float = DEFAULT_PING_INTERVAL  # §7's default
     state_rooms: tuple[str, ...] = ("drift", "arena")
     run_id: str = field(default_factory=lambda: format(time.time_ns() % 16**8, "08x"))
 
@@ -70,9 +106,15 @@ class Target:
         if user < len(self.tokens):
             return self.tokens[user]
         if self.jwt_secret:
-            name = ("alice", "bob")[user]
-            return issue_token(self.jwt_secret, sub=f"conformance-{name}-{self.run_id}", ttl=3600)
+            return issue_token(self.jwt_secret, sub=f"conformance-{_USERS[user]}-{self.run_id}",
+                               ttl=3600)
         raise CheckSkipped(f"needs {user + 1} tokens (--token, or --jwt-secret to mint them)")
+
+    def describe(self, user: int) -> str:
+        """Where user number ``user``'s token came from, for a report."""
+        if user < len(self.tokens):
+            return f"--token {user + 1} ({_USERS[user]}'s)"
+        return f"the token --jwt-secret minted for {_USERS[user]}"
 
     def minted(self, *, secret_suffix: str = "", age: float = 0.0) -> str:
         """A token signed with a wrong secret (``secret_suffix``) or expired ``age`` s ago."""
@@ -100,12 +142,12 @@ class _Recording(ClientConnection):
 class Conn:
     """One open connection: send raw frames, await replies by id, collect the rest."""
 
-    def __init__(self, ws: _Recording, timeout: float) -> None:
+    def __init__(self, ws: _Recording, timeout: float, heard: Heard) -> None:
         self.ws = ws
         self.timeout = timeout
+        self.heard = heard
         self.notifications: list[dict[str, Any]] = []  # seen while waiting for something else
         self.binaries: list[bytes] = []
-        self.received = 0
         self._ids = itertools.count(1)
 
     @property
@@ -129,24 +171,24 @@ class Conn:
             data = await self.ws.recv()
         except ConnectionClosed as exc:
             raise CheckFailed(f"the server closed the connection ({exc})") from None
-        self.received += 1
         return data
 
     async def recv_json(self) -> Any:
-        """The next text message, parsed; binary messages on the way are kept in ``binaries``."""
+        """The next text message, parsed; binary messages on the way are kept in ``binaries``.
+        A wait that runs out raises what :meth:`Heard.silence` says it means."""
         try:
             async with asyncio.timeout(self.timeout):
                 while isinstance(data := await self._recv(), bytes):
                     self.binaries.append(data)
         except TimeoutError:
-            if self.received == 0:  # the upgrade went through and then nothing, ever
-                raise Unreachable(f"server silent: nothing received within {self.timeout:g} s "
-                                  "of a message that needs an answer") from None
-            raise
+            raise self.heard.silence(self.timeout) from None
         try:
-            return json.loads(data)
+            message = json.loads(data)
         except ValueError:
+            self.heard.note(data)
             raise CheckFailed(f"a text frame that is not JSON: {data[:80]!r}") from None
+        self.heard.note(message)
+        return message
 
     async def recv_binary(self) -> bytes:
         """The first binary message, kept or to come; text on the way goes to ``notifications``."""
@@ -171,8 +213,8 @@ class Conn:
                     self.notifications.append(message)
                     continue
                 raise CheckFailed(f"expected the reply to id {id!r}, got {message!r}")
-        except TimeoutError:
-            raise CheckFailed(f"no reply to id {id!r} within {self.timeout:g} s") from None
+        except NoReply:
+            raise NoReply(f"no reply to id {id!r} within {self.timeout:g} s") from None
 
     async def call(self, method: str, params: Any = None, *, id: Any = None) -> dict[str, Any]:
         """Send a request and return its whole response object (result or error)."""
@@ -211,7 +253,7 @@ class Conn:
                         return dict(params)
                 if isinstance(message, dict) and "method" in message:
                     self.notifications.append(message)
-        except TimeoutError:
+        except NoReply:  # a notification not sent is this check's failure, not silence
             raise CheckFailed(f"no {method} notification within {self.timeout:g} s") from None
 
     async def closed(self) -> int | None:
@@ -228,15 +270,17 @@ class Conn:
 class Probe:
     """The connections of one check, all closed when it ends."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, heard: Heard) -> None:
         self.target = target
+        self.heard = heard
         self._open: list[Conn] = []
 
     async def connect(self, user: int = 0, *, carrier: Carrier = "header",
                       subprotocols: Sequence[str] = (SUBPROTOCOL,), token: str | None = None,
                       recover: str | None = None) -> Conn:
         """Open a connection as user number ``user``, the token in ``carrier`` (§2.2)."""
-        token = self.target.token(user) if token is None and carrier != "none" else token
+        own = token is None and carrier != "none"  # the user's token, not one to be refused
+        token = self.target.token(user) if own else token
         url = self.target.url
         headers: dict[str, str] = {}
         offered = list(subprotocols)
@@ -255,13 +299,16 @@ class Probe:
                                compression=None, open_timeout=self.target.timeout,
                                close_timeout=_CLOSE_TIMEOUT, max_size=None,
                                create_connection=_Recording)
-        except InvalidStatus:
+        except InvalidStatus as exc:
+            if own and exc.response.status_code == 401:  # no check can run as this user
+                raise Unreachable(f"the server refused {self.target.describe(user)} "
+                                  f"({_refusal(exc)})") from None
             raise
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise Unreachable(f"cannot connect to {self.target.url}: "
                               f"{type(exc).__name__}: {exc}") from None
         assert isinstance(ws, _Recording)
-        conn = Conn(ws, self.target.timeout)
+        conn = Conn(ws, self.target.timeout, self.heard)
         self._open.append(conn)
         return conn
 
@@ -277,6 +324,16 @@ class Probe:
         for conn in self._open:
             await conn.ws.close()
         self._open.clear()
+
+
+def _refusal(exc: InvalidStatus) -> str:
+    """"HTTP 401, reason expired" from a refusal's §2.4 JSON body, when it has one."""
+    status = f"HTTP {exc.response.status_code}"
+    try:
+        reason = json.loads(exc.response.body or b"").get("reason")
+    except (ValueError, AttributeError):
+        return status
+    return f"{status}, reason {reason}" if reason else status
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,10 +215,11 @@ class RoomService:
                    since: Any = None) -> Joined:
         """``room.join {room, options?, since?}`` → ``{members, total, offset, epoch}``.
 
-        A big room's reply has no ``members``. A stateful room's adds ``version``
-        and ``encoding``, and takes the ``options`` its type's ``on_create`` reads
-        (the first joiner's). ``offset, epoch``: the stream position the member
-        starts after. With ``since`` (the last position the client had), every
+        A big room's reply (more than 100 users) has no ``members``. A stateful
+        room's adds ``version`` and ``encoding``, and hands ``options`` to the room
+        type's handler when this join creates the room (``on_create``; later
+        joiners' options are ignored). ``offset, epoch``: the stream position the
+        member starts after. With ``since`` (the last position the client had), every
         later message is pushed first (``recovered: true, replayed: n``), or none
         (``recovered: false, reason``): never a partial replay.
         """
@@ -347,7 +348,8 @@ class RoomService:
                       key: str | None = None) -> Position:
         """``room.publish {room, data, lane?, policy?, key?}`` → ``{offset, epoch}``, once
         the message is in the room's history; every other member gets ``room.message``,
-        queued in ``lane`` (None: events) with ``policy`` (:meth:`Tags.published`).
+        queued in ``lane`` (absent or null: ``events``) with ``policy`` (absent or
+        null: the lane's default; ``coalescible`` needs ``key``).
 
         Re-sent with the same ``idempotency_key`` (by the same user, to the same room,
         while the first is kept), it answers the first one's position and appends
@@ -375,7 +377,7 @@ class RoomService:
                       limit: int = DEFAULT_PAGE) -> MembersPage:
         """``room.members {room, cursor?, limit?}`` → ``{members, total, next}``.
 
-        Users in order, ``limit`` (1 to :data:`MAX_PAGE`) at a time; ``next`` is
+        Users in order, ``limit`` (1 to 1000) at a time; ``next`` is
         the ``cursor`` of the following page, null after the last. A walk sees
         every user who stays in the room throughout exactly once.
         """

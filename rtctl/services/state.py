@@ -310,8 +310,9 @@ class StateService:
         return live, member
 
     def schema(self, room: str) -> SchemaDescription:
-        """``state.schema {room}`` → the room type's schema as data
-        (:mod:`rtctl.state.reflect`): a client without the game's code decodes with it."""
+        """``state.schema {room}`` → the room type's schema as data, its fields in wire
+        order (``{root, types}``, §9.1; :mod:`rtctl.state.reflect`): a client without the
+        game's code decodes with it."""
         kind = self._types.get(room.partition(":")[0])
         if kind is None:
             raise InvalidParams(f"Invalid params: {room!r} is not a stateful room",
@@ -341,7 +342,8 @@ class StateService:
         return {"version": live.encoder.version}
 
     def input(self, ctx: CallContext, room: str, data: Any = None) -> Any:
-        """``state.input {room, data}``: the room's ``on_input(user, data)``."""
+        """``state.input {room, data}``: hands ``data`` and the caller's user to the room
+        type's input handler (``on_input(user, data)``) and answers what it returns."""
         live, _ = self._member(ctx, room)
         return live.instance.on_input(ctx.user, data)
 

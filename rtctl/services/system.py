@@ -67,7 +67,8 @@ def system_router(host: Host) -> Router:
 
     @router.method("sys.echo", raw_params=True)
     def echo(params: Any) -> Any:
-        """Answers its params unchanged (tests and benchmarks)."""
+        """Answers its params unchanged: an array, an object, or null when there were none
+        (tests and benchmarks)."""
         return params
 
     @router.method("session.info")

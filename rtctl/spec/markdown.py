@@ -95,7 +95,8 @@ def _method(number: int, method: Mapping[str, Any], errors: Mapping[str, Any]) -
     if method["description"]:
         parts.append(method["description"])
     if method.get("x-raw-params"):
-        parts.append("**Params**: any JSON value, handed to the method exactly as sent.")
+        parts.append("**Params**: an array or an object, or none (§3.1), handed to the "
+                     "method exactly as sent.")
     else:
         parts += _params(method)
     parts.append("**Result**:")

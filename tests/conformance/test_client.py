@@ -3,24 +3,33 @@ broken in one way each fail exactly the checks for that rule (tests/conformance/
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 import typer
 from typer.testing import CliRunner
+from websockets.asyncio.client import connect
 
 from rtctl.cli.conformance_client import client
 from rtctl.conformance.results import Outcome, Result
 from rtctl.conformance.scenarios import SCENARIOS
+from rtctl.conformance.scripted import ScriptedGateway
 from rtctl.conformance.scripted_run import run_scenarios, runs, select
 from rtctl.exceptions import ConfigError
+from rtctl.protocol.codes import ErrorCode
 
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).parent / "fixtures"
+DOCS = Path(__file__).parents[2] / "docs" / "conformance.md"
 DRIVER = [sys.executable, "-m", "rtctl.conformance.driver"]
 TIMEOUT = 3.0  # s per expected thing: loopback; a check that waits it out has failed
 
@@ -53,11 +62,27 @@ async def test_the_python_sdk_applies_the_json_twin_on_rtctl_v1() -> None:
     assert outcomes(results) == {"state.json": Outcome.PASS, "state.binary": Outcome.SKIP}
 
 
-async def test_a_driver_without_backoff_fails_the_backoff_windows_only() -> None:
+def detail(results: list[Result], check: str) -> str:
+    return next(r.detail for r in results if r.check == check)
+
+
+async def test_a_driver_without_backoff_fails_the_backoff_checks_only() -> None:
     results = await play(fixture("no_backoff"), "ping", "close-1001", "close-4008", "drop")
     assert failed(results) == {"close.1001-reconnect", "close.4008-reconnect"}, results
-    assert "attempt 1 waits 50-100 ms" in next(r.detail for r in results
-                                               if r.check == "close.1001-reconnect")
+    assert ("attempt 1 waits at least 50 ms; below the protocol's own 50-100 ms (+250)"
+            in detail(results, "close.1001-reconnect"))
+
+
+async def test_a_driver_with_other_backoff_numbers_passes_and_is_told_so() -> None:
+    results = await play(fixture("other_numbers"), "close-1001", "close-4008")
+    assert set(outcomes(results).values()) == {Outcome.PASS}, results
+    assert "above the protocol's own 100-200 ms" in detail(results, "close.4008-reconnect")
+
+
+async def test_a_driver_whose_backoff_does_not_grow_fails_the_second_attempt() -> None:
+    results = await play(fixture("flat_backoff"), "close-1001", "close-4008")
+    assert failed(results) == {"close.4008-reconnect"}, results
+    assert "attempt 2 waits at least 100 ms" in detail(results, "close.4008-reconnect")
 
 
 async def test_a_driver_that_never_reconnects_fails_from_the_first_close_on() -> None:
@@ -91,6 +116,24 @@ async def test_a_driver_that_loses_since_fails_the_replay_only() -> None:
     assert "since=None" in next(r.detail for r in results if r.check == "replay.since")
 
 
+async def test_a_driver_that_sends_an_unkeyed_call_again_fails_at_once() -> None:
+    results = await play(fixture("keys_everything"), "drop", timeout=5.0)
+    assert outcomes(results) == {"drop.keyed-resent": Outcome.PASS,
+                                 "drop.unkeyed-lost": Outcome.FAIL}
+    assert detail(results, "drop.unkeyed-lost") == (
+        "drop.plain, which had no idempotency_key, was sent again on the next connection")
+    assert results[0].seconds < 5.0  # not a wait for an outcome that never comes
+
+
+async def test_room_join_without_params_is_invalid_params() -> None:
+    async with ScriptedGateway() as gw:
+        token = await asyncio.to_thread(lambda: urlopen(gw.token_url).read().decode())
+        async with connect(gw.url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "method": "room.join", "id": 1}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert reply["error"]["code"] == ErrorCode.INVALID_PARAMS, reply
+
+
 async def test_a_client_that_drops_on_a_ping_fails_that_check_and_the_run_goes_on() -> None:
     results = await play(fixture("drops_on_ping"), "ping", "error", timeout=1.0)
     assert outcomes(results) == {"heartbeat.pong": Outcome.FAIL,
@@ -113,6 +156,15 @@ async def test_a_silent_client_fails_everything_within_the_timeout() -> None:
     assert time.monotonic() - started < 1.0 + 3.0  # one wait, then the process is ended
 
 
+def test_the_docs_table_cites_the_sections_the_report_prints() -> None:
+    text = DOCS.read_text()
+    table = text[text.index("### The client checks"):text.index("**The backoff floor**")]
+    rows = [line.split("|")[1:5] for line in table.splitlines() if line.startswith("| `")]
+    documented = {cells[1].strip(" `"): (cells[0].strip(" `"), cells[2].strip())
+                  for cells in rows}
+    assert documented == {c.id: (s.name, c.section) for s in SCENARIOS for c in s.checks}
+
+
 def test_scenarios_are_cut_into_runs_at_the_ones_that_end_the_client() -> None:
     names = [[s.name for s in run] for run in runs(select([]))]
     assert names == [["ping", "error", "order", "close-1001", "close-4008", "close-4001",
@@ -128,12 +180,48 @@ def _app() -> typer.Typer:
     return app
 
 
-def test_the_command_prints_json_and_exits_0_when_nothing_failed() -> None:
-    result = CliRunner().invoke(_app(), ["client", "--json", "--scenario", "ping", "--", *DRIVER])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout.splitlines()[-1])
+async def kit(*args: str) -> asyncio.subprocess.Process:
+    """``rtctl conformance client ARGS`` as its own process, with the chatty driver."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtctl", "conformance", "client", *args, "--",
+        *fixture("says_connected"), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+
+
+async def test_json_output_stays_clean_of_what_the_driver_prints() -> None:
+    process = await kit("--json", "--scenario", "ping")
+    async with asyncio.timeout(30):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr
+    report = json.loads(stdout)  # the whole of it: the driver's line went to stderr
     assert (report["passed"], report["failed"], report["results"][0]["check"]) == (
         1, 0, "heartbeat.pong")
+    assert b"connected " in stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_to_the_command_ends_the_driver_too(sig: signal.Signals) -> None:
+    process = await kit("--timeout", "20")
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        while not (line := await process.stderr.readline()).startswith(b"connected "):
+            assert line, "the kit ended before its driver connected"
+        driver = int(line.split()[1])
+        process.send_signal(sig)
+        await process.wait()
+    assert process.returncode == 128 + sig
+    try:
+        with pytest.raises(ProcessLookupError):  # ended and reaped by the kit
+            os.kill(driver, 0)
+    finally:  # a kit that left it running fails above; the test leaves nothing behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(driver, signal.SIGKILL)
+
+
+def test_the_command_exits_0_when_nothing_failed() -> None:
+    result = CliRunner().invoke(_app(), ["client", "--scenario", "ping", "--", *DRIVER])
+    assert result.exit_code == 0, result.output
+    assert "1 passed, 0 failed" in result.stdout
 
 
 def test_the_command_exits_1_when_a_check_failed() -> None:

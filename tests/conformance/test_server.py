@@ -4,9 +4,10 @@ checks) and no server at all (fails every check with the connect error, at once)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import typer
@@ -15,7 +16,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from rtctl.cli.conformance_server import server
 from rtctl.cli.serve import BUILTIN_ROOM_TYPES
-from rtctl.config import TRANSPORTS, Heartbeat
+from rtctl.config import TRANSPORTS, Heartbeat, Limits
 from rtctl.conformance.results import Outcome, Result
 from rtctl.conformance.server import CHECKS, Target, run_checks, select_checks
 from rtctl.exceptions import ConfigError
@@ -62,12 +63,22 @@ async def test_what_cannot_be_checked_is_skipped_with_the_reason(
     assert "no stateful room" in results["state.json"].detail
 
 
-async def test_a_silent_ping_interval_skips_the_ping_check(start_gateway: GatewayFactory) -> None:
+async def test_a_server_that_does_not_ping_within_the_interval_fails(
+        start_gateway: GatewayFactory) -> None:
     gateway = await start_gateway(heartbeat=Heartbeat(interval=3600))
-    [result] = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=0.3),
+    [result] = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=0.2,
+                                       ping_interval=0.1),
                                 select_checks(["heartbeat.server-ping"]))
-    assert result.outcome is Outcome.SKIP
-    assert "no ping within" in result.detail
+    assert result.outcome is Outcome.FAIL
+    assert result.detail == "no ping within 0.3 s (--ping-interval 0.1 s + --timeout 0.2 s)"
+
+
+async def test_one_connection_per_user_is_enough(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(limits=Limits(max_connections_per_user=1))
+    results = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=TIMEOUT),
+                               select_checks(["subprotocol.binary-preferred"]))
+    assert [(r.outcome, r.detail) for r in results] == [
+        (Outcome.PASS, "rtctl.v1.binary over rtctl.v1; rtctl.v1 alone when offered alone")]
 
 
 async def _sloppy(ws: ServerConnection) -> None:
@@ -84,11 +95,19 @@ async def _sloppy(ws: ServerConnection) -> None:
                                       "result": {"time": 1}}))
 
 
+@contextlib.asynccontextmanager
+async def ws_server(handler: Callable[[ServerConnection], Awaitable[None]],
+                    ) -> AsyncIterator[str]:
+    """A WebSocket server on loopback running ``handler``: its URL."""
+    async with serve(handler, "127.0.0.1", 0) as listener:
+        port = next(iter(listener.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
 @pytest.fixture
 async def sloppy_url() -> AsyncIterator[str]:
-    async with serve(_sloppy, "127.0.0.1", 0) as sloppy:
-        port = next(iter(sloppy.sockets)).getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/ws"
+    async with ws_server(_sloppy) as url:
+        yield url
 
 
 async def test_a_broken_server_fails_the_checks_it_breaks(sloppy_url: str) -> None:
@@ -140,13 +159,91 @@ async def test_a_server_silent_after_the_upgrade_fails_every_check_after_one_tim
     async def mute(ws: ServerConnection) -> None:
         await ws.wait_closed()
 
-    async with serve(mute, "127.0.0.1", 0) as listener:
-        port = next(iter(listener.sockets)).getsockname()[1]
-        results = await run_checks(Target(url=f"ws://127.0.0.1:{port}/ws",
-                                          jwt_secret=SECRET, timeout=0.3))
+    async with ws_server(mute) as url:
+        results = await run_checks(Target(url=url, jwt_secret=SECRET, timeout=0.3))
     assert {r.outcome for r in results} == {Outcome.FAIL}
     assert results[0].detail.startswith("server silent: nothing received within 0.3 s")
     assert all(r.detail == f"not run: {results[0].detail}" for r in results[1:])
+
+
+async def _forgetful(ws: ServerConnection) -> None:
+    """Answers every call (session.info with a user) except sys.ping, which it never answers."""
+    async for message in ws:
+        request = json.loads(message)
+        if request.get("method") != "sys.ping":
+            result = {"user": "u"} if request.get("method") == "session.info" else {}
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+
+
+@pytest.fixture
+async def forgetful_url() -> AsyncIterator[str]:
+    async with ws_server(_forgetful) as url:
+        yield url
+
+
+async def test_one_method_never_answered_fails_its_check_only(forgetful_url: str) -> None:
+    header, query, sys_ping = select_checks(["auth.header", "auth.query", "heartbeat.sys-ping"])
+    results = await run_checks(Target(url=forgetful_url, jwt_secret=SECRET, timeout=0.3),
+                               [header, sys_ping, query])
+    assert [r.outcome for r in results] == [Outcome.PASS, Outcome.FAIL, Outcome.PASS]
+    assert results[1].detail == "no reply to id 1 within 0.3 s"
+
+
+async def test_no_reply_in_two_checks_in_a_row_fails_the_rest_at_once(forgetful_url: str) -> None:
+    header, query, sys_ping = select_checks(["auth.header", "auth.query", "heartbeat.sys-ping"])
+    results = await run_checks(Target(url=forgetful_url, jwt_secret=SECRET, timeout=0.3),
+                               [header, sys_ping, sys_ping, query])
+    assert [r.outcome for r in results] == [Outcome.PASS] + [Outcome.FAIL] * 3
+    assert results[3].detail == ("not run: the server stopped answering (2 checks in a row: "
+                                 "no reply to id 1 within 0.3 s)")
+
+
+async def test_a_server_that_never_speaks_json_rpc_fails_the_run_after_one_timeout() -> None:
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with ws_server(echo) as url:
+        started = asyncio.get_running_loop().time()
+        results = await run_checks(Target(url=url, jwt_secret=SECRET, timeout=0.3))
+        elapsed = asyncio.get_running_loop().time() - started
+    assert {r.outcome for r in results} == {Outcome.FAIL}
+    cause = next(r.detail for r in results if r.detail.startswith("nothing the server sent"))
+    assert "was a JSON-RPC 2.0 response (first: " in cause
+    assert results[-1].detail == f"not run: {cause}"
+    assert elapsed < 2.0  # one wait of 0.3 s and a few quick failures, not one per check
+
+
+async def test_a_refused_token_fails_the_run_once_saying_so(
+        start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway()
+    expired = make_token("alice", ttl=None, exp=1)
+    results = await run_checks(Target(url=gateway.url, tokens=(expired,), timeout=TIMEOUT))
+    assert results[0].detail == ("the server refused --token 1 (alice's) "
+                                 "(HTTP 401, reason expired)")
+    assert {r.detail for r in results[1:]} <= {f"not run: {results[0].detail}"}
+
+
+async def test_the_same_token_twice_skips_the_two_user_checks(
+        start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway()
+    alice = make_token("alice")
+    results = await run_checks(Target(url=gateway.url, tokens=(alice, alice), timeout=TIMEOUT),
+                               select_checks(["presence.changed", "rooms.message"]))
+    assert [r.outcome for r in results] == [Outcome.SKIP, Outcome.SKIP]
+    assert results[0].detail == ("alice and bob are the same user ('alice'): needs tokens of "
+                                 "two different users")
+
+
+async def test_no_close_for_too_big_points_at_the_size_option(
+        start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway()  # its limit is 64 KiB, the kit is told 1 KiB
+    [result] = await run_checks(Target(url=gateway.url, jwt_secret=SECRET, timeout=0.3,
+                                       max_message_size=1024), select_checks(["close.too-big"]))
+    assert result.outcome is Outcome.FAIL
+    assert result.detail == ("expected close 1009, got no close frame within 0.3 s of a message "
+                             "of 1025 bytes (is the server's limit higher? give it as "
+                             "--max-message-size)")
 
 
 def cli() -> typer.Typer:
@@ -171,6 +268,7 @@ def test_the_command_prints_json_and_exits_1_when_a_check_fails() -> None:
     (["--jwt-secret", SECRET, "--check", "no.such"], "no such check: no.such"),
     (["--jwt-secret", SECRET, "--timeout", "0s"], "--timeout"),
     (["--jwt-secret", SECRET, "--max-message-size", "0"], "--max-message-size"),
+    (["--jwt-secret", SECRET, "--ping-interval", "0s"], "--ping-interval"),
 ])
 def test_bad_usage_is_one_config_error(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli(), ["ws://127.0.0.1:9", *args])

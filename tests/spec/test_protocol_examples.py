@@ -22,6 +22,7 @@ from typing import Any
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.frames import parse_state_frame
 from rtctl.state import Decoder, versions
+from rtctl.state.types import PRIMITIVE_TYPES
 from tests.conftest import client
 from tests.test_docs import Fence, fences
 
@@ -159,3 +160,13 @@ async def test_each_exchange_gets_the_reply_the_page_shows(gateway: Gateway) -> 
         for request, reply in exchanges():
             await ws.send(request)
             assert json.loads(await ws.recv()) == reply, request
+
+
+def test_the_schema_type_table_lists_every_type_state_schema_can_answer() -> None:
+    """§9.1's table: every primitive `describe` can name, map, list and a schema's name."""
+    start = TEXT.index("A field's `type` is one of:")
+    rows = TEXT[start:TEXT.index("\n\n", TEXT.index("| `type` |", start))].splitlines()[3:]
+    cells = [re.sub(r"\(.*?\)|with `of`", "", row.split("|")[1]) for row in rows]
+    named = {name for cell in cells for name in re.findall(r"`(\w+)`", cell)}
+    assert named == {*PRIMITIVE_TYPES, "map", "list"}
+    assert any("a schema's name" in row for row in rows)
