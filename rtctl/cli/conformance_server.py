@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rtctl.cli.devsecret import existing_dev_secret
 from rtctl.cli.options import positive_duration
 from rtctl.client.endpoint import endpoint_url
 from rtctl.conformance.results import as_json, exit_code, render
@@ -28,7 +29,9 @@ def server(
     jwt_secret: Annotated[str | None, typer.Option(
         "--jwt-secret", envvar="RTCTL_JWT_SECRET", show_envvar=True,
         help="The gateway's HS256 secret: mints the users' tokens and the expired and "
-             "wrongly signed ones it must refuse (those checks skip without it).")] = None,
+             "wrongly signed ones it must refuse (those checks skip without it). Without "
+             "it and --token, the dev secret of a dev-mode `rtctl serve` on this machine.",
+    )] = None,
     timeout: Annotated[str, typer.Option(
         help="How long one wait of a check may take (a reply, a close, a ping).")] = "10s",
     ping_interval: Annotated[str, typer.Option(
@@ -61,7 +64,10 @@ def server(
     """
     tokens = tuple(token or ())
     if not tokens and not jwt_secret:
-        raise ConfigError("give --token (twice: alice and bob) or --jwt-secret to mint tokens")
+        jwt_secret = existing_dev_secret()  # as `rtctl call` does against a dev-mode gateway
+        if jwt_secret is None:
+            raise ConfigError("give --token (twice: alice and bob) or --jwt-secret to mint "
+                              "tokens (no dev-mode `rtctl serve` has run on this machine)")
     size = parse_size(max_message_size)
     if size < 1:
         raise ConfigError(f"--max-message-size must be at least 1 byte, got {max_message_size!r}")

@@ -15,11 +15,13 @@ from typer.testing import CliRunner
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtctl.cli.conformance_server import server
+from rtctl.cli.devsecret import load_or_create_dev_secret
 from rtctl.cli.serve import BUILTIN_ROOM_TYPES
 from rtctl.config import TRANSPORTS, Heartbeat, Limits
 from rtctl.conformance.results import Outcome, Result
 from rtctl.conformance.server import CHECKS, Target, run_checks, select_checks
 from rtctl.exceptions import ConfigError
+from rtctl.gateway.auth import AuthConfig
 from rtctl.services import builtin_services
 from tests.conftest import SECRET, TIMING, GatewayFactory, make_token
 
@@ -261,6 +263,19 @@ def test_the_command_prints_json_and_exits_1_when_a_check_fails() -> None:
     assert (report["passed"], report["failed"], report["skipped"]) == (0, 2, 0)
     assert [r["check"] for r in report["results"]] == ["jsonrpc.parse-error", "auth.query"]
     assert f"{url}/ws" in report["results"][0]["detail"]  # the URL as the kit used it
+
+
+async def test_without_token_or_secret_it_uses_a_dev_mode_gateways_secret(
+        start_gateway: GatewayFactory) -> None:
+    # As `rtctl call` does: `rtctl serve` in dev mode made the secret on this machine.
+    dev_secret, _, _ = load_or_create_dev_secret()
+    gateway = await start_gateway(auth=AuthConfig(secret=dev_secret))
+    result = await asyncio.to_thread(CliRunner().invoke, cli(), [
+        gateway.url, "--json", "--check", "auth.header", "--check", "auth.expired"])
+    report = json.loads(result.stdout)
+    assert [(r["check"], r["outcome"]) for r in report["results"]] == [
+        ("auth.header", "pass"), ("auth.expired", "pass")]  # minted with the dev secret
+    assert result.exit_code == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
