@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rtctl.cli.options import positive_duration
 from rtctl.conformance.results import Result, as_json, exit_code, render
 from rtctl.conformance.scripted import ScriptedGateway
 from rtctl.conformance.scripted_run import run_scenarios, select
@@ -27,9 +28,9 @@ def client(
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Its port; 0 picks a free one.", min=0, max=65535)]
     = 0,
-    timeout: Annotated[float, typer.Option(
-        help="Seconds any one expected thing may take (a connection, a call, a report).",
-        min=0.1)] = 10.0,
+    timeout: Annotated[str, typer.Option(
+        help="How long any one expected thing may take (a connection, a call, a report), "
+             "as `10s` or `500ms`.")] = "10s",
     as_json_: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
     = False,
     scenario: Annotated[list[str] | None, typer.Option(
@@ -51,6 +52,7 @@ def client(
     Exit codes: 0 no check failed (skips are fine); 1 a check failed; 2 bad
     usage; 130 Ctrl-C; 143 SIGTERM.
     """
+    wait = positive_duration(timeout, "--timeout")
     try:
         scenarios = select(scenario or [])
     except ValueError as exc:
@@ -71,7 +73,7 @@ def client(
         assert task is not None
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await run_scenarios(scenarios, command=command, timeout=timeout,
+            return await run_scenarios(scenarios, command=command, timeout=wait,
                                        host=host, port=port, announce=announce)
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
