@@ -15,6 +15,15 @@ measures is what does not move with the machine's load:
   (``INFO cpu``): the load client shares the machine, so these are rough, but Redis' own
   CPU per operation does not depend on how fast the client drives it;
 * ``MEMORY USAGE`` of one key of each kind a player makes;
+* a full room history: one player alone in a room publishes ``FULL`` messages (more than
+  the default ``--history-size``, 1,000), each with an ``idempotency_key`` as the Python
+  SDK sends them (room.publish keeps its keys in the room's history, not as kept
+  replies); the stream then holds what a busy room keeps (the history TTL is an
+  idle timer, reset by every message), and its bytes per kept message are what room
+  history costs (a stream of 5 messages costs far more per message: its first node);
+* gateway CPU per presence message the node reads from NATS and drops (no watcher):
+  every node reads every presence change, so this cost grows with the number of nodes
+  (the NATS totals printed at the end include these ``DROPPED`` messages);
 * NATS messages and bytes per connect, join, publish and disconnect, counted by a
   subscriber on ``rtctl.>`` (the node publishes once; nats-server delivers a copy to every
   node subscribed, so out = in x the nodes with a member).
@@ -26,7 +35,7 @@ calls, and its buffers are not the players' data. The background commands (readi
 pings, heartbeats) are a few per second: at 1,000 connections they add under 0.05
 commands per operation.
 
-    .venv/bin/python benchmarks/sizing.py [--connections 1000] [--json FILE]   # about 90 s
+    .venv/bin/python benchmarks/sizing.py [--connections 1000] [--json FILE]   # about 2 min
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from typing import Any, TypeVar
 
 import nats
 import orjson
+from nats.aio.client import Client as NATS
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -64,6 +74,8 @@ ROOM_SIZE = 10  # players per room
 WATCHES = 20  # users in each player's presence watch list
 PUBLISHES = 5  # room.publish per room, 100 bytes of data each
 PAYLOAD = "x" * 100
+FULL = 1200  # messages into one room: more than the default history size, 1,000
+DROPPED = 5000  # presence messages for a user nobody watches
 # Calls at once: 100 connects or joins at once overran the node's Redis pool (100 sockets,
 # 1 s wait) on this machine; the calls refused made the node resynchronise, re-announcing
 # every user, which a per-operation count must not include.
@@ -131,14 +143,17 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def call(ws: ClientConnection, method: str, params: Any) -> None:
+async def call(ws: ClientConnection, method: str, params: Any, key: str | None = None
+               ) -> None:
+    """One call and its reply; ``key``, if given, is its ``idempotency_key`` (§3.4)."""
     await ws.send(orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params,
-                                "id": 1}).decode())
+                                "id": 1, "idempotency_key": key}).decode())
     while orjson.loads(await ws.recv()).get("id") != 1:
         pass
 
 
-async def measure(url: str, node: str, probe: Probe, n: int, secret: str) -> dict[str, Any]:
+async def measure(url: str, node: str, probe: Probe, bus: NATS, n: int, secret: str
+                  ) -> dict[str, Any]:
     redis = probe.redis
     clients: list[ClientConnection] = []
     results: dict[str, Any] = {}
@@ -162,9 +177,32 @@ async def measure(url: str, node: str, probe: Probe, n: int, secret: str) -> dic
             for i, ws in enumerate(clients)])
 
     async def publish_all() -> None:
-        await batched([partial(call, ws, "room.publish", {
-            "room": f"r{i // ROOM_SIZE}", "data": PAYLOAD})
-            for _ in range(PUBLISHES) for i, ws in enumerate(clients) if i % ROOM_SIZE == 0])
+        # A round publishes once per room, so no socket has two calls (two recv()) at once.
+        for _ in range(PUBLISHES):
+            await batched([partial(call, ws, "room.publish", {
+                "room": f"r{i // ROOM_SIZE}", "data": PAYLOAD})
+                for i, ws in enumerate(clients) if i % ROOM_SIZE == 0])
+
+    async def fill_room() -> None:
+        for i in range(FULL):
+            await call(clients[0], "room.publish", {"room": "full", "data": PAYLOAD}, f"k{i}")
+
+    async def drop_presence() -> None:
+        # Ends with a change to p1, whom clients[0] watches: the node reads its bus in
+        # order, so once clients[0] hears of it, every message before it was read.
+        for i in range(DROPPED):
+            await bus.publish("rtctl.presence", orjson.dumps({
+                "user": f"nobody{i}", "status": "online", "last_seen": None, "text": None,
+                "version": 1}))
+        await bus.publish("rtctl.presence", orjson.dumps({
+            "user": "p1", "status": "away", "last_seen": None, "text": "sizing",
+            "version": 2**62}))
+        async with asyncio.timeout(WAIT):
+            while True:
+                heard = orjson.loads(await clients[0].recv())
+                if heard.get("method") == "presence.changed" \
+                        and heard["params"].get("text") == "sizing":
+                    return
 
     async def close_all() -> None:
         await batched([ws.close for ws in clients])
@@ -187,6 +225,17 @@ async def measure(url: str, node: str, probe: Probe, n: int, secret: str) -> dic
         "history (room stream)": "rtctl:history:r0",
         "history-meta": "rtctl:history-meta:r0"}.items()}
     results["idle, per second"] = await probe.phase(idle, n * IDLE)
+    await call(clients[0], "room.join", {"room": "full"})
+    results["publish, full room"] = await probe.phase(fill_room, FULL)
+    kept = await redis.xlen("rtctl:history:full")
+    # SAMPLES 0: every node of the stream counted, not an estimate from the first five.
+    stream = int(await redis.memory_usage("rtctl:history:full", samples=0) or 0)
+    keys = int(await redis.memory_usage("rtctl:history-keys:full", samples=0) or 0)
+    results["full room"] = {
+        "messages kept": kept, "stream bytes": stream, "keys bytes": keys,
+        "bytes per kept message": round((stream + keys) / kept)}
+    await call(clients[0], "room.leave", {"room": "full"})
+    results["presence dropped"] = await probe.phase(drop_presence, DROPPED)
     results["disconnect"] = await probe.phase(close_all, n)
     return results
 
@@ -225,7 +274,8 @@ async def run_transport(transport: str, n: int) -> dict[str, Any]:
             await bus.subscribe("rtctl.>", cb=traffic.on_message)
             await bus.flush()
             probe = Probe(node.proc.pid, redis, traffic)
-            result = await measure(f"ws://{node.address}/ws", node.node_id, probe, n, secret)
+            result = await measure(f"ws://{node.address}/ws", node.node_id, probe, bus, n,
+                                   secret)
             await bus.flush()
             result["nats_by_kind"] = {"messages": dict(traffic.messages),
                                       "bytes": dict(traffic.bytes)}
@@ -249,10 +299,11 @@ def main() -> None:
         print(f"== {transport}, {args.connections} connections, rooms of {ROOM_SIZE}, "
               f"{WATCHES} watches each, {PUBLISHES} publishes of {len(PAYLOAD)} B per room")
         for phase in ("connect", "join", "watch", "publish", "idle, per second",
-                      "disconnect"):
+                      "publish, full room", "presence dropped", "disconnect"):
             print(f"  per {phase:<10} " + "  ".join(f"{k} {v:,.2f}"
                                                    for k, v in result[phase].items()))
         print("  MEMORY USAGE bytes: " + ", ".join(f"{k} {v}" for k, v in result["keys"].items()))
+        print("  full room: " + ", ".join(f"{k} {v:,}" for k, v in result["full room"].items()))
         print(f"  NATS: {result['nats_by_kind']}")
         print("  gateway log (last lines, warnings and up): " + " | ".join(result["gateway_log"]))
     if args.json:

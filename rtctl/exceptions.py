@@ -16,6 +16,8 @@ turns the error into a reply::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from rtctl.protocol.codes import ErrorCode
@@ -25,12 +27,15 @@ __all__ = [
     "AuthReason",
     "ConfigError",
     "ConnectionRefused",
+    "DeclaredError",
+    "ErrorDecl",
     "InvalidParams",
     "MethodNotFound",
     "RefusalReason",
     "RpcError",
     "RtctlError",
     "TokenReason",
+    "declared_errors",
 ]
 
 # Why a token was refused (HTTP 401 at the upgrade, -32001 from session.refresh); a fixed
@@ -92,6 +97,47 @@ class RpcError(RtctlError):
         self.code = int(code)
         self.message = message
         self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDecl:
+    """A game's own error code, declared with ``Router.method(errors=[...])`` so
+    ``rtctl spec`` documents it: ``code`` outside JSON-RPC 2.0's reserved
+    -32768..-32000 (§5.1), the ``message`` it is raised with and, if it has one
+    shape, its ``data`` (a TypedDict)."""
+
+    code: int
+    message: str
+    data: type | None = None
+
+
+DeclaredError: TypeAlias = ErrorCode | ErrorDecl
+_RESERVED = range(-32768, -32000 + 1)  # JSON-RPC 2.0 §5.1
+
+
+def declared_errors(errors: Iterable[DeclaredError]) -> tuple[DeclaredError, ...]:
+    """``errors`` checked and sorted as the spec lists them (highest code first). A bare
+    int is refused unless it is an :class:`ErrorCode`: a reserved code rtctl does not
+    answer is a typo, a game's own needs its message (:class:`ErrorDecl`). TypeError, at
+    registration, so ``rtctl serve`` and ``rtctl spec`` agree."""
+    out: set[DeclaredError] = set()
+    for error in errors:
+        if isinstance(error, ErrorDecl):
+            if type(error.code) is not int or error.code in _RESERVED:
+                raise TypeError(f"ErrorDecl code {error.code!r}: a game's own code is an int "
+                                "outside -32768..-32000 (JSON-RPC 2.0 §5.1 reserves those)")
+            out.add(error)
+        elif isinstance(error, int) and not isinstance(error, bool) and error in _RESERVED:
+            try:
+                out.add(ErrorCode(error))
+            except ValueError:
+                raise TypeError(f"error {error} is in JSON-RPC's reserved -32768..-32000 but "
+                                "no rtctl ErrorCode") from None
+        else:
+            raise TypeError(f"error {error!r}: give an ErrorCode member, or a game's own "
+                            f"code as ErrorDecl({error!r}, 'its message')")
+    return tuple(sorted(out, key=lambda e: e.code if isinstance(e, ErrorDecl) else e,
+                        reverse=True))
 
 
 class InvalidParams(RpcError):

@@ -5,7 +5,9 @@
 not fit: JSON types (``int``, ``float``, ``str``, ``bool``, ``None``),
 ``list[...]``, ``dict[str, ...]``, ``Literal[...]`` and unions of them; ``Any``
 (or no annotation) accepts everything. JSON keeps ``true`` and ``1`` apart, so
-a ``bool`` is never an ``int`` here.
+a ``bool`` is never an ``int`` here. ``Annotated[T, ...]`` checks as ``T``: a
+handler that parses a value itself declares ``Annotated[Any, Schema({...})]``, so
+the published description (``rtctl spec``) says what its parser takes.
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from rtctl.exceptions import InvalidParams
 
-__all__ = ["Checker", "checker"]
+__all__ = ["Checker", "Schema", "checker"]
 
 Checker: TypeAlias = Callable[[Any, str], None]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashable, as typing's unions need their args
+class Schema:
+    """``Annotated`` metadata: the JSON Schema of a parameter its handler parses itself
+    (binding ignores it; :mod:`rtctl.spec.jsonschema` publishes it instead of ``T``'s)."""
+
+    schema: Mapping[str, Any]
 
 
 _NAMES = {int: "integer", float: "number", str: "string", bool: "boolean",
@@ -58,6 +69,8 @@ def checker(annotation: Any) -> Checker | None:
         return _isinstance_checker(annotation, _NAMES[annotation])
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return checker(args[0])
     if origin in (typing.Union, types.UnionType):
         options = [checker(arg) for arg in args]
         if any(option is None for option in options):

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
-from rtctl.exceptions import InvalidParams, MethodNotFound, RpcError
+from rtctl.exceptions import DeclaredError, InvalidParams, MethodNotFound, RpcError, declared_errors
 from rtctl.params import Checker, checker
 from rtctl.protocol import jsonrpc
 from rtctl.protocol.codes import ErrorCode
@@ -148,14 +148,14 @@ class Method:
                  "func", "handles_key", "hints", "name", "raw_params")
 
     def __init__(self, name: str, func: Handler, *, raw_params: bool = False,
-                 handles_key: bool = False, errors: Iterable[ErrorCode] = ()) -> None:
+                 handles_key: bool = False, errors: Iterable[DeclaredError] = ()) -> None:
         self.name = name
         self.func = func
         self.raw_params = raw_params
         self.handles_key = handles_key
-        self.errors = tuple(sorted(set(errors), reverse=True))
+        self.errors = declared_errors(errors)
         # The annotations, return type included (``rtctl.spec`` describes it from here).
-        self.hints: dict[str, Any] = typing.get_type_hints(func)
+        self.hints: dict[str, Any] = typing.get_type_hints(func, include_extras=True)
         hints = self.hints
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
@@ -204,9 +204,8 @@ class Method:
         args, kwargs = self.bind(params, ctx)
         return self.func(*args, **kwargs)
 
-    def _bind(
-        self, params: list[Any] | dict[str, Any] | None
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def _bind(self, params: list[Any] | dict[str, Any] | None
+              ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         try:
             if params is None:
                 bound = self._signature.bind()
@@ -234,14 +233,10 @@ class Method:
 
 def _internal_error(request: jsonrpc.Request, exc: BaseException) -> Reply:
     correlation_id = uuid.uuid4().hex[:16]
-    logger.error(
-        "handler for %r failed (correlation_id=%s)", request.method, correlation_id,
-        exc_info=exc,
-    )
-    return jsonrpc.encode_error(
-        request.id, ErrorCode.INTERNAL_ERROR, "Internal error",
-        {"correlation_id": correlation_id},
-    )
+    logger.error("handler for %r failed (correlation_id=%s)", request.method, correlation_id,
+                 exc_info=exc)
+    return jsonrpc.encode_error(request.id, ErrorCode.INTERNAL_ERROR, "Internal error",
+                                {"correlation_id": correlation_id})
 
 
 def _rpc_error(request: jsonrpc.Request, exc: RpcError) -> Reply:
@@ -262,7 +257,14 @@ _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})  # never awa
 
 
 class Router:
-    """A table of JSON-RPC methods. Game code, services and the gateway share it."""
+    """A table of JSON-RPC methods. Game code, services and the gateway share it.
+
+    A method's ``errors=`` lists the codes it raises on purpose, for ``rtctl spec``:
+    rtctl's :class:`ErrorCode` members (their ``data`` keeps the shape §6.1 gives), and
+    the game's own codes as :class:`~rtctl.exceptions.ErrorDecl`, e.g.
+    ``ErrorDecl(4100, "Not enough gold", data=Shortfall)`` for a handler that raises
+    ``RpcError(4100, "Not enough gold", {...})``.
+    """
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
@@ -274,11 +276,11 @@ class Router:
     @typing.overload
     def method(
         self, name: str | None = None, /, *, raw_params: bool = False,
-        errors: Iterable[ErrorCode] = ()) -> Callable[[Handler], Handler]: ...
+        errors: Iterable[DeclaredError] = ()) -> Callable[[Handler], Handler]: ...
 
     def method(
         self, name: str | Handler | None = None, /, *, raw_params: bool = False,
-        errors: Iterable[ErrorCode] = ()) -> Handler | Callable[[Handler], Handler]:
+        errors: Iterable[DeclaredError] = ()) -> Handler | Callable[[Handler], Handler]:
         """Register the decorated plain or async function as ``name``.
 
         ``@router.method`` alone registers the function under its own name.
@@ -299,7 +301,7 @@ class Router:
 
     def add_method(
         self, func: Handler, *, name: str | None = None, raw_params: bool = False,
-        handles_key: bool = False, errors: Iterable[ErrorCode] = ()) -> None:
+        handles_key: bool = False, errors: Iterable[DeclaredError] = ()) -> None:
         """Register ``func``; the name defaults to the function's own.
 
         ``handles_key``: the method honours ``ctx.idempotency_key`` itself, where its
@@ -359,9 +361,7 @@ class Router:
         method = self._methods.get(name)
         return method is not None and method.handles_key
 
-    def handle(
-        self, request: jsonrpc.Request, ctx: CallContext
-    ) -> Reply | Awaitable[Reply]:
+    def handle(self, request: jsonrpc.Request, ctx: CallContext) -> Reply | Awaitable[Reply]:
         """Call the method a request names and build its Response (§5).
 
         Returns the reply at once for plain functions (the fast path) or an

@@ -7,11 +7,13 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Coroutine
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
 
-from rtctl.exceptions import RpcError
+from rtctl.exceptions import ErrorDecl, RpcError
+from rtctl.params import Schema
+from rtctl.protocol.codes import ErrorCode
 from rtctl.protocol.jsonrpc import Request
 from rtctl.router import CallContext, Reply, Router
 
@@ -924,3 +926,37 @@ def test_bare_decorator_registers_under_the_function_name() -> None:
 
     assert router.methods == ["greet"]
     assert greet("x") == "hi x"
+
+
+def test_declared_errors_are_rtctl_codes_or_the_game_own_sorted_once() -> None:
+    router = Router()
+    own = ErrorDecl(4100, "Not enough gold")
+    router.add_method(lambda: None, name="a", errors=[ErrorCode.CONFLICT, own, -32009, own])
+    method = router.get("a")
+    assert method is not None
+    assert method.errors == (own, ErrorCode.CONFLICT)  # a known code's int is that member
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (-32042, "reserved -32768..-32000 but no rtctl ErrorCode"),
+    (4100, r"ErrorDecl\(4100, 'its message'\)"),
+    (ErrorDecl(-32009, "Conflict"), "outside -32768..-32000"),
+    (ErrorDecl(True, "yes"), "outside -32768..-32000"),
+    ("CONFLICT", "give an ErrorCode member"),
+])
+def test_an_undeclarable_error_is_refused_at_registration(error: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        Router().add_method(lambda: None, name="a", errors=[error])
+
+
+def test_annotated_params_bind_as_their_type() -> None:
+    router = Router()
+
+    @router.method("a")
+    def a(x: Annotated[int, Schema({"type": "integer", "minimum": 0})]) -> int:
+        return x
+
+    # The schema is for the description only; the type is checked as without it.
+    assert _sync(router.handle(_request("a", [-1]), CTX)) == _result(-1)
+    assert _sync(router.handle(_request("a", ["1"]), CTX)) == _invalid(
+        "'x' must be integer, got string")

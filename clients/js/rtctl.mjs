@@ -62,6 +62,32 @@ export function classifyClose(code) {
 
 class Corrupt extends Error {}
 const NON_FINITE = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
+const PRIMITIVE = /^(bool|str|float(32|64)|u?int(8|16|32|64))$/;
+
+/** A map's plain form: an object without a prototype, so keys like `__proto__` or
+ * `toString` are ordinary keys. @param {Iterable<[string, any]>} entries */
+function dict(entries) {
+  /** @type {Record<string, any>} */
+  const out = Object.create(null);
+  for (const [k, v] of entries) out[k] = v;
+  return out;
+}
+
+/** Checks that every type a schema names is one this client can decode (§9.1).
+ * @param {SchemaDescription} schema @throws {TypeError} naming the first unknown type */
+export function checkSchema(schema) {
+  const types = isObject(schema?.types) ? schema.types : {};
+  /** @param {any} t */
+  const known = (t) => typeof t === 'string' && (PRIMITIVE.test(t) || Object.hasOwn(types, t));
+  if (!known(schema?.root) || !Object.hasOwn(types, schema.root)) throw new TypeError(`state.schema: root ${JSON.stringify(schema?.root)} is not a schema`);
+  for (const [name, fields] of Object.entries(types)) {
+    if (!Array.isArray(fields)) throw new TypeError(`state.schema: ${name} is not a field list`);
+    for (const f of fields) {
+      const ok = f?.type === 'map' || f?.type === 'list' ? known(f.of) : known(f?.type);
+      if (!ok) throw new TypeError(`state.schema: ${name}.${f?.name}: type ${JSON.stringify(f?.of ?? f?.type)} is not one this client decodes`);
+    }
+  }
+}
 
 /** One stateful room's copy, kept from `state.patch` messages (§9.3) by §9.4's rules. */
 export class RoomState {
@@ -104,12 +130,12 @@ export class RoomState {
 
   /** @param {string} type @param {any} v */
   #full(type, v) {
-    const fields = this.schema.types[type];
-    if (fields) {
+    if (Object.hasOwn(this.schema.types, type)) {
+      const fields = this.schema.types[type];
       if (!isObject(v)) throw new Corrupt(`${type}: not an object`);
       const names = fields.map((f) => f.name);
       const extra = Object.keys(v).filter((k) => !names.includes(k));
-      if (extra.length || names.some((n) => !(n in v))) throw new Corrupt(`${type}: fields do not match`);
+      if (extra.length || names.some((n) => !Object.hasOwn(v, n))) throw new Corrupt(`${type}: fields do not match`);
       return Object.fromEntries(fields.map((f) => [f.name, this.#fieldFull(f, v[f.name])]));
     }
     return primitive(type, v);
@@ -119,7 +145,7 @@ export class RoomState {
   #fieldFull(f, v) {
     if (f.type === 'map') {
       if (!isObject(v)) throw new Corrupt('map: not an object');
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.#full(/** @type {string} */ (f.of), x)]));
+      return dict(Object.entries(v).map(([k, x]) => [k, this.#full(/** @type {string} */ (f.of), x)]));
     }
     if (f.type === 'list') {
       if (!Array.isArray(v)) throw new Corrupt('list: not an array');
@@ -138,7 +164,7 @@ export class RoomState {
       const f = fields.find((x) => x.name === name);
       if (!f) throw new Corrupt(`${type} has no field ${name}`);
       if (f.type === 'map') out[name] = this.#mergeMap(/** @type {string} */ (f.of), held[name], p);
-      else if (f.type === 'list' || !this.schema.types[f.type]) out[name] = this.#fieldFull(f, p);
+      else if (f.type === 'list' || !Object.hasOwn(this.schema.types, f.type)) out[name] = this.#fieldFull(f, p);
       else out[name] = this.#merge(f.type, held[name], p);
     }
     return out;
@@ -147,12 +173,12 @@ export class RoomState {
   /** @param {string} of @param {Record<string, any>} held @param {any} patch */
   #mergeMap(of, held, patch) {
     if (!isObject(patch)) throw new Corrupt('map patch is not an object');
-    const out = { ...held };
+    const out = dict(Object.entries(held));
     for (const [k, p] of Object.entries(patch)) {
       if (p === null) {
-        if (!(k in out)) throw new Corrupt(`removes ${k}, not held`);
+        if (!Object.hasOwn(out, k)) throw new Corrupt(`removes ${k}, not held`);
         delete out[k];
-      } else if (k in out && this.schema.types[of]) out[k] = this.#merge(of, out[k], p);
+      } else if (Object.hasOwn(out, k) && Object.hasOwn(this.schema.types, of)) out[k] = this.#merge(of, out[k], p);
       else out[k] = this.#full(of, p);
     }
     return out;
@@ -165,7 +191,7 @@ function primitive(type, v) {
   if (type === 'str' && typeof v === 'string') return v;
   if (/^float(32|64)$/.test(type)) {
     if (typeof v === 'number') return v;
-    if (typeof v === 'string' && v in NON_FINITE) return NON_FINITE[/** @type {keyof NON_FINITE} */ (v)];
+    if (typeof v === 'string' && Object.hasOwn(NON_FINITE, v)) return NON_FINITE[/** @type {keyof NON_FINITE} */ (v)];
   }
   const m = /^(u?)int(8|16|32|64)$/.exec(type);
   if (m && Number.isInteger(v)) {
@@ -185,11 +211,18 @@ function isObject(v) { return typeof v === 'object' && v !== null && !Array.isAr
 /**
  * @typedef {object} ClientOptions
  * @property {string | (() => string | Promise<string>)} token a JWT, or a function giving a
- *   fresh one; a function is asked before every connection, so a 4001 (or an upgrade refused
- *   for an expired token, which a browser cannot see) is followed by a new token.
+ *   fresh one (surrounding whitespace, such as `rtctl token`'s newline, is trimmed). A
+ *   function is asked before every connection, so a 4001 (or an upgrade refused for an
+ *   expired token, which a browser cannot see) is followed by a new token, and at 80 % of a
+ *   token's life for the `session.refresh` that keeps the connection (§8.1).
  * @property {number} [callTimeout] ms before a call fails with CallFailed('timed out'); 30 s
- * @property {number} [livenessInterval] ms between `sys.ping` liveness probes (§7); 20 s, 0 = off
- * @property {number} [maxAttempts] give up after this many reconnections in a row; never
+ * @property {number} [openTimeout] ms an upgrade may take before it counts as a transport
+ *   failure (§6.3 "open timed out"); 10 s
+ * @property {number} [livenessInterval] ms between `sys.ping` calls (§7); 5 s, 0 = off
+ * @property {number} [livenessTimeout] ms with nothing received after which the link is
+ *   dead (§7); 20 s
+ * @property {number} [maxAttempts] give up after this many attempts in a row that never
+ *   opened (§2.4); 10. An attempt that opened resets the count.
  * @property {typeof BACKOFF} [backoff]
  * @property {typeof WebSocket} [WebSocket]
  */
@@ -197,6 +230,8 @@ function isObject(v) { return typeof v === 'object' && v !== null && !Array.isAr
 /**
  * @typedef {{id?: number, method: string, params?: any, key?: string,
  *   resolve: (r: any) => void, reject: (e: Error) => void, timer: any}} Call
+ * @typedef {{position: {offset: number, epoch: string} | null, copy: RoomState | null,
+ *   joined: boolean, resyncing: boolean, resyncBackoff: Backoff}} Room
  */
 
 const KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -206,28 +241,31 @@ const KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
  * → 'closed'. Events (`on(name, fn)`): 'state' (new state), 'session' (`session.info` result),
  * 'notification' ({method, params}), 'room.message' (params), 'state.changed' ({room, version}),
  * 'disconnect' ({code, reason, kind}), 'closed' ({code, reason, kind}), 'error' (an RpcError
- * of a call the client made itself: session.info, a rejoin).
+ * of a call the client made itself: session.info, session.refresh, a rejoin).
  */
 export class Client {
   /** @param {string} url ws:// or wss:// URL, path included @param {ClientOptions} options */
   constructor(url, options) {
     this.url = url;
-    this.options = { callTimeout: 30000, livenessInterval: 20000, maxAttempts: Infinity, ...options };
+    this.options = { callTimeout: 30000, openTimeout: 10000, livenessInterval: 5000, livenessTimeout: 20000, maxAttempts: 10, ...options };
     this.backoff = new Backoff(this.options.backoff);
     this.WebSocket = this.options.WebSocket ?? globalThis.WebSocket;
     /** @type {'idle'|'connecting'|'open'|'waiting'|'closed'} */ this.state = 'idle';
     /** @type {WebSocket | null} */ this.ws = null;
+    this.opened = false; // the current socket fired open
     /** @type {any} the last `session.info` result */ this.session = null;
     /** @type {Map<number, Call>} calls sent on this connection */ this.pending = new Map();
     /** @type {Call[]} calls waiting for an open connection (keyed re-sends first) */ this.queue = [];
-    /** @type {Map<string, {position: {offset: number, epoch: string} | null, copy: RoomState | null, resyncing: boolean, joined: boolean}>} */
-    this.rooms = new Map();
+    /** @type {Map<string, Room>} */ this.rooms = new Map();
     /** @type {Set<string>} users watched with presence.subscribe */ this.watched = new Set();
     /** @type {Map<string, Set<Function>>} */ this.listeners = new Map();
     this.nextId = 1;
     this.timers = /** @type {any[]} */ ([]);
+    this.tokenTimer = /** @type {any} */ (null);
     this.authRetry = false;
-    this.failures = 0;
+    this.neverOpened = 0; // attempts in a row that never opened (§2.4)
+    this.lastHeard = 0; // Date.now() when the current socket last received anything (§7)
+    this.clockOffset = 0; // the server's clock minus ours, ms, from sys.ping (§7)
   }
 
   /** @param {string} name @param {(v: any) => void} fn @returns {() => void} unsubscribe */
@@ -237,8 +275,13 @@ export class Client {
     return () => this.listeners.get(name)?.delete(fn);
   }
 
-  /** @param {string} name @param {any} value */
-  emit(name, value) { for (const fn of this.listeners.get(name) ?? []) fn(value); }
+  /** Calls every listener; one that throws is reported (rethrown outside this loop, as an
+   * uncaught error) and the others still run. @param {string} name @param {any} value */
+  emit(name, value) {
+    for (const fn of this.listeners.get(name) ?? []) {
+      try { fn(value); } catch (e) { queueMicrotask(() => { throw e; }); }
+    }
+  }
 
   /** @param {Client['state']} s */
   setState(s) { this.state = s; this.emit('state', s); }
@@ -289,7 +332,7 @@ export class Client {
    * @param {string} room @param {{options?: object, since?: {offset: number, epoch: string}}} [opts]
    */
   async join(room, opts = {}) {
-    const entry = this.rooms.get(room) ?? { position: opts.since ?? null, copy: null, resyncing: false, joined: false };
+    const entry = this.rooms.get(room) ?? this.#room(opts.since ?? null, null);
     this.rooms.set(room, entry);
     if (entry.copy) entry.copy.needsSnapshot = true;
     const params = { room, ...(opts.options ? { options: opts.options } : {}), ...(opts.since ? { since: opts.since } : {}) };
@@ -303,20 +346,18 @@ export class Client {
     }
   }
 
-  /** Joins a stateful room and keeps its state (§9.1): fetches the schema first, then
-   * resolves with the join's result once a full state of at least its version is held.
+  /** Joins a stateful room and keeps its state (§9.1): fetches the schema first (rejects
+   * with a TypeError when it names a type this client cannot decode), then resolves with the
+   * join's result once a full state of at least its version is held. Rejects with
+   * CallFailed('client closed') if the client closes first.
    * @param {string} room @param {{options?: object}} [opts] */
   async sync(room, opts = {}) {
-    const copy = new RoomState(await this.call('state.schema', { room }));
-    this.rooms.set(room, { position: null, copy, resyncing: false, joined: false });
+    const schema = await this.call('state.schema', { room });
+    checkSchema(schema);
+    const copy = new RoomState(schema);
+    this.rooms.set(room, this.#room(null, copy));
     const result = await this.join(room, opts);
-    if (copy.version === null || copy.version < result.version) {
-      await new Promise((resolve) => {
-        const off = this.on('state.changed', (/** @type {any} */ e) => {
-          if (e.room === room && e.version >= result.version) { off(); resolve(undefined); }
-        });
-      });
-    }
+    if (copy.version === null || copy.version < result.version) await this.#stateOf(room, result.version);
     return result;
   }
 
@@ -326,73 +367,171 @@ export class Client {
   /** Leaves a room and forgets it. @param {string} room */
   leave(room) { this.rooms.delete(room); return this.call('room.leave', { room }); }
 
-  async #open() {
-    this.setState('connecting');
-    let token;
-    try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    } catch (e) {
-      this.#lost(1006, `no token: ${/** @type {Error} */ (e).message}`);
-      return;
-    }
-    if (this.state !== 'connecting') return;
-    const url = new URL(this.url);
-    if (this.session?.recovery_token) url.searchParams.set('recover', this.session.recovery_token);
-    // §2.2 carrier 3: the only one a browser can use without putting the token in the URL.
-    const ws = new this.WebSocket(url.href, ['rtctl.v1', `rtctl.bearer.${token}`]);
-    this.ws = ws;
-    ws.binaryType = 'arraybuffer';
-    let opened = false;
-    ws.onopen = () => { opened = true; this.backoff.opened(Date.now()); this.#established(); };
-    ws.onmessage = (ev) => { if (typeof ev.data === 'string') this.#receive(ev.data); }; // §3.3: no binary on rtctl.v1
-    ws.onclose = (ev) => { if (this.ws === ws) this.#lost(ev.code, ev.reason); };
-    // A refused upgrade: browsers fire error then close 1006; Node 20's WebSocket only error.
-    ws.onerror = () => { if (this.ws === ws && !opened) this.#lost(1006, 'upgrade failed'); };
+  /** @param {Room['position']} position @param {RoomState | null} copy @returns {Room} */
+  #room(position, copy) {
+    return { position, copy, joined: false, resyncing: false, resyncBackoff: new Backoff(this.options.backoff) };
   }
 
-  /** §8.3 step 1 and 4: session.info, presence, rooms with since, keyed calls, the queue. */
-  async #established() {
-    const ws = this.ws;
+  /** Resolves once `room` holds a state of at least `version`; rejects when the client closes.
+   * @param {string} room @param {number} version @returns {Promise<void>} */
+  #stateOf(room, version) {
+    return new Promise((resolve, reject) => {
+      const offs = [
+        this.on('state.changed', (/** @type {any} */ e) => { if (e.room === room && e.version >= version) { done(); resolve(); } }),
+        this.on('closed', () => { done(); reject(new CallFailed('client closed')); }),
+      ];
+      const done = () => { for (const off of offs) off(); };
+    });
+  }
+
+  async #open() {
+    this.setState('connecting');
+    let ws;
     try {
-      this.session = await this.#internal({ method: 'session.info' });
-      this.emit('session', this.session);
-      this.#scheduleRecoveryRefresh().catch(() => {}); // a lost connection ends it
+      const source = this.options.token;
+      const token = (typeof source === 'function' ? await source() : source).trim();
+      if (this.state !== 'connecting') return;
+      const url = new URL(this.url);
+      if (this.session?.recovery_token) url.searchParams.set('recover', this.session.recovery_token);
+      // §2.2 carrier 3: the only one a browser can use without putting the token in the URL.
+      ws = new this.WebSocket(url.href, ['rtctl.v1', `rtctl.bearer.${token}`]);
     } catch (e) {
-      if (!(e instanceof RpcError)) return; // the connection is gone: #lost runs
-      this.emit('error', e); // no fresh recovery token: the next upgrade offers the last one
+      // no token, or one (or a URL) the WebSocket constructor refuses: a failed attempt
+      this.#lost(1006, `cannot open: ${/** @type {Error} */ (e).message}`);
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'arraybuffer';
+    this.#after(this.options.openTimeout, () => { if (!this.opened) this.#dead(ws, 'open timed out'); });
+    ws.onopen = () => {
+      this.opened = true;
+      this.lastHeard = Date.now();
+      this.backoff.opened(Date.now());
+      this.#established(ws);
+    };
+    ws.onmessage = (ev) => {
+      this.lastHeard = Date.now();
+      if (typeof ev.data === 'string') this.#receive(ev.data); // §3.3: no binary on rtctl.v1
+    };
+    ws.onclose = (ev) => { if (this.ws === ws) this.#lost(ev.code, ev.reason); };
+    // A refused upgrade: browsers fire error then close 1006; Node 20's WebSocket only error.
+    ws.onerror = () => { if (this.ws === ws && !this.opened) this.#lost(1006, 'upgrade failed'); };
+  }
+
+  /** Gives up on a link believed dead: closes it with a code that holds the session (§7: a
+   * browser cannot send 1011, and 4000-4999 are the server's), then reconnects.
+   * @param {WebSocket} ws @param {string} reason */
+  #dead(ws, reason) {
+    if (this.ws !== ws) return;
+    ws.close(3000, reason);
+    this.#lost(1006, reason);
+  }
+
+  /** §8.3 steps 1 and 4: session.info, presence, rooms with since, keyed calls, the queue.
+   * @param {WebSocket} ws */
+  async #established(ws) {
+    try {
+      this.#adoptInfo(ws, await this.#internal({ method: 'session.info' }));
+    } catch (e) {
+      // no reply at all: the link is dead (if it is not already gone)
+      if (!(e instanceof RpcError)) return this.#dead(ws, 'session.info timed out');
+      this.#infoFailed(ws, e); // §6.3: the step fails alone; the last recovery token stays
     }
     this.authRetry = false;
-    this.failures = 0;
+    this.neverOpened = 0;
     if (this.options.livenessInterval) this.#every(this.options.livenessInterval, () => this.#liveness(ws));
     if (this.watched.size) this.#internal({ method: 'presence.subscribe', params: { users: [...this.watched] } }).catch(() => {});
     for (const [room, entry] of this.rooms) {
       if (!entry.joined) continue; // its own room.join is still queued
       if (entry.copy) entry.copy.needsSnapshot = true;
       const params = entry.position ? { room, since: entry.position } : { room };
-      this.#internal({ method: 'room.join', params }).then((r) => this.#joined(room, r), (e) => this.emit('error', e));
+      this.#internal({ method: 'room.join', params }).then((r) => this.#joined(room, r), (e) => { if (e instanceof RpcError) this.emit('error', e); });
     }
     this.setState('open');
     const queued = this.queue.splice(0);
     for (const c of queued) this.#send(c);
   }
 
-  /** @param {string} room @param {any} r the join's result */
+  /** §8.4: a join that starts a stream for the client (a first join, or a rejoin answered
+   * `recovered: false`) takes the reply's position, even a lower one; after `recovered:
+   * true` the position stays at `since` and the replay moves it (it may come after the reply).
+   * @param {string} room @param {any} r the join's result */
   #joined(room, r) {
     const entry = this.rooms.get(room);
     if (!entry) return;
     entry.joined = true;
-    const p = entry.position;
-    // recovered: the replay moves the position itself (its messages may come after the reply)
-    if (r.recovered !== true && !(p && p.epoch === r.epoch && p.offset >= r.offset)) entry.position = { offset: r.offset, epoch: r.epoch };
+    if (r.recovered !== true) entry.position = { offset: r.offset, epoch: r.epoch };
+  }
+
+  /** Keeps a `session.info` result, then, on the server's clock (§8.3), asks again at half
+   * the recovery token's life, and plans the token's refresh (§8.1).
+   * @param {WebSocket} ws @param {any} info */
+  #adoptInfo(ws, info) {
+    this.session = info;
+    this.emit('session', info);
+    this.#serverNow().then((now) => {
+      if (this.ws !== ws) return;
+      this.#after(Math.max(1000, (info.recovery_expires_at - now) / 2), () => this.#askInfo(ws));
+      this.#planRefresh(ws, info.expires_at, now);
+    }, () => {}); // no reply: liveness handles the link
+  }
+
+  /** @param {WebSocket} ws */
+  #askInfo(ws) {
+    this.#internal({ method: 'session.info' }).then((info) => this.#adoptInfo(ws, info), (e) => { if (e instanceof RpcError) this.#infoFailed(ws, e); });
+  }
+
+  /** §6.3: a failed `session.info` is reported and asked again soon.
+   * @param {WebSocket} ws @param {RpcError} e */
+  #infoFailed(ws, e) {
+    this.emit('error', e);
+    this.#after(5000, () => this.#askInfo(ws));
+  }
+
+  /** §8.1: with a token source, `session.refresh` at 80 % of the token's remaining life. A
+   * refusal (reported) or a failed source leaves the 4001 at expiry, which gets a new token.
+   * @param {WebSocket} ws @param {number | null} expiresAt server clock, ms @param {number} now server clock */
+  #planRefresh(ws, expiresAt, now) {
+    const source = this.options.token;
+    clearTimeout(this.tokenTimer);
+    if (typeof source !== 'function' || expiresAt === null || expiresAt === undefined) return;
+    this.tokenTimer = setTimeout(async () => {
+      try {
+        const token = (await source()).trim();
+        if (this.ws !== ws) return;
+        const r = await this.#internal({ method: 'session.refresh', params: { token } });
+        if (this.ws === ws) this.#planRefresh(ws, r.expires_at, Date.now() + this.clockOffset);
+      } catch (e) {
+        if (e instanceof RpcError) this.emit('error', e);
+      }
+    }, Math.max(0, 0.8 * (expiresAt - now)));
+    this.timers.push(this.tokenTimer);
+  }
+
+  /** `sys.ping` (§7): resolves with the server's clock now, and keeps its offset to ours. */
+  async #serverNow() {
+    const sent = Date.now();
+    const { time } = await this.#internal({ method: 'sys.ping' });
+    const got = Date.now();
+    this.clockOffset = time - (sent + got) / 2;
+    return got + this.clockOffset;
+  }
+
+  /** §7 without WebSocket pings: a `sys.ping` every livenessInterval; the link is dead when
+   * nothing at all (reply, notification) has arrived for livenessTimeout.
+   * @param {WebSocket} ws */
+  #liveness(ws) {
+    if (Date.now() - this.lastHeard >= this.options.livenessTimeout) this.#dead(ws, 'no reply to sys.ping');
+    else this.#serverNow().catch(() => {});
   }
 
   /** A call the client makes itself: sent now, never queued, lost with the connection.
-   * @param {{method: string, params?: any}} c @param {number} [timeout] ms */
-  #internal(c, timeout = this.options.callTimeout) {
+   * @param {{method: string, params?: any}} c */
+  #internal(c) {
     return new Promise((resolve, reject) => {
       /** @type {Call} */
       const call = { ...c, resolve, reject, timer: null };
-      call.timer = setTimeout(() => this.#fail(call, new CallFailed('timed out')), timeout);
+      call.timer = setTimeout(() => this.#fail(call, new CallFailed('timed out')), this.options.callTimeout);
       this.#send(call);
     });
   }
@@ -450,43 +589,23 @@ export class Client {
     if (!entry?.copy) return;
     const outcome = entry.copy.apply(message);
     if (outcome === 'applied') this.emit('state.changed', { room, version: entry.copy.version });
-    if (outcome === 'resync') this.#resync(room, entry);
+    if (outcome === 'resync') this.#resync(room, entry, 0);
   }
 
-  /** §9.4: at most one state.resync in flight per room; -32029 waits retry_after_ms.
-   * @param {string} room @param {{resyncing: boolean}} entry */
-  async #resync(room, entry) {
+  /** §9.4: at most one state.resync in flight per room. The first goes at once; one soon
+   * after another waits §8.2's backoff (reset by 10 s without one), and after -32029 at least
+   * `retry_after_ms` too (§6.3). @param {string} room @param {Room} entry @param {number} wait ms */
+  #resync(room, entry, wait) {
     if (entry.resyncing) return;
     entry.resyncing = true;
-    try {
-      for (;;) {
-        try { await this.call('state.resync', { room }); return; } catch (e) {
-          if (!(e instanceof RpcError && e.code === -32029)) return;
-          await new Promise((r) => setTimeout(r, Math.min(60000, e.data?.retry_after_ms ?? 1000)));
-        }
-      }
-    } finally { entry.resyncing = false; }
-  }
-
-  /** §8.3 step 1: ask session.info again when half the recovery token's life is left. Its
-   * expiry is on the server's clock, read with `sys.ping` (§7). */
-  async #scheduleRecoveryRefresh() {
-    const ws = this.ws;
-    const { time } = await this.#internal({ method: 'sys.ping' });
-    if (this.ws !== ws) return;
-    const half = Math.max(1000, (this.session.recovery_expires_at - time) / 2);
-    this.#after(half, () => this.#internal({ method: 'session.info' }).then((info) => {
-      this.session = info;
-      return this.#scheduleRecoveryRefresh();
-    }).catch(() => {}));
-  }
-
-  /** §7 client-side liveness: browsers cannot send WebSocket pings, so a `sys.ping` that is
-   * not answered within the interval fails the connection. @param {WebSocket | null} ws */
-  #liveness(ws) {
-    this.#internal({ method: 'sys.ping' }, this.options.livenessInterval).catch((e) => {
-      if (e instanceof CallFailed && this.ws === ws) { ws?.close(4000, 'no answer to sys.ping'); this.#lost(1006, 'liveness'); }
-    });
+    const b = entry.resyncBackoff;
+    const now = Date.now();
+    const delay = Math.max(wait, b.openedAt === null ? 0 : b.next(now));
+    b.opened(now);
+    this.#after(delay, () => this.call('state.resync', { room }).then(() => { entry.resyncing = false; }, (e) => {
+      entry.resyncing = false;
+      if (e instanceof RpcError && e.code === -32029) this.#resync(room, entry, Math.min(60000, e.data?.retry_after_ms ?? 1000));
+    }));
   }
 
   /** @param {number} ms @param {() => void} fn */
@@ -499,7 +618,7 @@ export class Client {
    * @param {number} code @param {string} reason */
   #lost(code, reason) {
     if (this.state === 'closed') return;
-    const wasOpen = this.state === 'open';
+    const opened = this.opened;
     this.#drop();
     const kind = classifyClose(code);
     this.emit('disconnect', { code, reason, kind });
@@ -510,18 +629,21 @@ export class Client {
       this.authRetry = true;
       return this.#open();
     }
-    this.failures = wasOpen ? 1 : this.failures + 1;
-    if (this.failures > this.options.maxAttempts) return this.#finish(code, reason, kind);
+    this.neverOpened = opened ? 0 : this.neverOpened + 1;
+    if (this.neverOpened >= this.options.maxAttempts) return this.#finish(code, reason, kind); // §2.4
     this.setState('waiting');
     this.#after(this.backoff.next(Date.now()), () => this.#open());
   }
 
-  /** Forgets the socket and its timers; keyed calls go back to the head of the queue. */
+  /** Forgets the socket and its timers; keyed calls go back to the head of the queue. A
+   * resync waiting for its turn is dropped: the rejoin brings a full state. */
   #drop() {
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     this.timers = [];
+    for (const entry of this.rooms.values()) entry.resyncing = false;
     if (this.ws) this.ws.onopen = this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
     this.ws = null;
+    this.opened = false;
     const keyed = [];
     for (const c of this.pending.values()) {
       if (c.key) keyed.push(c); else { clearTimeout(c.timer); c.reject(new CallFailed('connection lost')); }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from typing import Annotated
 
 import typer
@@ -31,6 +32,9 @@ def client(
     timeout: Annotated[str, typer.Option(
         help="How long any one expected thing may take (a connection, a call, a report), "
              "as `10s` or `500ms`.")] = "10s",
+    wait: Annotated[str, typer.Option(
+        help="Without a command: how long each run waits for the driver you start by hand "
+             "to connect.")] = "5m",
     as_json_: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
     = False,
     scenario: Annotated[list[str] | None, typer.Option(
@@ -43,16 +47,17 @@ def client(
     the driver given after `--`, a small program around the SDK under test;
     each check cites the section of docs/protocol.md it tests. The driver
     gets RTCTL_URL and RTCTL_TOKEN_URL in its environment; without one, the
-    command prints them and waits for a driver started by hand. What the
-    driver prints goes to standard error, so --json stays parseable. Ctrl-C
-    or SIGTERM ends the driver too.
+    command prints them and waits up to --wait for a driver started by hand
+    (once per run). What the driver prints goes to standard error, so --json
+    stays parseable. Ctrl-C or SIGTERM ends the driver too.
 
     Example: rtctl conformance client -- python -m rtctl.conformance.driver
 
     Exit codes: 0 no check failed (skips are fine); 1 a check failed; 2 bad
     usage; 130 Ctrl-C; 143 SIGTERM.
     """
-    wait = positive_duration(timeout, "--timeout")
+    each = positive_duration(timeout, "--timeout")
+    by_hand = positive_duration(wait, "--wait")
     try:
         scenarios = select(scenario or [])
     except ValueError as exc:
@@ -65,7 +70,8 @@ def client(
         err.print(f"scripted gateway: RTCTL_URL={gw.url} RTCTL_TOKEN_URL={gw.token_url}",
                   highlight=False)
         if not command:
-            err.print("start the driver with that environment", highlight=False)
+            err.print(f"start the driver with that environment (waiting {wait} for it)",
+                      highlight=False)
 
     async def play() -> list[Result]:
         # SIGTERM cancels the run as Ctrl-C does, so the driver is ended either way.
@@ -73,11 +79,13 @@ def client(
         assert task is not None
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await run_scenarios(scenarios, command=command, timeout=wait,
-                                       host=host, port=port, announce=announce)
+            return await run_scenarios(scenarios, command=command, timeout=each,
+                                       first_wait=by_hand, host=host, port=port,
+                                       announce=announce)
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 
+    started = time.monotonic()
     try:
         results = asyncio.run(play())
     except KeyboardInterrupt:  # the shell's convention: 128 + the signal's number
@@ -87,5 +95,5 @@ def client(
     if as_json_:
         typer.echo(json.dumps(as_json(results), ensure_ascii=False))
     else:
-        render(results, console)
+        render(results, console, seconds=time.monotonic() - started)
     raise typer.Exit(exit_code(results))

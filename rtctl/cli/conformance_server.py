@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from rtctl.cli.devsecret import existing_dev_secret
+from rtctl.cli.devsecret import dev_secret_path, existing_dev_secret
 from rtctl.cli.options import positive_duration
 from rtctl.client.endpoint import endpoint_url
 from rtctl.conformance.results import as_json, exit_code, render
@@ -63,22 +64,26 @@ def server(
     Exit codes: 0 no check failed (skips are fine); 1 a check failed; 2 bad usage.
     """
     tokens = tuple(token or ())
+    secret_from = "--jwt-secret"
     if not tokens and not jwt_secret:
         jwt_secret = existing_dev_secret()  # as `rtctl call` does against a dev-mode gateway
         if jwt_secret is None:
             raise ConfigError("give --token (twice: alice and bob) or --jwt-secret to mint "
                               "tokens (no dev-mode `rtctl serve` has run on this machine)")
+        # Said in every refusal: a gateway with a secret of its own refuses these tokens.
+        secret_from = f"the dev secret in {dev_secret_path()} (no --token or --jwt-secret given)"
     size = parse_size(max_message_size)
     if size < 1:
         raise ConfigError(f"--max-message-size must be at least 1 byte, got {max_message_size!r}")
     target = Target(url=endpoint_url(url), tokens=tokens, jwt_secret=jwt_secret,
                     timeout=positive_duration(timeout, "--timeout"), max_message_size=size,
                     ping_interval=positive_duration(ping_interval, "--ping-interval"),
-                    state_rooms=tuple(state_room or ("drift", "arena")))
+                    state_rooms=tuple(state_room or ("drift", "arena")), secret_from=secret_from)
     checks = select_checks(check or (), skip or ())
+    started = time.monotonic()
     results = asyncio.run(run_checks(target, checks))
     if as_json_:
         typer.echo(json.dumps(as_json(results)))
     else:
-        render(results, Console())
+        render(results, Console(), seconds=time.monotonic() - started)
     raise typer.Exit(exit_code(results))

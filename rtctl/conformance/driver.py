@@ -69,7 +69,7 @@ class Driver:
         client.on_notification(self._spawn(self.call), "conformance.call")
         client.on_notification(self._spawn(self.sync), "conformance.sync")
         client.on_notification(self._spawn(self.report), "conformance.report")
-        client.on_notification(lambda _: self._finished.set(), "conformance.done")
+        client.on_notification(self.done, "conformance.done")
         client.on_state_change(self.state_changed)
         try:
             await client.connect()
@@ -78,6 +78,10 @@ class Driver:
         else:
             await self._finished.wait()
         await client.close()
+
+    def done(self, note: NotificationReceived) -> None:
+        """``conformance.done``: the run is over, close and exit."""
+        self._finished.set()
 
     def state_changed(self, change: StateChanged) -> None:
         """The client stopped for good (4009, 4003: it must not reconnect): so does the driver."""

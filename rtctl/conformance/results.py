@@ -42,8 +42,9 @@ def _counts(results: Sequence[Result]) -> dict[Outcome, int]:
     return {outcome: sum(r.outcome is outcome for r in results) for outcome in Outcome}
 
 
-def render(results: Sequence[Result], console: Console) -> None:
-    """Print a table of ``results`` (id, section, result, detail) and a one-line summary."""
+def render(results: Sequence[Result], console: Console, *, seconds: float) -> None:
+    """Print a table of ``results`` (id, section, result, detail) and a one-line summary
+    with the run's wall time, ``seconds`` (waits that no check owns count too)."""
     table = Table(show_edge=False)
     for column in ("check", "section", "result", "detail"):
         table.add_column(column, overflow="fold")
@@ -51,7 +52,6 @@ def render(results: Sequence[Result], console: Console) -> None:
         table.add_row(r.check, r.section, f"[{_STYLES[r.outcome]}]{r.outcome}[/]", r.detail)
     console.print(table)
     counts = _counts(results)
-    seconds = sum(r.seconds for r in results)
     console.print(f"{counts[Outcome.PASS]} passed, {counts[Outcome.FAIL]} failed, "
                   f"{counts[Outcome.SKIP]} skipped in {seconds:.1f} s", highlight=False)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -76,14 +77,26 @@ async def _end(process: asyncio.subprocess.Process | None, timeout: float) -> No
     # asyncio.wait, not asyncio.timeout: this runs in ``finally`` of a cancelled task too,
     # where a timeout's own cancellation would not come back as TimeoutError (Python 3.11).
     exited = asyncio.ensure_future(process.wait())
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-        done, _ = await asyncio.wait({exited}, timeout=timeout if sig is None else _TERM_GRACE)
-        if done:
-            return
+    try:
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                _signal_group(process, sig)
+            done, _ = await asyncio.wait({exited},
+                                         timeout=timeout if sig is None else _TERM_GRACE)
+            if done:
+                return
+    except BaseException:
+        # A signal (Ctrl-C, SIGTERM) while we wait, after ``conformance.done`` or a second
+        # one while ending: no more grace, or the driver (its own session) outlives us.
+        _signal_group(process, signal.SIGKILL)
+        await asyncio.wait({exited}, timeout=_TERM_GRACE)  # reap it, so nothing is left
+        raise
     exited.cancel()
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
 
 
 async def _first_connection(gw: ScriptedGateway, process: asyncio.subprocess.Process | None,
@@ -118,18 +131,18 @@ async def _play(scenario: Scenario, play: Play) -> tuple[list[Result], str | Non
         cause = f"the client's connection closed mid-scenario ({exc})"
         return _failed(scenario, cause, play.verdicts), None
     seconds = time.perf_counter() - started
-    results = _failed(scenario, "not reached", play.verdicts)
-    return [Result(r.check, r.section, r.title, r.outcome, r.detail, seconds)
-            for r in results], None
+    first, *rest = _failed(scenario, "not reached", play.verdicts)
+    # The scenario's checks are judged in one play: its time goes on the first, once.
+    return [dataclasses.replace(first, seconds=seconds), *rest], None
 
 
 async def _play_run(run: Sequence[Scenario], gw: ScriptedGateway,
-                    process: asyncio.subprocess.Process | None,
-                    timeout: float) -> tuple[list[Result], str | None, float]:
+                    process: asyncio.subprocess.Process | None, timeout: float,
+                    first_wait: float) -> tuple[list[Result], str | None, float]:
     """Play one run: its results, the cause that fails every later run (a driver that never
     connected), and how long the driver may take to exit by itself."""
     try:
-        await _first_connection(gw, process, timeout)
+        await _first_connection(gw, process, timeout if process is not None else first_wait)
     except NoShow as exc:
         return [r for s in run for r in _failed(s, str(exc))], str(exc), 0
     results: list[Result] = []
@@ -149,11 +162,14 @@ async def _play_run(run: Sequence[Scenario], gw: ScriptedGateway,
 
 
 async def run_scenarios(scenarios: Sequence[Scenario], *, command: Sequence[str],
-                        timeout: float, host: str = "127.0.0.1", port: int = 0,
+                        timeout: float, first_wait: float | None = None,
+                        host: str = "127.0.0.1", port: int = 0,
                         announce: Announce | None = None) -> list[Result]:
     """Start the scripted gateway, play ``scenarios`` against the driver ``command`` (or a
     client started by hand; ``announce`` is called as each run starts), and return every
-    check's result. The driver is ended however the run ends, cancellation included."""
+    check's result. The driver is ended however the run ends, cancellation included. A
+    client started by hand gets ``first_wait`` (default ``timeout``) to connect in each run:
+    a person starts it."""
     results: list[Result] = []
     async with ScriptedGateway(host, port) as gw:
         dead: str | None = None  # the cause that fails everything left
@@ -166,7 +182,8 @@ async def run_scenarios(scenarios: Sequence[Scenario], *, command: Sequence[str]
             process = await _start(command, gw) if command else None
             grace = 0.0
             try:
-                played, dead, grace = await _play_run(run, gw, process, timeout)
+                played, dead, grace = await _play_run(run, gw, process, timeout,
+                                                      first_wait or timeout)
                 results += played
             finally:
                 await _end(process, grace)

@@ -7,7 +7,9 @@ fails the first check that meets it, and every later check at once with the same
 a dead gateway is reported in about one timeout rather than one per check. "Silent" is
 judged over the whole run (:class:`~rtctl.conformance.server_probe.Heard`): once the server
 has sent one JSON-RPC response, a method it never answers fails that check only, unless
-:data:`STOPPED_AFTER` checks in a row get no reply (the server stopped answering).
+:data:`STOPPED_AFTER` checks in a row get no reply and a fresh connection's ``sys.ping``
+gets none either (the server stopped answering; a lossy link that drops two replies in a
+row is not that).
 """
 
 from __future__ import annotations
@@ -89,5 +91,20 @@ async def run_checks(target: Target, checks: Sequence[Check] = CHECKS) -> list[R
         if isinstance(cause, Unreachable):
             dead = str(cause)
         elif silent >= STOPPED_AFTER:
-            dead = f"the server stopped answering ({STOPPED_AFTER} checks in a row: {cause})"
+            if await _answers(target, heard):
+                silent = 0  # it still answers: each check failed on its own
+            else:
+                dead = f"the server stopped answering ({STOPPED_AFTER} checks in a row: {cause})"
     return results
+
+
+async def _answers(target: Target, heard: Heard) -> bool:
+    """Does the server answer a ``sys.ping`` (§7) on a fresh connection?"""
+    probe = Probe(target, heard)
+    try:
+        conn = await probe.connect()
+        return "result" in await conn.call("sys.ping")
+    except Exception:  # whatever stops it (no connection, no reply, a close): it does not
+        return False
+    finally:
+        await probe.aclose()

@@ -149,7 +149,8 @@ async def _stateful_room(probe: Probe, conn: Conn) -> tuple[str, dict[str, Any]]
         if "result" in response:
             return room, response["result"]
         tried.append(f"{kind}: {response.get('error', {}).get('message')}")
-    raise CheckSkipped("no stateful room on this server (" + "; ".join(tried) + ")")
+    raise CheckSkipped("no stateful room on this server (" + "; ".join(tried) + "): start the "
+                       "gateway with --room-type drift, or give --state-room NAME")
 
 
 def _decoder(schema: dict[str, Any]) -> Decoder:

@@ -99,6 +99,7 @@ class Target:
     max_message_size: int = 64 * 1024
     ping_interval: float = DEFAULT_PING_INTERVAL  # §7's default
     state_rooms: tuple[str, ...] = ("drift", "arena")
+    secret_from: str = "--jwt-secret"  # where jwt_secret came from, for a report
     run_id: str = field(default_factory=lambda: format(time.time_ns() % 16**8, "08x"))
 
     def token(self, user: int) -> str:
@@ -114,7 +115,7 @@ class Target:
         """Where user number ``user``'s token came from, for a report."""
         if user < len(self.tokens):
             return f"--token {user + 1} ({_USERS[user]}'s)"
-        return f"the token --jwt-secret minted for {_USERS[user]}"
+        return f"the token minted for {_USERS[user]} with {self.secret_from}"
 
     def minted(self, *, secret_suffix: str = "", age: float = 0.0) -> str:
         """A token signed with a wrong secret (``secret_suffix``) or expired ``age`` s ago."""

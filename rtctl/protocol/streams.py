@@ -12,9 +12,12 @@ positions with :func:`parse_position`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, TypedDict
+from typing import Annotated, Any, Literal, TypeAlias, TypedDict
 
-__all__ = ["REASONS", "Position", "Reason", "StreamPosition", "parse_position", "position_in"]
+from rtctl.params import Schema
+
+__all__ = ["POSITION_SCHEMA", "REASONS", "Position", "PositionParam", "Reason", "StreamPosition",
+           "parse_position", "position_in"]
 
 Reason: TypeAlias = Literal["too_old", "epoch_changed", "too_many", "unknown_offset"]
 REASONS: tuple[Reason, ...] = ("too_old", "epoch_changed", "too_many", "unknown_offset")
@@ -37,6 +40,16 @@ class StreamPosition:
 
     def to_json(self) -> Position:
         return {"offset": self.offset, "epoch": self.epoch}
+
+
+# What parse_position accepts: a handler parameter it parses is published (rtctl spec)
+# with this schema, not as "anything".
+POSITION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"offset": {"type": "integer", "minimum": 0},
+                   "epoch": {"type": "string", "minLength": 1, "maxLength": MAX_EPOCH}},
+    "required": ["offset", "epoch"], "additionalProperties": False}
+PositionParam: TypeAlias = Annotated[Any, Schema(POSITION_SCHEMA)]
 
 
 def parse_position(value: Any) -> StreamPosition:

@@ -43,7 +43,7 @@ from rtctl.backends.base import BackendUnavailable, Replay, Unrecoverable
 from rtctl.exceptions import InvalidParams, RpcError
 from rtctl.host import Host
 from rtctl.protocol.codes import ErrorCode
-from rtctl.protocol.streams import Position, StreamPosition, parse_position
+from rtctl.protocol.streams import Position, PositionParam, StreamPosition, parse_position
 from rtctl.router import CallContext, Peer, Router
 from rtctl.services.room_delivery import LocalRoom, RoomDelivery, RoomLimits, Timer
 from rtctl.services.room_metrics import RoomMetrics
@@ -212,7 +212,7 @@ class RoomService:
     # -- methods -----------------------------------------------------------------
 
     async def join(self, ctx: CallContext, room: str, options: dict[str, Any] | None = None,
-                   since: Any = None) -> Joined:
+                   since: PositionParam | None = None) -> Joined:
         """``room.join {room, options?, since?}`` → ``{members, total, offset, epoch}``.
 
         A big room's reply (more than 100 users) has no ``members``. A stateful

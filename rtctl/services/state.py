@@ -50,7 +50,7 @@ from rtctl.services.state_live import LiveRoom, Member
 from rtctl.services.state_room import Policy, StateRoom, resolve
 from rtctl.services.state_wire import Resynced, SchemaDescription, StateInfo, StatePatch, Updated
 from rtctl.state import Decoder, StateError
-from rtctl.state.hlc import Stamp
+from rtctl.state.hlc import Stamp, StampParam
 from rtctl.state.reflect import describe
 
 __all__ = ["MAX_CLOCK_AHEAD_MS", "ROOM_TYPE_NAME", "RoomTypes", "StateService"]
@@ -348,7 +348,7 @@ class StateService:
         return live.instance.on_input(ctx.user, data)
 
     def update(self, ctx: CallContext, room: str, path: str | list[str], value: Any,
-               expect_version: int | None = None, clock: Any = None) -> Updated:
+               expect_version: int | None = None, clock: StampParam | None = None) -> Updated:
         """``state.update {room, path, value, expect_version?, clock?}`` → ``{applied,
         version, value}``: a client's write to a field the room type allows."""
         live, _ = self._member(ctx, room)

@@ -2,7 +2,8 @@
 
 The vocabulary of :mod:`rtctl.params` — ``int``, ``float``, ``str``, ``bool``,
 ``None``, ``list[...]``, ``dict[str, ...]``, ``Literal[...]``, unions, ``Any`` —
-plus the TypedDicts that results and notifications are declared with. A TypedDict
+plus the TypedDicts that results and notifications are declared with, and the
+explicit schema of ``Annotated[Any, Schema({...})]``. A TypedDict
 is a closed object (``additionalProperties: false``): a field a handler adds
 without declaring it fails validation, so the description cannot drift from the
 code unnoticed. JSON keeps ``true`` and ``1`` apart, and so does the schema: an
@@ -11,12 +12,17 @@ code unnoticed. JSON keeps ``true`` and ``1`` apart, and so does the schema: an
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 import typing
 from typing import Any, is_typeddict
 
-__all__ = ["schema"]
+from rtctl.params import Schema
+
+__all__ = ["DIALECT", "schema"]
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"  # for "$schema"
 
 _INTEGER = "no fraction or exponent (§1)"
 
@@ -43,8 +49,9 @@ def schema(annotation: Any) -> dict[str, Any]:
         return _object(annotation)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return schema(args[0])
+    if origin is typing.Annotated:  # a handler's own parser says what it takes (Schema)
+        explicit = [meta.schema for meta in args[1:] if isinstance(meta, Schema)]
+        return copy.deepcopy(dict(explicit[0])) if explicit else schema(args[0])
     if origin in (typing.Union, types.UnionType):
         options = [schema(arg) for arg in args]
         return {} if {} in options else {"anyOf": options}

@@ -101,10 +101,18 @@ def _method(number: int, method: Mapping[str, Any], errors: Mapping[str, Any]) -
         parts += _params(method)
     parts.append("**Result**:")
     parts.append(_json(method["result"]["schema"]))
-    names = [error["$ref"].rsplit("/", 1)[-1] for error in method["errors"]]
-    codes = ", ".join(f"{errors[name]['code']} `{name}`" for name in names)
-    parts.append(f"**Errors**: {codes}; §6.1 says what each means and its `data`.")
-    return "\n\n".join(parts)
+    codes, own = [], []
+    for error in method["errors"]:
+        if "$ref" in error:
+            name = error["$ref"].rsplit("/", 1)[-1]
+            codes.append(f"{errors[name]['code']} `{name}`")
+        else:  # the game's own (Router errors=[ErrorDecl(...)])
+            codes.append(f"{error['code']} ({error['message']})")
+            if "data" in error:
+                own += [f"Error {error['code']} `data`:", _json(error["data"])]
+    whose = "each" if all("$ref" in error for error in method["errors"]) else "each of rtctl's"
+    parts.append(f"**Errors**: {', '.join(codes)}; §6.1 says what {whose} means and its `data`.")
+    return "\n\n".join(parts + own)
 
 
 def _params(method: Mapping[str, Any]) -> list[str]:
@@ -128,8 +136,13 @@ _EMPTY = {"object": {"type": "object", "properties": {}, "additionalProperties":
 
 
 def _form(params_schema: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    forms = params_schema.get("anyOf", [params_schema])
+    forms = params_schema.get("anyOf", [_body(params_schema)])
     return next(form for form in forms if form["type"] == kind)
+
+
+def _body(params_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Without ``$schema``: the reference says its dialect once (the intro)."""
+    return {k: v for k, v in params_schema.items() if k != "$schema"}
 
 
 def _notification(number: int, note: Mapping[str, Any]) -> str:
@@ -137,7 +150,7 @@ def _notification(number: int, note: Mapping[str, Any]) -> str:
     if note["description"]:
         parts.append(note["description"])
     parts.append("**Params**, by name:")
-    parts.append(_json(note["x-params-schema"]))
+    parts.append(_json(_body(note["x-params-schema"])))
     return "\n\n".join(parts)
 
 
@@ -146,7 +159,8 @@ def _errors(components: Mapping[str, Any]) -> str:
     for code, text in ERROR_DESCRIPTIONS.items():
         data = components[code.name].get("data")
         shape = "" if data is None else "`{" + ", ".join(
-            f'"{key}": {sub.get("type", "any")}' for key, sub in data["properties"].items()) + "}`"
+            f'"{key}"{"" if key in data["required"] else "?"}: {sub.get("type", "any")}'
+            for key, sub in data["properties"].items()) + "}`"
         rows.append(f"| {int(code)} | `{code.name}` | {text} | {shape} |")
     return "\n".join(rows)
 

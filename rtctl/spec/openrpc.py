@@ -5,7 +5,8 @@ parameter left out; :mod:`rtctl.spec.params` says how each JSON form binds). The
 result is the handler's return annotation. Errors: ``components.errors`` holds every
 code rtctl answers (``rtctl.protocol.codes``), with the schema of its ``data`` where
 that has one shape (under ``data``); a method lists the codes any call may get and
-those its handler declares (``Router.add_method(errors=...)``). OpenRPC describes
+those its handler declares (``Router.add_method(errors=...)``), a game's own codes
+inline. OpenRPC describes
 only calls to the server, so the server-to-client notifications a router declares go
 in the extension list ``x-notifications`` (OpenRPC §4.9: fields starting ``x-``),
 each shaped like a method object whose params are always by name. A method that
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from rtctl import __version__
+from rtctl.exceptions import ErrorDecl
 from rtctl.protocol.codes import ERROR_DESCRIPTIONS, ErrorCode
 from rtctl.router import Method, Notification, Router
-from rtctl.spec.jsonschema import schema
+from rtctl.spec.jsonschema import DIALECT, schema
 from rtctl.spec.params import SpecError, describe_params
 
 __all__ = ["CALL_ERRORS", "ERROR_DATA", "OPENRPC_VERSION", "describe_text", "openrpc"]
@@ -43,7 +45,7 @@ class _Reason(TypedDict):
 
 
 class _Conflict(TypedDict):
-    path: str
+    path: NotRequired[str]  # state.update's; the conformance client's scripted one has none
     version: int
     value: Any
 
@@ -61,8 +63,10 @@ class _Backend(TypedDict):
     backend: str
 
 
-# The ``data`` of the codes whose data has one shape, wherever they are raised
-# (rtctl.router, services/system.py, services/state.py, gateway/dispatch.py, backends/errors.py).
+# The ``data`` of the codes whose data has one shape, wherever rtctl raises them
+# (rtctl.router, services/system.py, services/state.py, gateway/dispatch.py, backends/errors.py,
+# conformance/scenarios.py): a member is required where every one of those includes it. A
+# game may raise these codes too, so the schemas stay open (further members allowed).
 ERROR_DATA: dict[ErrorCode, type] = {
     ErrorCode.INTERNAL_ERROR: _Correlation, ErrorCode.UNAUTHORIZED: _Reason,
     ErrorCode.CONFLICT: _Conflict, ErrorCode.WRONG_NODE: _Owner,
@@ -105,7 +109,19 @@ def openrpc(router: Router) -> dict[str, Any]:
 def _error(code: ErrorCode) -> dict[str, Any]:
     out: dict[str, Any] = {"code": int(code), "message": ERROR_DESCRIPTIONS[code]}
     if code in ERROR_DATA:
-        out["data"] = {k: v for k, v in schema(ERROR_DATA[code]).items() if k != "title"}
+        out["data"] = {k: v for k, v in schema(ERROR_DATA[code]).items()
+                       if k not in ("title", "additionalProperties")}
+    return out
+
+
+def _declared(error: ErrorCode | ErrorDecl) -> dict[str, Any]:
+    """rtctl's codes by reference to ``components.errors``; a game's own inline (OpenRPC
+    Error Object: code, message, data)."""
+    if not isinstance(error, ErrorDecl):
+        return {"$ref": f"#/components/errors/{error.name}"}
+    out: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.data is not None:
+        out["data"] = schema(error.data)
     return out
 
 
@@ -122,7 +138,7 @@ def _method(method: Method) -> dict[str, Any]:
         raise SpecError(f"{method.name}: its return annotation: {exc}") from None
     out["result"] = {"name": "result", "schema": result}
     codes = [*method.errors, *(code for code in CALL_ERRORS if code not in method.errors)]
-    out["errors"] = [{"$ref": f"#/components/errors/{ErrorCode(code).name}"} for code in codes]
+    out["errors"] = [_declared(code) for code in codes]
     return out
 
 
@@ -135,5 +151,5 @@ def _notification(note: Notification) -> dict[str, Any]:
         "paramStructure": "by-name",
         "params": [{"name": name, "required": name in required, "schema": sub}
                    for name, sub in body["properties"].items()],
-        "x-params-schema": body,
+        "x-params-schema": {"$schema": DIALECT, **body},
     }

@@ -6,7 +6,8 @@ a positional-or-keyword one either form, a positional-only one and ``*args``
 only an array, a keyword-only one and ``**kwargs`` only an object. The
 ``x-params-schema`` published for a method is the exact set of ``params`` values
 that bind (an object form, an array form, or both as ``anyOf``): an object holds
-the named params, ``**kwargs`` as ``additionalProperties``; an array holds the
+the named params, ``**kwargs`` as ``additionalProperties`` (never named like a
+positional-only one: ``propertyNames``); an array holds the
 positional ones in order (``prefixItems``), ``*args`` as further ``items``.
 
 OpenRPC's ``paramStructure`` and ``params`` list can say less: ``either`` only
@@ -23,7 +24,7 @@ import inspect
 from typing import Any
 
 from rtctl.router import Method
-from rtctl.spec.jsonschema import schema
+from rtctl.spec.jsonschema import DIALECT, schema
 
 __all__ = ["SpecError", "describe_params"]
 
@@ -56,7 +57,9 @@ def describe_params(method: Method) -> dict[str, Any]:
         forms.append(_object(method, params))
     if can_position:
         forms.append(_array(method, params))
-    out: dict[str, Any] = {"x-params-schema": forms[0] if len(forms) == 1 else {"anyOf": forms}}
+    # A dialect of its own: OpenRPC's Schema Objects are draft-07, this uses 2020-12's words.
+    body = forms[0] if len(forms) == 1 else {"anyOf": forms}
+    out: dict[str, Any] = {"x-params-schema": {"$schema": DIALECT, **body}}
     positional_only = {_P.POSITIONAL_ONLY, _P.VAR_POSITIONAL} & kinds
     named_only = {_P.KEYWORD_ONLY, _P.VAR_KEYWORD} & kinds
     if not (positional_only or named_only):
@@ -97,6 +100,9 @@ def _object(method: Method, params: list[inspect.Parameter]) -> dict[str, Any]:
         out["required"] = required
     extra = [p for p in params if p.kind is _P.VAR_KEYWORD]
     out["additionalProperties"] = _item(extra[0], method) if extra else False
+    positional = [p.name for p in params if p.kind is _P.POSITIONAL_ONLY]
+    if extra and positional:  # Python refuses a positional-only name as a keyword
+        out["propertyNames"] = {"not": {"enum": positional}}
     return out
 
 

@@ -14,9 +14,20 @@ Sans-I/O: the wall clock is passed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeAlias
 
-__all__ = ["HybridClock", "Stamp"]
+from rtctl.params import Schema
+
+__all__ = ["STAMP_SCHEMA", "HybridClock", "Stamp", "StampParam"]
+
+
+# What Stamp.from_json accepts: a handler parameter it parses is published (rtctl spec)
+# with this schema, not as "anything".
+STAMP_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 3, "items": False,
+    "prefixItems": [{"type": "integer", "minimum": 0}, {"type": "integer", "minimum": 0},
+                    {"type": "string"}]}
+StampParam: TypeAlias = Annotated[Any, Schema(STAMP_SCHEMA)]
 
 
 class Stamp(NamedTuple):

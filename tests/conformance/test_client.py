@@ -156,6 +156,30 @@ async def test_a_silent_client_fails_everything_within_the_timeout() -> None:
     assert time.monotonic() - started < 1.0 + 3.0  # one wait, then the process is ended
 
 
+async def test_a_scenarios_time_is_counted_once_on_its_first_check() -> None:
+    reconnect, token = await play(DRIVER, "close-1001")
+    assert (reconnect.outcome, token.outcome) == (Outcome.PASS, Outcome.PASS)
+    assert reconnect.seconds > 0
+    assert token.seconds == 0
+
+
+def test_the_summary_reports_the_runs_wall_time() -> None:
+    # A no-show: no check owns the wait for a connection, the summary counts it anyway.
+    result = CliRunner().invoke(_app(), ["client", "--timeout", "1", "--scenario", "ping", "--",
+                                         sys.executable, "-c", "import time; time.sleep(60)"])
+    summary = result.stdout.rstrip().rsplit("\n", 1)[-1]
+    assert summary.startswith("0 passed, 1 failed, 0 skipped in ")
+    assert float(summary.split(" in ")[1].removesuffix(" s")) >= 1.0
+
+
+async def test_a_client_started_by_hand_gets_the_longer_wait_to_connect() -> None:
+    announced: list[str] = []
+    results = await run_scenarios(select(["ping"]), command=[], timeout=5.0, first_wait=0.5,
+                                  announce=lambda gw: announced.append(gw.url))
+    assert len(announced) == 1
+    assert [r.detail for r in results] == ["no connection from the client within 0.5 s"]
+
+
 def test_the_docs_table_cites_the_sections_the_report_prints() -> None:
     text = DOCS.read_text()
     table = text[text.index("### The client checks"):text.index("**The backoff floor**")]
@@ -180,11 +204,11 @@ def _app() -> typer.Typer:
     return app
 
 
-async def kit(*args: str) -> asyncio.subprocess.Process:
-    """``rtctl conformance client ARGS`` as its own process, with the chatty driver."""
+async def kit(*args: str, driver: str = "says_connected") -> asyncio.subprocess.Process:
+    """``rtctl conformance client ARGS`` as its own process, with a chatty driver."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rtctl", "conformance", "client", *args, "--",
-        *fixture("says_connected"), stdout=asyncio.subprocess.PIPE,
+        *fixture(driver), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
 
 
@@ -200,12 +224,17 @@ async def test_json_output_stays_clean_of_what_the_driver_prints() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-async def test_a_signal_to_the_command_ends_the_driver_too(sig: signal.Signals) -> None:
-    process = await kit("--timeout", "20")
+@pytest.mark.parametrize(("driver", "when", "args"), [
+    ("says_connected", b"connected ", ()),  # mid-run
+    ("ignores_done", b"done ", ("--scenario", "ping")),  # waiting for it to exit after done
+])
+async def test_a_signal_to_the_command_ends_the_driver_too(
+        sig: signal.Signals, driver: str, when: bytes, args: tuple[str, ...]) -> None:
+    process = await kit("--timeout", "20", *args, driver=driver)
     assert process.stderr is not None
     async with asyncio.timeout(30):
-        while not (line := await process.stderr.readline()).startswith(b"connected "):
-            assert line, "the kit ended before its driver connected"
+        while not (line := await process.stderr.readline()).startswith(when):
+            assert line, f"the kit ended before its driver printed {when!r}"
         driver = int(line.split()[1])
         process.send_signal(sig)
         await process.wait()

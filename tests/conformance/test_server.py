@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtctl.cli.conformance_server import server
-from rtctl.cli.devsecret import load_or_create_dev_secret
+from rtctl.cli.devsecret import dev_secret_path, load_or_create_dev_secret
 from rtctl.cli.serve import BUILTIN_ROOM_TYPES
 from rtctl.config import TRANSPORTS, Heartbeat, Limits
 from rtctl.conformance.results import Outcome, Result
@@ -63,6 +63,8 @@ async def test_what_cannot_be_checked_is_skipped_with_the_reason(
     assert "--jwt-secret" in results["auth.expired"].detail
     assert "2 tokens" in results["presence.changed"].detail
     assert "no stateful room" in results["state.json"].detail
+    assert results["state.json"].detail.endswith(
+        "start the gateway with --room-type drift, or give --state-room NAME")
 
 
 async def test_a_server_that_does_not_ping_within_the_interval_fails(
@@ -200,6 +202,24 @@ async def test_no_reply_in_two_checks_in_a_row_fails_the_rest_at_once(forgetful_
                                  "no reply to id 1 within 0.3 s)")
 
 
+async def _lossy(ws: ServerConnection) -> None:
+    """Answers sys.ping only: every other reply is lost."""
+    async for message in ws:
+        request = json.loads(message)
+        if request.get("method") == "sys.ping":
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                      "result": {"time": 1}}))
+
+
+async def test_two_lost_replies_in_a_row_do_not_end_a_run_the_server_still_answers() -> None:
+    header, query, sys_ping = select_checks(["auth.header", "auth.query", "heartbeat.sys-ping"])
+    async with ws_server(_lossy) as url:
+        results = await run_checks(Target(url=url, jwt_secret=SECRET, timeout=0.3),
+                                   [sys_ping, header, query, sys_ping])
+    assert [r.outcome for r in results] == [Outcome.PASS, Outcome.FAIL, Outcome.FAIL,
+                                            Outcome.PASS]  # a fresh sys.ping was answered
+
+
 async def test_a_server_that_never_speaks_json_rpc_fails_the_run_after_one_timeout() -> None:
     async def echo(ws: ServerConnection) -> None:
         async for message in ws:
@@ -276,6 +296,18 @@ async def test_without_token_or_secret_it_uses_a_dev_mode_gateways_secret(
     assert [(r["check"], r["outcome"]) for r in report["results"]] == [
         ("auth.header", "pass"), ("auth.expired", "pass")]  # minted with the dev secret
     assert result.exit_code == 0
+
+
+async def test_a_refused_dev_secret_token_says_where_the_secret_came_from(
+        start_gateway: GatewayFactory) -> None:
+    load_or_create_dev_secret()
+    gateway = await start_gateway()  # a secret of its own (SECRET), not the dev one
+    result = await asyncio.to_thread(CliRunner().invoke, cli(), [
+        gateway.url, "--json", "--check", "auth.header"])
+    [failed] = json.loads(result.stdout)["results"]
+    assert failed["detail"].startswith(
+        f"the server refused the token minted for alice with the dev secret in "
+        f"{dev_secret_path()} (no --token or --jwt-secret given)")
 
 
 @pytest.mark.parametrize(("args", "message"), [

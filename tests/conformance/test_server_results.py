@@ -27,11 +27,12 @@ def test_only_a_failure_fails_the_run() -> None:
 
 def test_the_table_shows_each_check_and_a_summary_line() -> None:
     console = Console(record=True, width=120)
-    render([PASSED, FAILED, SKIPPED], console)
+    render([PASSED, FAILED, SKIPPED], console, seconds=12.34)
     text = console.export_text()
     for r in (PASSED, FAILED, SKIPPED):
         assert f"{r.check} " in text
         assert f"{r.section} " in text
         assert f" {r.outcome} " in text
     assert "expected close 1009" in text
-    assert text.rstrip().endswith("1 passed, 1 failed, 1 skipped in 1.8 s")
+    # The run's wall time, not a sum of the checks' (1.75 s): waits between them count.
+    assert text.rstrip().endswith("1 passed, 1 failed, 1 skipped in 12.3 s")

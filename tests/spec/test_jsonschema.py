@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, Required, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict
 
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
+from rtctl.params import checker
+from rtctl.protocol.streams import POSITION_SCHEMA, PositionParam, parse_position
 from rtctl.spec.jsonschema import schema
+from rtctl.state.hlc import Stamp, StampParam
 
 
 def admits(annotation: Any, value: Any) -> bool:
@@ -100,3 +103,34 @@ def test_an_integer_says_what_json_schema_cannot() -> None:
     # so the schema carries the rule in words (docs/protocol.md §1 and §4 state it).
     assert Draft202012Validator(schema(int)).is_valid(1.0)
     assert schema(int)["$comment"] == "no fraction or exponent (§1)"
+
+
+def _parses(parse: Any, value: Any) -> bool:
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("annotation", "parse"), [
+    (PositionParam, parse_position),
+    (StampParam, Stamp.from_json),
+])
+@pytest.mark.parametrize("value", [
+    {"offset": 0, "epoch": "e"}, {"offset": 7, "epoch": "x" * 64}, {"offset": 1, "epoch": ""},
+    {"offset": 1, "epoch": "x" * 65}, {"offset": -1, "epoch": "e"},
+    {"offset": True, "epoch": "e"}, {"offset": 1}, {"offset": 1, "epoch": "e", "more": 1},
+    {"offset": 1, "epoch": 5}, [1, 0, "node"], [0, 0, ""], [1, 0], [1, 0, "n", 2], [-1, 0, "n"],
+    [1, True, "n"], [1, 0, 5], "1,0,n", None, 3,
+])
+def test_a_parsed_param_publishes_exactly_what_its_parser_takes(
+        annotation: Any, parse: Any, value: Any) -> None:
+    # Binding lets anything through (Any): the handler's parser decides, and says why.
+    assert checker(annotation) is None
+    assert admits(annotation, value) == _parses(parse, value)
+
+
+def test_an_explicit_schema_is_published_under_a_union() -> None:
+    assert schema(PositionParam | None) == {"anyOf": [POSITION_SCHEMA, {"type": "null"}]}
+    assert schema(Annotated[int, "a note"]) == schema(int)  # other metadata changes nothing

@@ -12,15 +12,17 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from rtctl.cli import spec as spec_cli
-from rtctl.exceptions import ConfigError
+from rtctl.exceptions import ConfigError, ErrorDecl
 from rtctl.gateway.server import Gateway
 from rtctl.protocol.codes import CLOSE_DESCRIPTIONS, ERROR_DESCRIPTIONS, ErrorCode
+from rtctl.protocol.streams import POSITION_SCHEMA
 from rtctl.router import CallContext, Router
 from rtctl.spec.__main__ import main as spec_main
-from rtctl.spec.jsonschema import schema
+from rtctl.spec.jsonschema import DIALECT, schema
 from rtctl.spec.markdown import REGIONS, RegionError, regions, rewrite
 from rtctl.spec.openrpc import describe_text, openrpc
 from rtctl.spec.served import served_router
+from rtctl.state.hlc import STAMP_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 INTEGER = schema(int)
@@ -34,7 +36,8 @@ class Point(TypedDict):
 def game_router() -> Router:
     router = Router()
 
-    @router.method("game.move", errors=[ErrorCode.FORBIDDEN])
+    @router.method("game.move", errors=[ErrorCode.FORBIDDEN,
+                                        ErrorDecl(4100, "Not enough gold", Point)])
     def move(ctx: CallContext, x: int, *, fast: bool = False) -> Point:
         """Move somewhere; ``fast`` skips the animation (:class:`~a.b.Point`)."""
         return {"x": x}
@@ -112,15 +115,31 @@ def test_each_method_lists_the_errors_its_handler_declares(builtin: dict[str, An
     assert codes(methods["sys.ping"]) == generic
     assert codes(methods["state.update"]) == ["FORBIDDEN", "CONFLICT", *generic]
     assert codes(methods["session.refresh"]) == ["UNAUTHORIZED", *generic]
-    assert codes(by_name(openrpc(game_router()))["game.move"]) == ["FORBIDDEN", *generic]
+    game = by_name(openrpc(game_router()))["game.move"]
+    own, *shared = game["errors"]
+    assert own == {"code": 4100, "message": "Not enough gold", "data": schema(Point)}
+    assert codes({"errors": shared}) == ["FORBIDDEN", *generic]
+    assert '4100 (Not enough gold), -32003 `FORBIDDEN`' in regions(openrpc(game_router()))[
+        "methods"]
     conflict = Draft202012Validator(builtin["components"]["errors"]["CONFLICT"]["data"])
     assert conflict.is_valid({"path": "title", "version": 3, "value": None})
+    # Every raiser in rtctl gives version and value, not all a path; a game may add members.
+    assert conflict.is_valid({"version": 3, "value": None, "why": "taken"})
     assert not conflict.is_valid({"path": "title"})
     assert "FORBIDDEN" not in builtin["components"]["errors"]["FORBIDDEN"].get("data", {})
     rendered = regions(builtin)
     assert ("**Errors**: -32001 `UNAUTHORIZED`, -32602 `INVALID_PARAMS`, -32603 "
             "`INTERNAL_ERROR`, -32029 `RATE_LIMITED`;") in rendered["methods"]
     assert '| `{"retry_after_ms": integer}` |' in rendered["errors"]
+    assert '`{"path"?: string, "version": integer, "value": any}`' in rendered["errors"]
+
+
+def test_params_their_handler_parses_publish_the_parser_schema(builtin: dict[str, Any]) -> None:
+    def param(method: str, name: str) -> dict[str, Any]:
+        return next(p for p in by_name(builtin)[method]["params"] if p["name"] == name)
+
+    assert param("room.join", "since")["schema"]["anyOf"] == [POSITION_SCHEMA, {"type": "null"}]
+    assert param("state.update", "clock")["schema"]["anyOf"] == [STAMP_SCHEMA, {"type": "null"}]
 
 
 def test_an_annotation_json_cannot_describe_is_refused_naming_the_method() -> None:
@@ -147,6 +166,8 @@ def test_the_document_is_well_formed_openrpc(builtin: dict[str, Any]) -> None:
     assert {error["code"] for error in errors.values()} == {int(code) for code in ErrorCode}
     for method in [*builtin["methods"], *builtin["x-notifications"]]:
         assert method["paramStructure"] in ("by-name", "by-position", "either")
+        if not method.get("x-raw-params"):  # OpenRPC's own schemas are draft-07; not this
+            assert method["x-params-schema"]["$schema"] == DIALECT
         assert method["description"], f"{method['name']} has no description"
         for param in method["params"]:
             assert set(param) <= {"name", "required", "schema", "description"}

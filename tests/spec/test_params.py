@@ -35,13 +35,14 @@ def keyword(a: int, *, b: str) -> None: ...
 def keyword_optional(a: int, *, b: str = "") -> None: ...
 def both_ways(a: int, /, *, b: str = "") -> None: ...
 def named_past_positional(a: int = 0, /, *, b: str) -> None: ...
+def positional_extras(a: int = 0, /, **rest: str) -> None: ...
 def everything(ctx: CallContext, a: int, *rest: str, b: str = "", **more: int) -> None: ...
 def nothing(ctx: CallContext) -> None: ...
 
 
 SHAPES: list[Callable[..., None]] = [plain, positional, variadic, extras, keyword,
                                      keyword_optional, both_ways, named_past_positional,
-                                     everything, nothing]
+                                     positional_extras, everything, nothing]
 
 
 def binds(method: Method, params: Any) -> bool:
@@ -103,6 +104,7 @@ def test_only_keyword_only_and_extras_make_a_method_by_name() -> None:
         "plain": "either", "positional": "by-position", "variadic": "by-position",
         "extras": "by-name", "keyword": "by-name", "keyword_optional": "by-name",
         "both_ways": "by-position", "named_past_positional": "by-name",
+        "positional_extras": "by-name",
         "everything": "by-position", "nothing": "either"}
     kept = describe_params(Method("everything", everything))
     assert [p["name"] for p in kept["params"]] == ["a"]  # b and **more: by name only

@@ -62,3 +62,16 @@ test('non-finite floats travel as strings and are read back as floats', () => {
   assert.deepEqual(room.toJSON().entities.a, { x: 'NaN', y: '-Infinity', hp: 100, name: 'aa' });
   assert.equal(room.apply({ version: 3, base: 2, patch: { entities: { a: { name: 7 } } } }), 'resync');
 });
+
+test('map keys named like Object.prototype members are ordinary keys', () => {
+  const room = new RoomState({ root: 'A', types: { A: [{ name: 'm', type: 'map', of: 'E' }], E: [{ name: 'hp', type: 'uint8' }] } });
+  assert.equal(room.apply(JSON.parse('{"version":1,"state":{"m":{"__proto__":{"hp":1}}}}')), 'applied');
+  assert.equal(room.apply(JSON.parse('{"version":2,"base":1,"patch":{"m":{"constructor":{"hp":2},"__proto__":{"hp":3}}}}')), 'applied');
+  assert.deepEqual(Object.keys(room.state.m), ['__proto__', 'constructor']);
+  assert.equal(room.toJSON().m.constructor.hp, 2);
+  assert.equal(JSON.stringify(room.toJSON().m), '{"__proto__":{"hp":3},"constructor":{"hp":2}}');
+  assert.equal(room.apply(JSON.parse('{"version":3,"base":2,"patch":{"m":{"toString":{"hp":1},"valueOf":{}}}}')), 'resync', 'an added entry written partly');
+  room.apply(JSON.parse('{"version":2,"state":{"m":{}}}'));
+  assert.equal(room.apply(JSON.parse('{"version":3,"base":2,"patch":{"m":{"toString":null}}}')), 'resync', 'removes a key not held');
+  assert.equal(new RoomState({ root: 'A', types: { A: [{ name: 'f', type: 'float32' }] } }).apply({ version: 0, state: { f: 'toString' } }), 'resync');
+});
