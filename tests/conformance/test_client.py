@@ -232,19 +232,24 @@ async def test_a_signal_to_the_command_ends_the_driver_too(
         sig: signal.Signals, driver: str, when: bytes, args: tuple[str, ...]) -> None:
     process = await kit("--timeout", "20", *args, driver=driver)
     assert process.stderr is not None
-    async with asyncio.timeout(30):
-        while not (line := await process.stderr.readline()).startswith(when):
-            assert line, f"the kit ended before its driver printed {when!r}"
-        driver = int(line.split()[1])
-        process.send_signal(sig)
-        await process.wait()
-    assert process.returncode == 128 + sig
+    pid: int | None = None
     try:
+        async with asyncio.timeout(30):
+            while not (line := await process.stderr.readline()).startswith(when):
+                assert line, f"the kit ended before its driver printed {when!r}"
+            pid = int(line.split()[1])
+            process.send_signal(sig)
+            await process.wait()
+        assert process.returncode == 128 + sig
         with pytest.raises(ProcessLookupError):  # ended and reaped by the kit
-            os.kill(driver, 0)
+            os.kill(pid, 0)
     finally:  # a kit that left it running fails above; the test leaves nothing behind
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(driver, signal.SIGKILL)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_the_command_exits_0_when_nothing_failed() -> None:
