@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rtctl.config import GatewayConfig, Heartbeat, Limits
-    from rtctl.exceptions import RpcError, RtctlError
+    from rtctl.exceptions import ErrorDecl, RpcError, RtctlError
     from rtctl.gateway.auth import AuthConfig
     from rtctl.gateway.server import Gateway
     from rtctl.protocol.codes import CloseCode, ErrorCode
@@ -32,6 +32,7 @@ __all__ = [
     "CallContext",
     "CloseCode",
     "ErrorCode",
+    "ErrorDecl",
     "Gateway",
     "GatewayConfig",
     "Heartbeat",
@@ -51,6 +52,7 @@ _LAZY = {
     "CallContext": "rtctl.router",
     "CloseCode": "rtctl.protocol.codes",
     "ErrorCode": "rtctl.protocol.codes",
+    "ErrorDecl": "rtctl.exceptions",
     "Gateway": "rtctl.gateway.server",
     "GatewayConfig": "rtctl.config",
     "Heartbeat": "rtctl.config",

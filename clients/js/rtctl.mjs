@@ -231,7 +231,7 @@ function isObject(v) { return typeof v === 'object' && v !== null && !Array.isAr
  * @typedef {{id?: number, method: string, params?: any, key?: string,
  *   resolve: (r: any) => void, reject: (e: Error) => void, timer: any}} Call
  * @typedef {{position: {offset: number, epoch: string} | null, copy: RoomState | null,
- *   joined: boolean, resyncing: boolean, resyncBackoff: Backoff}} Room
+ *   joined: boolean, resyncing: boolean, resyncAgain: boolean, resyncBackoff: Backoff}} Room
  */
 
 const KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -369,7 +369,7 @@ export class Client {
 
   /** @param {Room['position']} position @param {RoomState | null} copy @returns {Room} */
   #room(position, copy) {
-    return { position, copy, joined: false, resyncing: false, resyncBackoff: new Backoff(this.options.backoff) };
+    return { position, copy, joined: false, resyncing: false, resyncAgain: false, resyncBackoff: new Backoff(this.options.backoff) };
   }
 
   /** Resolves once `room` holds a state of at least `version`; rejects when the client closes.
@@ -592,19 +592,25 @@ export class Client {
     if (outcome === 'resync') this.#resync(room, entry, 0);
   }
 
-  /** §9.4: at most one state.resync in flight per room. The first goes at once; one soon
-   * after another waits §8.2's backoff (reset by 10 s without one), and after -32029 at least
-   * `retry_after_ms` too (§6.3). @param {string} room @param {Room} entry @param {number} wait ms */
+  /** §9.4: at most one state.resync in flight per room; one asked for meanwhile follows it
+   * if a snapshot is still needed. The first goes at once; one soon after another waits
+   * §8.2's backoff (reset by 10 s without one), and after -32029 at least `retry_after_ms`
+   * too (§6.3). @param {string} room @param {Room} entry @param {number} wait ms */
   #resync(room, entry, wait) {
-    if (entry.resyncing) return;
+    if (entry.resyncing) { entry.resyncAgain = true; return; }
     entry.resyncing = true;
     const b = entry.resyncBackoff;
     const now = Date.now();
     const delay = Math.max(wait, b.openedAt === null ? 0 : b.next(now));
     b.opened(now);
-    this.#after(delay, () => this.call('state.resync', { room }).then(() => { entry.resyncing = false; }, (e) => {
-      entry.resyncing = false;
-      if (e instanceof RpcError && e.code === -32029) this.#resync(room, entry, Math.min(60000, e.data?.retry_after_ms ?? 1000));
+    /** @param {number} retryAfter */
+    const settled = (retryAfter) => {
+      const again = retryAfter > 0 || (entry.resyncAgain && entry.copy?.needsSnapshot);
+      entry.resyncing = entry.resyncAgain = false;
+      if (again && this.rooms.get(room) === entry) this.#resync(room, entry, retryAfter);
+    };
+    this.#after(delay, () => this.call('state.resync', { room }).then(() => settled(0), (e) => {
+      settled(e instanceof RpcError && e.code === -32029 ? Math.min(60000, e.data?.retry_after_ms ?? 1000) : 0);
     }));
   }
 
@@ -640,7 +646,7 @@ export class Client {
   #drop() {
     for (const t of this.timers) { clearTimeout(t); clearInterval(t); }
     this.timers = [];
-    for (const entry of this.rooms.values()) entry.resyncing = false;
+    for (const entry of this.rooms.values()) entry.resyncing = entry.resyncAgain = false;
     if (this.ws) this.ws.onopen = this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
     this.ws = null;
     this.opened = false;

@@ -108,8 +108,8 @@ def _method(number: int, method: Mapping[str, Any], errors: Mapping[str, Any]) -
             codes.append(f"{errors[name]['code']} `{name}`")
         else:  # the game's own (Router errors=[ErrorDecl(...)])
             codes.append(f"{error['code']} ({error['message']})")
-            if "data" in error:
-                own += [f"Error {error['code']} `data`:", _json(error["data"])]
+            if "x-data-schema" in error:
+                own += [f"Error {error['code']} `data`:", _json(error["x-data-schema"])]
     whose = "each" if all("$ref" in error for error in method["errors"]) else "each of rtctl's"
     parts.append(f"**Errors**: {', '.join(codes)}; §6.1 says what {whose} means and its `data`.")
     return "\n\n".join(parts + own)
@@ -157,7 +157,7 @@ def _notification(number: int, note: Mapping[str, Any]) -> str:
 def _errors(components: Mapping[str, Any]) -> str:
     rows = ["| Code | Name | Meaning | `data` |", "|---:|---|---|---|"]
     for code, text in ERROR_DESCRIPTIONS.items():
-        data = components[code.name].get("data")
+        data = components[code.name].get("x-data-schema")
         shape = "" if data is None else "`{" + ", ".join(
             f'"{key}"{"" if key in data["required"] else "?"}: {sub.get("type", "any")}'
             for key, sub in data["properties"].items()) + "}`"

@@ -109,19 +109,20 @@ def openrpc(router: Router) -> dict[str, Any]:
 def _error(code: ErrorCode) -> dict[str, Any]:
     out: dict[str, Any] = {"code": int(code), "message": ERROR_DESCRIPTIONS[code]}
     if code in ERROR_DATA:
-        out["data"] = {k: v for k, v in schema(ERROR_DATA[code]).items()
+        out["x-data-schema"] = {k: v for k, v in schema(ERROR_DATA[code]).items()
                        if k not in ("title", "additionalProperties")}
     return out
 
 
 def _declared(error: ErrorCode | ErrorDecl) -> dict[str, Any]:
     """rtctl's codes by reference to ``components.errors``; a game's own inline (OpenRPC
-    Error Object: code, message, data)."""
+    Error Object: code, message). OpenRPC's ``data`` is an example value, not a schema, so
+    the shape of the error's ``data`` is the extension member ``x-data-schema``."""
     if not isinstance(error, ErrorDecl):
         return {"$ref": f"#/components/errors/{error.name}"}
     out: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.data is not None:
-        out["data"] = schema(error.data)
+        out["x-data-schema"] = schema(error.data)
     return out
 
 

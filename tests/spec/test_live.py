@@ -58,8 +58,8 @@ NOTES = {n["name"]: Draft202012Validator(n["x-params-schema"])
          for n in DOCUMENT["x-notifications"]}
 ERRORS = {m["name"]: {DOCUMENT["components"]["errors"][e["$ref"].rsplit("/", 1)[-1]]["code"]
                       for e in m["errors"]} for m in DOCUMENT["methods"]}
-ERROR_DATA = {e["code"]: Draft202012Validator(e["data"])
-              for e in DOCUMENT["components"]["errors"].values() if "data" in e}
+ERROR_DATA = {e["code"]: Draft202012Validator(e["x-data-schema"])
+              for e in DOCUMENT["components"]["errors"].values() if "x-data-schema" in e}
 
 
 class Wire:
