@@ -79,7 +79,7 @@ export function checkSchema(schema) {
   const types = isObject(schema?.types) ? schema.types : {};
   /** @param {any} t */
   const known = (t) => typeof t === 'string' && (PRIMITIVE.test(t) || Object.hasOwn(types, t));
-  if (!known(schema?.root) || !Object.hasOwn(types, schema.root)) throw new TypeError(`state.schema: root ${JSON.stringify(schema?.root)} is not a schema`);
+  if (typeof schema?.root !== 'string' || !Object.hasOwn(types, schema.root)) throw new TypeError(`state.schema: root ${JSON.stringify(schema?.root)} is not a schema`);
   for (const [name, fields] of Object.entries(types)) {
     if (!Array.isArray(fields)) throw new TypeError(`state.schema: ${name} is not a field list`);
     for (const f of fields) {
@@ -419,12 +419,13 @@ export class Client {
   }
 
   /** Gives up on a link believed dead: closes it with a code that holds the session (§7: a
-   * browser cannot send 1011, and 4000-4999 are the server's), then reconnects.
+   * browser cannot send 1011, and 4000-4999 are the server's), then reconnects. The socket
+   * is forgotten first: closing one still connecting may fire its error event at once.
    * @param {WebSocket} ws @param {string} reason */
   #dead(ws, reason) {
     if (this.ws !== ws) return;
-    ws.close(3000, reason);
     this.#lost(1006, reason);
+    ws.close(3000, reason);
   }
 
   /** §8.3 steps 1 and 4: session.info, presence, rooms with since, keyed calls, the queue.

@@ -1,6 +1,6 @@
 // The Client class against an in-process stand-in for the WHATWG WebSocket (the `WebSocket`
 // option). Every wait is on an event: no sleeps stand in for synchronisation.
-import { test } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, BACKOFF, CallFailed } from '../rtctl.mjs';
 
@@ -76,9 +76,15 @@ function event(client, name, pred = () => true) {
   return new Promise((resolve) => { const off = client.on(name, (v) => { if (pred(v)) { off(); resolve(v); } }); });
 }
 
+/** @type {Client[]} */
+const clients = [];
+afterEach(() => { for (const c of clients.splice(0)) c.close(); }); // a failed test leaves no timers
+
 /** @param {Server} server @param {object} [options] */
 function client(server, options = {}) {
-  return new Client('ws://gw.test/ws', { token: 't', WebSocket: server.WebSocket, backoff: FAST, livenessInterval: 0, ...options });
+  const c = new Client('ws://gw.test/ws', { token: 't', WebSocket: server.WebSocket, backoff: FAST, livenessInterval: 0, ...options });
+  clients.push(c);
+  return c;
 }
 
 const msg = (/** @type {number} */ offset, epoch = 'E') => ({ jsonrpc: '2.0', method: 'room.message', params: { room: 'lobby', from: 'bob', data: offset, offset, epoch } });
@@ -125,7 +131,6 @@ it('session.info without a reply: the link is closed with 3000 and the client re
   silent = false;
   await event(c, 'state', (s) => s === 'open');
   assert.equal(server.sockets[0].closeCode, 3000);
-  c.close();
 });
 
 it('a session.info error reply is reported and the other steps go on (§6.3)', async () => {
@@ -135,14 +140,12 @@ it('a session.info error reply is reported and the other steps go on (§6.3)', a
   c.connect();
   assert.equal((await error).code, -32603);
   assert.equal(await c.call('sys.ping').then((r) => typeof r.time), 'number');
-  c.close();
 });
 
 it('calls time out with CallFailed', async () => {
   const c = client(new Server(), { callTimeout: 10 });
   c.connect();
   await assert.rejects(c.call('sys.nothing'), (e) => e instanceof CallFailed && e.message === 'timed out');
-  c.close();
 });
 
 it('a token with a newline is trimmed; one the WebSocket refuses fails the attempt, not the process', async () => {
@@ -171,7 +174,6 @@ it('§8.4 positions: a first join takes the reply\'s, duplicates are dropped', a
   ws.push(msg(1, 'F')); // a new epoch starts a new stream
   assert.deepEqual(got, [6, 7, 1]);
   assert.deepEqual(c.rooms.get('lobby')?.position, { offset: 1, epoch: 'F' });
-  c.close();
 });
 
 it('§8.4 positions: after recovered: true the replay, even after the reply, moves the position', async () => {
@@ -193,7 +195,6 @@ it('§8.4 positions: after recovered: true the replay, even after the reply, mov
   server.sockets[0].drop(1006);
   await replayed;
   assert.deepEqual(got, [4, 5, 6]);
-  c.close();
 });
 
 it('§8.4 positions: recovered: false takes the reply\'s position, even a lower one', async () => {
@@ -205,7 +206,6 @@ it('§8.4 positions: recovered: false takes the reply\'s position, even a lower 
   await c.join('lobby', { since: { offset: 50, epoch: 'E' } });
   server.sockets[0].push(msg(2));
   assert.deepEqual(got, [2]);
-  c.close();
 });
 
 it('§8.3 reconnect order: session.info, re-subscribe, rejoin, keyed re-sends, then the queue', async () => {
@@ -232,7 +232,6 @@ it('§8.3 reconnect order: session.info, re-subscribe, rejoin, keyed re-sends, t
   assert.deepEqual(order, ['session.info', 'presence.subscribe', 'room.join', 'room.publish', 'sys.echo']);
   assert.deepEqual(server.callsOf('presence.subscribe', 1)[0].params, { users: ['bob'] });
   assert.equal(server.callsOf('room.publish', 1)[0].idempotency_key, 'k1');
-  c.close();
 });
 
 const schema = { root: 'A', types: { A: [{ name: 'n', type: 'uint8' }, { name: 'm', type: 'map', of: 'uint8' }] } };
@@ -253,7 +252,6 @@ it('§9.4: a gap calls state.resync; sync() resolves once a full state of the jo
   await resynced;
   assert.equal(server.callsOf('state.resync').length, 1);
   assert.deepEqual(c.roomState('arena')?.toJSON(), { n: 6, m: {} });
-  c.close();
 });
 
 it('repeated resyncs back off instead of looping', async () => {
@@ -271,7 +269,6 @@ it('repeated resyncs back off instead of looping', async () => {
   await server.until(() => server.callsOf('state.resync').length === 4);
   // the first at once, then three more each at least 20 ms (half of 40, the jitter) apart
   assert.ok(Date.now() - t0 >= 60, `${Date.now() - t0} ms for 4 resyncs`);
-  c.close();
 });
 
 it('sync() rejects a schema with a type the client does not know, before joining', async () => {
@@ -280,7 +277,6 @@ it('sync() rejects a schema with a type the client does not know, before joining
   c.connect();
   await assert.rejects(c.sync('arena'), /A\.v: type "float16"/);
   assert.equal(server.callsOf('room.join').length, 0);
-  c.close();
 });
 
 it('sync() rejects when the client closes before the full state, and leaves no listener', async () => {
@@ -316,7 +312,6 @@ it('a throwing listener is reported asynchronously; the batch and the other list
     for (const l of saved) process.on('uncaughtException', /** @type {any} */ (l));
   }
   assert.deepEqual(c.rooms.get('lobby')?.position, { offset: 2, epoch: 'E' });
-  c.close();
 });
 
 it('§8.1: with a token source, session.refresh comes at 80 % of the token\'s life, on the server\'s clock', async () => {
@@ -333,7 +328,6 @@ it('§8.1: with a token source, session.refresh comes at 80 % of the token\'s li
   const [refresh] = await server.until(() => server.callsOf('session.refresh').length && server.callsOf('session.refresh'));
   assert.deepEqual(refresh.params, { token: 't2' });
   assert.ok(Date.now() - t0 >= 35, `refreshed after ${Date.now() - t0} ms of a 50 ms token`);
-  c.close();
 });
 
 it('§7 liveness: any traffic keeps the link; nothing for livenessTimeout closes it with 3000', async () => {
@@ -351,7 +345,6 @@ it('§7 liveness: any traffic keeps the link; nothing for livenessTimeout closes
   const lost = await event(c, 'disconnect');
   assert.equal(lost.reason, 'no reply to sys.ping');
   assert.equal(server.sockets[0].closeCode, 3000);
-  c.close();
 });
 
 it('close() rejects what waits and leaves no timer running', async () => {
