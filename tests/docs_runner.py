@@ -6,10 +6,18 @@ repository (so ``.venv/bin/rtctl``, ``examples.game_rpc:router`` and ``benchmark
 from a checkout) and the page's own file blocks; HOME is inside it (dev mode's secret lands
 there) and no ``RTCTL_*`` variable leaks in. When unprivileged user namespaces are available
 the block gets a network namespace of its own (``unshare -rn``), so the pages' fixed ports
-(8765, 8766, 8767) never meet another test's; else it shares the host's loopback.
+(8765, 8766, 8767) never meet another test's; else it shares the host's loopback (a
+warning says so once), and a block naming a fixed port that something else holds is
+skipped (failed under CI): its own server would fail in the background while its
+readiness checks succeeded against the stranger, a developer's Redis say.
+
+A served console block (tests/test_docs_examples.py) never runs here: its ``rtctl serve``
+banner is not compared.
 
 Output goes to a file, not a pipe: a background server keeps a pipe open and would hold
-the reader until the timeout. The whole process group is killed when the block ends.
+the reader until the timeout. The whole process group is killed when the block ends. A
+block that times out gets SIGTERM first and ~2 s to go: ``rtctl conformance client`` ends
+its driver, which runs in a session of its own out of the group's reach, only then.
 """
 
 from __future__ import annotations
@@ -19,15 +27,26 @@ import functools
 import os
 import re
 import signal
+import socket
 import subprocess
+import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["CONSOLE_STATUS", "console_script", "matches", "run_bash", "sandbox", "split_console"]
+import pytest
+
+from tests.conftest import IN_CI
+
+__all__ = ["CONSOLE_STATUS", "console_script", "matches", "require_free_ports", "run_bash",
+           "sandbox", "split_console"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_STATUS = "\x1f"  # starts the line the runner adds after each console command: its $?
 _STATUS = re.compile(rf"\n?{CONSOLE_STATUS}(\d+)\n")
+# the fixed ports the pages use (gateway, simulator, its stats; Redis; NATS and its monitor)
+_PORTS = re.compile(r"\b(8765|8766|8767|6379|4222|8222)\b|--port[ =](\d+)")
+_GRACE = 2.0  # seconds a timed-out block has between SIGTERM and SIGKILL
 
 
 @functools.cache
@@ -37,6 +56,9 @@ def _isolating() -> list[str]:
         subprocess.run(["unshare", "-rn", "ip", "link", "set", "lo", "up"], check=True,
                        capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
+        warnings.warn("no network namespace (unshare -rn refused): docs blocks use this "
+                      "machine's loopback; a block whose fixed port is taken is skipped",
+                      stacklevel=2)
         return []
     return ["unshare", "-rn"]
 
@@ -59,11 +81,47 @@ def sandbox(tmp: Path, files: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def _taken(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def require_free_ports(script: str) -> None:
+    """Skip (fail under CI) a block sharing the host's loopback whose fixed ports are taken."""
+    ports = {int(a or b) for a, b in _PORTS.findall(script)}
+    taken = sorted(port for port in ports if _taken(port))
+    if taken:
+        message = f"ports {taken} are taken and this machine gives blocks no network namespace"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the block's group, then up to ``_GRACE`` s for it to empty (polled: no
+    event tells when the last member of a process group is gone)."""
+    deadline = time.monotonic() + _GRACE
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(_GRACE)  # reaped, or the group would never look empty
+    with contextlib.suppress(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(process.pid, 0)
+            time.sleep(0.05)
+
+
 def run_bash(script: str, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int, str]:
     """Run ``script`` with bash; its exit status and its stdout and stderr, interleaved.
 
     A block still running after ``timeout`` seconds gets status -9 (and what it printed)."""
     isolate = _isolating()
+    if not isolate:
+        require_free_ports(script)
     prelude = "ip link set lo up\n" if isolate else ""
     log = cwd / ".output"
     with log.open("wb") as out:
@@ -74,6 +132,7 @@ def run_bash(script: str, cwd: Path, env: Mapping[str, str], timeout: float) -> 
             status = process.wait(timeout)
         except subprocess.TimeoutExpired:
             status = -signal.SIGKILL
+            _terminate(process)
         finally:
             with contextlib.suppress(ProcessLookupError):  # the servers the block left behind
                 os.killpg(process.pid, signal.SIGKILL)

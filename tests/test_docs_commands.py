@@ -23,7 +23,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from rtctl.cli import app
-from tests.conftest import TIMING
+from tests.conftest import TIMING, require_program
 from tests.docs_runner import console_script, matches, run_bash, sandbox, split_console
 from tests.test_docs import fences
 from tests.test_docs_examples import (
@@ -38,6 +38,11 @@ from tests.test_docs_examples import (
 
 BLOCK_TIMEOUT = 20 * TIMING  # seconds a command block may run, its servers included
 _RTCTL = re.compile(r"(?:^|/|\$\()rtctl$")  # rtctl, .venv/bin/rtctl, $(rtctl
+_EXPECTED = re.compile(r'\|\|\s*echo\s+"exit \$\?"(?:\s*#\s*exit (\d+)\b)?')  # `# exit N`
+_AND = re.compile(r"^(?!\s*(?:if|elif|while|until)\b)[^#]*&&")  # set -e ignores `a` in `a && b`
+_EXPORT = re.compile(r"\bexport\s+\w+=\$\(")  # export's status hides the command's
+_PROGRAMS = re.compile(r"(?:^|[|;&(]|\$\()\s*(node|redis-server|nats-server|jq|openssl)\b",
+                       re.MULTILINE)  # programs not every machine has, where they start a command
 _END = {"|", "||", "&&", ";", "&", ">", ">>", "2>&1", "--"}  # where one command's words stop
 
 
@@ -110,13 +115,23 @@ def command_lines(block: Block) -> Iterator[str]:
             yield line.removeprefix("$ ")
 
 
-def unknown_options(line: str, cli: Any) -> Iterator[str]:
-    """Each command or ``--option`` of an ``rtctl`` command in ``line`` that ``cli`` lacks.
+def aliases(block: Block) -> frozenset[str]:
+    """The words standing for rtctl in ``block``: ``$RTCTL`` if it sets RTCTL to an rtctl."""
+    defined = re.search(r"\bRTCTL=\S*rtctl\b", block.body)
+    return frozenset({"$RTCTL", "${RTCTL}"} if defined else ())
 
-    ``cli`` is typer's command tree (typer brings its own click: groups have ``commands``)."""
+
+def unknown_options(line: str, cli: Any, rtctl: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Each command or option of an ``rtctl`` command in ``line`` that ``cli`` lacks.
+
+    ``cli`` is typer's command tree (typer brings its own click: groups have ``commands``);
+    ``rtctl`` the variables naming it. A quoted ``"$(...)"`` is a command line of its own."""
     words = shlex.split(line, comments=True)
+    for word in words:
+        for inner in re.findall(r"\$\(([^()]*)\)", word):
+            yield from unknown_options(inner, cli, rtctl)
     for index, word in enumerate(words):
-        if not _RTCTL.search(word) or ("=" in word and "$(" not in word):
+        if word not in rtctl and (not _RTCTL.search(word) or ("=" in word and "$(" not in word)):
             continue  # not a call of rtctl (RTCTL=$PWD/.venv/bin/rtctl names it)
         command = cli
         path = "rtctl"
@@ -133,7 +148,7 @@ def unknown_options(line: str, cli: Any) -> Iterator[str]:
                     yield f"{path} has no command {word!r}"
                     break
                 command, path = sub, f"{path} {word}"
-            elif word.startswith("--"):
+            elif re.match(r"-[A-Za-z]|--", word):
                 name, equals, _ = word.partition("=")
                 options = {o: p for p in command.params for o in [*p.opts, *p.secondary_opts]}
                 if name in options:
@@ -174,12 +189,15 @@ def test_unknown_commands_and_options_are_found() -> None:
     assert list(unknown_options(line, cli)) == [
         "rtctl token has no option --nope", "rtctl simulate set has no option --bogus",
         "rtctl has no command 'frobnicate'"]
+    quoted = 'X="$(rtctl token --sub a -q)"; $RTCTL tokn'
+    assert list(unknown_options(quoted, cli, frozenset({"$RTCTL"}))) == [
+        "rtctl token has no option -q", "rtctl has no command 'tokn'"]
 
 
 def test_every_rtctl_command_shown_exists() -> None:
     cli = typer.main.get_command(app)
     wrong = [f"{block.name}: {problem}" for block in BLOCKS for line in command_lines(block)
-             for problem in unknown_options(line, cli)]
+             for problem in unknown_options(line, cli, aliases(block))]
     assert wrong == [], "check them against `rtctl COMMAND --help`"
 
 
@@ -202,6 +220,43 @@ def test_every_command_block_is_accounted_for() -> None:
     assert set(kinds) <= {"sh", "console", "served", "not-run"}
 
 
+def unstopped(block: Block) -> Iterator[str]:
+    """Where a failing command would not fail the block: ``&&`` outside a condition or
+    ``export X=$(...)`` where ``set -e`` stops a block (sh, ``before:``; a console block
+    checks each line's status), ``|| echo "exit $?"`` without ``# exit N``."""
+    shell = [] if block.info == "console" else list(command_lines(block))
+    for line in [*shell, *([block.before] if block.before else [])]:  # under set -e
+        if _AND.search(line):
+            yield f"{block.name}: `{line.strip()}`: write the commands on lines of their own"
+        if _EXPORT.search(line):
+            yield f"{block.name}: `{line.strip()}`: write X=$(...); export X"
+    for line in command_lines(block):
+        expected = _EXPECTED.search(line)
+        if expected and expected.group(1) is None:
+            yield f"{block.name}: `{line.strip()}`: add the status it exits with: # exit N"
+
+
+def test_a_failure_that_would_pass_is_found() -> None:
+    body = ('a && b\nif a && b; then :; fi\nexport X=$(false)\nc || echo "exit $?"\n'
+            'd || echo "exit $?"  # exit 3, error 4001\n')
+    block = Block("p.md", 1, "sh", body, None, "{ e && f; }", False)
+    assert [problem.partition("`")[2] for problem in unstopped(block)] == [
+        "a && b`: write the commands on lines of their own",
+        "export X=$(false)`: write X=$(...); export X",
+        "{ e && f; }`: write the commands on lines of their own",
+        'c || echo "exit $?"`: add the status it exits with: # exit N']
+
+
+def test_every_failing_command_fails_its_block() -> None:
+    assert [problem for block in BLOCKS if block.kind != "not-run"
+            for problem in unstopped(block)] == []
+
+
+def _require_programs(block: Block) -> None:
+    for name in sorted(set(_PROGRAMS.findall(f"{block.before or ''}\n{block.body}"))):
+        require_program(name)
+
+
 def _commands_of(*kinds: str) -> pytest.MarkDecorator:
     chosen = [block for block in BLOCKS if block.kind in kinds]
     return pytest.mark.parametrize("block", chosen, ids=[b.name for b in chosen])
@@ -213,15 +268,21 @@ def _before(block: Block) -> str:
 
 @_commands_of("sh")
 def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
+    _require_programs(block)
     env = sandbox(tmp_path, page_files(block.page))
     script = "set -euo pipefail\n" + _before(block) + block.body
     status, output = run_bash(script, tmp_path, env, BLOCK_TIMEOUT)
     assert status == 0, f"{block.name} exited {status}:\n{output[-4000:]}"
+    for line in command_lines(block):
+        expected = _EXPECTED.search(line)
+        assert expected is None or f"exit {expected.group(1)}\n" in output, (
+            f"{block.name}: `{line}` did not exit {expected.group(1)}:\n{output[-4000:]}")
 
 
 @_commands_of("console")
 def test_console_block_shows_what_runs(block: Block, tmp_path: Path) -> None:
     steps = block.console()
+    _require_programs(block)
     env = sandbox(tmp_path, page_files(block.page))
     script = console_script([command for command, _ in steps])
     status, output = run_bash(script.replace("\n", "\n" + _before(block), 1), tmp_path, env,

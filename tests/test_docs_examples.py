@@ -9,9 +9,14 @@ Rules for writers (a fence's language decides what happens to it):
   each top-level entry of the repository (``.venv/bin/rtctl``, ``examples.x:router``,
   ``benchmarks/`` work as from a checkout) and the page's file blocks that are not
   in the repository; ``rtctl`` on PATH, HOME inside it, no ``RTCTL_*`` variable, its
-  own network namespace when the machine allows (the pages' ports are free), and a
-  timeout. Its exit status must be 0: a command meant to fail is written
-  ``cmd || echo "exit $?"``. ``# comments`` are prose.
+  own network namespace when the machine allows (the pages' ports are free; else a
+  block whose fixed port is taken is skipped, failed under CI), and a timeout. Its exit
+  status must be 0: a command meant to fail is written ``cmd || echo "exit $?"  # exit N``
+  and the block must print ``exit N``. ``set -e`` does not stop at the ``a`` of ``a && b``
+  nor at ``export X=$(a)``: in sh blocks and ``before:`` markers write ``&&`` only in an
+  ``if``/``while`` condition, and ``X=$(a); export X``. ``# comments`` are prose.
+* A block using node, redis-server, nats-server, jq or openssl is skipped where the
+  program is missing (failed under CI), as tests/conftest.py's ``require_program`` does.
 * ```console: each ``$ `` line runs in turn in one bash (``export`` carries over);
   the lines up to the next ``$ `` are its output, stdout and stderr, compared line by
   line (a line ``...`` stands for any number of lines). Each must exit 0: show an
@@ -26,9 +31,13 @@ Rules for writers (a fence's language decides what happens to it):
   installs, docker, production deploys, other machines, benchmarks that take
   minutes, interactive screens. A ```python block with it is still compiled.
 * A console block whose foreground ``$ rtctl serve --router M:A`` serves one of the
-  page's file blocks is *served*: the python convention below runs it.
+  page's file blocks is *served*: the python convention below runs it (its banner is
+  not compared: keep it as ``rtctl serve`` prints it).
 * Every ``rtctl`` command in a sh or console block, marked or not, must name a
-  command and options the CLI has (``rtctl X --help``).
+  command and options (long and short) the CLI has (``rtctl X --help``); a quoted
+  ``"$(rtctl ...)"`` counts, and ``$RTCTL`` where the block sets RTCTL to an rtctl.
+* Two headings of a page may not share a slug (the site and GitHub number repeats
+  differently, so links to the second would break on one of them).
 
 tests/test_docs_commands.py runs the command blocks (tests/docs_runner.py the bash),
 tests/test_docs_links.py checks every link and anchor, tests/test_docs_site.py builds

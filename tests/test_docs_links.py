@@ -5,6 +5,7 @@ the site (GitHub's: lower case, punctuation dropped, each space a ``-``), so an 
 is checked as the site generates it, and links inside code blocks are not links. A link
 to a file outside docs/ (``../deploy/...``) must name one that exists in the repository:
 on GitHub it opens it; on the site scripts/mkdocs_hooks.py turns it into the path.
+Two headings of a page may not share a slug: their suffixes differ on the site and GitHub.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ class _Anchors(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.ids: set[str] = set()
+        self.headings: list[str] = []  # their ids, in order
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
         if found.get("id"):
             self.ids.add(str(found["id"]))
+            if re.fullmatch(r"h[1-6]", tag):
+                self.headings.append(str(found["id"]))
         link = found.get("href") if tag == "a" else found.get("src") if tag == "img" else None
         if link:
             self.links.append(link)
@@ -80,6 +84,21 @@ def test_a_broken_link_and_anchor_are_found(tmp_path: Path) -> None:
     assert broken(page) == ["#nope: no heading or id 'nope' in a.md", "b.md: no such file"]
 
 
+def repeated_headings(page: Path) -> list[str]:
+    """Headings whose slug an earlier one took: the site suffixes ``_1``, GitHub ``-1``, so a
+    link to the second works in one place only."""
+    ids = rendered(page).headings
+    return [slug for slug in ids
+            if (base := re.fullmatch(r"(.+)_\d+", slug)) and base.group(1) in ids]
+
+
+def test_a_repeated_heading_is_found(tmp_path: Path) -> None:
+    page = tmp_path / "a.md"
+    page.write_text("# A\n## FAQ\n## Faq_1 notes\n# B\n## FAQ\n", encoding="utf-8")
+    assert repeated_headings(page) == ["faq_1"]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(page.relative_to(ROOT)) for page in PAGES])
 def test_every_link_leads_somewhere(page: Path) -> None:
     assert broken(page) == []
+    assert repeated_headings(page) == [], "give each heading of a page its own wording"

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from tests import docs_runner
 from tests.conftest import TIMING
-from tests.docs_runner import console_script, matches, run_bash, sandbox, split_console
+from tests.docs_runner import (
+    console_script,
+    matches,
+    require_free_ports,
+    run_bash,
+    sandbox,
+    split_console,
+)
 
 
 @pytest.mark.parametrize(("shown", "seen", "same"), [
@@ -67,3 +76,24 @@ def _alive(pid: int) -> bool:
 def test_a_block_that_outlives_its_timeout_is_killed(tmp_path: Path) -> None:
     status, output = run_bash("echo started\nsleep 60", tmp_path, sandbox(tmp_path, {}), 0.5)
     assert (status, output) == (-9, "started\n")
+
+
+def test_a_timed_out_block_gets_sigterm_before_sigkill(tmp_path: Path) -> None:
+    # what `rtctl conformance client` needs to end its driver, out of the group's reach
+    script = "trap 'echo terminated; exit 1' TERM\necho started\nsleep 60 & wait"
+    status, output = run_bash(script, tmp_path, sandbox(tmp_path, {}), 0.5)
+    assert (status, output) == (-9, "started\nterminated\n")
+
+
+def test_a_taken_fixed_port_skips_a_block_without_its_own_network(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        require_free_ports("rtctl serve --port 1\n")  # free: nothing happens
+        with pytest.raises(pytest.skip.Exception, match=str(port)):
+            require_free_ports(f"rtctl serve --port {port} &\n")
+        monkeypatch.setattr(docs_runner, "IN_CI", True)
+        with pytest.raises(pytest.fail.Exception, match=str(port)):
+            require_free_ports(f"rtctl serve --port={port} &\n")

@@ -208,3 +208,14 @@ def test_serve_hosts_the_room_types_it_is_given(env: dict[str, str]) -> None:
         assert "'lobby' is not a stateful room" in other.stderr
     finally:
         server.stop()
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    # `rtctl token` must not pay for bench's imports: rtctl/cli loads a command's module lazily
+    probe = ("import sys\nfrom rtctl.cli import app\n"
+             "app(['token', '--sub', 'a'], standalone_mode=False)\n"
+             "print(*(name in sys.modules for name in ['rtctl.bench', 'rtctl.cli.bench', "
+             "'rtctl.cli.token']))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, check=True)
+    assert done.stdout.splitlines()[-1] == "False False True"  # after the token it printed
