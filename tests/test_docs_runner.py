@@ -92,6 +92,7 @@ def test_a_taken_fixed_port_skips_a_block_without_its_own_network(
         holder.listen()
         port = holder.getsockname()[1]
         require_free_ports("rtctl serve --port 1\n")  # free: nothing happens
+        monkeypatch.setattr(docs_runner, "IN_CI", False)
         with pytest.raises(pytest.skip.Exception, match=str(port)):
             require_free_ports(f"rtctl serve --port {port} &\n")
         monkeypatch.setattr(docs_runner, "IN_CI", True)
