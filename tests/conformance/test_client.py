@@ -25,6 +25,7 @@ from rtctl.conformance.scripted import ScriptedGateway
 from rtctl.conformance.scripted_run import run_scenarios, runs, select
 from rtctl.exceptions import ConfigError
 from rtctl.protocol.codes import ErrorCode
+from tests.conformance.test_server import outcomes
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +41,6 @@ def fixture(name: str) -> list[str]:
 
 async def play(command: list[str], *names: str, timeout: float = TIMEOUT) -> list[Result]:
     return await run_scenarios(select(names), command=command, timeout=timeout)
-
-
-def outcomes(results: list[Result]) -> dict[str, Outcome]:
-    return {r.check: r.outcome for r in results}
 
 
 def failed(results: list[Result]) -> set[str]:

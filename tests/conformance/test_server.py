@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -14,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 from websockets.asyncio.server import ServerConnection, serve
 
+from rtctl.bench.cluster import free_port
 from rtctl.cli.conformance_server import server
 from rtctl.cli.devsecret import dev_secret_path, load_or_create_dev_secret
 from rtctl.cli.serve import BUILTIN_ROOM_TYPES
@@ -30,14 +30,6 @@ TIMEOUT = 2.0 * TIMING  # per wait of a check; our gateway answers in millisecon
 
 def outcomes(results: list[Result]) -> dict[str, Outcome]:
     return {r.check: r.outcome for r in results}
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
